@@ -1,0 +1,211 @@
+// Package cli is what every command's main shares: flag parsing with kong,
+// the common flags, logging, signal handling and the one mapping from errors
+// to exit codes.
+//
+// Exit codes, for every command:
+//
+//	0    success
+//	1    failure (the error is printed as "NAME: error: ...")
+//	2    usage error (bad flags or arguments)
+//	130  interrupted by SIGINT or SIGTERM (work in progress was cleaned up)
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/alecthomas/kong"
+	"golang.org/x/sys/unix"
+
+	"github.com/buttersink/buttersink/lib/hint"
+)
+
+// Version is set at build time with -ldflags "-X .../lib/cli.Version=...".
+var Version = "dev"
+
+// Exit codes.
+const (
+	ExitOK          = 0
+	ExitFailure     = 1
+	ExitUsage       = 2
+	ExitInterrupted = 130
+)
+
+// Globals are the flags every command takes. Embed it in the command's
+// flag struct.
+type Globals struct {
+	Quiet   int              `short:"q" type:"counter" help:"Print only warnings and errors; -qq only errors."`
+	Verbose int              `short:"v" type:"counter" help:"Print more: debug messages and a closing summary."`
+	Log     string           `short:"l" name:"log" placeholder:"LOGFILE" type:"path" help:"Append a debug log to LOGFILE."`
+	Version kong.VersionFlag `short:"V" help:"Print the version and exit."`
+}
+
+// Common returns the embedded globals.
+func (g *Globals) Common() *Globals { return g }
+
+// Flags is a command's flag struct embedding Globals.
+type Flags interface{ Common() *Globals }
+
+// Env is what a command's run function gets from main.
+type Env struct {
+	Name   string
+	Stdin  *os.File
+	Stdout *os.File
+	Stderr *os.File
+	Log    *slog.Logger
+	// Quiet and Verbose are the counts of -q and -v.
+	Quiet, Verbose int
+}
+
+// ShowProgress reports whether progress should be drawn: stderr is a
+// terminal and -q was not given.
+func (e *Env) ShowProgress() bool { return e.Quiet == 0 && IsTerminal(e.Stderr) }
+
+// IsTerminal reports whether f is a terminal.
+func IsTerminal(f *os.File) bool {
+	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
+	return err == nil
+}
+
+// ExitError makes a command end with a given code. With a nil Err nothing
+// is printed (the command has already reported, e.g. a differing check).
+type ExitError struct {
+	Code int
+	Err  error
+}
+
+func (e *ExitError) Error() string {
+	if e.Err == nil {
+		return fmt.Sprintf("exit status %d", e.Code)
+	}
+	return e.Err.Error()
+}
+func (e *ExitError) Unwrap() error { return e.Err }
+
+// UsageError is an error in the arguments that kong could not catch.
+func UsageError(format string, a ...any) error {
+	return &ExitError{Code: ExitUsage, Err: fmt.Errorf(format, a...)}
+}
+
+// Main parses os.Args into flags, runs run, prints any error and returns
+// the exit code. Only the command's main calls os.Exit with it.
+func Main(name, description string, flags Flags, run func(ctx context.Context, env *Env) error, options ...kong.Option) int {
+	return main(name, description, os.Args[1:], flags, run, options...)
+}
+
+type exitCode int
+
+func main(name, description string, args []string, flags Flags, run func(ctx context.Context, env *Env) error, options ...kong.Option) (code int) {
+	opts := []kong.Option{
+		kong.Name(name),
+		kong.Description(description),
+		kong.Vars{"version": name + " (buttersink) " + Version},
+		kong.Writers(os.Stdout, os.Stderr),
+		kong.Exit(func(c int) { panic(exitCode(c)) }),
+		kong.ConfigureHelp(kong.HelpOptions{Compact: true}),
+	}
+	parser, err := kong.New(flags, append(opts, options...)...)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "%s: error: %v\n", name, err)
+		return ExitFailure
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			c, ok := r.(exitCode)
+			if !ok {
+				panic(r)
+			}
+			code = int(c)
+		}
+	}()
+	if _, err := parser.Parse(args); err != nil {
+		fmt.Fprintf(os.Stderr, "%s: error: %v\n", name, oneLine(err.Error()))
+		fmt.Fprintf(os.Stderr, "%s: hint: see %s --help\n", name, name)
+		return ExitUsage
+	}
+	g := flags.Common()
+	env := &Env{Name: name, Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr, Quiet: g.Quiet, Verbose: g.Verbose}
+	logger, closeLog, err := newLogger(name, g, os.Stderr)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "%s: error: %v\n", name, err)
+		return ExitFailure
+	}
+	defer closeLog()
+	env.Log = logger
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	// A closed stdout must surface as EPIPE from write, not kill us
+	// before cleanup runs.
+	signal.Ignore(syscall.SIGPIPE)
+
+	err = run(ctx, env)
+	interrupted := ctx.Err() != nil
+	stop()
+	return Report(name, err, interrupted, logger)
+}
+
+// Report prints err (if any) and returns the exit code for it.
+func Report(name string, err error, interrupted bool, log *slog.Logger) int {
+	if err == nil {
+		return ExitOK
+	}
+	code := ExitFailure
+	var ee *ExitError
+	if errors.As(err, &ee) {
+		code = ee.Code
+		if ee.Err == nil {
+			return code
+		}
+	}
+	msg := oneLine(err.Error())
+	if interrupted {
+		code = ExitInterrupted
+		if errors.Is(err, context.Canceled) {
+			msg = "interrupted"
+		}
+	}
+	if log != nil {
+		log.Debug("exit", "code", code, "error", msg)
+	}
+	fmt.Fprintf(os.Stderr, "%s: error: %s\n", name, msg)
+	if h := hint.Of(err); h != "" {
+		fmt.Fprintf(os.Stderr, "%s: hint: %s\n", name, h)
+	}
+	return code
+}
+
+func oneLine(s string) string {
+	s = strings.TrimSpace(s)
+	return strings.Join(strings.Fields(strings.ReplaceAll(s, "\n", "; ")), " ")
+}
+
+func newLogger(name string, g *Globals, stderr io.Writer) (*slog.Logger, func(), error) {
+	level := slog.LevelInfo
+	switch {
+	case g.Quiet == 1:
+		level = slog.LevelWarn
+	case g.Quiet >= 2:
+		level = slog.LevelError
+	case g.Verbose > 0:
+		level = slog.LevelDebug
+	}
+	h := &handler{name: name, w: stderr, level: level}
+	closeLog := func() {}
+	if g.Log != "" {
+		f, err := os.OpenFile(g.Log, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+		if err != nil {
+			return nil, nil, fmt.Errorf("log file: %w", err)
+		}
+		h.file = slog.NewTextHandler(f, &slog.HandlerOptions{Level: slog.LevelDebug})
+		closeLog = func() { f.Close() }
+	}
+	return slog.New(h).With(), closeLog, nil
+}

@@ -1,0 +1,37 @@
+// Package inventory lists the snapshots at a location, whatever kind of
+// store holds them, as snapshot records: what bsls prints and bsplan plans
+// over.
+package inventory
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/buttersink/buttersink/lib/location"
+	"github.com/buttersink/buttersink/lib/snapshot"
+)
+
+// Options tune a listing.
+type Options struct {
+	// All includes writable subvolumes (and marks partial receives).
+	All bool
+}
+
+// List returns the snapshots at loc: every read-only snapshot below the
+// directory, or the one snapshot named. Paths are relative to loc.Dir.
+func List(ctx context.Context, loc location.Location, opts Options) ([]snapshot.Snapshot, error) {
+	switch loc.Scheme {
+	case location.Btrfs:
+		return listBtrfs(ctx, loc, opts)
+	case location.S3, location.File:
+		return listObjects(ctx, loc, opts)
+	case location.SSH:
+		return listRemote(ctx, loc, opts)
+	}
+	return nil, fmt.Errorf("%s: unknown scheme", loc)
+}
+
+// NotSupported is the error for a scheme whose support has not landed.
+func NotSupported(loc location.Location) error {
+	return fmt.Errorf("%s: %s:// locations are not supported yet", loc, loc.Scheme)
+}

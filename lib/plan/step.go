@@ -1,0 +1,33 @@
+package plan
+
+import "github.com/buttersink/buttersink/lib/snapshot"
+
+// Operations of a step.
+const (
+	OpSend   = "send"
+	OpDelete = "delete"
+)
+
+// Step is one line of bsplan output, read by bssend, bss3get and bsrm.
+//
+// For "send": Snapshot, Parent and Clones are records at Src (paths
+// relative to Src's directory); the snapshot is to end up at Dst under the
+// same relative path. Parent is nil for a full send.
+// For "delete": Snapshot is a record at Dst, to be deleted.
+type Step struct {
+	Op       string              `json:"op"`
+	Src      string              `json:"src,omitempty"`
+	Dst      string              `json:"dst"`
+	Snapshot snapshot.Snapshot   `json:"snapshot"`
+	Parent   *snapshot.Snapshot  `json:"parent"`
+	Clones   []snapshot.Snapshot `json:"clones"`
+	// Size is the expected stream size in bytes; Exact tells whether it
+	// was measured or estimated.
+	Size  int64 `json:"size"`
+	Exact bool  `json:"exact"`
+	// Chain is the number of objects a restore of Snapshot reads at an
+	// object-store destination (1 for a full stream); 0 for btrfs.
+	Chain int `json:"chain,omitempty"`
+	// Reason says why a delete step was planned ("not in source", "pruned").
+	Reason string `json:"reason,omitempty"`
+}

@@ -1,0 +1,81 @@
+// Package snapshot is the record every command exchanges about one snapshot:
+// a btrfs subvolume (from bsls on a btrfs or ssh location) or an object that
+// holds one send stream (from bsls on an s3 or file location). It is one line
+// of bsls output and the "snapshot", "parent" and "clones" of a plan step.
+package snapshot
+
+import (
+	"time"
+
+	"github.com/buttersink/buttersink/lib/uuid"
+)
+
+// Kinds of record.
+const (
+	KindSubvolume = "subvolume"
+	KindObject    = "object"
+)
+
+// Snapshot describes one snapshot. Fields a source cannot know are left at
+// their zero value (UUIDs null, sizes null, times omitted).
+type Snapshot struct {
+	Kind string `json:"kind"`
+	// Path is relative to the listed directory or prefix, "/"-separated.
+	Path string `json:"path"`
+
+	ID           uint64    `json:"id,omitempty"`
+	UUID         uuid.UUID `json:"uuid"`
+	ParentUUID   uuid.UUID `json:"parent_uuid"`
+	ReceivedUUID uuid.UUID `json:"received_uuid"`
+	CTransID     uint64    `json:"ctransid"`
+	OTransID     uint64    `json:"otransid"`
+	STransID     uint64    `json:"stransid"`
+	RTransID     uint64    `json:"rtransid"`
+	CTime        time.Time `json:"ctime,omitzero"`
+	OTime        time.Time `json:"otime,omitzero"`
+	ReadOnly     bool      `json:"readonly"`
+	// Referenced and Exclusive are qgroup sizes, nil when quotas are off.
+	Referenced *uint64 `json:"referenced"`
+	Exclusive  *uint64 `json:"exclusive"`
+	// Partial marks a writable subvolume without received UUID: the
+	// leftover of an interrupted receive (bsls --all only).
+	Partial bool `json:"partial,omitempty"`
+
+	// Object records only.
+	Key string `json:"key,omitempty"`
+	// SendParentUUID is the effective UUID of the snapshot the stored
+	// stream is relative to; zero for a full stream.
+	SendParentUUID uuid.UUID `json:"send_parent_uuid,omitzero"`
+	// Size is the stored (encoded) object size in bytes.
+	Size *int64 `json:"size,omitempty"`
+	// Encoding lists the stages applied after the raw stream, e.g. "zstd.age"; "" = raw.
+	Encoding string `json:"encoding,omitempty"`
+	// StreamSize is the raw send stream size when known.
+	StreamSize *int64 `json:"stream_size,omitempty"`
+	// Format names the object layout: "buttersink", "buttersink-v0" (the
+	// original ButterSink) or "btrfs2s3".
+	Format string `json:"format,omitempty"`
+}
+
+// EffectiveUUID is the identity a snapshot has across machines: the
+// received UUID when set, else the UUID. Two records correlate when their
+// effective UUIDs are equal, or one's UUID is the other's received UUID.
+func (s *Snapshot) EffectiveUUID() uuid.UUID {
+	if !s.ReceivedUUID.IsZero() {
+		return s.ReceivedUUID
+	}
+	return s.UUID
+}
+
+// IsObject reports whether s is a stored stream rather than a subvolume.
+func (s *Snapshot) IsObject() bool { return s.Kind == KindObject }
+
+// Correlates reports whether a and b are the same snapshot by identity,
+// never by name.
+func Correlates(a, b *Snapshot) bool {
+	ea, eb := a.EffectiveUUID(), b.EffectiveUUID()
+	if ea.IsZero() || eb.IsZero() {
+		return false
+	}
+	return ea == eb || (!a.UUID.IsZero() && a.UUID == eb) || (!b.UUID.IsZero() && b.UUID == ea)
+}

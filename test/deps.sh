@@ -1,0 +1,25 @@
+#!/bin/sh
+# Installs what the tests, the demo and the benchmarks need on Debian, as
+# root: btrfs-progs, OpenSSH, the peer tools compared against, and the MinIO
+# server (built from source through the Go module proxy; minutes the first
+# time, then cached).
+set -eu
+MINIO_VERSION=v0.0.0-20260212201848-7aac2a2c5b7c
+if [ "$(id -u)" -ne 0 ]; then
+	echo "deps: run as root (apt-get, loop devices)" >&2
+	exit 1
+fi
+pkgs="btrfs-progs openssh-server openssh-client rclone awscli zstd age pv btrbk mandoc time attr sudo util-linux"
+missing=""
+for p in $pkgs; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"
+done
+if [ -n "$missing" ]; then
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null
+fi
+gobin="$(go env GOPATH)/bin"
+if ! "$gobin/minio" --version >/dev/null 2>&1; then
+	echo "deps: building MinIO $MINIO_VERSION (a few minutes the first time)" >&2
+	go install "github.com/minio/minio@$MINIO_VERSION"
+fi
