@@ -27,7 +27,9 @@ deps:
 # test runs everything: unit tests, fuzz seeds, and the integration tests on
 # real btrfs loop filesystems, MinIO and sshd (root needed; CI=true makes a
 # missing prerequisite a failure instead of a skip).
-test: build
+test:
+	sh test/deps.sh
+	$(MAKE) build
 	go vet ./...
 	go test -count=1 -timeout 80m ./...
 
@@ -46,7 +48,9 @@ man:
 bench: build
 	sh test/bench/run.sh
 
-demo: build
+demo:
+	sh test/deps.sh demo
+	$(MAKE) build
 	sh examples/demo.sh
 
 clean:

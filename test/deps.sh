@@ -9,7 +9,11 @@ if [ "$(id -u)" -ne 0 ]; then
 	echo "deps: run as root (apt-get, loop devices)" >&2
 	exit 1
 fi
-pkgs="btrfs-progs openssh-server openssh-client rclone awscli zstd age pv btrbk mandoc time attr sudo util-linux"
+# "demo" installs only what make demo needs; no argument installs everything.
+pkgs="btrfs-progs age zstd util-linux"
+if [ "${1:-}" != demo ]; then
+	pkgs="$pkgs openssh-server openssh-client rclone awscli pv btrbk mandoc time attr sudo gnupg rsync"
+fi
 missing=""
 for p in $pkgs; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"
@@ -18,6 +22,7 @@ if [ -n "$missing" ]; then
 	apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null
 fi
+[ "${1:-}" = demo ] && exit 0
 gobin="$(go env GOPATH)/bin"
 if ! "$gobin/minio" --version >/dev/null 2>&1; then
 	echo "deps: building MinIO $MINIO_VERSION (a few minutes the first time)" >&2
