@@ -45,6 +45,9 @@ type Globals struct {
 	Verbose int              `short:"v" type:"counter" help:"Print more: debug messages and a closing summary."`
 	Log     string           `short:"l" name:"log" placeholder:"LOGFILE" type:"path" help:"Append a debug log to LOGFILE."`
 	Version kong.VersionFlag `short:"V" help:"Print the version and exit."`
+	// ClientVersion is passed by a client running this command over ssh
+	// (lib/remote), so that two different builds never talk to each other.
+	ClientVersion string `name:"client-version" hidden:"" placeholder:"V" help:"Fail unless this command's version is V."`
 }
 
 // Common returns the embedded globals.
@@ -131,6 +134,11 @@ func main(name, description string, args []string, flags Flags, run func(ctx con
 		return ExitUsage
 	}
 	g := flags.Common()
+	if g.ClientVersion != "" && g.ClientVersion != Version {
+		fmt.Fprintf(os.Stderr, "%s: error: version mismatch: client %s, server %s\n", name, g.ClientVersion, Version)
+		fmt.Fprintf(os.Stderr, "%s: hint: install the same buttersink version on both hosts\n", name)
+		return ExitFailure
+	}
 	env := &Env{Name: name, Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr, Quiet: g.Quiet, Verbose: g.Verbose}
 	logger, closeLog, err := newLogger(name, g, os.Stderr)
 	if err != nil {
