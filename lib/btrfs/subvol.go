@@ -1,0 +1,417 @@
+package btrfs
+
+import (
+	"errors"
+	"fmt"
+	"path"
+	"sort"
+	"strings"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/buttersink/buttersink/lib/uuid"
+)
+
+// Errors a caller may want to tell apart.
+var (
+	ErrNotBtrfs     = errors.New("not on a btrfs filesystem")
+	ErrNotSubvolume = errors.New("not a btrfs subvolume")
+)
+
+// Subvol describes one subvolume as the kernel records it in its root item.
+type Subvol struct {
+	// ID is the subvolume (tree) id; ParentID the tree id of the subvolume
+	// containing it, DirID the directory inode in ParentID that holds it.
+	ID, ParentID, DirID, Generation, Flags uint64
+	// Path is relative to the listed directory, "/"-separated (List);
+	// "" from Info.
+	Path string
+	Name string
+
+	UUID, ParentUUID, ReceivedUUID uuid.UUID
+
+	// CTransID is the transaction of the last change, OTransID of the
+	// creation; STransID is the sender's ctransid and RTransID the local
+	// transaction of a receive.
+	CTransID, OTransID, STransID, RTransID uint64
+	CTime, OTime, STime, RTime             time.Time
+
+	ReadOnly bool
+}
+
+// IsBtrfs reports whether path is on a btrfs filesystem.
+func IsBtrfs(path string) (bool, error) {
+	var st unix.Statfs_t
+	if err := retryEINTR(func() error { return unix.Statfs(path, &st) }); err != nil {
+		return false, fmt.Errorf("%s: %w", path, err)
+	}
+	return uint32(st.Type) == superMagic, nil
+}
+
+// IsSubvolume reports whether path is the root directory of a btrfs
+// subvolume (a directory with inode number 256 on btrfs).
+func IsSubvolume(path string) (bool, error) {
+	ok, err := IsBtrfs(path)
+	if err != nil || !ok {
+		return false, err
+	}
+	var st unix.Stat_t
+	if err := retryEINTR(func() error { return unix.Stat(path, &st) }); err != nil {
+		return false, fmt.Errorf("%s: %w", path, err)
+	}
+	return st.Mode&unix.S_IFMT == unix.S_IFDIR && st.Ino == firstFreeObjectID, nil
+}
+
+func retryEINTR(f func() error) error {
+	for {
+		if err := f(); err != unix.EINTR {
+			return err
+		}
+	}
+}
+
+// openSubvolume opens path and checks it is a subvolume root.
+func openSubvolume(p string) (int, error) {
+	fd, err := openDir(p)
+	if err != nil {
+		return -1, fmt.Errorf("%s: %w", p, err)
+	}
+	if err := checkSubvolumeFD(fd, p); err != nil {
+		unix.Close(fd)
+		return -1, err
+	}
+	return fd, nil
+}
+
+func checkSubvolumeFD(fd int, p string) error {
+	var sfs unix.Statfs_t
+	if err := retryEINTR(func() error { return unix.Fstatfs(fd, &sfs) }); err != nil {
+		return fmt.Errorf("%s: %w", p, err)
+	}
+	if uint32(sfs.Type) != superMagic {
+		return fmt.Errorf("%s: %w", p, ErrNotBtrfs)
+	}
+	var st unix.Stat_t
+	if err := retryEINTR(func() error { return unix.Fstat(fd, &st) }); err != nil {
+		return fmt.Errorf("%s: %w", p, err)
+	}
+	if st.Ino != firstFreeObjectID {
+		return fmt.Errorf("%s: %w", p, ErrNotSubvolume)
+	}
+	return nil
+}
+
+// Info describes the subvolume whose root is path. It works unprivileged
+// (GET_SUBVOL_INFO, Linux 4.18+). Path is "" in the result.
+func Info(path string) (Subvol, error) {
+	fd, err := openSubvolume(path)
+	if err != nil {
+		return Subvol{}, err
+	}
+	defer unix.Close(fd)
+	s, err := infoFD(fd)
+	if err != nil {
+		return Subvol{}, fmt.Errorf("%s: subvolume info: %w", path, err)
+	}
+	return s, nil
+}
+
+func infoFD(fd int) (Subvol, error) {
+	a := new(getSubvolInfoArgs)
+	if err := ioctl(fd, iocGetSubvolInfo, unsafe.Pointer(a)); err != nil {
+		return Subvol{}, err
+	}
+	return Subvol{
+		ID:           a.TreeID,
+		ParentID:     a.ParentID,
+		DirID:        a.DirID,
+		Generation:   a.Generation,
+		Flags:        a.Flags,
+		Name:         cString(a.Name[:]),
+		UUID:         uuidOf(a.UUID),
+		ParentUUID:   uuidOf(a.ParentUUID),
+		ReceivedUUID: uuidOf(a.ReceivedUUID),
+		CTransID:     a.CTransID,
+		OTransID:     a.OTransID,
+		STransID:     a.STransID,
+		RTransID:     a.RTransID,
+		CTime:        unixTime(a.CTime.Sec, a.CTime.Nsec),
+		OTime:        unixTime(a.OTime.Sec, a.OTime.Nsec),
+		STime:        unixTime(a.STime.Sec, a.STime.Nsec),
+		RTime:        unixTime(a.RTime.Sec, a.RTime.Nsec),
+		// The info flags are the on-disk root item flags.
+		ReadOnly: a.Flags&rootSubvolRdonly != 0,
+	}, nil
+}
+
+// List returns every subvolume below dir (recursively, dir itself
+// excluded), sorted by Path, which is relative to dir. As root it reads the
+// root tree in a few large tree searches; otherwise it walks the subvolumes
+// the caller can reach with the unprivileged GET_SUBVOL_ROOTREF and
+// INO_LOOKUP_USER ioctls (Linux 4.18+), skipping those it may not enter.
+func List(dir string) ([]Subvol, error) {
+	fd, err := openDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", dir, err)
+	}
+	defer unix.Close(fd)
+	var sfs unix.Statfs_t
+	if err := retryEINTR(func() error { return unix.Fstatfs(fd, &sfs) }); err != nil {
+		return nil, fmt.Errorf("%s: %w", dir, err)
+	}
+	if uint32(sfs.Type) != superMagic {
+		return nil, fmt.Errorf("%s: %w", dir, ErrNotBtrfs)
+	}
+	subs, err := listPrivileged(fd)
+	if errors.Is(err, unix.EPERM) || errors.Is(err, unix.EACCES) {
+		subs, err = listUnprivileged(fd)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%s: list subvolumes: %w", dir, err)
+	}
+	sort.Slice(subs, func(i, j int) bool { return subs[i].Path < subs[j].Path })
+	return subs, nil
+}
+
+// treeIDOf returns the id of the subvolume holding fd's inode. INO_LOOKUP
+// of the root dir inode with tree id 0 is allowed unprivileged.
+func treeIDOf(fd int) (uint64, error) {
+	a := new(inoLookupArgs)
+	a.ObjectID = firstFreeObjectID
+	if err := ioctl(fd, iocInoLookup, unsafe.Pointer(a)); err != nil {
+		return 0, err
+	}
+	return a.TreeID, nil
+}
+
+// inoPath resolves directory inode ino in subvolume tree to its path from
+// that subvolume's root, without trailing slash ("" for the root).
+func inoPath(fd int, tree, ino uint64) (string, error) {
+	if ino == firstFreeObjectID {
+		return "", nil
+	}
+	a := new(inoLookupArgs)
+	a.TreeID, a.ObjectID = tree, ino
+	if err := ioctl(fd, iocInoLookup, unsafe.Pointer(a)); err != nil {
+		return "", err
+	}
+	return strings.TrimSuffix(cString(a.Name[:]), "/"), nil
+}
+
+type listEntry struct {
+	sub     Subvol
+	hasRoot bool
+	hasRef  bool
+}
+
+type dirKey struct{ tree, ino uint64 }
+
+// listPrivileged reads every ROOT_ITEM and ROOT_BACKREF of the root tree in
+// one key range, then resolves paths with one INO_LOOKUP per distinct
+// directory holding subvolumes.
+func listPrivileged(fd int) ([]Subvol, error) {
+	dirTree, err := treeIDOf(fd)
+	if err != nil {
+		return nil, err
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return nil, err
+	}
+	entries := map[uint64]*listEntry{}
+	get := func(id uint64) *listEntry {
+		e := entries[id]
+		if e == nil {
+			e = &listEntry{sub: Subvol{ID: id}}
+			entries[id] = e
+		}
+		return e
+	}
+	key := searchKey{
+		TreeID:      rootTreeObjectID,
+		MinObjectID: firstFreeObjectID,
+		MaxObjectID: lastFreeObjectID,
+		MinType:     rootItemKey,
+		MaxType:     rootBackrefKey,
+		MaxOffset:   ^uint64(0),
+		MaxTransID:  ^uint64(0),
+	}
+	err = treeSearch(fd, key, func(it searchItem) error {
+		switch it.Type {
+		case rootItemKey:
+			e := get(it.ObjectID)
+			if err := parseRootItem(it.Data, &e.sub); err != nil {
+				return fmt.Errorf("subvolume %d: %w", it.ObjectID, err)
+			}
+			e.hasRoot = true
+		case rootBackrefKey:
+			e := get(it.ObjectID)
+			if e.hasRef {
+				return nil // a subvolume has one link; keep the first
+			}
+			ref, err := parseRootBackref(it.Data)
+			if err != nil {
+				return fmt.Errorf("subvolume %d: %w", it.ObjectID, err)
+			}
+			e.hasRef = true
+			e.sub.ParentID, e.sub.DirID, e.sub.Name = it.Offset, ref.DirID, ref.Name
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+
+	dirPaths := map[dirKey]string{}
+	lookup := func(tree, ino uint64) (string, bool, error) {
+		k := dirKey{tree, ino}
+		if p, ok := dirPaths[k]; ok {
+			return p, true, nil
+		}
+		p, err := inoPath(fd, tree, ino)
+		if errors.Is(err, unix.ENOENT) {
+			return "", false, nil // being deleted
+		}
+		if err != nil {
+			return "", false, err
+		}
+		dirPaths[k] = p
+		return p, true, nil
+	}
+	prefix, _, err := lookup(dirTree, st.Ino)
+	if err != nil {
+		return nil, err
+	}
+
+	// fromDirTree is a subvolume's path from the root of dirTree, or
+	// ok=false when it is not inside dirTree.
+	type resolved struct {
+		path string
+		ok   bool
+	}
+	memo := map[uint64]resolved{}
+	var fromDirTree func(id uint64, depth int) (string, bool, error)
+	fromDirTree = func(id uint64, depth int) (string, bool, error) {
+		if r, ok := memo[id]; ok {
+			return r.path, r.ok, nil
+		}
+		e := entries[id]
+		if e == nil || !e.hasRef || !e.hasRoot || e.sub.Flags&rootSubvolDead != 0 || depth > 4096 {
+			memo[id] = resolved{}
+			return "", false, nil
+		}
+		var base string
+		if e.sub.ParentID != dirTree {
+			p, ok, err := fromDirTree(e.sub.ParentID, depth+1)
+			if err != nil || !ok {
+				memo[id] = resolved{}
+				return "", false, err
+			}
+			base = p
+		}
+		d, ok, err := lookup(e.sub.ParentID, e.sub.DirID)
+		if err != nil || !ok {
+			memo[id] = resolved{}
+			return "", false, err
+		}
+		p := path.Join(base, d, e.sub.Name)
+		memo[id] = resolved{p, true}
+		return p, true, nil
+	}
+
+	var out []Subvol
+	for id, e := range entries {
+		if id == dirTree {
+			continue
+		}
+		p, ok, err := fromDirTree(id, 0)
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			continue
+		}
+		if prefix != "" {
+			if !strings.HasPrefix(p, prefix+"/") {
+				continue
+			}
+			p = p[len(prefix)+1:]
+		}
+		e.sub.Path = p
+		out = append(out, e.sub)
+	}
+	return out, nil
+}
+
+// listUnprivileged walks down from fd: the subvolumes directly inside fd's
+// subvolume (GET_SUBVOL_ROOTREF), those below fd's directory
+// (INO_LOOKUP_USER answers EACCES for the others), then recursively inside
+// each of them.
+func listUnprivileged(fd int) ([]Subvol, error) {
+	var out []Subvol
+	var walk func(fd int, prefix string, depth int) error
+	walk = func(fd int, prefix string, depth int) error {
+		if depth > 4096 {
+			return fmt.Errorf("%s: subvolumes nested too deep", prefix)
+		}
+		refs := new(getSubvolRootrefArgs)
+		for {
+			err := ioctl(fd, iocGetSubvolRootref, unsafe.Pointer(refs))
+			if err != nil && err != unix.EOVERFLOW {
+				return err
+			}
+			for _, r := range refs.RootRef[:refs.NumItems] {
+				u := new(inoLookupUserArgs)
+				u.DirID, u.TreeID = r.DirID, r.TreeID
+				if lerr := ioctl(fd, iocInoLookupUser, unsafe.Pointer(u)); lerr != nil {
+					if lerr == unix.EACCES || lerr == unix.ENOENT {
+						continue // outside fd's directory, or not ours to see
+					}
+					return lerr
+				}
+				rel := path.Join(cString(u.Path[:]), cString(u.Name[:]))
+				cfd, oerr := openat(fd, rel)
+				if oerr != nil {
+					if oerr == unix.EACCES || oerr == unix.ENOENT || oerr == unix.EPERM {
+						continue
+					}
+					return fmt.Errorf("%s: %w", path.Join(prefix, rel), oerr)
+				}
+				s, ierr := infoFD(cfd)
+				if ierr == nil && s.ID != r.TreeID {
+					// Something else is mounted or was renamed there meanwhile.
+					unix.Close(cfd)
+					continue
+				}
+				if ierr == nil {
+					s.Path = path.Join(prefix, rel)
+					out = append(out, s)
+					ierr = walk(cfd, s.Path, depth+1)
+				}
+				unix.Close(cfd)
+				if ierr != nil {
+					return ierr
+				}
+			}
+			if err != unix.EOVERFLOW {
+				return nil
+			}
+		}
+	}
+	if err := walk(fd, "", 0); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func openat(dirfd int, rel string) (int, error) {
+	for {
+		fd, err := unix.Openat(dirfd, rel, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
+		if err == unix.EINTR {
+			continue
+		}
+		return fd, err
+	}
+}
