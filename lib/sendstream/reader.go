@@ -1,0 +1,524 @@
+package sendstream
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/buttersink/buttersink/lib/uuid"
+)
+
+// Error is a fault in the input: malformed or truncated stream data, or a
+// failed read of the underlying reader (then Err holds the cause).
+type Error struct {
+	// Offset is the absolute byte offset in the input where the faulty
+	// header or command starts.
+	Offset int64
+	Reason string
+	Err    error
+}
+
+func (e *Error) Error() string {
+	return fmt.Sprintf("send stream byte %d: %s", e.Offset, e.Reason)
+}
+func (e *Error) Unwrap() error { return e.Err }
+
+// Head is what a stream's first command (SUBVOL or SNAPSHOT) says.
+type Head struct {
+	// Snapshot is true for an incremental stream (SNAPSHOT command).
+	Snapshot bool
+	// Path is the subvolume's name, as the receiver creates it.
+	Path string
+	// UUID and CTransID identify the sent subvolume (its received UUID
+	// when it has one); the receiver stores them as received_uuid and
+	// stransid.
+	UUID     uuid.UUID
+	CTransID uint64
+	// CloneUUID and CloneCTransID identify the parent of an incremental
+	// stream; zero for a full stream.
+	CloneUUID     uuid.UUID
+	CloneCTransID uint64
+}
+
+const (
+	bufSize = 512 << 10
+	// minRead is the least free space a read is offered; a pipe hands
+	// out at most 64 KiB per read.
+	minRead = 64 << 10
+)
+
+type state int
+
+const (
+	stateIdle     state = iota // before the first stream, or after an END handed out
+	stateHeader                // expecting a stream header
+	stateFirst                 // expecting SUBVOL or SNAPSHOT
+	stateCommands              // inside a stream
+	stateEnded                 // END verified
+)
+
+// Reader splits concatenated send streams and verifies them. Memory is
+// bounded by the largest command (at most MaxCommand) plus a 512 KiB
+// buffer, whatever the stream size.
+//
+// Its buffer holds, in order: verified bytes not yet handed out
+// (buf[start:rel]) and read bytes of the command being assembled
+// (buf[rel:end]). A command's bytes are handed out only after its CRC
+// matched, so a consumer (btrfs receive) never sees a corrupt command, in
+// particular never a corrupt END that would make it finalise a subvolume.
+type Reader struct {
+	src  io.Reader
+	buf  []byte
+	base int64 // input offset of buf[0]
+
+	start, rel, end int
+
+	state    state
+	version  uint32
+	need     int // bytes from rel that the next header or command needs
+	firstLen int // length of the first command of the current stream
+	nstreams int
+
+	cur    *Stream
+	srcErr error // the source's error (io.EOF at its end), sticky
+	err    error // sticky fault
+
+	onCommand func(s *Stream, c *Command) error
+}
+
+// NewReader reads streams from src.
+func NewReader(src io.Reader) *Reader {
+	return &Reader{src: src, buf: make([]byte, bufSize)}
+}
+
+// Stream is one send stream inside the input, from its header through its
+// END command.
+type Stream struct {
+	Version uint32
+	Subvol  Head
+	// Offset is the input offset of the stream header.
+	Offset int64
+
+	r    *Reader
+	head []byte // header and first command, handed out before the rest
+	n    int64
+	done bool
+}
+
+// Next advances to the next stream, skipping (but still verifying) what
+// is left of the current one. It reads the stream header and the first
+// command before returning. At a clean end of input after at least one
+// stream it returns io.EOF; empty input is an error.
+func (r *Reader) Next() (*Stream, error) {
+	if r.err != nil {
+		return nil, r.err
+	}
+	if s := r.cur; s != nil {
+		if !s.done {
+			if _, err := io.Copy(io.Discard, s); err != nil {
+				return nil, err
+			}
+		}
+		s.done = true
+		r.cur = nil
+	}
+	// Look for another header; end of input here is the clean end.
+	for r.end == r.rel {
+		if r.srcErr != nil {
+			if r.srcErr != io.EOF {
+				return nil, r.fail(r.readError())
+			}
+			if r.nstreams == 0 {
+				return nil, r.fail(&Error{Offset: r.base + int64(r.rel), Reason: "empty input, no send stream"})
+			}
+			return nil, io.EOF
+		}
+		r.read()
+	}
+	s := &Stream{r: r, Offset: r.base + int64(r.rel)}
+	r.cur = s
+	r.state = stateHeader
+	r.need = HeaderLen
+	if err := r.advance(); err != nil {
+		return nil, r.fail(err)
+	}
+	for r.state == stateHeader || r.state == stateFirst {
+		if err := r.more(); err != nil {
+			return nil, r.fail(err)
+		}
+	}
+	s.Version = r.version
+	n := HeaderLen + r.firstLen
+	s.head = append([]byte(nil), r.buf[r.start:r.start+n]...)
+	r.start += n
+	first := Command{Type: binary.LittleEndian.Uint16(s.head[HeaderLen+4:]), Offset: s.Offset + HeaderLen,
+		Version: s.Version, Payload: s.head[HeaderLen+CmdHeaderLen:]}
+	h, err := parseHead(&first)
+	if err != nil {
+		return nil, r.fail(&Error{Offset: first.Offset, Reason: err.Error()})
+	}
+	s.Subvol = h
+	r.nstreams++
+	return s, nil
+}
+
+func (r *Reader) fail(err error) error {
+	r.err = err
+	return err
+}
+
+// read reads once from the source into the buffer, making room first.
+func (r *Reader) read() int {
+	if r.start == r.end {
+		// Nothing pending: start over at the front without copying.
+		r.base += int64(r.end)
+		r.start, r.rel, r.end = 0, 0, 0
+	}
+	if len(r.buf)-r.end < minRead || r.rel+r.need > len(r.buf) {
+		if r.start > 0 {
+			// Only the command being assembled (and verified bytes not
+			// yet handed out, rarely) move.
+			copy(r.buf, r.buf[r.start:r.end])
+			r.base += int64(r.start)
+			r.rel -= r.start
+			r.end -= r.start
+			r.start = 0
+		}
+		if want := max(r.rel+r.need, r.end+minRead); want > len(r.buf) {
+			nb := make([]byte, max(want, 2*len(r.buf)))
+			copy(nb, r.buf[:r.end])
+			r.buf = nb
+		}
+	}
+	n, err := r.src.Read(r.buf[r.end:])
+	if n < 0 || n > len(r.buf)-r.end {
+		n, err = 0, errors.New("invalid read count")
+	}
+	r.end += n
+	if err != nil {
+		r.srcErr = err
+	}
+	return n
+}
+
+// more reads and verifies what it can. An end of input inside a stream is
+// an error.
+func (r *Reader) more() error {
+	if r.srcErr == nil {
+		if n := r.read(); n > 0 {
+			return r.advance()
+		}
+		if r.srcErr == nil {
+			return nil
+		}
+	}
+	if r.srcErr != io.EOF {
+		return r.readError()
+	}
+	off := r.base + int64(r.rel)
+	pending := r.end - r.rel
+	switch {
+	case r.state == stateHeader:
+		return &Error{Offset: off, Reason: fmt.Sprintf("truncated stream header (%d of %d bytes)", pending, HeaderLen)}
+	case pending == 0:
+		return &Error{Offset: off, Reason: "stream ends without END command"}
+	case pending < CmdHeaderLen:
+		return &Error{Offset: off, Reason: fmt.Sprintf("truncated command header (%d of %d bytes)", pending, CmdHeaderLen)}
+	default:
+		typ := binary.LittleEndian.Uint16(r.buf[r.rel+4:])
+		return &Error{Offset: off, Reason: fmt.Sprintf("truncated %s command (%d of %d bytes)", CmdName(typ), pending, r.need)}
+	}
+}
+
+func (r *Reader) readError() error {
+	return &Error{Offset: r.base + int64(r.end), Reason: "read: " + r.srcErr.Error(), Err: r.srcErr}
+}
+
+// advance verifies every complete header and command in buf[rel:end],
+// up to the END of the current stream.
+func (r *Reader) advance() error {
+	for {
+		off := r.base + int64(r.rel)
+		avail := r.end - r.rel
+		switch r.state {
+		case stateHeader:
+			r.need = HeaderLen
+			if avail < HeaderLen {
+				return nil
+			}
+			h := r.buf[r.rel : r.rel+HeaderLen]
+			if string(h[:len(Magic)]) != Magic {
+				return &Error{Offset: off, Reason: "bad magic, not a btrfs send stream"}
+			}
+			v := binary.LittleEndian.Uint32(h[len(Magic):])
+			if v < 1 || v > MaxVersion {
+				return &Error{Offset: off, Reason: fmt.Sprintf("unsupported send stream version %d (this reads 1 to %d)", v, MaxVersion)}
+			}
+			r.version = v
+			r.rel += HeaderLen
+			r.state = stateFirst
+		case stateFirst, stateCommands:
+			r.need = CmdHeaderLen
+			if avail < CmdHeaderLen {
+				return nil
+			}
+			h := r.buf[r.rel:]
+			n := binary.LittleEndian.Uint32(h)
+			typ := binary.LittleEndian.Uint16(h[4:])
+			if n > MaxCommand {
+				return &Error{Offset: off, Reason: fmt.Sprintf("%s command length %d over the limit of %d bytes", CmdName(typ), n, MaxCommand)}
+			}
+			total := CmdHeaderLen + int(n)
+			r.need = total
+			if avail < total {
+				return nil
+			}
+			cmd := r.buf[r.rel : r.rel+total]
+			if stored, got := binary.LittleEndian.Uint32(cmd[6:]), commandCRC(cmd); stored != got {
+				return &Error{Offset: off, Reason: fmt.Sprintf("crc mismatch in %s command (stored %08x, computed %08x)", CmdName(typ), stored, got)}
+			}
+			isHead := typ == CmdSubvol || typ == CmdSnapshot
+			if r.state == stateFirst && !isHead {
+				return &Error{Offset: off, Reason: fmt.Sprintf("stream starts with %s, want SUBVOL or SNAPSHOT", CmdName(typ))}
+			}
+			if r.state == stateCommands && isHead {
+				return &Error{Offset: off, Reason: fmt.Sprintf("second %s in one stream (streams made with btrfs send -e are not supported)", CmdName(typ))}
+			}
+			if r.onCommand != nil {
+				c := Command{Type: typ, Offset: off, Version: r.version, Payload: cmd[CmdHeaderLen:]}
+				if err := r.onCommand(r.cur, &c); err != nil {
+					return err
+				}
+			}
+			if r.state == stateFirst {
+				r.firstLen = total
+			}
+			r.rel += total
+			r.state = stateCommands
+			if typ == CmdEnd {
+				r.state = stateEnded
+				r.need = 0
+				return nil
+			}
+		default:
+			return nil
+		}
+	}
+}
+
+// Read reads the stream's raw bytes exactly as they came, from its header
+// through its END command, each command only after its CRC matched. It
+// returns io.EOF after END.
+func (s *Stream) Read(p []byte) (int, error) {
+	if len(s.head) > 0 {
+		n := copy(p, s.head)
+		s.head = s.head[n:]
+		s.n += int64(n)
+		return n, nil
+	}
+	if err := s.fill(); err != nil {
+		return 0, err
+	}
+	r := s.r
+	n := copy(p, r.buf[r.start:r.rel])
+	r.start += n
+	s.n += int64(n)
+	return n, nil
+}
+
+// fill makes verified bytes available, or returns io.EOF after END.
+func (s *Stream) fill() error {
+	if s.done {
+		return io.EOF
+	}
+	r := s.r
+	for r.start == r.rel {
+		if r.state == stateEnded {
+			s.done = true
+			return io.EOF
+		}
+		if r.err != nil {
+			return r.err
+		}
+		if err := r.more(); err != nil {
+			return r.fail(err)
+		}
+	}
+	return nil
+}
+
+// WriteTo writes the rest of the stream to w straight from the reader's
+// buffer, without another copy.
+func (s *Stream) WriteTo(w io.Writer) (int64, error) {
+	var total int64
+	if len(s.head) > 0 {
+		n, err := w.Write(s.head)
+		s.head = s.head[n:]
+		s.n += int64(n)
+		total += int64(n)
+		if err != nil {
+			return total, err
+		}
+	}
+	r := s.r
+	for {
+		if err := s.fill(); err != nil {
+			if err == io.EOF {
+				return total, nil
+			}
+			return total, err
+		}
+		n, err := w.Write(r.buf[r.start:r.rel])
+		r.start += n
+		s.n += int64(n)
+		total += int64(n)
+		if err != nil {
+			return total, err
+		}
+	}
+}
+
+// Size is the number of bytes read so far: the stream's size once Read
+// returned io.EOF.
+func (s *Stream) Size() int64 { return s.n }
+
+// RewritePath replaces the PATH of the stream's first command with p,
+// recomputing that command's CRC; every other byte stays as it is. It is
+// how a stream carries a nested relative path ("home/2024-01-01") that
+// btrfs send cannot put there. Call it before reading.
+func (s *Stream) RewritePath(p string) error {
+	if s.n > 0 {
+		return errors.New("rewrite path: stream already read")
+	}
+	if p == "" || len(p) > 0xffff {
+		return fmt.Errorf("rewrite path: invalid path length %d", len(p))
+	}
+	first := Command{Type: binary.LittleEndian.Uint16(s.head[HeaderLen+4:]), Version: s.Version,
+		Payload: s.head[HeaderLen+CmdHeaderLen:]}
+	var attrs []Attr
+	err := first.Attrs(func(t uint16, v []byte) error {
+		if t == AttrPath {
+			v = []byte(p)
+		}
+		attrs = append(attrs, Attr{Type: t, Value: v})
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	head := append(make([]byte, 0, len(s.head)+len(p)), s.head[:HeaderLen]...)
+	s.head = AppendCommand(head, s.Version, first.Type, attrs...)
+	s.Subvol.Path = p
+	return nil
+}
+
+func parseHead(c *Command) (Head, error) {
+	h := Head{Snapshot: c.Type == CmdSnapshot}
+	var seen [AttrCloneCTransID + 1]bool
+	err := c.Attrs(func(t uint16, v []byte) error {
+		want := 0
+		switch t {
+		case AttrPath:
+			h.Path = string(v)
+		case AttrUUID, AttrCloneUUID:
+			want = 16
+		case AttrCTransID, AttrCloneCTransID:
+			want = 8
+		default:
+			return nil
+		}
+		if want != 0 && len(v) != want {
+			return fmt.Errorf("%s: attribute %d has %d bytes, want %d", CmdName(c.Type), t, len(v), want)
+		}
+		switch t {
+		case AttrUUID:
+			copy(h.UUID[:], v)
+		case AttrCloneUUID:
+			copy(h.CloneUUID[:], v)
+		case AttrCTransID:
+			h.CTransID = binary.LittleEndian.Uint64(v)
+		case AttrCloneCTransID:
+			h.CloneCTransID = binary.LittleEndian.Uint64(v)
+		}
+		seen[t] = true
+		return nil
+	})
+	if err != nil {
+		return h, err
+	}
+	need := []struct {
+		t    uint16
+		name string
+	}{{AttrPath, "PATH"}, {AttrUUID, "UUID"}, {AttrCTransID, "CTRANSID"}}
+	if h.Snapshot {
+		need = append(need, struct {
+			t    uint16
+			name string
+		}{AttrCloneUUID, "CLONE_UUID"}, struct {
+			t    uint16
+			name string
+		}{AttrCloneCTransID, "CLONE_CTRANSID"})
+	}
+	for _, a := range need {
+		if !seen[a.t] {
+			return h, fmt.Errorf("%s command without %s", CmdName(c.Type), a.name)
+		}
+	}
+	if h.Path == "" {
+		return h, fmt.Errorf("%s command with an empty PATH", CmdName(c.Type))
+	}
+	return h, nil
+}
+
+// Walk reads the concatenated streams of src and calls fn for every
+// command after its CRC matched, the first command of each stream
+// included (s.Subvol is filled in only once Next returned, so use the
+// command itself there). It returns nil at a clean end.
+func Walk(src io.Reader, fn func(s *Stream, c *Command) error) error {
+	r := NewReader(src)
+	r.onCommand = fn
+	for {
+		s, err := r.Next()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if _, err := io.Copy(io.Discard, s); err != nil {
+			return err
+		}
+	}
+}
+
+// Attr is one attribute for AppendCommand.
+type Attr struct {
+	Type  uint16
+	Value []byte
+}
+
+// AppendHeader appends a stream header of the given version to b.
+func AppendHeader(b []byte, version uint32) []byte {
+	b = append(b, Magic...)
+	return binary.LittleEndian.AppendUint32(b, version)
+}
+
+// AppendCommand appends a command with its CRC to b. From version 2 on a
+// DATA attribute is written without length and must come last.
+func AppendCommand(b []byte, version uint32, typ uint16, attrs ...Attr) []byte {
+	at := len(b)
+	b = append(b, make([]byte, CmdHeaderLen)...)
+	for _, a := range attrs {
+		b = binary.LittleEndian.AppendUint16(b, a.Type)
+		if !(a.Type == AttrData && version >= 2) {
+			b = binary.LittleEndian.AppendUint16(b, uint16(len(a.Value)))
+		}
+		b = append(b, a.Value...)
+	}
+	cmd := b[at:]
+	binary.LittleEndian.PutUint32(cmd, uint32(len(cmd)-CmdHeaderLen))
+	binary.LittleEndian.PutUint16(cmd[4:], typ)
+	binary.LittleEndian.PutUint32(cmd[6:], commandCRC(cmd))
+	return b
+}
