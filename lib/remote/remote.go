@@ -1,0 +1,151 @@
+// Package remote runs bs commands on another host through the system's
+// OpenSSH client: an ssh:// location means "run the same command there,
+// on the local path", with stdin and stdout as the pipe.
+//
+// There is no server protocol: the remote side needs only the bs commands
+// on its PATH, called with plain, shell-quoted arguments (CommandLine), so
+// a forced command on the server (examples/bs-ssh-filter) can decide from
+// the command line alone what a key may do.
+package remote
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os/exec"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/buttersink/buttersink/lib/cli"
+	"github.com/buttersink/buttersink/lib/hint"
+	"github.com/buttersink/buttersink/lib/location"
+)
+
+// Flags are the ssh options of every command that takes ssh:// locations.
+// Embed it in the command's flag struct.
+type Flags struct {
+	SSH  string `name:"ssh" env:"BS_SSH" placeholder:"CMD" default:"ssh" help:"The ssh command for ssh:// locations, e.g. \"ssh -i KEY\" (env BS_SSH)."`
+	Sudo bool   `name:"sudo" help:"Run the remote command with sudo -n."`
+}
+
+// Command is one bs command to run on the host of an ssh:// location.
+type Command struct {
+	// Name is the bs command, e.g. "bsrecv"; Args its arguments, already
+	// rewritten to the remote host's local paths (see Path).
+	Name string
+	Args []string
+	// Stdin feeds the remote command (nil: /dev/null); its stdout goes to
+	// Stdout (nil: discarded). An *os.File is handed to ssh as it is, so
+	// stream bytes are never copied by this process.
+	Stdin  io.Reader
+	Stdout io.Writer
+	// Stderr receives the remote command's own messages (not its error,
+	// which Run returns); Log gets ssh's chatter at debug level.
+	Stderr io.Writer
+	Log    *slog.Logger
+	// Quiet and Verbose are passed on as -q and -v.
+	Quiet, Verbose int
+}
+
+// Path is the argument a remote bs command takes for loc: the local path
+// on that host, with the trailing slash when loc names a directory.
+func Path(loc location.Location) string {
+	return location.Location{Scheme: location.Btrfs, Dir: loc.Dir, Snapshot: loc.Snapshot}.String()
+}
+
+// Host names loc's host in messages: [user@]host[:port].
+func Host(loc location.Location) string {
+	h := loc.SSHTarget()
+	if loc.Port != 0 {
+		h += ":" + strconv.Itoa(loc.Port)
+	}
+	return h
+}
+
+// argv is the ssh client's command line for c on loc's host.
+func (f Flags) argv(loc location.Location, c *Command) ([]string, error) {
+	sshCmd := f.SSH
+	if sshCmd == "" {
+		sshCmd = "ssh"
+	}
+	argv, err := SplitCommand(sshCmd)
+	if err != nil {
+		return nil, fmt.Errorf("--ssh %q: %v", sshCmd, err)
+	}
+	if loc.Port != 0 {
+		argv = append(argv, "-p", strconv.Itoa(loc.Port))
+	}
+	args := []string{"--client-version", cli.Version}
+	for i := 0; i < c.Quiet; i++ {
+		args = append(args, "-q")
+	}
+	for i := 0; i < c.Verbose; i++ {
+		args = append(args, "-v")
+	}
+	args = append(args, c.Args...)
+	// "--" ends ssh's options; the target and the one command string follow.
+	return append(argv, "--", loc.SSHTarget(), CommandLine(f.Sudo, c.Name, args)), nil
+}
+
+// Run runs c on loc's host and waits for it. Its error names the host and
+// the cause: ssh failing to connect or authenticate, the command missing
+// there, sudo wanting a password, or the remote command's own error line.
+func (f Flags) Run(ctx context.Context, loc location.Location, c Command) error {
+	argv, err := f.argv(loc, &c)
+	if err != nil {
+		return cli.UsageError("%v", err)
+	}
+	log := c.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	log.Debug("ssh", "argv", argv)
+	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
+	cmd.Stdin, cmd.Stdout = c.Stdin, c.Stdout
+	// On interrupt ask ssh to end the session (the remote command then
+	// sees its input end and cleans up) before killing it outright.
+	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
+	cmd.WaitDelay = 10 * time.Second
+	fwd := c.Stderr
+	if fwd == nil {
+		fwd = io.Discard
+	}
+	se := &stderrFilter{forward: fwd, log: log}
+	cmd.Stderr = se
+	if err := cmd.Start(); err != nil {
+		if errors.Is(err, exec.ErrNotFound) {
+			return hint.Wrap(fmt.Errorf("%s: ssh client %q not found", Host(loc), argv[0]), "install openssh-client or set --ssh / BS_SSH")
+		}
+		return fmt.Errorf("%s: start ssh: %w", Host(loc), err)
+	}
+	err = cmd.Wait()
+	se.flush()
+	if err == nil {
+		return nil
+	}
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	code := -1
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		code = ee.ExitCode()
+		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			return fmt.Errorf("%s: ssh killed by signal %d while running %s", Host(loc), ws.Signal(), c.Name)
+		}
+	}
+	return classify(Host(loc), c.Name, code, se.result())
+}
+
+// Exec runs the bs command name with args on loc's host with env's stdin
+// and stdout: the one-line dispatch of a command whose location is ssh://.
+func Exec(ctx context.Context, env *cli.Env, f Flags, loc location.Location, name string, args ...string) error {
+	return f.Run(ctx, loc, Command{
+		Name: name, Args: args,
+		Stdin: env.Stdin, Stdout: env.Stdout, Stderr: env.Stderr, Log: env.Log,
+		Quiet: env.Quiet, Verbose: env.Verbose,
+	})
+}
