@@ -1,0 +1,33 @@
+// Command bsls lists btrfs snapshots (or the stored streams of an object
+// store) as JSON Lines or a table.
+package main
+
+import (
+	"context"
+	"os"
+
+	"github.com/buttersink/buttersink/lib/cli"
+	"github.com/buttersink/buttersink/lib/listing"
+)
+
+type flags struct {
+	cli.Globals
+	JSON     bool   `help:"Print JSON Lines (the default when stdout is not a terminal)." xor:"format"`
+	Table    bool   `help:"Print an aligned table (the default on a terminal)." xor:"format"`
+	All      bool   `short:"a" help:"Include writable subvolumes; mark leftovers of interrupted receives as partial."`
+	Location string `arg:"" help:"DIR/ for every snapshot below DIR, or DIR/NAME for one; btrfs://, s3://, file:// or ssh:// locations."`
+}
+
+func main() {
+	var f flags
+	os.Exit(cli.Main("bsls", "List the snapshots at a location, sorted by path.", &f, func(ctx context.Context, env *cli.Env) error {
+		opts := listing.Options{Location: f.Location, All: f.All}
+		switch {
+		case f.JSON:
+			opts.Format = listing.JSON
+		case f.Table:
+			opts.Format = listing.Table
+		}
+		return listing.Run(ctx, env, opts)
+	}))
+}

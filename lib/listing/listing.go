@@ -1,0 +1,213 @@
+// Package listing is bsls: it lists the snapshots at a location and prints
+// them as JSON Lines (for the next command in a pipe) or as an aligned
+// table (for a person at a terminal).
+package listing
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/buttersink/buttersink/lib/cli"
+	"github.com/buttersink/buttersink/lib/inventory"
+	"github.com/buttersink/buttersink/lib/jsonl"
+	"github.com/buttersink/buttersink/lib/location"
+	"github.com/buttersink/buttersink/lib/snapshot"
+)
+
+// Format is how records are printed.
+type Format int
+
+// Formats.
+const (
+	// Auto is a table on a terminal, JSON Lines otherwise.
+	Auto Format = iota
+	JSON
+	Table
+)
+
+// Options are bsls's arguments.
+type Options struct {
+	Location string
+	Format   Format
+	// All includes writable subvolumes and marks partial receives.
+	All bool
+}
+
+// Run lists opts.Location and prints the records sorted by path.
+func Run(ctx context.Context, env *cli.Env, opts Options) error {
+	loc, err := location.Parse(opts.Location)
+	if err != nil {
+		return err
+	}
+	var recs []snapshot.Snapshot
+	switch loc.Scheme {
+	default:
+		recs, err = inventory.List(ctx, loc, inventory.Options{All: opts.All})
+	}
+	if err != nil {
+		return err
+	}
+	sort.SliceStable(recs, func(i, j int) bool { return recs[i].Path < recs[j].Path })
+	format := opts.Format
+	if format == Auto {
+		format = JSON
+		if cli.IsTerminal(env.Stdout) {
+			format = Table
+		}
+	}
+	if format == Table {
+		err = WriteTable(env.Stdout, recs)
+	} else {
+		err = WriteJSON(env.Stdout, recs)
+	}
+	if errors.Is(err, syscall.EPIPE) {
+		// The reader has all it wanted (bsls | head): no message, but
+		// not success either, as nothing downstream saw the whole list.
+		return &cli.ExitError{Code: cli.ExitFailure}
+	}
+	if err != nil {
+		return fmt.Errorf("write output: %w", err)
+	}
+	if env.Verbose > 0 {
+		env.Log.Info(fmt.Sprintf("%d snapshots at %s", len(recs), loc))
+	}
+	return nil
+}
+
+// WriteJSON prints one record per line.
+func WriteJSON(w io.Writer, recs []snapshot.Snapshot) error {
+	bw := bufio.NewWriterSize(w, 64<<10)
+	jw := jsonl.NewWriter(bw)
+	for i := range recs {
+		if err := jw.Write(&recs[i]); err != nil {
+			return err
+		}
+	}
+	return bw.Flush()
+}
+
+// column is one table column: its heading, its cell for a record, and
+// whether it is shown at all for this set of records.
+type column struct {
+	head string
+	cell func(*snapshot.Snapshot) string
+	used func(*snapshot.Snapshot) bool
+}
+
+var always = func(*snapshot.Snapshot) bool { return true }
+
+var columns = []column{
+	{"PATH", func(s *snapshot.Snapshot) string { return s.Path }, always},
+	{"UUID", func(s *snapshot.Snapshot) string { return dash(s.UUID.String()) }, always},
+	{"PARENT", func(s *snapshot.Snapshot) string { return dash(s.ParentUUID.String()) }, always},
+	{"RECEIVED", func(s *snapshot.Snapshot) string { return dash(s.ReceivedUUID.String()) }, always},
+	{"CTIME", func(s *snapshot.Snapshot) string { return tableTime(s.CTime) }, always},
+	{"REFERENCED", func(s *snapshot.Snapshot) string { return sizeOf(s.Referenced) }, always},
+	{"EXCLUSIVE", func(s *snapshot.Snapshot) string { return sizeOf(s.Exclusive) }, always},
+	{"STATE", state, func(s *snapshot.Snapshot) bool { return !s.IsObject() && (!s.ReadOnly || s.Partial) }},
+	{"KEY", func(s *snapshot.Snapshot) string { return dash(s.Key) }, func(s *snapshot.Snapshot) bool { return s.Key != "" }},
+	{"SIZE", func(s *snapshot.Snapshot) string { return sizeOf64(s.Size) }, func(s *snapshot.Snapshot) bool { return s.Size != nil }},
+	{"ENCODING", func(s *snapshot.Snapshot) string { return encoding(s) }, func(s *snapshot.Snapshot) bool { return s.IsObject() }},
+}
+
+// WriteTable prints the records as an aligned table, with the object
+// columns (key, size, encoding) only when some record has them.
+func WriteTable(w io.Writer, recs []snapshot.Snapshot) error {
+	var cols []column
+	for _, c := range columns {
+		for i := range recs {
+			if c.used(&recs[i]) {
+				cols = append(cols, c)
+				break
+			}
+		}
+	}
+	if len(recs) == 0 {
+		cols = columns[:7]
+	}
+	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
+	row := make([]string, len(cols))
+	for i, c := range cols {
+		row[i] = c.head
+	}
+	fmt.Fprintln(tw, strings.Join(row, "\t"))
+	for i := range recs {
+		for j, c := range cols {
+			row[j] = c.cell(&recs[i])
+		}
+		fmt.Fprintln(tw, strings.Join(row, "\t"))
+	}
+	return tw.Flush()
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func tableTime(t time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	return t.Local().Format("2006-01-02 15:04:05")
+}
+
+func state(s *snapshot.Snapshot) string {
+	switch {
+	case s.Partial:
+		return "partial"
+	case s.ReadOnly:
+		return "ro"
+	}
+	return "rw"
+}
+
+func encoding(s *snapshot.Snapshot) string {
+	if s.Encoding == "" {
+		return "raw"
+	}
+	return s.Encoding
+}
+
+func sizeOf(n *uint64) string {
+	if n == nil {
+		return "-"
+	}
+	return HumanSize(*n)
+}
+
+func sizeOf64(n *int64) string {
+	if n == nil || *n < 0 {
+		return "-"
+	}
+	return HumanSize(uint64(*n))
+}
+
+// HumanSize writes n bytes with a binary unit: 512B, 1.5KiB, 20GiB.
+func HumanSize(n uint64) string {
+	const units = "KMGTPE"
+	if n < 1024 {
+		return strconv.FormatUint(n, 10) + "B"
+	}
+	v := float64(n)
+	u := -1
+	for v >= 1024 && u < len(units)-1 {
+		v /= 1024
+		u++
+	}
+	if v < 10 {
+		return strconv.FormatFloat(v, 'f', 1, 64) + string(units[u]) + "iB"
+	}
+	return strconv.FormatFloat(v, 'f', 0, 64) + string(units[u]) + "iB"
+}
