@@ -8,6 +8,7 @@ import (
 	"fmt"
 
 	"github.com/buttersink/buttersink/lib/location"
+	"github.com/buttersink/buttersink/lib/remote"
 	"github.com/buttersink/buttersink/lib/snapshot"
 )
 
@@ -15,6 +16,9 @@ import (
 type Options struct {
 	// All includes writable subvolumes (and marks partial receives).
 	All bool
+	// Remote is how ssh:// locations are reached (the command's --ssh
+	// and --sudo flags).
+	Remote remote.Flags
 }
 
 // List returns the snapshots at loc: every read-only snapshot below the
