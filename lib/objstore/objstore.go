@@ -1,0 +1,218 @@
+// Package objstore keeps send streams as objects, one object per stream, in
+// an S3 bucket (s3://bucket/prefix/) or a plain directory (file:///dir/).
+//
+// Keys are self-describing (see Key), so listing a store is one
+// ListObjectsV2 per 1,000 objects and never reads an object. An object
+// becomes visible only when it is complete, carrying its metadata: the raw
+// stream's size and SHA-256 and the encoded size.
+//
+// Stores used by other commands: bsls lists with List, bsrm deletes with
+// Delete and cleans interrupted uploads with AbortIncomplete.
+package objstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"time"
+
+	"github.com/buttersink/buttersink/lib/location"
+	"github.com/buttersink/buttersink/lib/snapshot"
+)
+
+// Object is one stored object.
+type Object struct {
+	// Key is relative to the store's directory, "/"-separated.
+	Key  string
+	Size int64
+	// Modified is the time the object was completed.
+	Modified time.Time
+	// StorageClass as the store reports it ("" for file stores).
+	StorageClass string
+	// Meta is only filled by Stat and Open, not by List.
+	Meta Meta
+}
+
+// Meta is what an object carries beside its key. Objects from other tools
+// have none of it (Format "").
+type Meta struct {
+	// Format is "bs1" for objects this package wrote.
+	Format string
+	// StreamSize and StreamSHA256 (lowercase hex) describe the raw send
+	// stream before any stage; EncodedSize is the object's size.
+	StreamSize   int64
+	StreamSHA256 string
+	EncodedSize  int64
+	// Encoding is the stages joined with ".".
+	Encoding string
+	// PartScheme names how a multipart upload cut the stream into parts,
+	// so a resumed upload cuts it the same way.
+	PartScheme string
+}
+
+// Complete reports whether m holds a digest to verify against.
+func (m Meta) Complete() bool { return m.Format == metaFormat && len(m.StreamSHA256) == 64 }
+
+const metaFormat = "bs1"
+
+// Metadata names (S3 "x-amz-meta-" headers; "user.bs." xattrs on files).
+const (
+	metaKeyFormat     = "bs-format"
+	metaKeyStreamSize = "bs-stream-size"
+	metaKeySHA256     = "bs-stream-sha256"
+	metaKeyEncSize    = "bs-encoded-size"
+	metaKeyEncoding   = "bs-encoding"
+	metaKeyPartScheme = "bs-part-scheme"
+)
+
+func (m Meta) toMap() map[string]string {
+	out := map[string]string{metaKeyFormat: metaFormat, metaKeyEncoding: m.Encoding}
+	if m.StreamSHA256 != "" {
+		out[metaKeySHA256] = m.StreamSHA256
+		out[metaKeyStreamSize] = strconv.FormatInt(m.StreamSize, 10)
+		out[metaKeyEncSize] = strconv.FormatInt(m.EncodedSize, 10)
+	}
+	if m.PartScheme != "" {
+		out[metaKeyPartScheme] = m.PartScheme
+	}
+	return out
+}
+
+func metaFromMap(get func(string) (string, bool)) Meta {
+	var m Meta
+	m.Format, _ = get(metaKeyFormat)
+	if m.Format != metaFormat {
+		return Meta{}
+	}
+	m.Encoding, _ = get(metaKeyEncoding)
+	m.StreamSHA256, _ = get(metaKeySHA256)
+	m.PartScheme, _ = get(metaKeyPartScheme)
+	num := func(k string) int64 {
+		s, _ := get(k)
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil || n < 0 {
+			return -1
+		}
+		return n
+	}
+	m.StreamSize, m.EncodedSize = num(metaKeyStreamSize), num(metaKeyEncSize)
+	if len(m.StreamSHA256) != 64 || m.StreamSize < 0 || m.EncodedSize < 0 {
+		m.StreamSHA256, m.StreamSize, m.EncodedSize = "", 0, 0
+	}
+	return m
+}
+
+// Upload is an upload that was started and never completed: an S3
+// multipart upload, or a temporary file in a file store.
+type Upload struct {
+	Key      string
+	ID       string
+	Started  time.Time
+	Parts    int
+	Size     int64
+	internal string
+}
+
+// PutOptions tune how one object is stored.
+type PutOptions struct {
+	// PartSize fixes the multipart part size; 0 picks it automatically
+	// (AutoPartSize), which handles streams of any length up to 5 TiB.
+	PartSize int64
+	// Concurrency is the number of parts in flight (S3).
+	Concurrency int
+	// Discard makes a failed upload leave nothing behind. Without it an
+	// S3 multipart upload stays for the next run to resume; set it for
+	// encodings that are not reproducible (age), whose parts never match.
+	Discard bool
+	// Log receives a debug line per part sent or kept when resuming.
+	Log func(msg string, args ...any)
+}
+
+// Putter receives one object's bytes. Close completes the object and makes
+// it visible; Abort (or a Close that fails) leaves nothing visible. For S3
+// an aborted Putter leaves its multipart upload so the next run resumes it.
+type Putter interface {
+	io.Writer
+	// Close completes the object with the final metadata (the digest of
+	// the raw stream is only known at the end).
+	Close(meta Meta) (Object, error)
+	Abort()
+}
+
+// Store is an object store directory: an s3://bucket/prefix/ or a file:///dir/.
+type Store interface {
+	// Location is the store's directory.
+	Location() location.Location
+	// List returns every object below the directory (keys relative to it).
+	List(ctx context.Context) ([]Object, error)
+	// Stat returns one object with its metadata; ErrNotExist if absent.
+	Stat(ctx context.Context, key string) (Object, error)
+	// Create starts storing key, resuming an interrupted upload of the
+	// same key when there is one. Close replaces an existing object.
+	Create(ctx context.Context, key string, meta Meta, opts PutOptions) (Putter, error)
+	// Open reads an object from the start, with read-ahead.
+	Open(ctx context.Context, key string, opts GetOptions) (io.ReadCloser, Object, error)
+	// Delete removes objects; a missing one is not an error.
+	Delete(ctx context.Context, keys ...string) error
+	// ListIncomplete returns the uploads that were started and never completed.
+	ListIncomplete(ctx context.Context) ([]Upload, error)
+	// AbortIncomplete discards the incomplete uploads started before
+	// now-olderThan and returns them.
+	AbortIncomplete(ctx context.Context, olderThan time.Duration) ([]Upload, error)
+}
+
+// GetOptions tune reading an object.
+type GetOptions struct {
+	// Concurrency is the number of ranged GETs in flight (S3), default 4.
+	Concurrency int
+	// ChunkSize is the size of one ranged GET, default 8 MiB.
+	ChunkSize int64
+}
+
+// ErrNotExist is returned by Stat and Open for a missing object.
+var ErrNotExist = errors.New("object does not exist")
+
+// ErrExists is returned by Create when the key is already stored.
+var ErrExists = errors.New("object already exists")
+
+// Open returns the store for loc's directory (loc.Snapshot is ignored).
+func Open(ctx context.Context, loc location.Location, opts Options) (Store, error) {
+	loc = loc.AsDir()
+	switch loc.Scheme {
+	case location.S3:
+		return openS3(ctx, loc, opts)
+	case location.File:
+		return openFile(loc)
+	}
+	return nil, fmt.Errorf("%s: not an object store (want s3:// or file://)", loc)
+}
+
+// Record is the listing record (bsls output) of an object, or false when
+// its key is not a stream in a known format.
+func Record(o Object) (snapshot.Snapshot, bool) {
+	k, err := ParseKey(o.Key)
+	if err != nil {
+		return snapshot.Snapshot{}, false
+	}
+	size := o.Size
+	rec := snapshot.Snapshot{
+		Kind:           snapshot.KindObject,
+		Path:           k.Path,
+		UUID:           k.UUID,
+		ParentUUID:     k.SourceUUID,
+		SendParentUUID: k.Parent,
+		CTransID:       k.CTransID,
+		ReadOnly:       true,
+		Key:            o.Key,
+		Size:           &size,
+		Encoding:       k.Encoding(),
+		Format:         k.Format,
+	}
+	if o.Meta.Complete() {
+		ss := o.Meta.StreamSize
+		rec.StreamSize = &ss
+	}
+	return rec, true
+}

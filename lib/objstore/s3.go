@@ -1,0 +1,663 @@
+package objstore
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"github.com/aws/smithy-go"
+
+	"github.com/buttersink/buttersink/lib/hint"
+	"github.com/buttersink/buttersink/lib/location"
+)
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+type s3Store struct {
+	loc    location.Location
+	client *s3.Client
+	opts   Options
+}
+
+func openS3(ctx context.Context, loc location.Location, opts Options) (*s3Store, error) {
+	// The SDK's own buildable client, so that AWS_CA_BUNDLE still applies;
+	// only the idle pool is widened for concurrent parts.
+	httpClient := awshttp.NewBuildableClient().WithTransportOptions(func(t *http.Transport) {
+		t.MaxIdleConnsPerHost = 64
+	})
+	lo := []func(*config.LoadOptions) error{
+		config.WithHTTPClient(httpClient),
+		config.WithRetryMaxAttempts(8),
+	}
+	if opts.Profile != "" {
+		lo = append(lo, config.WithSharedConfigProfile(opts.Profile))
+	}
+	if opts.Region != "" {
+		lo = append(lo, config.WithRegion(opts.Region))
+	}
+	cfg, err := config.LoadDefaultConfig(ctx, lo...)
+	if err != nil {
+		return nil, hint.Wrap(fmt.Errorf("%s: aws configuration: %v", loc.DirString(), err), "check AWS_PROFILE, --profile and ~/.aws/config")
+	}
+	if cfg.Region == "" {
+		cfg.Region = "us-east-1"
+	}
+	endpoint := opts.EndpointURL
+	if endpoint == "" && cfg.BaseEndpoint != nil {
+		endpoint = *cfg.BaseEndpoint
+	}
+	client := s3.NewFromConfig(cfg, func(o *s3.Options) {
+		if endpoint != "" {
+			o.BaseEndpoint = aws.String(endpoint)
+		}
+		o.UsePathStyle = opts.PathStyle || endpoint != ""
+	})
+	return &s3Store{loc: loc, client: client, opts: opts}, nil
+}
+
+func (s *s3Store) Location() location.Location { return s.loc }
+
+func (s *s3Store) prefix() string {
+	if s.loc.Dir == "" {
+		return ""
+	}
+	return s.loc.Dir + "/"
+}
+
+func (s *s3Store) full(key string) string { return s.prefix() + key }
+
+func (s *s3Store) where(key string) string { return s.loc.DirString() + key }
+
+// fail turns an SDK error into one line naming the object and the fault,
+// with a hint. It is the one place S3 errors are translated; the message
+// never holds credentials.
+func (s *s3Store) fail(key string, err error) error {
+	what := s.where(key)
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	var se *v4.SigningError
+	if errors.As(err, &se) {
+		return hint.Wrap(fmt.Errorf("%s: no usable AWS credentials", what),
+			"set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or a profile in ~/.aws/credentials (--profile)")
+	}
+	var ae smithy.APIError
+	if errors.As(err, &ae) {
+		switch ae.ErrorCode() {
+		case "NoSuchBucket":
+			return hint.Wrap(fmt.Errorf("%s: bucket %q does not exist", what, s.loc.Bucket), "create it first, e.g. aws s3 mb s3://"+s.loc.Bucket)
+		case "NoSuchKey", "NotFound":
+			return fmt.Errorf("%s: %w", what, ErrNotExist)
+		case "AccessDenied", "Forbidden", "AllAccessDisabled":
+			return hint.Wrap(fmt.Errorf("%s: access denied", what), "check the credentials' policy for this bucket and prefix")
+		case "InvalidAccessKeyId":
+			return hint.Wrap(fmt.Errorf("%s: access key id not recognized by the server", what), "check the credentials (AWS_ACCESS_KEY_ID, --profile) and --endpoint-url")
+		case "SignatureDoesNotMatch":
+			return hint.Wrap(fmt.Errorf("%s: request signature rejected (wrong secret key?)", what), "check the credentials (AWS_SECRET_ACCESS_KEY, --profile)")
+		case "InvalidBucketName":
+			return fmt.Errorf("%s: invalid bucket name %q", what, s.loc.Bucket)
+		case "PermanentRedirect", "AuthorizationHeaderMalformed":
+			return hint.Wrap(fmt.Errorf("%s: bucket is in another region", what), "give --region or AWS_REGION")
+		case "InvalidObjectState":
+			return hint.Wrap(fmt.Errorf("%s: object is archived (Glacier) and not restored", what), "restore it first, e.g. aws s3api restore-object")
+		}
+		return fmt.Errorf("%s: %s: %s", what, ae.ErrorCode(), ae.ErrorMessage())
+	}
+	var re *awshttp.ResponseError
+	if errors.As(err, &re) {
+		switch re.HTTPStatusCode() {
+		case 404:
+			return fmt.Errorf("%s: %w", what, ErrNotExist)
+		case 403:
+			return hint.Wrap(fmt.Errorf("%s: access denied", what), "check the credentials and their policy for this bucket")
+		}
+		return fmt.Errorf("%s: http status %d", what, re.HTTPStatusCode())
+	}
+	var ne net.Error
+	var ue *url.Error
+	if errors.As(err, &ne) || errors.As(err, &ue) {
+		return hint.Wrap(fmt.Errorf("%s: cannot reach the s3 endpoint: %v", what, rootCause(err)), "check --endpoint-url / AWS_ENDPOINT_URL and the network")
+	}
+	return fmt.Errorf("%s: %v", what, err)
+}
+
+func rootCause(err error) error {
+	for {
+		u := errors.Unwrap(err)
+		if u == nil {
+			return err
+		}
+		err = u
+	}
+}
+
+func (s *s3Store) List(ctx context.Context) ([]Object, error) {
+	var out []Object
+	p := s3.NewListObjectsV2Paginator(s.client, &s3.ListObjectsV2Input{
+		Bucket: aws.String(s.loc.Bucket),
+		Prefix: aws.String(s.prefix()),
+	})
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return nil, s.fail("", err)
+		}
+		for _, o := range page.Contents {
+			k := strings.TrimPrefix(aws.ToString(o.Key), s.prefix())
+			out = append(out, Object{Key: k, Size: aws.ToInt64(o.Size), Modified: aws.ToTime(o.LastModified), StorageClass: string(o.StorageClass)})
+		}
+	}
+	return out, nil
+}
+
+func (s *s3Store) Stat(ctx context.Context, key string) (Object, error) {
+	h, err := s.client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(s.loc.Bucket), Key: aws.String(s.full(key))})
+	if err != nil {
+		return Object{}, s.fail(key, err)
+	}
+	return Object{
+		Key: key, Size: aws.ToInt64(h.ContentLength), Modified: aws.ToTime(h.LastModified),
+		StorageClass: string(h.StorageClass),
+		Meta: metaFromMap(func(k string) (string, bool) {
+			v, ok := h.Metadata[k]
+			return v, ok
+		}),
+	}, nil
+}
+
+func (s *s3Store) Delete(ctx context.Context, keys ...string) error {
+	for len(keys) > 0 {
+		n := min(len(keys), 1000)
+		batch := keys[:n]
+		keys = keys[n:]
+		ids := make([]types.ObjectIdentifier, len(batch))
+		for i, k := range batch {
+			ids[i] = types.ObjectIdentifier{Key: aws.String(s.full(k))}
+		}
+		out, err := s.client.DeleteObjects(ctx, &s3.DeleteObjectsInput{
+			Bucket: aws.String(s.loc.Bucket),
+			Delete: &types.Delete{Objects: ids, Quiet: aws.Bool(true)},
+		})
+		if err != nil {
+			return s.fail(batch[0], err)
+		}
+		for _, e := range out.Errors {
+			k := strings.TrimPrefix(aws.ToString(e.Key), s.prefix())
+			return s.fail(k, &smithy.GenericAPIError{Code: aws.ToString(e.Code), Message: aws.ToString(e.Message)})
+		}
+	}
+	return nil
+}
+
+func (s *s3Store) ListIncomplete(ctx context.Context) ([]Upload, error) {
+	return s.listUploads(ctx, s.prefix())
+}
+
+func (s *s3Store) listUploads(ctx context.Context, prefix string) ([]Upload, error) {
+	var out []Upload
+	in := &s3.ListMultipartUploadsInput{Bucket: aws.String(s.loc.Bucket), Prefix: aws.String(prefix)}
+	for {
+		page, err := s.client.ListMultipartUploads(ctx, in)
+		if err != nil {
+			return nil, s.fail("", err)
+		}
+		for _, u := range page.Uploads {
+			out = append(out, Upload{
+				Key:      strings.TrimPrefix(aws.ToString(u.Key), s.prefix()),
+				ID:       aws.ToString(u.UploadId),
+				Started:  aws.ToTime(u.Initiated),
+				internal: aws.ToString(u.Key),
+			})
+		}
+		if !aws.ToBool(page.IsTruncated) {
+			return out, nil
+		}
+		in.KeyMarker, in.UploadIdMarker = page.NextKeyMarker, page.NextUploadIdMarker
+	}
+}
+
+func (s *s3Store) AbortIncomplete(ctx context.Context, olderThan time.Duration) ([]Upload, error) {
+	ups, err := s.ListIncomplete(ctx)
+	if err != nil {
+		return nil, err
+	}
+	cutoff := time.Now().Add(-olderThan)
+	var done []Upload
+	for _, u := range ups {
+		if !u.Started.Before(cutoff) {
+			continue
+		}
+		_, err := s.client.AbortMultipartUpload(ctx, &s3.AbortMultipartUploadInput{
+			Bucket: aws.String(s.loc.Bucket), Key: aws.String(u.internal), UploadId: aws.String(u.ID),
+		})
+		if err != nil {
+			if e := s.fail(u.Key, err); !errors.Is(e, ErrNotExist) {
+				return done, e
+			}
+		}
+		done = append(done, u)
+	}
+	return done, nil
+}
+
+// listParts returns the parts an interrupted upload holds.
+func (s *s3Store) listParts(ctx context.Context, key, id string) (map[int32]types.Part, error) {
+	parts := map[int32]types.Part{}
+	in := &s3.ListPartsInput{Bucket: aws.String(s.loc.Bucket), Key: aws.String(s.full(key)), UploadId: aws.String(id)}
+	for {
+		page, err := s.client.ListParts(ctx, in)
+		if err != nil {
+			return nil, s.fail(key, err)
+		}
+		for _, p := range page.Parts {
+			parts[aws.ToInt32(p.PartNumber)] = p
+		}
+		if !aws.ToBool(page.IsTruncated) {
+			return parts, nil
+		}
+		in.PartNumberMarker = page.NextPartNumberMarker
+	}
+}
+
+// ListParts lists the parts of key's newest interrupted upload (for tests
+// and diagnostics): part number → size.
+func ListParts(ctx context.Context, st Store, key string) (map[int]int64, error) {
+	s, ok := st.(*s3Store)
+	if !ok {
+		return nil, fmt.Errorf("%s: not an s3 store", st.Location())
+	}
+	u, err := s.findUpload(ctx, key)
+	if err != nil || u == nil {
+		return nil, err
+	}
+	parts, err := s.listParts(ctx, key, u.ID)
+	if err != nil {
+		return nil, err
+	}
+	out := map[int]int64{}
+	for n, p := range parts {
+		out[int(n)] = aws.ToInt64(p.Size)
+	}
+	return out, nil
+}
+
+// findUpload returns the newest unfinished upload of exactly key, or nil.
+func (s *s3Store) findUpload(ctx context.Context, key string) (*Upload, error) {
+	ups, err := s.listUploads(ctx, s.full(key))
+	if err != nil {
+		return nil, err
+	}
+	var best *Upload
+	for i := range ups {
+		if ups[i].internal != s.full(key) {
+			continue
+		}
+		if best == nil || ups[i].Started.After(best.Started) {
+			best = &ups[i]
+		}
+	}
+	return best, nil
+}
+
+func (s *s3Store) Create(ctx context.Context, key string, meta Meta, opts PutOptions) (Putter, error) {
+	if err := CheckPartSize(opts.PartSize); err != nil {
+		return nil, err
+	}
+	if opts.Concurrency < 1 {
+		opts.Concurrency = 4
+	}
+	if opts.Log == nil {
+		opts.Log = func(string, ...any) {}
+	}
+	meta.PartScheme = PartScheme(opts.PartSize)
+	ctx, cancel := context.WithCancelCause(ctx)
+	p := &s3Putter{s: s, ctx: ctx, cancel: cancel, key: key, meta: meta, opts: opts,
+		pool: make(chan []byte, opts.Concurrency)}
+	up, err := s.findUpload(ctx, key)
+	if err != nil {
+		cancel(nil)
+		return nil, err
+	}
+	if up != nil {
+		p.uploadID = up.ID
+		if p.existing, err = s.listParts(ctx, key, up.ID); err != nil {
+			cancel(nil)
+			return nil, err
+		}
+		opts.Log("resuming upload", "key", key, "parts", len(p.existing))
+	}
+	return p, nil
+}
+
+// s3Putter cuts what is written into parts and uploads up to Concurrency
+// of them at once. Part buffers come from a pool of Concurrency buffers,
+// so memory stays at Concurrency × part size whatever the stream's length.
+type s3Putter struct {
+	s      *s3Store
+	ctx    context.Context
+	cancel context.CancelCauseFunc
+	key    string
+	meta   Meta
+	opts   PutOptions
+
+	uploadID string
+	existing map[int32]types.Part
+
+	buf       []byte // the part being filled
+	partNum   int    // parts handed off so far
+	allocated int
+	pool      chan []byte
+	wg        sync.WaitGroup
+
+	mu    sync.Mutex
+	done  []types.CompletedPart
+	err   error
+	size  int64
+	sent  int
+	kept  int
+	ended bool
+}
+
+func (p *s3Putter) setErr(err error) {
+	p.mu.Lock()
+	if p.err == nil {
+		p.err = err
+		p.cancel(err)
+	}
+	p.mu.Unlock()
+}
+
+func (p *s3Putter) firstErr() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.err
+}
+
+// getBuf returns an empty buffer able to hold part n.
+func (p *s3Putter) getBuf(n int) ([]byte, error) {
+	size := PartSize(p.opts.PartSize, n)
+	var b []byte
+	if p.allocated < p.opts.Concurrency {
+		p.allocated++
+	} else {
+		select {
+		case b = <-p.pool:
+		case <-p.ctx.Done():
+			return nil, p.firstErr()
+		}
+	}
+	if int64(cap(b)) < size {
+		b = nil // let the smaller buffer go before taking the bigger one
+		b = make([]byte, 0, size)
+	}
+	return b[:0], nil
+}
+
+func (p *s3Putter) Write(b []byte) (int, error) {
+	if err := p.firstErr(); err != nil {
+		return 0, err
+	}
+	total := len(b)
+	for len(b) > 0 {
+		if p.buf == nil {
+			buf, err := p.getBuf(p.partNum + 1)
+			if err != nil {
+				return total - len(b), err
+			}
+			p.buf = buf
+		}
+		want := int(PartSize(p.opts.PartSize, p.partNum+1))
+		n := copy(p.buf[len(p.buf):want], b)
+		p.buf = p.buf[:len(p.buf)+n]
+		b = b[n:]
+		p.size += int64(n)
+		if len(p.buf) == want {
+			if p.partNum+1 > MaxParts {
+				err := fmt.Errorf("%s: stream exceeds %d parts (use a bigger --part-size)", p.s.where(p.key), MaxParts)
+				p.setErr(err)
+				return total - len(b), err
+			}
+			if err := p.flush(); err != nil {
+				return total - len(b), err
+			}
+		}
+	}
+	return total, nil
+}
+
+// flush hands the full buffer off as the next part: kept when the resumed
+// upload already holds it with the same size and CRC32C, else uploaded.
+func (p *s3Putter) flush() error {
+	if p.uploadID == "" {
+		out, err := p.s.client.CreateMultipartUpload(p.ctx, &s3.CreateMultipartUploadInput{
+			Bucket:               aws.String(p.s.loc.Bucket),
+			Key:                  aws.String(p.s.full(p.key)),
+			Metadata:             p.meta.toMap(),
+			ChecksumAlgorithm:    types.ChecksumAlgorithmCrc32c,
+			StorageClass:         types.StorageClass(p.s.opts.StorageClass),
+			ServerSideEncryption: types.ServerSideEncryption(p.s.opts.SSE),
+			ContentType:          aws.String("application/octet-stream"),
+		})
+		if err != nil {
+			err = p.s.fail(p.key, err)
+			p.setErr(err)
+			return err
+		}
+		p.uploadID = aws.ToString(out.UploadId)
+	}
+	p.partNum++
+	num := int32(p.partNum)
+	data := p.buf
+	p.buf = nil
+	sum := crc32.Checksum(data, castagnoli)
+	var sb [4]byte
+	binary.BigEndian.PutUint32(sb[:], sum)
+	crc := base64.StdEncoding.EncodeToString(sb[:])
+	if old, ok := p.existing[num]; ok && aws.ToInt64(old.Size) == int64(len(data)) && aws.ToString(old.ChecksumCRC32C) == crc {
+		p.opts.Log("part kept", "key", p.key, "part", num, "size", len(data))
+		p.mu.Lock()
+		p.kept++
+		p.done = append(p.done, types.CompletedPart{PartNumber: aws.Int32(num), ETag: old.ETag, ChecksumCRC32C: aws.String(crc)})
+		p.mu.Unlock()
+		p.pool <- data
+		return nil
+	}
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		defer func() { p.pool <- data }()
+		out, err := p.s.client.UploadPart(p.ctx, &s3.UploadPartInput{
+			Bucket:         aws.String(p.s.loc.Bucket),
+			Key:            aws.String(p.s.full(p.key)),
+			UploadId:       aws.String(p.uploadID),
+			PartNumber:     aws.Int32(num),
+			Body:           bytes.NewReader(data),
+			ContentLength:  aws.Int64(int64(len(data))),
+			ChecksumCRC32C: aws.String(crc),
+		}, unsignedPayload)
+		if err != nil {
+			p.setErr(p.s.fail(p.key, fmt.Errorf("part %d: %w", num, err)))
+			return
+		}
+		p.opts.Log("part sent", "key", p.key, "part", num, "size", len(data))
+		p.mu.Lock()
+		p.sent++
+		p.done = append(p.done, types.CompletedPart{PartNumber: aws.Int32(num), ETag: out.ETag, ChecksumCRC32C: aws.String(crc)})
+		p.mu.Unlock()
+	}()
+	return nil
+}
+
+// unsignedPayload skips the SDK's SHA-256 of every part body for the
+// request signature: each part carries its CRC32C, which the server checks.
+func unsignedPayload(o *s3.Options) {
+	o.APIOptions = append(o.APIOptions, v4.SwapComputePayloadSHA256ForUnsignedPayloadMiddleware)
+}
+
+func (p *s3Putter) Close(meta Meta) (Object, error) {
+	defer p.cancel(nil)
+	if p.ended {
+		return Object{}, fmt.Errorf("%s: closed twice", p.s.where(p.key))
+	}
+	p.ended = true
+	meta.PartScheme = p.meta.PartScheme
+	meta.EncodedSize = p.size
+	if err := p.firstErr(); err != nil {
+		p.wg.Wait()
+		return Object{}, err
+	}
+	if p.uploadID == "" {
+		return p.putSingle(meta)
+	}
+	if len(p.buf) > 0 || p.partNum == 0 {
+		if err := p.flush(); err != nil {
+			p.wg.Wait()
+			return Object{}, err
+		}
+	}
+	p.wg.Wait()
+	if err := p.firstErr(); err != nil {
+		return Object{}, err
+	}
+	sort.Slice(p.done, func(i, j int) bool { return *p.done[i].PartNumber < *p.done[j].PartNumber })
+	p.opts.Log("upload parts", "key", p.key, "sent", p.sent, "kept", p.kept)
+	_, err := p.s.client.CompleteMultipartUpload(p.ctx, &s3.CompleteMultipartUploadInput{
+		Bucket:          aws.String(p.s.loc.Bucket),
+		Key:             aws.String(p.s.full(p.key)),
+		UploadId:        aws.String(p.uploadID),
+		MultipartUpload: &types.CompletedMultipartUpload{Parts: p.done},
+	})
+	if err != nil {
+		return Object{}, p.s.fail(p.key, fmt.Errorf("complete upload: %w", err))
+	}
+	// The digest is only known now, and S3 takes metadata only when an
+	// object is created: rewrite it in place (a metadata-only copy).
+	if err := p.s.replaceMeta(p.ctx, p.key, p.size, meta); err != nil {
+		return Object{}, err
+	}
+	return Object{Key: p.key, Size: p.size, Modified: time.Now(), Meta: meta}, nil
+}
+
+func (p *s3Putter) putSingle(meta Meta) (Object, error) {
+	data := p.buf
+	sum := crc32.Checksum(data, castagnoli)
+	var sb [4]byte
+	binary.BigEndian.PutUint32(sb[:], sum)
+	_, err := p.s.client.PutObject(p.ctx, &s3.PutObjectInput{
+		Bucket:               aws.String(p.s.loc.Bucket),
+		Key:                  aws.String(p.s.full(p.key)),
+		Body:                 bytes.NewReader(data),
+		ContentLength:        aws.Int64(int64(len(data))),
+		ChecksumCRC32C:       aws.String(base64.StdEncoding.EncodeToString(sb[:])),
+		Metadata:             meta.toMap(),
+		StorageClass:         types.StorageClass(p.s.opts.StorageClass),
+		ServerSideEncryption: types.ServerSideEncryption(p.s.opts.SSE),
+		ContentType:          aws.String("application/octet-stream"),
+	}, unsignedPayload)
+	if err != nil {
+		return Object{}, p.s.fail(p.key, err)
+	}
+	p.opts.Log("object sent", "key", p.key, "size", len(data))
+	return Object{Key: p.key, Size: int64(len(data)), Modified: time.Now(), Meta: meta}, nil
+}
+
+// replaceMeta sets an object's metadata by copying it onto itself, in
+// parts of 5 GiB above CopyObject's limit.
+func (s *s3Store) replaceMeta(ctx context.Context, key string, size int64, meta Meta) error {
+	src := url.PathEscape(s.loc.Bucket) + "/" + escapeKey(s.full(key))
+	if size <= MaxPartSize {
+		_, err := s.client.CopyObject(ctx, &s3.CopyObjectInput{
+			Bucket:               aws.String(s.loc.Bucket),
+			Key:                  aws.String(s.full(key)),
+			CopySource:           aws.String(src),
+			MetadataDirective:    types.MetadataDirectiveReplace,
+			Metadata:             meta.toMap(),
+			StorageClass:         types.StorageClass(s.opts.StorageClass),
+			ServerSideEncryption: types.ServerSideEncryption(s.opts.SSE),
+			ContentType:          aws.String("application/octet-stream"),
+		})
+		if err != nil {
+			return s.fail(key, fmt.Errorf("set metadata: %w", err))
+		}
+		return nil
+	}
+	out, err := s.client.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{
+		Bucket:               aws.String(s.loc.Bucket),
+		Key:                  aws.String(s.full(key)),
+		Metadata:             meta.toMap(),
+		StorageClass:         types.StorageClass(s.opts.StorageClass),
+		ServerSideEncryption: types.ServerSideEncryption(s.opts.SSE),
+		ContentType:          aws.String("application/octet-stream"),
+	})
+	if err != nil {
+		return s.fail(key, fmt.Errorf("set metadata: %w", err))
+	}
+	id := out.UploadId
+	abort := func(err error) error {
+		s.client.AbortMultipartUpload(context.WithoutCancel(ctx), &s3.AbortMultipartUploadInput{Bucket: aws.String(s.loc.Bucket), Key: aws.String(s.full(key)), UploadId: id})
+		return s.fail(key, fmt.Errorf("set metadata: %w", err))
+	}
+	var parts []types.CompletedPart
+	for off, n := int64(0), int32(1); off < size; off, n = off+MaxPartSize, n+1 {
+		end := min(off+MaxPartSize, size) - 1
+		pc, err := s.client.UploadPartCopy(ctx, &s3.UploadPartCopyInput{
+			Bucket: aws.String(s.loc.Bucket), Key: aws.String(s.full(key)), UploadId: id,
+			PartNumber: aws.Int32(n), CopySource: aws.String(src),
+			CopySourceRange: aws.String(fmt.Sprintf("bytes=%d-%d", off, end)),
+		})
+		if err != nil {
+			return abort(err)
+		}
+		parts = append(parts, types.CompletedPart{PartNumber: aws.Int32(n), ETag: pc.CopyPartResult.ETag})
+	}
+	_, err = s.client.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{
+		Bucket: aws.String(s.loc.Bucket), Key: aws.String(s.full(key)), UploadId: id,
+		MultipartUpload: &types.CompletedMultipartUpload{Parts: parts},
+	})
+	if err != nil {
+		return abort(err)
+	}
+	return nil
+}
+
+func escapeKey(k string) string {
+	parts := strings.Split(k, "/")
+	for i, p := range parts {
+		parts[i] = url.PathEscape(p)
+	}
+	return strings.Join(parts, "/")
+}
+
+// Abort stops the upload. Parts already sent stay in the unfinished
+// multipart upload so that the next run of the same stream resumes; when
+// discard is set (encodings that are not reproducible, like age) the
+// upload is aborted instead.
+func (p *s3Putter) Abort() {
+	p.cancel(errors.New("aborted"))
+	p.wg.Wait()
+	if p.opts.Discard && p.uploadID != "" {
+		p.s.client.AbortMultipartUpload(context.WithoutCancel(p.ctx), &s3.AbortMultipartUploadInput{
+			Bucket: aws.String(p.s.loc.Bucket), Key: aws.String(p.s.full(p.key)), UploadId: aws.String(p.uploadID),
+		})
+	}
+}
+
+var _ io.Writer = (*s3Putter)(nil)
