@@ -8,6 +8,7 @@ import (
 	"fmt"
 
 	"github.com/buttersink/buttersink/lib/location"
+	"github.com/buttersink/buttersink/lib/objstore"
 	"github.com/buttersink/buttersink/lib/remote"
 	"github.com/buttersink/buttersink/lib/snapshot"
 )
@@ -19,6 +20,9 @@ type Options struct {
 	// Remote is how ssh:// locations are reached (the command's --ssh
 	// and --sudo flags).
 	Remote remote.Flags
+	// Objects is how s3:// locations are reached (the command's
+	// objstore.Flags: --profile, --endpoint-url, --region, --path-style).
+	Objects objstore.Options
 }
 
 // List returns the snapshots at loc: every read-only snapshot below the
