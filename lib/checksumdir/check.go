@@ -291,10 +291,10 @@ func (d Diff) String() string {
 // Compare writes to w, one line a path in path order, how the tree now
 // (cur) differs from the saved set:
 //
-//	+ PATH                      added
-//	- PATH                      missing
-//	! PATH: data changed        content differs
-//	~ PATH: FIELD OLD -> NEW, … metadata differs
+//   - PATH                      added
+//   - PATH                      missing
+//     ! PATH: data changed        content differs
+//     ~ PATH: FIELD OLD -> NEW, … metadata differs
 //
 // Only what both sets cover is compared: NAME.full fields only when both
 // have NAME.full.

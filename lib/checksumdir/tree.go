@@ -20,14 +20,14 @@ import (
 // Entry is one thing below the top directory, as lstat saw it.
 type Entry struct {
 	// Path is relative to the top directory, as find's %P prints it.
-	Path               string
-	Mode               uint32
-	Nlink              uint64
-	UID, GID           uint32
+	Path                string
+	Mode                uint32
+	Nlink               uint64
+	UID, GID            uint32
 	MtimeSec, MtimeNsec int64
-	Size               int64
-	Rdev               uint64
-	Dev, Ino           uint64
+	Size                int64
+	Rdev                uint64
+	Dev, Ino            uint64
 
 	// sum is the content hash of a regular file, shared by hard links.
 	sum *fileSum
