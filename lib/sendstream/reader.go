@@ -391,11 +391,67 @@ func (s *Stream) RewritePath(p string) error {
 	if s.n > 0 {
 		return errors.New("rewrite path: stream already read")
 	}
-	if p == "" || len(p) > 0xffff {
-		return fmt.Errorf("rewrite path: invalid path length %d", len(p))
+	head, err := RewriteHead(s.head, p)
+	if err != nil {
+		return err
 	}
-	first := Command{Type: binary.LittleEndian.Uint16(s.head[HeaderLen+4:]), Version: s.Version,
-		Payload: s.head[HeaderLen+CmdHeaderLen:]}
+	s.head = head
+	s.Subvol.Path = p
+	return nil
+}
+
+// ReadHead reads exactly a stream header and the first command from src,
+// reading no further, verifies them and returns their bytes and what the
+// command says. It is for a caller that passes the rest of the stream on
+// without looking at it (bssend splicing the kernel's output).
+func ReadHead(src io.Reader) ([]byte, uint32, Head, error) {
+	b := make([]byte, HeaderLen+CmdHeaderLen, HeaderLen+CmdHeaderLen+256)
+	if _, err := io.ReadFull(src, b); err != nil {
+		return nil, 0, Head{}, headReadError(err, 0)
+	}
+	n := binary.LittleEndian.Uint32(b[HeaderLen:])
+	if n <= MaxCommand {
+		b = append(b, make([]byte, n)...)
+		if _, err := io.ReadFull(src, b[HeaderLen+CmdHeaderLen:]); err != nil {
+			return nil, 0, Head{}, headReadError(err, HeaderLen)
+		}
+	}
+	// Verify them with the reader's own logic, over b alone.
+	r := &Reader{buf: b, end: len(b), state: stateHeader, srcErr: io.EOF}
+	if err := r.advance(); err != nil {
+		return nil, 0, Head{}, err
+	}
+	if r.state != stateCommands && r.state != stateEnded {
+		return nil, 0, Head{}, &Error{Offset: HeaderLen, Reason: "truncated first command"}
+	}
+	first := Command{Type: binary.LittleEndian.Uint16(b[HeaderLen+4:]), Offset: HeaderLen, Version: r.version, Payload: b[HeaderLen+CmdHeaderLen:]}
+	h, err := parseHead(&first)
+	if err != nil {
+		return nil, 0, Head{}, &Error{Offset: HeaderLen, Reason: err.Error()}
+	}
+	return b, r.version, h, nil
+}
+
+func headReadError(err error, off int64) error {
+	if err == io.EOF || err == io.ErrUnexpectedEOF {
+		return &Error{Offset: off, Reason: "truncated stream header or first command", Err: err}
+	}
+	return &Error{Offset: off, Reason: "read: " + err.Error(), Err: err}
+}
+
+// RewriteHead returns head (a stream header and first command, as
+// ReadHead returns them) with the first command's PATH set to p and its
+// CRC recomputed.
+func RewriteHead(head []byte, p string) ([]byte, error) {
+	if p == "" || len(p) > 0xffff {
+		return nil, fmt.Errorf("rewrite path: invalid path length %d", len(p))
+	}
+	if len(head) < HeaderLen+CmdHeaderLen {
+		return nil, errors.New("rewrite path: no first command")
+	}
+	version := binary.LittleEndian.Uint32(head[len(Magic):])
+	first := Command{Type: binary.LittleEndian.Uint16(head[HeaderLen+4:]), Version: version,
+		Payload: head[HeaderLen+CmdHeaderLen:]}
 	var attrs []Attr
 	err := first.Attrs(func(t uint16, v []byte) error {
 		if t == AttrPath {
@@ -405,12 +461,10 @@ func (s *Stream) RewritePath(p string) error {
 		return nil
 	})
 	if err != nil {
-		return err
+		return nil, err
 	}
-	head := append(make([]byte, 0, len(s.head)+len(p)), s.head[:HeaderLen]...)
-	s.head = AppendCommand(head, s.Version, first.Type, attrs...)
-	s.Subvol.Path = p
-	return nil
+	out := append(make([]byte, 0, len(head)+len(p)), head[:HeaderLen]...)
+	return AppendCommand(out, version, first.Type, attrs...), nil
 }
 
 func parseHead(c *Command) (Head, error) {

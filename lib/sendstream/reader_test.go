@@ -481,3 +481,32 @@ func FuzzWalk(f *testing.F) {
 		})
 	})
 }
+
+func TestReadHead(t *testing.T) {
+	for _, f := range realStreams {
+		orig := readStream(t, f)
+		src := bytes.NewReader(orig)
+		head, version, h, err := ReadHead(src)
+		if err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		firstLen := CmdHeaderLen + int(binary.LittleEndian.Uint32(orig[HeaderLen:]))
+		if !bytes.Equal(head, orig[:HeaderLen+firstLen]) || src.Len() != len(orig)-len(head) {
+			t.Fatalf("%s: read %d bytes of head, want exactly %d", f, len(head), HeaderLen+firstLen)
+		}
+		s, _ := NewReader(bytes.NewReader(orig)).Next()
+		if h != s.Subvol || version != s.Version {
+			t.Errorf("%s: head %+v v%d, want %+v v%d", f, h, version, s.Subvol, s.Version)
+		}
+		for n := 0; n < len(head); n++ {
+			if _, _, _, err := ReadHead(bytes.NewReader(orig[:n])); err == nil || !strings.Contains(err.Error(), "truncated") {
+				t.Fatalf("%s: cut at %d: %v", f, n, err)
+			}
+		}
+		bad := append([]byte{}, head...)
+		bad[len(bad)-1] ^= 1
+		if _, _, _, err := ReadHead(bytes.NewReader(bad)); err == nil || !strings.Contains(err.Error(), "crc mismatch") {
+			t.Errorf("%s: corrupt head: %v", f, err)
+		}
+	}
+}
