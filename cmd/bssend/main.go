@@ -1,0 +1,32 @@
+// Command bssend writes btrfs send streams to stdout, for snapshots named
+// on the command line or by plan steps on stdin.
+package main
+
+import (
+	"context"
+	"os"
+
+	"github.com/buttersink/buttersink/lib/cli"
+	"github.com/buttersink/buttersink/lib/sender"
+)
+
+type flags struct {
+	cli.Globals
+
+	Parent     string   `short:"p" placeholder:"PARENT" help:"Send incrementally from the read-only snapshot PARENT (also a clone source)."`
+	Clone      []string `short:"c" placeholder:"CLONE" help:"Use the read-only snapshot CLONE as a clone source (repeatable)."`
+	Proto      uint32   `name:"proto" placeholder:"N" help:"Send protocol version (default: the highest the kernel offers)."`
+	Compressed bool     `name:"compressed-data" help:"Pass compressed extents through as they are (needs protocol 2)."`
+	NoData     bool     `name:"no-data" help:"Send metadata only: file data becomes UPDATE_EXTENT sizes."`
+	Snapshots  []string `arg:"" optional:"" name:"SNAPSHOT" help:"Read-only snapshots to send; none: read plan steps (JSON Lines) on stdin."`
+}
+
+func main() {
+	var f flags
+	os.Exit(cli.Main("bssend", "Write btrfs send streams of snapshots to stdout.", &f, func(ctx context.Context, env *cli.Env) error {
+		return sender.Run(ctx, env, sender.Options{
+			Snapshots: f.Snapshots, Parent: f.Parent, Clones: f.Clone,
+			Proto: f.Proto, Compressed: f.Compressed, NoData: f.NoData,
+		})
+	}))
+}

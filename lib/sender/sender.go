@@ -1,0 +1,456 @@
+// Package sender is bssend: it runs the kernel's send for each snapshot
+// named on the command line or by a plan step on stdin and writes the
+// streams, back to back, to stdout.
+//
+// Bytes are copied as little as possible. When nothing needs to see them
+// (no progress, no summary, no path rewrite) and stdout is blocking, the
+// kernel writes straight into stdout. Otherwise it writes into a pipe of
+// ours that is spliced to stdout (a copy through a reused buffer only when
+// stdout cannot take a splice), counting bytes on the way.
+package sender
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"path"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/buttersink/buttersink/lib/btrfs"
+	"github.com/buttersink/buttersink/lib/cli"
+	"github.com/buttersink/buttersink/lib/hint"
+	"github.com/buttersink/buttersink/lib/jsonl"
+	"github.com/buttersink/buttersink/lib/location"
+	"github.com/buttersink/buttersink/lib/plan"
+	"github.com/buttersink/buttersink/lib/progress"
+	"github.com/buttersink/buttersink/lib/sendstream"
+)
+
+// Options are bssend's flags and arguments.
+type Options struct {
+	// Snapshots are the subvolumes to send; none means plan steps on stdin.
+	Snapshots []string
+	Parent    string
+	Clones    []string
+	// Proto is the send protocol; 0 means the kernel's highest.
+	Proto      uint32
+	Compressed bool
+	NoData     bool
+}
+
+// job is one stream to send.
+type job struct {
+	path   string // the subvolume sent
+	parent string
+	clones []string
+	label  string // its name in messages and progress
+	// rename is the PATH the stream's first command should carry
+	// ("" = the basename the kernel writes).
+	rename string
+	size   int64
+}
+
+type sender struct {
+	env   *cli.Env
+	proto uint32
+	flags btrfs.SendFlags
+	out   int  // stdout's descriptor
+	block bool // stdout is in blocking mode
+	// splice is cleared once stdout refuses a splice.
+	splice bool
+	meter  *progress.Meter
+	buf    []byte
+}
+
+// Run sends the snapshots of opts, or of the plan steps on env.Stdin.
+func Run(ctx context.Context, env *cli.Env, opts Options) error {
+	if cli.IsTerminal(env.Stdout) {
+		return hint.Wrap(errors.New("stdout is a terminal; refusing to write a binary send stream"),
+			"pipe it into bsrecv or btrfs receive, or redirect it to a file")
+	}
+	s := &sender{env: env, proto: opts.Proto, out: int(env.Stdout.Fd()), splice: true}
+	if s.proto == 0 {
+		s.proto = btrfs.SendProtoMax()
+	}
+	if max := btrfs.SendProtoMax(); s.proto > max {
+		return cli.UsageError("--proto %d: the kernel offers send protocol 1 to %d", s.proto, max)
+	}
+	if opts.Compressed {
+		if s.proto < 2 {
+			return cli.UsageError("--compressed-data needs --proto 2 or higher")
+		}
+		s.flags |= btrfs.Compressed
+	}
+	if opts.NoData {
+		s.flags |= btrfs.NoFileData
+	}
+	fl, err := unix.FcntlInt(uintptr(s.out), unix.F_GETFL, 0)
+	if err != nil {
+		return fmt.Errorf("stdout: %w", err)
+	}
+	s.block = fl&unix.O_NONBLOCK == 0
+
+	var jobs []job
+	if len(opts.Snapshots) > 0 {
+		jobs = argJobs(opts)
+	} else {
+		if opts.Parent != "" || len(opts.Clones) > 0 {
+			return cli.UsageError("-p and -c need SNAPSHOT arguments; plan steps name their own parent and clones")
+		}
+		if jobs, err = planJobs(env.Stdin); err != nil {
+			return err
+		}
+	}
+	// Check every source before the first byte goes out.
+	for _, j := range jobs {
+		if err := checkSource(j); err != nil {
+			return err
+		}
+	}
+	if env.ShowProgress() {
+		s.meter = progress.New(env.Stderr, env.Name)
+		defer s.meter.Finish()
+	} else if env.Verbose > 0 {
+		s.meter = progress.New(nil, env.Name)
+	}
+	start := time.Now()
+	var total int64
+	for _, j := range jobs {
+		n, err := s.send(ctx, j)
+		total += n
+		if err != nil {
+			return err
+		}
+		env.Log.Debug("sent", "snapshot", j.label, "bytes", n)
+	}
+	if s.meter != nil {
+		s.meter.Finish()
+	}
+	if env.Verbose > 0 {
+		env.Log.Info("sent " + progress.Summary(len(jobs), "snapshot", total, time.Since(start)))
+	}
+	return nil
+}
+
+func argJobs(opts Options) []job {
+	var jobs []job
+	for _, p := range opts.Snapshots {
+		jobs = append(jobs, job{path: p, parent: opts.Parent, clones: opts.Clones, label: p})
+	}
+	return jobs
+}
+
+// planJobs reads the send steps on stdin. Every line is checked before
+// anything is sent.
+func planJobs(stdin io.Reader) ([]job, error) {
+	r := jsonl.NewReader(stdin, "stdin")
+	var jobs []job
+	for {
+		var st plan.Step
+		err := r.Next(&st)
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, err
+		}
+		j, err := stepJob(st)
+		if err != nil {
+			return nil, fmt.Errorf("stdin line %d: %w", r.Line(), err)
+		}
+		jobs = append(jobs, j)
+	}
+	if len(jobs) == 0 {
+		return nil, hint.Wrap(errors.New("no snapshot arguments and no plan steps on stdin"),
+			"name snapshots (bssend SNAPSHOT...) or pipe bsplan into bssend")
+	}
+	return jobs, nil
+}
+
+// stepJob turns a send step into a job, by the scheme of its source.
+func stepJob(st plan.Step) (job, error) {
+	switch st.Op {
+	case plan.OpSend:
+	case plan.OpDelete:
+		return job{}, hint.Wrap(fmt.Errorf("a delete step (%s); bssend takes send steps only", st.Snapshot.Path), "pipe delete steps into bsrm")
+	default:
+		return job{}, fmt.Errorf("unknown op %q", st.Op)
+	}
+	loc, err := location.Parse(st.Src)
+	if err != nil {
+		return job{}, err
+	}
+	switch loc.Scheme {
+	case location.Btrfs:
+		return localJob(st, loc.Path())
+	case location.SSH:
+		return sshJob(st, loc)
+	case location.S3, location.File:
+		return job{}, hint.Wrap(fmt.Errorf("%s: source is an object store", loc.DirString()), "use bss3get to read streams from an object store")
+	}
+	return job{}, fmt.Errorf("%s: unknown scheme", st.Src)
+}
+
+// sshJob is the hook for sends from a remote host (ssh:// sources).
+func sshJob(st plan.Step, loc location.Location) (job, error) {
+	return job{}, fmt.Errorf("%s: sending from ssh:// sources is not supported yet", loc.DirString())
+}
+
+func localJob(st plan.Step, dir string) (job, error) {
+	rel, err := relPath(st.Snapshot.Path)
+	if err != nil {
+		return job{}, err
+	}
+	j := job{path: path.Join(dir, rel), label: rel, size: st.Size}
+	if strings.Contains(rel, "/") {
+		j.rename = rel
+	}
+	if st.Parent != nil {
+		p, err := relPath(st.Parent.Path)
+		if err != nil {
+			return job{}, fmt.Errorf("parent: %w", err)
+		}
+		j.parent = path.Join(dir, p)
+	}
+	for _, c := range st.Clones {
+		p, err := relPath(c.Path)
+		if err != nil {
+			return job{}, fmt.Errorf("clone: %w", err)
+		}
+		j.clones = append(j.clones, path.Join(dir, p))
+	}
+	return j, nil
+}
+
+// relPath checks a path relative to a step's source directory.
+func relPath(p string) (string, error) {
+	if p == "" || strings.HasPrefix(p, "/") {
+		return "", fmt.Errorf("snapshot path %q: not relative", p)
+	}
+	for _, c := range strings.Split(p, "/") {
+		if c == "" || c == "." || c == ".." {
+			return "", fmt.Errorf("snapshot path %q: empty, '.' or '..' component", p)
+		}
+	}
+	return p, nil
+}
+
+// checkSource refuses what the kernel would refuse later, or worse, what
+// would need the source changed: send needs read-only subvolumes, and
+// bssend never toggles the flag.
+func checkSource(j job) error {
+	for _, p := range append([]string{j.path, j.parent}, j.clones...) {
+		if p == "" {
+			continue
+		}
+		info, err := btrfs.Info(p)
+		if err != nil {
+			if errors.Is(err, btrfs.ErrNotSubvolume) || errors.Is(err, btrfs.ErrNotBtrfs) {
+				return hint.Wrap(err, "bssend sends read-only btrfs snapshots")
+			}
+			return err
+		}
+		if !info.ReadOnly {
+			return hint.Wrap(fmt.Errorf("%s: not read-only; send needs a read-only snapshot", p),
+				"make one with: btrfs subvolume snapshot -r SUBVOLUME SNAPSHOT")
+		}
+	}
+	return nil
+}
+
+// send sends one job and returns the bytes written (when counted).
+func (s *sender) send(ctx context.Context, j job) (int64, error) {
+	if s.meter == nil && j.rename == "" && s.block {
+		return 0, s.sendDirect(ctx, j)
+	}
+	return s.sendPiped(ctx, j)
+}
+
+// sendDirect lets the kernel write into stdout. On SIGINT the ioctl cannot
+// be stopped from here (stdout is not ours to close); returning ends the
+// process, which ends the ioctl.
+func (s *sender) sendDirect(ctx context.Context, j job) error {
+	done := make(chan error, 1)
+	go func() { done <- btrfs.Send(j.path, s.out, j.parent, j.clones, s.proto, s.flags) }()
+	select {
+	case err := <-done:
+		if errors.Is(err, unix.EPIPE) {
+			return brokenPipe(j)
+		}
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func brokenPipe(j job) error {
+	return fmt.Errorf("output closed (broken pipe) while sending %s", j.label)
+}
+
+// sendPiped runs the kernel's send into a pipe and moves its bytes to
+// stdout. Closing the pipe's read end is what stops the kernel early.
+func (s *sender) sendPiped(ctx context.Context, j job) (int64, error) {
+	var p [2]int
+	if err := unix.Pipe2(p[:], unix.O_CLOEXEC); err != nil {
+		return 0, fmt.Errorf("pipe: %w", err)
+	}
+	pr, pw := p[0], p[1]
+	// A bigger pipe means fewer wake-ups; the default size works too.
+	unix.FcntlInt(uintptr(pr), unix.F_SETPIPE_SZ, 1<<20)
+	done := make(chan error, 1)
+	go func() {
+		err := btrfs.Send(j.path, pw, j.parent, j.clones, s.proto, s.flags)
+		unix.Close(pw)
+		done <- err
+	}()
+	if s.meter != nil {
+		s.meter.Start(j.label, j.size)
+	}
+	n, copyErr := s.copyOut(ctx, pr, j)
+	unix.Close(pr)
+	sendErr := <-done
+	if s.meter != nil {
+		s.meter.Finish()
+	}
+	switch {
+	case errors.Is(copyErr, unix.EPIPE):
+		return n, brokenPipe(j)
+	case ctx.Err() != nil:
+		return n, ctx.Err()
+	case sendErr != nil && !(copyErr != nil && errors.Is(sendErr, unix.EPIPE)):
+		return n, sendErr
+	case copyErr != nil:
+		return n, copyErr
+	}
+	return n, nil
+}
+
+// copyOut moves what the kernel writes into pr to stdout until the
+// kernel closes its end, rewriting the first command's path on the way
+// when the job asks for it.
+func (s *sender) copyOut(ctx context.Context, pr int, j job) (int64, error) {
+	var n int64
+	if j.rename != "" {
+		head, _, _, err := sendstream.ReadHead(fdReader(pr))
+		if err != nil {
+			return 0, fmt.Errorf("%s: reading the kernel's stream: %w", j.label, err)
+		}
+		if head, err = sendstream.RewriteHead(head, j.rename); err != nil {
+			return 0, err
+		}
+		if err := s.write(head); err != nil {
+			return 0, err
+		}
+		n += int64(len(head))
+		s.count(len(head))
+	}
+	for {
+		if err := ctx.Err(); err != nil {
+			return n, err
+		}
+		// Wait with a timeout so that an interrupt is seen even while
+		// the kernel is busy without writing.
+		fds := []unix.PollFd{{Fd: int32(pr), Events: unix.POLLIN}}
+		if _, err := unix.Poll(fds, 200); err != nil && err != unix.EINTR {
+			return n, fmt.Errorf("poll: %w", err)
+		}
+		if fds[0].Revents == 0 {
+			continue
+		}
+		var m int
+		var err error
+		if s.splice && s.block {
+			m, err = s.spliceOnce(pr)
+			if err == unix.EINVAL && m == 0 {
+				s.splice = false // stdout takes no splice (e.g. O_APPEND)
+				continue
+			}
+		} else {
+			m, err = s.copyOnce(pr)
+		}
+		if err != nil {
+			return n, err
+		}
+		if m == 0 {
+			return n, nil
+		}
+		n += int64(m)
+		s.count(m)
+	}
+}
+
+func (s *sender) count(n int) {
+	if s.meter != nil {
+		s.meter.Add(int64(n))
+	}
+}
+
+func (s *sender) spliceOnce(pr int) (int, error) {
+	for {
+		m, err := unix.Splice(pr, nil, s.out, nil, 1<<20, unix.SPLICE_F_MOVE)
+		if err == unix.EINTR || err == unix.EAGAIN {
+			continue
+		}
+		if err == unix.EINVAL {
+			return 0, err
+		}
+		if err != nil {
+			return 0, outputError(err)
+		}
+		return int(m), nil
+	}
+}
+
+// copyOnce is the fallback: one read into a reused buffer, then write.
+func (s *sender) copyOnce(pr int) (int, error) {
+	if s.buf == nil {
+		s.buf = make([]byte, 1<<20)
+	}
+	m, err := fdReader(pr).Read(s.buf)
+	if err == io.EOF {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	return m, s.write(s.buf[:m])
+}
+
+// write writes all of b to stdout, through Go's poller when stdout is
+// non-blocking.
+func (s *sender) write(b []byte) error {
+	if _, err := s.env.Stdout.Write(b); err != nil {
+		return outputError(err)
+	}
+	return nil
+}
+
+func outputError(err error) error {
+	if errors.Is(err, unix.EPIPE) {
+		return unix.EPIPE
+	}
+	return fmt.Errorf("writing stdout: %w", err)
+}
+
+// fdReader reads a blocking descriptor.
+type fdReader int
+
+func (f fdReader) Read(p []byte) (int, error) {
+	for {
+		n, err := unix.Read(int(f), p)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return 0, err
+		}
+		if n == 0 && len(p) > 0 {
+			return 0, io.EOF
+		}
+		return n, nil
+	}
+}
