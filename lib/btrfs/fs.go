@@ -66,7 +66,8 @@ var sysfsRoot = "/sys/fs/btrfs"
 
 // Qgroups returns the qgroup sizes of every subvolume (by subvolume id) of
 // the filesystem holding path, read from /sys/fs/btrfs/FSID/qgroups. It
-// reports false, and no error, when quotas are off. It only reads: it never
+// reports false, and no error, when quotas are off or their numbers are
+// marked inconsistent (a rescan is due). It only reads: it never
 // enables quotas nor starts a rescan (both can stall a big filesystem for
 // hours).
 func Qgroups(path string) (map[uint64]Qgroup, bool, error) {
@@ -81,6 +82,11 @@ func Qgroups(path string) (map[uint64]Qgroup, bool, error) {
 	}
 	if err != nil {
 		return nil, false, fmt.Errorf("qgroups: %w", err)
+	}
+	// While inconsistent (quotas just enabled, a rescan pending or
+	// running) the numbers are wrong: report them as unknown.
+	if v, err := readSysfsUint(filepath.Join(dir, "inconsistent")); err == nil && v != 0 {
+		return nil, false, nil
 	}
 	out := map[uint64]Qgroup{}
 	for _, e := range ents {
