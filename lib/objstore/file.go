@@ -277,6 +277,7 @@ func (p *filePutter) Close(meta Meta) (Object, error) {
 		return fail(p.err)
 	}
 	meta.EncodedSize = p.size
+	meta.Format = metaFormat
 	if err := writeXattrs(p.f, meta); err != nil && !errors.Is(err, unix.ENOTSUP) {
 		return fail(fmt.Errorf("set metadata: %w", err))
 	}

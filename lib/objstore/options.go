@@ -1,5 +1,11 @@
 package objstore
 
+import (
+	"fmt"
+	"strconv"
+	"strings"
+)
+
 // Options configure access to an S3 store; file stores ignore them.
 // Credentials come from the AWS SDK's default chain only (environment,
 // ~/.aws/credentials and config, AWS_PROFILE, SSO, instance roles) and are
@@ -33,4 +39,54 @@ type Flags struct {
 // Options returns the store options the flags ask for.
 func (f Flags) Options() Options {
 	return Options{Profile: f.Profile, EndpointURL: f.EndpointURL, Region: f.Region, PathStyle: f.PathStyle}
+}
+
+// ByteSize is a flag value in bytes, written as a number with an optional
+// unit: 16777216, 16M, 16MiB, 1G (units are powers of 1024).
+type ByteSize int64
+
+// UnmarshalText parses a size (kong and encoding use it).
+func (b *ByteSize) UnmarshalText(text []byte) error {
+	n, err := ParseByteSize(string(text))
+	if err != nil {
+		return err
+	}
+	*b = ByteSize(n)
+	return nil
+}
+
+// ParseByteSize reads a size with an optional K, M, G or T unit (also
+// KiB, MiB, ...; powers of 1024).
+func ParseByteSize(s string) (int64, error) {
+	t := strings.TrimSpace(s)
+	i := len(t)
+	for i > 0 && (t[i-1] < '0' || t[i-1] > '9') {
+		i--
+	}
+	num, unit := t[:i], strings.ToLower(strings.TrimSpace(t[i:]))
+	n, err := strconv.ParseInt(num, 10, 64)
+	if err != nil || n < 0 {
+		return 0, fmt.Errorf("invalid size %q", s)
+	}
+	shift := 0
+	switch strings.TrimSuffix(strings.TrimSuffix(unit, "ib"), "b") {
+	case "":
+		if unit != "" && unit != "b" {
+			return 0, fmt.Errorf("invalid size unit in %q", s)
+		}
+	case "k":
+		shift = 10
+	case "m":
+		shift = 20
+	case "g":
+		shift = 30
+	case "t":
+		shift = 40
+	default:
+		return 0, fmt.Errorf("invalid size unit in %q", s)
+	}
+	if n > (1<<62)>>shift {
+		return 0, fmt.Errorf("size %q is too large", s)
+	}
+	return n << shift, nil
 }

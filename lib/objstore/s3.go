@@ -520,6 +520,7 @@ func (p *s3Putter) Close(meta Meta) (Object, error) {
 	p.ended = true
 	meta.PartScheme = p.meta.PartScheme
 	meta.EncodedSize = p.size
+	meta.Format = metaFormat
 	if err := p.firstErr(); err != nil {
 		p.wg.Wait()
 		return Object{}, err

@@ -1,0 +1,46 @@
+// Command bss3get writes the send streams stored in objects to stdout.
+package main
+
+import (
+	"context"
+	"os"
+
+	"github.com/buttersink/buttersink/lib/cli"
+	"github.com/buttersink/buttersink/lib/objstore"
+	"github.com/buttersink/buttersink/lib/objstream"
+	"github.com/buttersink/buttersink/lib/stage"
+)
+
+type flags struct {
+	cli.Globals
+	Store objstore.Flags `embed:""`
+
+	AgeIdentity []string          `sep:"none" name:"age-identity" short:"i" placeholder:"FILE" type:"existingfile" help:"Decrypt age-encrypted objects with the identities in FILE; repeatable."`
+	Filter      []string          `sep:"none" name:"filter" placeholder:"CMD" help:"Inverse of a bss3put --filter, run as 'sh -c CMD'; give them in bss3put's order, they run in reverse."`
+	Concurrency int               `name:"concurrency" short:"j" default:"4" help:"Ranged GETs in flight."`
+	ChunkSize   objstore.ByteSize `name:"chunk-size" placeholder:"SIZE" default:"8MiB" help:"Size of one ranged GET."`
+	Objects     []string          `arg:"" optional:"" name:"object" help:"Objects (s3://bucket/prefix/path/KEY or file:///dir/path/KEY); without any, plan steps are read from stdin."`
+}
+
+func main() {
+	var f flags
+	os.Exit(cli.Main("bss3get", "Write the send streams stored in objects to stdout, verified, for bsrecv.", &f, func(ctx context.Context, env *cli.Env) error {
+		if f.Concurrency < 1 || f.Concurrency > 64 {
+			return cli.UsageError("--concurrency %d: want 1 to 64", f.Concurrency)
+		}
+		if f.ChunkSize < 1<<20 || f.ChunkSize > 1<<30 {
+			return cli.UsageError("--chunk-size %d: want 1MiB to 1GiB", f.ChunkSize)
+		}
+		ids, err := stage.ParseIdentities(f.AgeIdentity)
+		if err != nil {
+			return cli.UsageError("%v", err)
+		}
+		return objstream.Get(ctx, env, objstream.GetOptions{
+			Objects:     f.Objects,
+			Store:       f.Store.Options(),
+			Decoding:    stage.Decoding{Identities: ids, Filters: f.Filter, Stderr: env.Stderr},
+			Concurrency: f.Concurrency,
+			ChunkSize:   int64(f.ChunkSize),
+		})
+	}))
+}

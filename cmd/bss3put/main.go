@@ -1,0 +1,62 @@
+// Command bss3put stores send streams from stdin in an object store, one
+// object per stream.
+package main
+
+import (
+	"context"
+	"os"
+
+	"github.com/buttersink/buttersink/lib/cli"
+	"github.com/buttersink/buttersink/lib/location"
+	"github.com/buttersink/buttersink/lib/objstore"
+	"github.com/buttersink/buttersink/lib/objstream"
+	"github.com/buttersink/buttersink/lib/stage"
+)
+
+type flags struct {
+	cli.Globals
+	Store objstore.Flags `embed:""`
+
+	StorageClass  string            `name:"storage-class" placeholder:"CLASS" help:"S3 storage class of new objects (STANDARD, STANDARD_IA, GLACIER, DEEP_ARCHIVE, ...)."`
+	SSE           string            `name:"sse" placeholder:"ALG" help:"Server-side encryption of new objects: AES256 or aws:kms."`
+	Zstd          stage.ZstdLevel   `name:"zstd" placeholder:"LEVEL" help:"Compress with zstd, at LEVEL 1-22 (default 3)."`
+	AgeRecipient  []string          `sep:"none" name:"age-recipient" short:"r" placeholder:"R" help:"Encrypt with age to recipient R (age1...); repeatable."`
+	AgeRecipients []string          `sep:"none" name:"age-recipients-file" short:"R" placeholder:"FILE" type:"existingfile" help:"Encrypt with age to the recipients in FILE; repeatable."`
+	Filter        []string          `sep:"none" name:"filter" placeholder:"CMD" help:"Pipe the (compressed, encrypted) stream through 'sh -c CMD'; repeatable, applied in order."`
+	PartSize      objstore.ByteSize `name:"part-size" placeholder:"SIZE" help:"Multipart part size (5MiB-5GiB); default: 16MiB doubling every 1,000 parts."`
+	Concurrency   int               `name:"concurrency" short:"j" default:"4" help:"Parts uploaded at once."`
+	Location      string            `arg:"" name:"location" help:"Store directory: s3://bucket/prefix/ or file:///dir/."`
+}
+
+func main() {
+	var f flags
+	os.Exit(cli.Main("bss3put", "Store the send streams read from stdin in an object store, one object per stream.", &f, func(ctx context.Context, env *cli.Env) error {
+		dst, err := location.Parse(f.Location)
+		if err != nil {
+			return cli.UsageError("%v", err)
+		}
+		if err := objstore.CheckPartSize(int64(f.PartSize)); err != nil {
+			return cli.UsageError("--part-size: %v", err)
+		}
+		if f.Concurrency < 1 || f.Concurrency > 64 {
+			return cli.UsageError("--concurrency %d: want 1 to 64", f.Concurrency)
+		}
+		recipients, err := stage.ParseRecipients(f.AgeRecipient, f.AgeRecipients)
+		if err != nil {
+			return cli.UsageError("%v", err)
+		}
+		enc := stage.Encoding{Zstd: f.Zstd > 0, ZstdLevel: int(f.Zstd), Recipients: recipients, Stderr: env.Stderr}
+		for _, c := range f.Filter {
+			fl, err := stage.NewFilter(c)
+			if err != nil {
+				return cli.UsageError("--filter: %v", err)
+			}
+			enc.Filters = append(enc.Filters, fl)
+		}
+		store := f.Store.Options()
+		store.StorageClass, store.SSE = f.StorageClass, f.SSE
+		return objstream.Put(ctx, env, objstream.PutOptions{
+			Dst: dst, Store: store, Encoding: enc, PartSize: int64(f.PartSize), Concurrency: f.Concurrency,
+		})
+	}))
+}

@@ -1,0 +1,207 @@
+// Package objstream moves send streams into and out of object stores: the
+// pipelines behind bss3put (split stdin at stream boundaries, encode, store
+// one object per stream) and bss3get (fetch, decode, verify, write raw
+// streams for bsrecv).
+package objstream
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"time"
+
+	"github.com/buttersink/buttersink/lib/cli"
+	"github.com/buttersink/buttersink/lib/hint"
+	"github.com/buttersink/buttersink/lib/jsonl"
+	"github.com/buttersink/buttersink/lib/location"
+	"github.com/buttersink/buttersink/lib/objstore"
+	"github.com/buttersink/buttersink/lib/sendstream"
+	"github.com/buttersink/buttersink/lib/snapshot"
+	"github.com/buttersink/buttersink/lib/stage"
+	"github.com/buttersink/buttersink/lib/uuid"
+)
+
+// PutOptions are bss3put's settings.
+type PutOptions struct {
+	// Dst is the store directory (s3:// or file://).
+	Dst      location.Location
+	Store    objstore.Options
+	Encoding stage.Encoding
+	// PartSize 0 = automatic; Concurrency = parts in flight.
+	PartSize    int64
+	Concurrency int
+}
+
+// Put reads concatenated send streams from env.Stdin and stores each as one
+// object, printing its listing record when it is complete.
+func Put(ctx context.Context, env *cli.Env, opts PutOptions) error {
+	if !opts.Dst.IsObjectStore() {
+		return cli.UsageError("%s: not an object store (want s3://bucket/prefix/ or file:///dir/)", opts.Dst)
+	}
+	if opts.Dst.Snapshot != "" {
+		return cli.UsageError("%s: the destination is a directory: end it with '/'", opts.Dst)
+	}
+	if cli.IsTerminal(env.Stdin) {
+		return hint.Wrap(cli.UsageError("stdin is a terminal, not a send stream"), "pipe a stream in: bssend ... | "+env.Name+" "+opts.Dst.String())
+	}
+	st, err := objstore.Open(ctx, opts.Dst, opts.Store)
+	if err != nil {
+		return err
+	}
+	out := jsonl.NewWriter(env.Stdout)
+	rd := sendstream.NewReader(env.Stdin)
+	var stored, skipped int
+	var bytesIn int64
+	start := time.Now()
+	for {
+		s, err := rd.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return fmt.Errorf("stdin: %w", err)
+		}
+		rec, skip, err := putStream(ctx, env, st, s, opts)
+		if err != nil {
+			return err
+		}
+		if skip {
+			skipped++
+		} else {
+			stored++
+		}
+		bytesIn += s.Size()
+		if err := out.Write(rec); err != nil {
+			return fmt.Errorf("stdout: %w", err)
+		}
+	}
+	if env.Verbose > 0 {
+		d := time.Since(start)
+		env.Log.Info(fmt.Sprintf("stored %d object(s), %d already stored, %s read in %s (%.1f MiB/s)",
+			stored, skipped, sizeString(bytesIn), d.Round(time.Millisecond), float64(bytesIn)/(1<<20)/max(d.Seconds(), 1e-9)))
+	}
+	return nil
+}
+
+func putStream(ctx context.Context, env *cli.Env, st objstore.Store, s *sendstream.Stream, opts PutOptions) (snapshot.Snapshot, bool, error) {
+	parent := s.Subvol.CloneUUID
+	if !s.Subvol.Snapshot {
+		parent = uuid.Zero
+	}
+	k, err := objstore.NewKey(s.Subvol.Path, s.Subvol.UUID, parent, s.Subvol.CTransID, opts.Encoding.Stages())
+	if err != nil {
+		return snapshot.Snapshot{}, false, fmt.Errorf("stream at byte %d: %v", s.Offset, err)
+	}
+	key := k.String()
+	where := st.Location().DirString() + key
+	old, err := st.Stat(ctx, key)
+	switch {
+	case err == nil && old.Meta.Complete():
+		return verifyStored(env, s, old, where)
+	case err == nil:
+		env.Log.Warn(fmt.Sprintf("%s: exists without complete metadata (an upload cut short); storing it again", where))
+	case !errors.Is(err, objstore.ErrNotExist):
+		return snapshot.Snapshot{}, false, err
+	}
+	meta := objstore.Meta{Encoding: k.Encoding()}
+	p, err := st.Create(ctx, key, meta, objstore.PutOptions{
+		PartSize:    opts.PartSize,
+		Concurrency: opts.Concurrency,
+		Discard:     !opts.Encoding.Reproducible(),
+		Log:         func(msg string, args ...any) { env.Log.Debug(msg, args...) },
+	})
+	if err != nil {
+		return snapshot.Snapshot{}, false, err
+	}
+	enc, err := stage.NewEncoder(p, opts.Encoding)
+	if err != nil {
+		p.Abort()
+		return snapshot.Snapshot{}, false, err
+	}
+	h := sha256.New()
+	w := &hashWriter{h: h, w: enc}
+	if _, err := s.WriteTo(w); err != nil {
+		enc.Abort()
+		p.Abort()
+		if w.werr != nil {
+			return snapshot.Snapshot{}, false, w.werr
+		}
+		return snapshot.Snapshot{}, false, streamError(err, where)
+	}
+	if err := enc.Close(); err != nil {
+		p.Abort()
+		return snapshot.Snapshot{}, false, fmt.Errorf("%s: %w", where, err)
+	}
+	meta.StreamSize = s.Size()
+	meta.StreamSHA256 = hex.EncodeToString(h.Sum(nil))
+	obj, err := p.Close(meta)
+	if err != nil {
+		return snapshot.Snapshot{}, false, err
+	}
+	env.Log.Debug("stored", "key", where, "stream", s.Size(), "size", obj.Size)
+	rec, _ := objstore.Record(obj)
+	return rec, false, nil
+}
+
+// streamError names what failed: reading the input stream, or writing.
+func streamError(err error, where string) error {
+	var se *sendstream.Error
+	if errors.As(err, &se) {
+		return fmt.Errorf("stdin: %w", err)
+	}
+	if errors.Is(err, context.Canceled) {
+		return err
+	}
+	return fmt.Errorf("%s: %w", where, err)
+}
+
+// verifyStored reads a stream that is already stored under its key and
+// checks it is the same (size and SHA-256 of the raw stream): then there is
+// nothing to send. A different stream under the same identity is an error,
+// never an overwrite.
+func verifyStored(env *cli.Env, s *sendstream.Stream, old objstore.Object, where string) (snapshot.Snapshot, bool, error) {
+	h := sha256.New()
+	if _, err := s.WriteTo(h); err != nil {
+		return snapshot.Snapshot{}, false, streamError(err, where)
+	}
+	sum := hex.EncodeToString(h.Sum(nil))
+	if s.Size() != old.Meta.StreamSize || sum != old.Meta.StreamSHA256 {
+		return snapshot.Snapshot{}, false, hint.Wrap(
+			fmt.Errorf("%s: already stored with different content (stream %d bytes sha256 %.12s…, stored %d bytes sha256 %.12s…)",
+				where, s.Size(), sum, old.Meta.StreamSize, old.Meta.StreamSHA256),
+			"delete the stored object (bsrm) if the new stream is the right one")
+	}
+	env.Log.Debug("already stored", "key", where)
+	rec, _ := objstore.Record(old)
+	return rec, true, nil
+}
+
+// hashWriter hashes the raw stream on its way into the encoder.
+type hashWriter struct {
+	h    hash.Hash
+	w    io.Writer
+	werr error
+}
+
+func (w *hashWriter) Write(p []byte) (int, error) {
+	w.h.Write(p)
+	n, err := w.w.Write(p)
+	if err != nil && w.werr == nil {
+		w.werr = err
+	}
+	return n, err
+}
+
+func sizeString(n int64) string {
+	switch {
+	case n >= 1<<30:
+		return fmt.Sprintf("%.2f GiB", float64(n)/(1<<30))
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	}
+	return fmt.Sprintf("%d B", n)
+}

@@ -1,0 +1,160 @@
+package stage
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"syscall"
+)
+
+// filterWriter feeds a filter's stdin; the filter's stdout goes to the next
+// writer. Close ends stdin and waits: the filter's exit status is never lost.
+type filterWriter struct {
+	f     Filter
+	cmd   *exec.Cmd
+	stdin io.WriteCloser
+	err   error
+	done  bool
+}
+
+func command(f Filter, stderr io.Writer) *exec.Cmd {
+	cmd := exec.Command("sh", "-c", f.Cmd)
+	if stderr == nil {
+		stderr = os.Stderr
+	}
+	cmd.Stderr = stderr
+	// Its own process group, so that stopping the filter stops whatever
+	// the shell started too, and no orphan writes to a closed pipe.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	return cmd
+}
+
+func killGroup(cmd *exec.Cmd) {
+	if cmd.Process != nil {
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+	}
+}
+
+func startFilterWriter(next io.Writer, f Filter, stderr io.Writer) (*filterWriter, error) {
+	cmd := command(f, stderr)
+	cmd.Stdout = next
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("filter %s: %v", f.Name, err)
+	}
+	return &filterWriter{f: f, cmd: cmd, stdin: stdin}, nil
+}
+
+func (w *filterWriter) Write(p []byte) (int, error) {
+	if w.err != nil {
+		return 0, w.err
+	}
+	n, err := w.stdin.Write(p)
+	if err != nil {
+		// The filter stopped reading: its exit status says why.
+		w.stdin.Close()
+		w.err = w.wait()
+		if w.err == nil {
+			w.err = fmt.Errorf("filter %s: exited without reading all its input", w.f.Name)
+		}
+	}
+	return n, w.err
+}
+
+func (w *filterWriter) wait() error {
+	if w.done {
+		return w.err
+	}
+	w.done = true
+	return exitError(w.f, w.cmd.Wait())
+}
+
+func (w *filterWriter) Close() error {
+	if w.done {
+		return w.err
+	}
+	w.stdin.Close()
+	if err := w.wait(); err != nil && w.err == nil {
+		w.err = err
+	}
+	return w.err
+}
+
+func (w *filterWriter) kill() {
+	if !w.done {
+		killGroup(w.cmd)
+		w.stdin.Close()
+		w.wait()
+	}
+}
+
+func exitError(f Filter, err error) error {
+	if err == nil {
+		return nil
+	}
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			return fmt.Errorf("filter %s: killed by signal %v", f.Name, ws.Signal())
+		}
+		return fmt.Errorf("filter %s: exit status %d", f.Name, ee.ExitCode())
+	}
+	return fmt.Errorf("filter %s: %v", f.Name, err)
+}
+
+// filterReader runs a filter on src and reads its stdout. At the end of
+// its output it waits for it and reports a failed exit as the read error,
+// so a filter that dies never looks like a clean end.
+type filterReader struct {
+	f      Filter
+	cmd    *exec.Cmd
+	stdout io.ReadCloser
+	err    error
+	done   bool
+}
+
+func startFilterReader(src io.Reader, f Filter, stderr io.Writer) (*filterReader, error) {
+	cmd := command(f, stderr)
+	cmd.Stdin = src
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("filter %s: %v", f.Name, err)
+	}
+	return &filterReader{f: f, cmd: cmd, stdout: stdout}, nil
+}
+
+func (r *filterReader) Read(p []byte) (int, error) {
+	if r.err != nil {
+		return 0, r.err
+	}
+	n, err := r.stdout.Read(p)
+	if err == io.EOF {
+		r.done = true
+		if werr := exitError(r.f, r.cmd.Wait()); werr != nil {
+			r.err = werr
+			return n, werr
+		}
+		r.err = io.EOF
+	} else if err != nil {
+		r.err = fmt.Errorf("filter %s: %v", r.f.Name, err)
+	}
+	return n, r.err
+}
+
+func (r *filterReader) Close() error {
+	if !r.done {
+		r.done = true
+		killGroup(r.cmd)
+		r.stdout.Close()
+		r.cmd.Wait()
+	}
+	return nil
+}

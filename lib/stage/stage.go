@@ -1,0 +1,346 @@
+// Package stage encodes send streams on their way into an object store and
+// decodes them on the way out: zstd compression, age encryption and user
+// filter commands (e.g. gpg), composed as writers (encoding) and readers
+// (decoding).
+//
+// Encoding order is fixed: zstd, then age, then the filters in the order
+// given; decoding undoes them in reverse. Every encoder's Close flushes its
+// stage and never closes the writer underneath; the first error sticks.
+// The bytes each stage produces are exactly what the stock tools read
+// (`zstd -d`, `age -d`), so objects can be restored without buttersink.
+package stage
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"runtime"
+	"strconv"
+	"strings"
+
+	"filippo.io/age"
+	"github.com/alecthomas/kong"
+	"github.com/klauspost/compress/zstd"
+
+	"github.com/buttersink/buttersink/lib/objstore"
+)
+
+// Filter is a user command run through `sh -c`, reading stdin and writing
+// stdout; its stderr is passed through.
+type Filter struct {
+	// Name is what the key records ("f-<name>").
+	Name string
+	Cmd  string
+}
+
+// NewFilter names a filter command after its program: "gpg -e -r me" → gpg.
+func NewFilter(cmd string) (Filter, error) {
+	fields := strings.Fields(cmd)
+	if len(fields) == 0 {
+		return Filter{}, fmt.Errorf("empty filter command")
+	}
+	prog := fields[0]
+	// Skip environment assignments such as "LC_ALL=C gpg ...".
+	for i := 0; i < len(fields)-1 && strings.Contains(fields[i], "="); i++ {
+		prog = fields[i+1]
+	}
+	var b strings.Builder
+	for _, c := range strings.ToLower(path.Base(prog)) {
+		switch {
+		case c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-':
+			b.WriteRune(c)
+		case c == '_' || c == '.':
+			b.WriteByte('-')
+		}
+	}
+	name := strings.Trim(b.String(), "-")
+	if len(name) > 32 {
+		name = name[:32]
+	}
+	if name == "" {
+		name = "cmd"
+	}
+	return Filter{Name: name, Cmd: cmd}, nil
+}
+
+// Encoding is the set of stages applied when storing.
+type Encoding struct {
+	// Zstd compresses at ZstdLevel (1..22; 0 = default 3).
+	Zstd      bool
+	ZstdLevel int
+	// Recipients encrypt with age when not empty.
+	Recipients []age.Recipient
+	Filters    []Filter
+	// Stderr receives the filters' stderr.
+	Stderr io.Writer
+}
+
+// Stages names the stages in the order applied, as keys record them.
+func (e Encoding) Stages() []string {
+	var s []string
+	if e.Zstd {
+		s = append(s, objstore.StageZstd)
+	}
+	if len(e.Recipients) > 0 {
+		s = append(s, objstore.StageAge)
+	}
+	for _, f := range e.Filters {
+		s = append(s, objstore.FilterStage(f.Name))
+	}
+	return s
+}
+
+// Reproducible reports whether encoding the same stream twice gives the
+// same bytes, which resuming an upload needs (age picks a random key; a
+// filter may too).
+func (e Encoding) Reproducible() bool { return len(e.Recipients) == 0 && len(e.Filters) == 0 }
+
+// Encoder writes raw stream bytes through the stages into the writer
+// underneath.
+type Encoder struct {
+	head    io.Writer
+	closers []io.Closer // in data order: zstd, age, filters
+	err     error
+}
+
+// NewEncoder starts encoding into w. Close it to flush every stage.
+func NewEncoder(w io.Writer, e Encoding) (*Encoder, error) {
+	enc := &Encoder{}
+	cur := w
+	// Build from the far end back to the first stage.
+	var closers []io.Closer
+	for i := len(e.Filters) - 1; i >= 0; i-- {
+		fw, err := startFilterWriter(cur, e.Filters[i], e.Stderr)
+		if err != nil {
+			for _, c := range closers {
+				c.Close()
+			}
+			return nil, err
+		}
+		closers = append([]io.Closer{fw}, closers...)
+		cur = fw
+	}
+	if len(e.Recipients) > 0 {
+		aw, err := age.Encrypt(cur, e.Recipients...)
+		if err != nil {
+			for _, c := range closers {
+				c.Close()
+			}
+			return nil, fmt.Errorf("age: %w", err)
+		}
+		closers = append([]io.Closer{aw}, closers...)
+		cur = aw
+	}
+	if e.Zstd {
+		level := e.ZstdLevel
+		if level == 0 {
+			level = 3
+		}
+		zw, err := zstd.NewWriter(cur,
+			zstd.WithEncoderLevel(zstd.EncoderLevelFromZstd(level)),
+			zstd.WithEncoderConcurrency(runtime.GOMAXPROCS(0)))
+		if err != nil {
+			return nil, fmt.Errorf("zstd: %w", err)
+		}
+		closers = append([]io.Closer{zw}, closers...)
+		cur = zw
+	}
+	enc.head, enc.closers = cur, closers
+	return enc, nil
+}
+
+func (e *Encoder) Write(p []byte) (int, error) {
+	if e.err != nil {
+		return 0, e.err
+	}
+	n, err := e.head.Write(p)
+	if err != nil {
+		e.err = err
+	}
+	return n, err
+}
+
+// Close flushes the stages in data order and waits for the filters. It
+// does not close the writer underneath.
+func (e *Encoder) Close() error {
+	for _, c := range e.closers {
+		if err := c.Close(); err != nil && e.err == nil {
+			e.err = err
+		}
+	}
+	e.closers = nil
+	return e.err
+}
+
+// Abort stops the stages without flushing (filters are killed).
+func (e *Encoder) Abort() {
+	for _, c := range e.closers {
+		if fw, ok := c.(*filterWriter); ok {
+			fw.kill()
+		}
+	}
+	e.closers = nil
+}
+
+// Decoding is what undoing the stages of an object needs.
+type Decoding struct {
+	// Identities decrypt age.
+	Identities []age.Identity
+	// Filters are the inverse commands of the stored object's filters, in
+	// the order the filters were given when storing; they run in reverse.
+	Filters []string
+	Stderr  io.Writer
+}
+
+// ErrWrongIdentity is the cause when none of the age identities fits.
+var ErrWrongIdentity = errors.New("none of the age identities can decrypt it")
+
+// NewDecoder reads the raw stream out of an object encoded with stages.
+// Closing it stops the filters; it does not close r.
+func NewDecoder(r io.Reader, stages []string, d Decoding) (io.ReadCloser, error) {
+	nf := 0
+	for _, s := range stages {
+		if objstore.IsFilterStage(s) {
+			nf++
+		}
+	}
+	if nf != len(d.Filters) {
+		return nil, fmt.Errorf("object has %d filter stage(s), %d inverse --filter given", nf, len(d.Filters))
+	}
+	dec := &decoder{r: r}
+	fi := len(d.Filters) - 1
+	for i := len(stages) - 1; i >= 0; i-- {
+		switch s := stages[i]; {
+		case s == objstore.StageZstd:
+			zr, err := zstd.NewReader(dec.r, zstd.WithDecoderConcurrency(0), zstd.WithDecoderLowmem(false))
+			if err != nil {
+				dec.Close()
+				return nil, fmt.Errorf("zstd: %w", err)
+			}
+			dec.r = zr
+			dec.closers = append(dec.closers, closerFunc(func() error { zr.Close(); return nil }))
+		case s == objstore.StageAge:
+			if len(d.Identities) == 0 {
+				dec.Close()
+				return nil, fmt.Errorf("object is age-encrypted and no --age-identity was given")
+			}
+			ar, err := age.Decrypt(dec.r, d.Identities...)
+			if err != nil {
+				dec.Close()
+				var nm *age.NoIdentityMatchError
+				if errors.As(err, &nm) {
+					return nil, ErrWrongIdentity
+				}
+				return nil, fmt.Errorf("age: %w", err)
+			}
+			dec.r = ar
+		case objstore.IsFilterStage(s):
+			fr, err := startFilterReader(dec.r, Filter{Name: s[2:], Cmd: d.Filters[fi]}, d.Stderr)
+			if err != nil {
+				dec.Close()
+				return nil, err
+			}
+			fi--
+			dec.r = fr
+			dec.closers = append(dec.closers, fr)
+		default:
+			dec.Close()
+			return nil, fmt.Errorf("unknown stage %q", s)
+		}
+	}
+	return dec, nil
+}
+
+type decoder struct {
+	r       io.Reader
+	closers []io.Closer
+}
+
+func (d *decoder) Read(p []byte) (int, error) { return d.r.Read(p) }
+
+func (d *decoder) Close() error {
+	var first error
+	for i := len(d.closers) - 1; i >= 0; i-- {
+		if err := d.closers[i].Close(); err != nil && first == nil {
+			first = err
+		}
+	}
+	d.closers = nil
+	return first
+}
+
+type closerFunc func() error
+
+func (f closerFunc) Close() error { return f() }
+
+// ParseRecipients reads age recipients given on the command line and in
+// recipient files (one per line, # comments).
+func ParseRecipients(args []string, files []string) ([]age.Recipient, error) {
+	var out []age.Recipient
+	for _, a := range args {
+		rs, err := age.ParseRecipients(strings.NewReader(a))
+		if err != nil {
+			return nil, fmt.Errorf("age recipient %q: %v", a, err)
+		}
+		out = append(out, rs...)
+	}
+	for _, f := range files {
+		fh, err := os.Open(f)
+		if err != nil {
+			return nil, fmt.Errorf("age recipients file: %w", err)
+		}
+		rs, err := age.ParseRecipients(fh)
+		fh.Close()
+		if err != nil {
+			return nil, fmt.Errorf("age recipients file %s: %v", f, err)
+		}
+		out = append(out, rs...)
+	}
+	return out, nil
+}
+
+// ParseIdentities reads age identity files.
+func ParseIdentities(files []string) ([]age.Identity, error) {
+	var out []age.Identity
+	for _, f := range files {
+		fh, err := os.Open(f)
+		if err != nil {
+			return nil, fmt.Errorf("age identity file: %w", err)
+		}
+		ids, err := age.ParseIdentities(fh)
+		fh.Close()
+		if err != nil {
+			// The parser's message may quote the file's content: keep it out.
+			return nil, fmt.Errorf("age identity file %s: not a valid age identity file", f)
+		}
+		out = append(out, ids...)
+	}
+	return out, nil
+}
+
+// ZstdLevel is the --zstd[=LEVEL] flag: 0 when absent, the default level 3
+// when given without a value.
+type ZstdLevel int
+
+// Decode reads the optional level (kong).
+func (z *ZstdLevel) Decode(ctx *kong.DecodeContext) error {
+	if ctx.Scan.Peek().Type != kong.FlagValueToken {
+		*z = 3
+		return nil
+	}
+	tok, err := ctx.Scan.PopValue("level")
+	if err != nil {
+		return err
+	}
+	n, err := strconv.Atoi(fmt.Sprint(tok.Value))
+	if err != nil || n < 1 || n > 22 {
+		return fmt.Errorf("--zstd level %v: want 1 to 22", tok.Value)
+	}
+	*z = ZstdLevel(n)
+	return nil
+}
+
+// IsBool lets --zstd stand without a value (kong).
+func (*ZstdLevel) IsBool() bool { return true }
