@@ -14,7 +14,9 @@ import (
 )
 
 // fixtureScript is the original checksumdir rebuilt from its description.
-func fixtureScript() string { return filepath.Join(harness.Root(), "test", "fixtures", "checksumdir.sh") }
+func fixtureScript() string {
+	return filepath.Join(harness.Root(), "test", "fixtures", "checksumdir.sh")
+}
 
 // makeTree fills $DIR/t with what trips up tree checksums: many small
 // files, files larger than a read buffer, holes, hard links, symlinks,
