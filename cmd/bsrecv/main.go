@@ -1,0 +1,24 @@
+// Command bsrecv receives the btrfs send streams on stdin into a
+// directory and prints a snapshot record for each.
+package main
+
+import (
+	"context"
+	"os"
+
+	"github.com/buttersink/buttersink/lib/cli"
+	"github.com/buttersink/buttersink/lib/receiver"
+)
+
+type flags struct {
+	cli.Globals
+
+	Dest string `arg:"" name:"DEST" help:"Directory to receive into: [btrfs://]/dir/."`
+}
+
+func main() {
+	var f flags
+	os.Exit(cli.Main("bsrecv", "Receive btrfs send streams from stdin into a directory.", &f, func(ctx context.Context, env *cli.Env) error {
+		return receiver.Run(ctx, env, receiver.Options{Dest: f.Dest})
+	}))
+}

@@ -1,0 +1,475 @@
+// Package receiver is bsrecv: it splits the concatenated send streams on
+// stdin and has btrfs receive apply each one below a destination
+// directory, one child process per stream, so that every failure belongs
+// to one stream and its partial subvolume can be deleted.
+//
+// Nothing half-received may look complete. The reader verifies each
+// command's CRC before handing its bytes to btrfs receive, which
+// finalises a subvolume (received UUID, read-only) only on END: a damaged
+// or missing END never reaches it, and on any fault the child is killed
+// before it could see more, then the partial subvolume deleted.
+package receiver
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/buttersink/buttersink/lib/btrfs"
+	"github.com/buttersink/buttersink/lib/cli"
+	"github.com/buttersink/buttersink/lib/hint"
+	"github.com/buttersink/buttersink/lib/inventory"
+	"github.com/buttersink/buttersink/lib/jsonl"
+	"github.com/buttersink/buttersink/lib/location"
+	"github.com/buttersink/buttersink/lib/progress"
+	"github.com/buttersink/buttersink/lib/sendstream"
+	"github.com/buttersink/buttersink/lib/uuid"
+)
+
+// Options are bsrecv's arguments.
+type Options struct {
+	// Dest is the destination directory location.
+	Dest string
+}
+
+// Run receives the streams on env.Stdin into opts.Dest.
+func Run(ctx context.Context, env *cli.Env, opts Options) error {
+	loc, err := location.Parse(opts.Dest)
+	if err != nil {
+		return cli.UsageError("%v", err)
+	}
+	switch loc.Scheme {
+	case location.Btrfs:
+		return receiveLocal(ctx, env, opts, loc.Path())
+	case location.SSH:
+		return receiveSSH(ctx, env, opts, loc)
+	case location.S3, location.File:
+		return hint.Wrap(fmt.Errorf("%s: an object store, not a btrfs directory", loc.DirString()), "use bss3put to store streams in an object store")
+	}
+	return fmt.Errorf("%s: unknown scheme", opts.Dest)
+}
+
+// receiveSSH is the hook for receiving on a remote host (ssh:// destinations).
+func receiveSSH(ctx context.Context, env *cli.Env, opts Options, loc location.Location) error {
+	return fmt.Errorf("%s: receiving on ssh:// destinations is not supported yet", loc.DirString())
+}
+
+type receiver struct {
+	env     *cli.Env
+	dest    string
+	argv    []string
+	meter   *progress.Meter
+	records *jsonl.Writer
+	// received holds the UUIDs this run has received: the parents of
+	// later incremental streams in the same pipe.
+	received map[uuid.UUID]bool
+}
+
+func receiveLocal(ctx context.Context, env *cli.Env, opts Options, dest string) error {
+	fi, err := os.Stat(dest)
+	if err != nil {
+		return fmt.Errorf("destination %s: %w", dest, errors.Unwrap(err))
+	}
+	if !fi.IsDir() {
+		return fmt.Errorf("destination %s: not a directory", dest)
+	}
+	if ok, err := btrfs.IsBtrfs(dest); err != nil {
+		return err
+	} else if !ok {
+		return hint.Wrap(fmt.Errorf("destination %s: not on a btrfs filesystem", dest), "bsrecv receives into btrfs; use bss3put file:///dir/ to store streams as files")
+	}
+	if _, err := exec.LookPath("btrfs"); err != nil {
+		return hint.Wrap(errors.New("btrfs receive: the btrfs command is not on PATH"), "install btrfs-progs")
+	}
+	rv := &receiver{env: env, dest: dest, argv: []string{"btrfs", "receive", "-e"}, records: jsonl.NewWriter(env.Stdout), received: map[uuid.UUID]bool{}}
+	if env.ShowProgress() {
+		rv.meter = progress.New(env.Stderr, env.Name)
+		defer rv.meter.Finish()
+	}
+	start := time.Now()
+	var n, skipped int
+	var total int64
+	r := sendstream.NewReader(env.Stdin)
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		s, err := r.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return err
+		}
+		skip, err := rv.receive(ctx, s)
+		total += s.Size()
+		if err != nil {
+			return err
+		}
+		n++
+		if skip {
+			skipped++
+		}
+	}
+	if env.Verbose > 0 {
+		env.Log.Info(fmt.Sprintf("received %s (%d skipped)", progress.Summary(n, "snapshot", total, time.Since(start)), skipped))
+	}
+	return nil
+}
+
+// relPath checks the path a stream names, relative to the destination.
+func relPath(p string) error {
+	if strings.HasPrefix(p, "/") {
+		return errors.New("absolute path")
+	}
+	if strings.ContainsRune(p, 0) {
+		return errors.New("NUL in path")
+	}
+	for _, c := range strings.Split(p, "/") {
+		switch {
+		case c == "" || c == "." || c == "..":
+			return fmt.Errorf("empty, '.' or '..' component")
+		case len(c) > 255:
+			return fmt.Errorf("component longer than 255 bytes")
+		}
+	}
+	return nil
+}
+
+// What a stream's name is held by at the destination.
+type holder int
+
+const (
+	holdNothing  holder = iota
+	holdComplete        // the same snapshot, completely received
+	holdLeftover        // a writable leftover of an interrupted receive
+)
+
+// receive receives one stream; skipped reports that it was already there.
+func (rv *receiver) receive(ctx context.Context, s *sendstream.Stream) (skipped bool, err error) {
+	h := s.Subvol
+	rel := h.Path
+	if err := relPath(rel); err != nil {
+		return false, fmt.Errorf("stream %q: %v: not a path below the destination", rel, err)
+	}
+	dir, base := path.Split(rel)
+	targetDir := filepath.Join(rv.dest, dir)
+	target := filepath.Join(targetDir, base)
+
+	hold, err := examine(target, h)
+	if err != nil {
+		return false, err
+	}
+	if hold == holdComplete {
+		// Still read (and verify) the stream, to reach the next one.
+		if _, err := io.Copy(io.Discard, s); err != nil {
+			return false, err
+		}
+		rv.env.Log.Info(rel + ": already received, skipped")
+		return true, rv.report(ctx, rel)
+	}
+	if h.Snapshot {
+		if err := rv.findParent(h.CloneUUID); err != nil {
+			return false, hint.Wrap(fmt.Errorf("%s: parent %s is not at the destination: %w", target, h.CloneUUID.Canonical(), err),
+				"receive the parent snapshot first, or send a full stream")
+		}
+	}
+	if hold == holdLeftover {
+		rv.env.Log.Warn(target + ": deleting the leftover of an interrupted receive")
+		if err := btrfs.Delete(target); err != nil {
+			return false, err
+		}
+	}
+	created, err := mkdirs(rv.dest, dir)
+	if err != nil {
+		return false, err
+	}
+	if rel != base {
+		// btrfs receive creates the subvolume under its own directory
+		// argument by the stream's name: give it the basename.
+		if err := s.RewritePath(base); err != nil {
+			return false, err
+		}
+	}
+	if err := rv.run(ctx, s, targetDir, target, rel); err != nil {
+		rv.cleanup(target, created)
+		return false, err
+	}
+	info, err := btrfs.Info(target)
+	if err == nil && !complete(info, h) {
+		err = fmt.Errorf("%s: incomplete after btrfs receive (read-only %v, received uuid %s, stransid %d; want %s, %d)",
+			target, info.ReadOnly, info.ReceivedUUID.Canonical(), info.STransID, h.UUID.Canonical(), h.CTransID)
+	}
+	if err != nil {
+		rv.cleanup(target, created)
+		return false, err
+	}
+	rv.received[h.UUID] = true
+	rv.env.Log.Debug("received", "snapshot", rel, "bytes", s.Size())
+	return false, rv.report(ctx, rel)
+}
+
+func complete(info btrfs.Subvol, h sendstream.Head) bool {
+	return info.ReadOnly && info.ReceivedUUID == h.UUID && info.STransID == h.CTransID
+}
+
+// examine decides what holds the stream's name at the destination.
+func examine(target string, h sendstream.Head) (holder, error) {
+	fi, err := os.Lstat(target)
+	if errors.Is(err, fs.ErrNotExist) {
+		return holdNothing, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	notOurs := func(what string) error {
+		return hint.Wrap(fmt.Errorf("%s: already exists and %s", target, what), "move it away, or receive into another directory")
+	}
+	if !fi.IsDir() {
+		return 0, notOurs("is not a subvolume")
+	}
+	if ok, err := btrfs.IsSubvolume(target); err != nil {
+		return 0, err
+	} else if !ok {
+		return 0, notOurs("is not a subvolume")
+	}
+	info, err := btrfs.Info(target)
+	if err != nil {
+		return 0, err
+	}
+	switch {
+	case complete(info, h):
+		return holdComplete, nil
+	case !info.ReadOnly && (info.ReceivedUUID.IsZero() || info.ReceivedUUID == h.UUID):
+		// What btrfs receive leaves when cut short: writable, without
+		// (or, cut between the two final steps, with) the received UUID.
+		return holdLeftover, nil
+	}
+	return 0, notOurs(fmt.Sprintf("is another snapshot (uuid %s, received uuid %s)", info.UUID.Canonical(), info.ReceivedUUID.Canonical()))
+}
+
+// findParent looks for the subvolume an incremental stream applies to,
+// as btrfs receive will: by received UUID or UUID, below the destination
+// or anywhere on its mounted filesystem.
+func (rv *receiver) findParent(u uuid.UUID) error {
+	if rv.received[u] {
+		return nil
+	}
+	dirs := []string{rv.dest}
+	if mnt, err := mountPoint(rv.dest); err == nil && mnt != rv.dest {
+		dirs = append(dirs, mnt)
+	}
+	for _, d := range dirs {
+		subs, err := btrfs.List(d)
+		if err != nil {
+			return err
+		}
+		for _, s := range subs {
+			if s.ReceivedUUID == u || s.UUID == u {
+				return nil
+			}
+		}
+	}
+	return errors.New("no subvolume with that uuid or received uuid")
+}
+
+// mountPoint is the mount point of the filesystem holding dir.
+func mountPoint(dir string) (string, error) {
+	dir, err := filepath.EvalSymlinks(dir)
+	if err != nil {
+		return "", err
+	}
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return "", err
+	}
+	best := ""
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 5 {
+			continue
+		}
+		mp := unescapeMount(f[4])
+		if (dir == mp || strings.HasPrefix(dir, strings.TrimSuffix(mp, "/")+"/")) && len(mp) > len(best) {
+			best = mp
+		}
+	}
+	if best == "" {
+		return "", errors.New("no mount point")
+	}
+	return best, nil
+}
+
+// unescapeMount undoes mountinfo's octal escapes (\040 for space).
+func unescapeMount(s string) string {
+	if !strings.Contains(s, `\`) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+3 < len(s) {
+			v := 0
+			ok := true
+			for _, c := range s[i+1 : i+4] {
+				if c < '0' || c > '7' {
+					ok = false
+					break
+				}
+				v = v*8 + int(c-'0')
+			}
+			if ok {
+				b.WriteByte(byte(v))
+				i += 3
+				continue
+			}
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}
+
+// mkdirs creates the missing directories of rel below dest, refusing to
+// pass through anything but real directories, and returns those it made
+// (outermost first).
+func mkdirs(dest, rel string) ([]string, error) {
+	var created []string
+	p := dest
+	for _, c := range strings.Split(strings.Trim(rel, "/"), "/") {
+		if c == "" {
+			continue
+		}
+		p = filepath.Join(p, c)
+		fi, err := os.Lstat(p)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			if err := os.Mkdir(p, 0o755); err != nil {
+				return created, err
+			}
+			created = append(created, p)
+		case err != nil:
+			return created, err
+		case !fi.IsDir():
+			return created, fmt.Errorf("%s: not a directory (symbolic links are not followed below the destination)", p)
+		}
+	}
+	return created, nil
+}
+
+// cleanup deletes what a failed receive left: the partial subvolume and
+// the directories made for it.
+func (rv *receiver) cleanup(target string, created []string) {
+	if ok, _ := btrfs.IsSubvolume(target); ok {
+		if err := btrfs.Delete(target); err != nil {
+			rv.env.Log.Error("could not delete the partial subvolume; delete it by hand", "path", target, "error", err)
+		} else {
+			rv.env.Log.Debug("deleted partial subvolume", "path", target)
+		}
+	}
+	for i := len(created) - 1; i >= 0; i-- {
+		os.Remove(created[i])
+	}
+}
+
+// run feeds the stream to one btrfs receive child and waits for it.
+func (rv *receiver) run(ctx context.Context, s *sendstream.Stream, targetDir, target, rel string) error {
+	argv := append(append([]string(nil), rv.argv...), targetDir)
+	cmd := exec.Command(argv[0], argv[1:]...)
+	var stderr tail
+	cmd.Stderr = &stderr
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		return err
+	}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("%s: %w", argv[0], err)
+	}
+	var w io.Writer = stdin
+	if rv.meter != nil {
+		rv.meter.Start(rel, 0)
+		w = io.MultiWriter(stdin, rv.meter)
+		defer rv.meter.Finish()
+	}
+	fed := make(chan error, 1)
+	go func() {
+		_, err := s.WriteTo(w)
+		fed <- err
+	}()
+	var feedErr error
+	select {
+	case feedErr = <-fed:
+	case <-ctx.Done():
+		feedErr = ctx.Err()
+	}
+	var streamErr *sendstream.Error
+	inputFault := errors.As(feedErr, &streamErr) || ctx.Err() != nil
+	if inputFault {
+		// The child has seen only verified commands and no END: kill it
+		// before closing its input, so that it cannot act on the cut.
+		cmd.Process.Kill()
+	}
+	stdin.Close()
+	waitErr := cmd.Wait()
+	switch {
+	case ctx.Err() != nil:
+		return ctx.Err()
+	case inputFault:
+		return fmt.Errorf("%s: %w", rel, feedErr)
+	case waitErr != nil:
+		return fmt.Errorf("%s: btrfs receive failed (%v): %s", target, waitErr, stderr.message())
+	case feedErr != nil:
+		return fmt.Errorf("%s: feeding btrfs receive: %v: %s", target, feedErr, stderr.message())
+	}
+	return nil
+}
+
+// report prints the received snapshot's record.
+func (rv *receiver) report(ctx context.Context, rel string) error {
+	recs, err := inventory.List(ctx, location.Location{Scheme: location.Btrfs, Dir: rv.dest, Snapshot: rel}, inventory.Options{})
+	if err != nil {
+		return err
+	}
+	for _, r := range recs {
+		if err := rv.records.Write(r); err != nil {
+			return fmt.Errorf("writing stdout: %w", err)
+		}
+	}
+	return nil
+}
+
+// tail keeps the last few KiB a child writes to stderr.
+type tail struct{ b []byte }
+
+const tailMax = 4 << 10
+
+func (t *tail) Write(p []byte) (int, error) {
+	t.b = append(t.b, p...)
+	if len(t.b) > tailMax {
+		t.b = append(t.b[:0], t.b[len(t.b)-tailMax:]...)
+	}
+	return len(p), nil
+}
+
+// message is the child's stderr as one line, without its progress chatter.
+func (t *tail) message() string {
+	var lines []string
+	for _, l := range bytes.Split(t.b, []byte("\n")) {
+		s := strings.TrimSpace(string(l))
+		if s == "" || strings.HasPrefix(s, "At subvol ") || strings.HasPrefix(s, "At snapshot ") {
+			continue
+		}
+		lines = append(lines, s)
+	}
+	if len(lines) == 0 {
+		return "no message"
+	}
+	return strings.Join(lines, "; ")
+}
