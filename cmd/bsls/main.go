@@ -8,10 +8,13 @@ import (
 
 	"github.com/buttersink/buttersink/lib/cli"
 	"github.com/buttersink/buttersink/lib/listing"
+	"github.com/buttersink/buttersink/lib/remote"
 )
 
 type flags struct {
 	cli.Globals
+	Remote remote.Flags `embed:""`
+
 	JSON     bool   `help:"Print JSON Lines (the default when stdout is not a terminal)." xor:"format"`
 	Table    bool   `help:"Print an aligned table (the default on a terminal)." xor:"format"`
 	All      bool   `short:"a" help:"Include writable subvolumes; mark leftovers of interrupted receives as partial."`
@@ -21,7 +24,7 @@ type flags struct {
 func main() {
 	var f flags
 	os.Exit(cli.Main("bsls", "List the snapshots at a location, sorted by path.", &f, func(ctx context.Context, env *cli.Env) error {
-		opts := listing.Options{Location: f.Location, All: f.All}
+		opts := listing.Options{Location: f.Location, All: f.All, Remote: f.Remote}
 		switch {
 		case f.JSON:
 			opts.Format = listing.JSON

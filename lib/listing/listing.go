@@ -20,6 +20,7 @@ import (
 	"github.com/buttersink/buttersink/lib/inventory"
 	"github.com/buttersink/buttersink/lib/jsonl"
 	"github.com/buttersink/buttersink/lib/location"
+	"github.com/buttersink/buttersink/lib/remote"
 	"github.com/buttersink/buttersink/lib/snapshot"
 )
 
@@ -40,6 +41,8 @@ type Options struct {
 	Format   Format
 	// All includes writable subvolumes and marks partial receives.
 	All bool
+	// Remote reaches ssh:// locations (lib/remote).
+	Remote remote.Flags
 }
 
 // Run lists opts.Location and prints the records sorted by path.
@@ -51,7 +54,7 @@ func Run(ctx context.Context, env *cli.Env, opts Options) error {
 	var recs []snapshot.Snapshot
 	switch loc.Scheme {
 	default:
-		recs, err = inventory.List(ctx, loc, inventory.Options{All: opts.All})
+		recs, err = inventory.List(ctx, loc, inventory.Options{All: opts.All, Remote: opts.Remote})
 	}
 	if err != nil {
 		return err

@@ -27,7 +27,7 @@ import (
 // Flags are the ssh options of every command that takes ssh:// locations.
 // Embed it in the command's flag struct.
 type Flags struct {
-	SSH  string `name:"ssh" env:"BS_SSH" placeholder:"CMD" default:"ssh" help:"The ssh command for ssh:// locations, e.g. \"ssh -i KEY\" (env BS_SSH)."`
+	SSH  string `name:"ssh" env:"BS_SSH" placeholder:"CMD" default:"ssh" help:"The ssh command for ssh:// locations, e.g. \"ssh -i KEY\"."`
 	Sudo bool   `name:"sudo" help:"Run the remote command with sudo -n."`
 }
 
