@@ -24,6 +24,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/smithy-go"
+	"github.com/aws/smithy-go/logging"
+	smithyhttp "github.com/aws/smithy-go/transport/http"
 
 	"github.com/buttersink/buttersink/lib/hint"
 	"github.com/buttersink/buttersink/lib/location"
@@ -46,6 +48,10 @@ func openS3(ctx context.Context, loc location.Location, opts Options) (*s3Store,
 	lo := []func(*config.LoadOptions) error{
 		config.WithHTTPClient(httpClient),
 		config.WithRetryMaxAttempts(8),
+		// Ranged GETs carry no whole-object checksum; the stream's own
+		// CRCs and SHA-256 are what bss3get verifies.
+		config.WithResponseChecksumValidation(aws.ResponseChecksumValidationWhenRequired),
+		config.WithLogger(logging.Nop{}),
 	}
 	if opts.Profile != "" {
 		lo = append(lo, config.WithSharedConfigProfile(opts.Profile))
@@ -69,6 +75,7 @@ func openS3(ctx context.Context, loc location.Location, opts Options) (*s3Store,
 			o.BaseEndpoint = aws.String(endpoint)
 		}
 		o.UsePathStyle = opts.PathStyle || endpoint != ""
+		o.DisableLogOutputChecksumValidationSkipped = true
 	})
 	return &s3Store{loc: loc, client: client, opts: opts}, nil
 }
@@ -99,6 +106,11 @@ func (s *s3Store) fail(key string, err error) error {
 		return hint.Wrap(fmt.Errorf("%s: no usable AWS credentials", what),
 			"set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or a profile in ~/.aws/credentials (--profile)")
 	}
+	if strings.Contains(err.Error(), "get identity: get credentials:") {
+		// The SDK has no error type for an empty credential chain.
+		return hint.Wrap(fmt.Errorf("%s: no AWS credentials found", what),
+			"set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or a profile in ~/.aws/credentials (--profile)")
+	}
 	var ae smithy.APIError
 	if errors.As(err, &ae) {
 		switch ae.ErrorCode() {
@@ -121,8 +133,14 @@ func (s *s3Store) fail(key string, err error) error {
 		}
 		return fmt.Errorf("%s: %s: %s", what, ae.ErrorCode(), ae.ErrorMessage())
 	}
+	var ne net.Error
+	var ue *url.Error
+	var rse *smithyhttp.RequestSendError
+	if errors.As(err, &ne) || errors.As(err, &ue) || errors.As(err, &rse) {
+		return hint.Wrap(fmt.Errorf("%s: cannot reach the s3 endpoint: %v", what, rootCause(err)), "check --endpoint-url / AWS_ENDPOINT_URL and the network")
+	}
 	var re *awshttp.ResponseError
-	if errors.As(err, &re) {
+	if errors.As(err, &re) && re.Response != nil && re.HTTPStatusCode() != 0 {
 		switch re.HTTPStatusCode() {
 		case 404:
 			return fmt.Errorf("%s: %w", what, ErrNotExist)
@@ -130,11 +148,6 @@ func (s *s3Store) fail(key string, err error) error {
 			return hint.Wrap(fmt.Errorf("%s: access denied", what), "check the credentials and their policy for this bucket")
 		}
 		return fmt.Errorf("%s: http status %d", what, re.HTTPStatusCode())
-	}
-	var ne net.Error
-	var ue *url.Error
-	if errors.As(err, &ne) || errors.As(err, &ue) {
-		return hint.Wrap(fmt.Errorf("%s: cannot reach the s3 endpoint: %v", what, rootCause(err)), "check --endpoint-url / AWS_ENDPOINT_URL and the network")
 	}
 	return fmt.Errorf("%s: %v", what, err)
 }
