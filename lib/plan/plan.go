@@ -1,0 +1,429 @@
+// Package plan decides what to send from one location to another and from
+// which parent, and what to delete. The planner is pure logic over two
+// inventories (lists of snapshot records); where they came from, and how
+// sizes are measured, is the caller's business.
+package plan
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/buttersink/buttersink/lib/location"
+	"github.com/buttersink/buttersink/lib/schedule"
+	"github.com/buttersink/buttersink/lib/snapshot"
+	"github.com/buttersink/buttersink/lib/uuid"
+)
+
+// Options say what to plan.
+type Options struct {
+	// Src is the source location as given: Snapshot names the one
+	// snapshot to send ("" = every snapshot in the source inventory).
+	Src location.Location
+	// Dst is the destination directory.
+	Dst location.Location
+	// MaxChain limits restore chains at object-store destinations;
+	// 0 means DefaultObjectMaxChain. It does not apply to btrfs.
+	MaxChain int
+	// StoreWeight weighs stored against transferred bytes; 0 means
+	// DefaultStoreWeight.
+	StoreWeight float64
+	// Delete plans deleting destination snapshots the source does not have.
+	Delete bool
+	// Policy, when set, picks parents by calendar period and sends only
+	// what it keeps; Prune then deletes what it no longer keeps.
+	Policy *schedule.Policy
+	Prune  bool
+	// Now is the time the policy is applied at.
+	Now time.Time
+	// Measure, when set, measures the sizes the planner weighs; otherwise
+	// sizes are estimated.
+	Measure Measurer
+}
+
+// Result is a plan: its steps in dependency order, and counts for the
+// summary.
+type Result struct {
+	Steps []Step
+	// Kept is the number of snapshots the schedule keeps (schedule mode).
+	Kept int
+	// Unrestorable lists selected objects whose chain is broken.
+	Unrestorable []string
+	policy       *schedule.Policy
+}
+
+// node is one source record as the planner sees it.
+type node struct {
+	snap     *snapshot.Snapshot
+	selected bool
+	// dst is the index of the correlating destination record, -1 if none.
+	dst int
+	// present: at the destination (restorable) or sent earlier in the plan.
+	present bool
+	planned bool
+	// chain and restore describe the restore chain at an object-store
+	// destination once present.
+	chain   int
+	restore int64
+	// ancestry and family group related snapshots (see families).
+	ancestry, family int
+	// pos is the node's place in its family, oldest first.
+	pos int
+	// time is the snapshot's time for the schedule.
+	time time.Time
+	// level is the schedule frame in which the node is nominal, and
+	// schedParent the parent the schedule gives it (nil = full).
+	schedParent *node
+	schedChain  int
+	needed      bool
+}
+
+type planner struct {
+	opts        Options
+	src         []*node
+	dst         *dstIndex
+	dstObjects  bool
+	maxChain    int
+	storeWeight float64
+	// avail[family] holds the positions of the family's members present
+	// at the destination, sorted.
+	members map[int][]*node
+	avail   map[int][]int
+	steps   []Step
+	// usedAtDst marks destination records this plan's sends rely on.
+	usedAtDst map[int]bool
+	// prunable marks destination records the schedule no longer keeps.
+	prunable map[int]bool
+	// srcIdx finds source records by identity, indexed like src.
+	srcIdx *dstIndex
+}
+
+// ErrObjectCopy refuses plans between two object stores.
+var ErrObjectCopy = errors.New("copying between object stores is not supported")
+
+// Plan plans sending src's snapshots to dst. src and dst are the
+// inventories of opts.Src's directory and of opts.Dst.
+func Plan(ctx context.Context, src, dst []snapshot.Snapshot, opts Options) (*Result, error) {
+	if opts.Src.IsObjectStore() && opts.Dst.IsObjectStore() {
+		return nil, fmt.Errorf("%s to %s: %w", opts.Src.DirString(), opts.Dst.DirString(), ErrObjectCopy)
+	}
+	if opts.Prune && opts.Policy == nil {
+		return nil, errors.New("pruning needs a schedule")
+	}
+	if opts.Policy != nil && opts.Src.IsObjectStore() {
+		return nil, errors.New("a schedule applies to sends from btrfs, not to restores")
+	}
+	pl := &planner{
+		opts:        opts,
+		dstObjects:  opts.Dst.IsObjectStore(),
+		maxChain:    opts.MaxChain,
+		storeWeight: opts.StoreWeight,
+		members:     make(map[int][]*node),
+		avail:       make(map[int][]int),
+		usedAtDst:   make(map[int]bool),
+	}
+	if pl.maxChain <= 0 {
+		pl.maxChain = DefaultObjectMaxChain
+	}
+	if !pl.dstObjects {
+		pl.maxChain = noChain
+	}
+	if pl.storeWeight <= 0 {
+		pl.storeWeight = DefaultStoreWeight
+	}
+	if opts.Now.IsZero() {
+		pl.opts.Now = time.Now()
+	}
+	pl.dst = newDstIndex(dst, pl.dstObjects)
+	found := opts.Src.Snapshot == ""
+	for i := range src {
+		s := &src[i]
+		n := &node{snap: s, dst: pl.dst.find(s), time: snapTime(s)}
+		n.selected = opts.Src.Snapshot == "" || s.Path == opts.Src.Snapshot
+		found = found || n.selected
+		if n.dst >= 0 {
+			n.present = true
+			if pl.dstObjects {
+				n.chain, n.restore = pl.dst.chain[n.dst], pl.dst.restore[n.dst]
+			}
+		}
+		pl.src = append(pl.src, n)
+	}
+	if !found {
+		return nil, fmt.Errorf("%s: no such snapshot", opts.Src)
+	}
+	pl.srcIdx = newDstIndex(src, false)
+	res := &Result{policy: opts.Policy}
+	var err error
+	if opts.Src.IsObjectStore() {
+		res.Unrestorable, err = pl.planRestore()
+	} else {
+		err = pl.planSend(ctx, res)
+	}
+	if err != nil {
+		return nil, err
+	}
+	pl.planDeletes(res)
+	res.Steps = pl.steps
+	return res, nil
+}
+
+func snapTime(s *snapshot.Snapshot) time.Time {
+	if !s.CTime.IsZero() {
+		return s.CTime
+	}
+	return s.OTime
+}
+
+// planSend plans sending subvolumes (btrfs or ssh source).
+func (pl *planner) planSend(ctx context.Context, res *Result) error {
+	families(pl.src)
+	all := append([]*node(nil), pl.src...)
+	sortNodes(all)
+	for _, n := range all {
+		m := pl.members[n.family]
+		n.pos = len(m)
+		pl.members[n.family] = append(m, n)
+		if n.present {
+			pl.avail[n.family] = append(pl.avail[n.family], n.pos)
+		}
+	}
+	var order []*node
+	if pl.opts.Policy != nil {
+		if err := pl.checkTimes(); err != nil {
+			return err
+		}
+		order = pl.scheduleSends(res)
+	} else {
+		for _, n := range all {
+			if n.selected && !n.present {
+				order = append(order, n)
+			}
+		}
+	}
+	for _, n := range order {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if n.present {
+			continue // an object whose chain an earlier send completed
+		}
+		if err := pl.send(ctx, n); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// candidatesPerSide bounds the parents weighed on each side (older and
+// newer) of a snapshot, and walkLimit how far past unusable ones to look.
+const (
+	candidatesPerSide = 2
+	walkLimit         = 64
+)
+
+// candidates returns the usable parents nearest to n in its family:
+// present at the destination or sent earlier, with room in their chain.
+func (pl *planner) candidates(n *node) []*node {
+	if pl.opts.Policy != nil {
+		if n.schedParent != nil && n.schedParent.present && n.schedParent.chain < pl.maxChain {
+			return []*node{n.schedParent}
+		}
+		return nil
+	}
+	members, avail := pl.members[n.family], pl.avail[n.family]
+	at := sort.SearchInts(avail, n.pos)
+	var out []*node
+	side := func(start, step int) {
+		found := 0
+		for i, walked := start, 0; i >= 0 && i < len(avail) && found < candidatesPerSide && walked < walkLimit; i, walked = i+step, walked+1 {
+			c := members[avail[i]]
+			if c == n || c.chain >= pl.maxChain {
+				continue
+			}
+			out = append(out, c)
+			found++
+		}
+	}
+	side(at-1, -1)
+	side(at, 1)
+	return out
+}
+
+// send chooses how to send n: in full or from the cheapest candidate.
+func (pl *planner) send(ctx context.Context, n *node) error {
+	cands := pl.candidates(n)
+	sizes := make([]size, len(cands)+1)
+	sizes[0] = estimateFull(n.snap)
+	related := false
+	for i, c := range cands {
+		sizes[i+1] = estimateDiff(n, c)
+		related = related || c.ancestry == n.ancestry
+	}
+	if pl.opts.Measure != nil && !(n.snap.IsObject()) {
+		// A diff from a related snapshot is never much larger than the
+		// full stream, so the full one is measured only where its size
+		// decides: no related parent, or a chain penalty to weigh.
+		var edges []Edge
+		var which []int
+		if !related || pl.dstObjects {
+			edges, which = append(edges, Edge{Snapshot: n.snap}), append(which, 0)
+		}
+		for i, c := range cands {
+			edges, which = append(edges, Edge{Snapshot: n.snap, Parent: c.snap}), append(which, i+1)
+		}
+		got, err := pl.opts.Measure.Measure(ctx, edges)
+		if err != nil {
+			return err
+		}
+		for k, i := range which {
+			sizes[i] = size{bytes: got[k], report: got[k], exact: true}
+		}
+	}
+	best, bestCost := -1, pl.cost(sizes[0].bytes, 1, sizes[0].bytes)
+	for i, c := range cands {
+		sz := sizes[i+1]
+		if cost := pl.cost(sz.bytes, c.chain+1, c.restore+sz.bytes); cost < bestCost {
+			best, bestCost = i, cost
+		}
+	}
+	step := Step{Op: OpSend, Src: pl.opts.Src.DirString(), Dst: pl.opts.Dst.DirString(), Snapshot: *n.snap, Clones: []snapshot.Snapshot{}}
+	if best < 0 {
+		step.Size, step.Exact = sizes[0].report, sizes[0].exact
+		n.chain, n.restore = 1, sizes[0].bytes
+	} else {
+		p := cands[best]
+		sz := sizes[best+1]
+		step.Parent = p.snap
+		step.Size, step.Exact = sz.report, sz.exact
+		n.chain, n.restore = p.chain+1, p.restore+sz.bytes
+		pl.use(p)
+		if !pl.dstObjects {
+			// Clone sources let the stream share extents with other
+			// related snapshots the destination has. Object stores get
+			// none: every clone source would be one more object a
+			// restore depends on.
+			for i, c := range cands {
+				if i != best && c.ancestry == n.ancestry {
+					step.Clones = append(step.Clones, *c.snap)
+					pl.use(c)
+				}
+			}
+		}
+	}
+	n.present, n.planned = true, true
+	pl.markAvail(n)
+	// Other source snapshots with the same identity (a read-only
+	// snapshot of a received one keeps its received UUID) arrive with it.
+	pl.srcIdx.all(n.snap, func(i int) {
+		if m := pl.src[i]; !m.present {
+			m.present, m.chain, m.restore = true, n.chain, n.restore
+			pl.markAvail(m)
+		}
+	})
+	pl.steps = append(pl.steps, step)
+	if pl.dstObjects {
+		pl.steps[len(pl.steps)-1].Chain = n.chain
+		pl.repair(n.snap.EffectiveUUID(), n.chain, n.restore)
+	}
+	return nil
+}
+
+// repair completes the chains of stored objects whose parent stream was
+// missing and is now being sent: they become restorable and need no
+// second copy. (A chain longer than MaxChain counts as restorable, as a
+// stored one does; such an object is only never used as a parent.)
+func (pl *planner) repair(parent uuid.UUID, chain int, restore int64) {
+	d := pl.dst
+	for _, o := range d.children[parent] {
+		if d.chain[o] != noChain {
+			continue
+		}
+		d.chain[o], d.restore[o] = chain+1, restore+objectBytes(&d.recs[o])
+		pl.srcIdx.all(&d.recs[o], func(i int) {
+			m := pl.src[i]
+			if !m.present {
+				m.present, m.dst, m.chain, m.restore = true, o, d.chain[o], d.restore[o]
+				pl.markAvail(m)
+			}
+		})
+		pl.repair(d.recs[o].UUID, d.chain[o], d.restore[o])
+	}
+}
+
+// use records that a send relies on c at the destination.
+func (pl *planner) use(c *node) {
+	if c.dst >= 0 {
+		pl.usedAtDst[c.dst] = true
+	}
+}
+
+func (pl *planner) markAvail(n *node) {
+	a := pl.avail[n.family]
+	i := sort.SearchInts(a, n.pos)
+	a = append(a, 0)
+	copy(a[i+1:], a[i:])
+	a[i] = n.pos
+	pl.avail[n.family] = a
+}
+
+// Summary is the one line bsplan logs, e.g. "5 to send: 2 full,
+// 3 incremental, 1.4 GiB; 1 to delete".
+func (r *Result) Summary() string {
+	var full, incr, del int
+	var bytes int64
+	exact, known := true, true
+	for _, s := range r.Steps {
+		switch s.Op {
+		case OpSend:
+			if s.Parent == nil {
+				full++
+			} else {
+				incr++
+			}
+			bytes += s.Size
+			exact = exact && s.Exact
+			known = known && (s.Exact || s.Size > 0)
+		case OpDelete:
+			del++
+		}
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "%d to send", full+incr)
+	if full+incr > 0 {
+		fmt.Fprintf(&b, ": %d full, %d incremental, ", full, incr)
+		switch {
+		case !known:
+			b.WriteString("size unknown")
+		case !exact:
+			b.WriteString("~" + HumanBytes(bytes))
+		default:
+			b.WriteString(HumanBytes(bytes))
+		}
+	}
+	fmt.Fprintf(&b, "; %d to delete", del)
+	if r.policy != nil {
+		fmt.Fprintf(&b, "; schedule %q in %s keeps %d", r.policy.String(), r.policy.Zone, r.Kept)
+	}
+	if len(r.Unrestorable) > 0 {
+		fmt.Fprintf(&b, "; %d cannot be restored", len(r.Unrestorable))
+	}
+	return b.String()
+}
+
+// HumanBytes writes n in binary units, e.g. "1.4 GiB".
+func HumanBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
