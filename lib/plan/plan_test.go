@@ -140,8 +140,8 @@ func TestPlanRestore(t *testing.T) {
 	objs := []snapshot.Snapshot{mk("a", "", 1000), mk("b", "a", 10), mk("c", "b", 10), mk("c", "", 1500), mk("x", "gone", 5)}
 	tests := []struct {
 		name, one, dst string
-		want          string
-		unrestorable  int
+		want           string
+		unrestorable   int
 	}{
 		{name: "all", want: "+a +b<a +c<b", unrestorable: 1},
 		{name: "one pulls its chain", one: "c", want: "+a +b<a +c<b"},

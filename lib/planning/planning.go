@@ -1,0 +1,165 @@
+// Package planning is bsplan: it lists the source and the destination (or
+// reads saved listings), plans with lib/plan and prints the steps as JSON
+// Lines, with a one-line summary on stderr.
+package planning
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/buttersink/buttersink/lib/cli"
+	"github.com/buttersink/buttersink/lib/hint"
+	"github.com/buttersink/buttersink/lib/inventory"
+	"github.com/buttersink/buttersink/lib/jsonl"
+	"github.com/buttersink/buttersink/lib/location"
+	"github.com/buttersink/buttersink/lib/objstore"
+	"github.com/buttersink/buttersink/lib/plan"
+	"github.com/buttersink/buttersink/lib/plan/measure"
+	"github.com/buttersink/buttersink/lib/remote"
+	"github.com/buttersink/buttersink/lib/schedule"
+	"github.com/buttersink/buttersink/lib/snapshot"
+)
+
+// Options are bsplan's flags.
+type Options struct {
+	Src, Dst         string
+	SrcList, DstList string
+	DryRun           bool
+	Delete           bool
+	Estimate         bool
+	MaxChain         int
+	Schedule         string
+	TZ               string
+	Now              string
+	Prune            bool
+	Remote           remote.Flags
+	Objects          objstore.Options
+}
+
+// Run plans and prints the steps.
+func Run(ctx context.Context, env *cli.Env, o Options) error {
+	src, err := location.Parse(o.Src)
+	if err != nil {
+		return cli.UsageError("%v", err)
+	}
+	dst, err := location.Parse(o.Dst)
+	if err != nil {
+		return cli.UsageError("%v", err)
+	}
+	// The destination is always a directory: DST/name means DST/name/.
+	if dst.Snapshot != "" {
+		dst.Dir, dst.Snapshot = dst.Path(), ""
+	}
+	if src.Scheme == dst.Scheme && src.Host == dst.Host && src.Bucket == dst.Bucket && src.Dir == dst.Dir {
+		return cli.UsageError("source and destination are the same directory %s", dst.DirString())
+	}
+	if o.MaxChain < 0 {
+		return cli.UsageError("--max-chain %d: want 1 or more (0 = default)", o.MaxChain)
+	}
+	opts := plan.Options{Src: src, Dst: dst, MaxChain: o.MaxChain, Delete: o.Delete, Prune: o.Prune}
+	if o.Prune && o.Schedule == "" {
+		return cli.UsageError("--prune needs --schedule")
+	}
+	if o.Schedule != "" {
+		zone, err := timeZone(o.TZ)
+		if err != nil {
+			return cli.UsageError("%v", err)
+		}
+		policy, err := schedule.Parse(o.Schedule, zone)
+		if err != nil {
+			return cli.UsageError("%v", err)
+		}
+		opts.Policy = &policy
+	}
+	if o.Now != "" {
+		if opts.Now, err = time.Parse(time.RFC3339, o.Now); err != nil {
+			return cli.UsageError("--now %q: want a time like 2025-12-31T23:00:00Z", o.Now)
+		}
+	}
+	// One snapshot is planned among its siblings: they are its candidate
+	// parents, and with -d what the source has.
+	srcRecs, err := load(ctx, env, src.AsDir(), o.SrcList, o)
+	if err != nil {
+		return err
+	}
+	dstRecs, err := load(ctx, env, dst, o.DstList, o)
+	if err != nil {
+		return err
+	}
+	if src.Scheme == location.Btrfs && !o.Estimate {
+		opts.Measure = &measure.Sender{Dir: src.Dir}
+	}
+	res, err := plan.Plan(ctx, srcRecs, dstRecs, opts)
+	if err != nil {
+		if o.SrcList != "" && strings.Contains(err.Error(), "no such snapshot") {
+			return hint.Wrap(err, "the name is matched against the paths in --src-list")
+		}
+		return err
+	}
+	for _, p := range res.Unrestorable {
+		env.Log.Warn(fmt.Sprintf("%s: cannot be restored: a parent stream of its objects is missing", src.AsDir().DirString()+p))
+	}
+	if !o.DryRun {
+		w := jsonl.NewWriter(env.Stdout)
+		for i := range res.Steps {
+			if err := w.Write(&res.Steps[i]); err != nil {
+				return fmt.Errorf("writing steps: %w", err)
+			}
+		}
+	}
+	env.Log.Info(res.Summary())
+	return nil
+}
+
+// load lists loc, or reads a saved listing (bsls JSON Lines; "-" is stdin).
+func load(ctx context.Context, env *cli.Env, loc location.Location, file string, o Options) ([]snapshot.Snapshot, error) {
+	if file == "" {
+		return inventory.List(ctx, loc, inventory.Options{Remote: o.Remote, Objects: o.Objects})
+	}
+	r, name := env.Stdin, "stdin"
+	if file != "-" {
+		f, err := os.Open(file)
+		if err != nil {
+			return nil, err
+		}
+		defer f.Close()
+		r, name = f, file
+	}
+	recs, err := jsonl.ReadAll[snapshot.Snapshot](r, name)
+	if err != nil {
+		return nil, err
+	}
+	for i := range recs {
+		if recs[i].Path == "" {
+			return nil, fmt.Errorf("%s record %d: no path", name, i+1)
+		}
+	}
+	return recs, nil
+}
+
+// timeZone is --tz, else $TZ, else the system's zone (named after
+// /etc/localtime's target, so the summary can say which).
+func timeZone(name string) (*time.Location, error) {
+	if name == "" {
+		name = strings.TrimPrefix(os.Getenv("TZ"), ":")
+	}
+	if name == "" {
+		if t, err := filepath.EvalSymlinks("/etc/localtime"); err == nil {
+			if _, after, ok := strings.Cut(t, "zoneinfo/"); ok {
+				name = after
+			}
+		}
+	}
+	if name == "" {
+		return time.Local, nil
+	}
+	z, err := time.LoadLocation(name)
+	if err != nil {
+		return nil, fmt.Errorf("time zone %q: %v", name, err)
+	}
+	return z, nil
+}
