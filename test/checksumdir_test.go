@@ -323,3 +323,22 @@ func TestChecksumdirSortMatchesGNUSort(t *testing.T) {
 		}
 	}
 }
+
+// TestChecksumdirReceivedSnapshot: the use it is for. A snapshot sent
+// with btrfs send and received with btrfs receive checks clean against
+// the snapshot's set, xattrs and symlink targets included (--full), and
+// both have the same overall digest.
+func TestChecksumdirReceivedSnapshot(t *testing.T) {
+	harness.RequireCommand(t, "python3")
+	harness.RequireCommand(t, "setfattr")
+	mnt := harness.Btrfs(t, 512)
+	harness.MustSh(t, `cd "$M" && btrfs -q subvolume create src && mkdir snaps recv out
+		DIR="$M/src"; `+strings.Replace(makeTree, `mkdir -p "$DIR/t" && cd "$DIR/t"`, `cd "$DIR"`, 1)+`
+		setfattr -n user.note -v 'kept by send' "$M/src/small.9"
+		cd "$M" && btrfs -q subvolume snapshot -r src snaps/t
+		btrfs -q send snaps/t | btrfs -q receive recv/
+		cd out && checksumdir --full ../snaps/t
+		checksumdir --check t.sha256sum ../recv/t
+		[ "$(checksumdir --full --stdout ../recv/t)" = "$(sha256sum t.sha256sum)" ]
+		grep -q 'small.9 type=file size=7 xattr.user.note=kept\\040by\\040send' t.full`, "M="+mnt)
+}
