@@ -8,10 +8,12 @@ import (
 
 	"github.com/buttersink/buttersink/lib/cli"
 	"github.com/buttersink/buttersink/lib/receiver"
+	"github.com/buttersink/buttersink/lib/remote"
 )
 
 type flags struct {
 	cli.Globals
+	Remote remote.Flags `embed:""`
 
 	Dest string `arg:"" name:"DEST" help:"Directory to receive into: [btrfs://]/dir/."`
 }
@@ -19,6 +21,6 @@ type flags struct {
 func main() {
 	var f flags
 	os.Exit(cli.Main("bsrecv", "Receive btrfs send streams from stdin into a directory.", &f, func(ctx context.Context, env *cli.Env) error {
-		return receiver.Run(ctx, env, receiver.Options{Dest: f.Dest})
+		return receiver.Run(ctx, env, receiver.Options{Dest: f.Dest, Remote: f.Remote})
 	}))
 }

@@ -7,11 +7,13 @@ import (
 	"os"
 
 	"github.com/buttersink/buttersink/lib/cli"
+	"github.com/buttersink/buttersink/lib/remote"
 	"github.com/buttersink/buttersink/lib/sender"
 )
 
 type flags struct {
 	cli.Globals
+	Remote remote.Flags `embed:""`
 
 	Parent     string   `short:"p" placeholder:"PARENT" help:"Send incrementally from the read-only snapshot PARENT (also a clone source)."`
 	Clone      []string `short:"c" placeholder:"CLONE" help:"Use the read-only snapshot CLONE as a clone source (repeatable)."`
@@ -26,7 +28,7 @@ func main() {
 	os.Exit(cli.Main("bssend", "Write btrfs send streams of snapshots to stdout.", &f, func(ctx context.Context, env *cli.Env) error {
 		return sender.Run(ctx, env, sender.Options{
 			Snapshots: f.Snapshots, Parent: f.Parent, Clones: f.Clone,
-			Proto: f.Proto, Compressed: f.Compressed, NoData: f.NoData,
+			Proto: f.Proto, Compressed: f.Compressed, NoData: f.NoData, Remote: f.Remote,
 		})
 	}))
 }

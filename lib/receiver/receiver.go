@@ -31,6 +31,7 @@ import (
 	"github.com/buttersink/buttersink/lib/jsonl"
 	"github.com/buttersink/buttersink/lib/location"
 	"github.com/buttersink/buttersink/lib/progress"
+	"github.com/buttersink/buttersink/lib/remote"
 	"github.com/buttersink/buttersink/lib/sendstream"
 	"github.com/buttersink/buttersink/lib/uuid"
 )
@@ -39,6 +40,8 @@ import (
 type Options struct {
 	// Dest is the destination directory location.
 	Dest string
+	// Remote reaches ssh:// destinations (lib/remote).
+	Remote remote.Flags
 }
 
 // Run receives the streams on env.Stdin into opts.Dest.
@@ -60,7 +63,7 @@ func Run(ctx context.Context, env *cli.Env, opts Options) error {
 
 // receiveSSH is the hook for receiving on a remote host (ssh:// destinations).
 func receiveSSH(ctx context.Context, env *cli.Env, opts Options, loc location.Location) error {
-	return fmt.Errorf("%s: receiving on ssh:// destinations is not supported yet", loc.DirString())
+	return remote.Exec(ctx, env, opts.Remote, loc, "bsrecv", remote.Path(loc))
 }
 
 type receiver struct {

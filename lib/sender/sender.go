@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"io"
 	"path"
+	"strconv"
 	"strings"
 	"time"
 
@@ -27,6 +28,7 @@ import (
 	"github.com/buttersink/buttersink/lib/location"
 	"github.com/buttersink/buttersink/lib/plan"
 	"github.com/buttersink/buttersink/lib/progress"
+	"github.com/buttersink/buttersink/lib/remote"
 	"github.com/buttersink/buttersink/lib/sendstream"
 )
 
@@ -40,6 +42,8 @@ type Options struct {
 	Proto      uint32
 	Compressed bool
 	NoData     bool
+	// Remote reaches ssh:// sources (lib/remote).
+	Remote remote.Flags
 }
 
 // job is one stream to send.
@@ -52,6 +56,8 @@ type job struct {
 	// ("" = the basename the kernel writes).
 	rename string
 	size   int64
+	// ssh is the step of a pull: the send runs on the source's host.
+	ssh *plan.Step
 }
 
 type sender struct {
@@ -64,6 +70,7 @@ type sender struct {
 	splice bool
 	meter  *progress.Meter
 	buf    []byte
+	opts   Options
 }
 
 // Run sends the snapshots of opts, or of the plan steps on env.Stdin.
@@ -72,7 +79,7 @@ func Run(ctx context.Context, env *cli.Env, opts Options) error {
 		return hint.Wrap(errors.New("stdout is a terminal; refusing to write a binary send stream"),
 			"pipe it into bsrecv or btrfs receive, or redirect it to a file")
 	}
-	s := &sender{env: env, proto: opts.Proto, out: int(env.Stdout.Fd()), splice: true}
+	s := &sender{env: env, proto: opts.Proto, out: int(env.Stdout.Fd()), splice: true, opts: opts}
 	if s.proto == 0 {
 		s.proto = btrfs.SendProtoMax()
 	}
@@ -197,7 +204,7 @@ func stepJob(st plan.Step) (job, error) {
 
 // sshJob is the hook for sends from a remote host (ssh:// sources).
 func sshJob(st plan.Step, loc location.Location) (job, error) {
-	return job{}, fmt.Errorf("%s: sending from ssh:// sources is not supported yet", loc.DirString())
+	return job{ssh: &st, label: st.Snapshot.Path, size: st.Size}, nil
 }
 
 func localJob(st plan.Step, dir string) (job, error) {
@@ -243,6 +250,9 @@ func relPath(p string) (string, error) {
 // would need the source changed: send needs read-only subvolumes, and
 // bssend never toggles the flag.
 func checkSource(j job) error {
+	if j.ssh != nil {
+		return nil // the remote bssend checks its own sources
+	}
 	for _, p := range append([]string{j.path, j.parent}, j.clones...) {
 		if p == "" {
 			continue
@@ -264,6 +274,9 @@ func checkSource(j job) error {
 
 // send sends one job and returns the bytes written (when counted).
 func (s *sender) send(ctx context.Context, j job) (int64, error) {
+	if j.ssh != nil {
+		return 0, remote.Send(ctx, s.env, s.opts.Remote, *j.ssh, s.env.Stdout, s.remoteArgs()...)
+	}
 	if s.meter == nil && j.rename == "" && s.block {
 		return 0, s.sendDirect(ctx, j)
 	}
@@ -285,6 +298,21 @@ func (s *sender) sendDirect(ctx context.Context, j job) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+}
+
+// remoteArgs are the stream flags a pull passes to the remote bssend.
+func (s *sender) remoteArgs() []string {
+	var a []string
+	if s.opts.Proto != 0 {
+		a = append(a, "--proto", strconv.FormatUint(uint64(s.opts.Proto), 10))
+	}
+	if s.opts.Compressed {
+		a = append(a, "--compressed-data")
+	}
+	if s.opts.NoData {
+		a = append(a, "--no-data")
+	}
+	return a
 }
 
 func brokenPipe(j job) error {
