@@ -4,6 +4,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/buttersink/buttersink/lib/location"
 	"github.com/buttersink/buttersink/lib/snapshot"
 )
 
@@ -47,6 +48,46 @@ func (pl *planner) planDeletes(res *Result) {
 	for i := range pl.usedAtDst {
 		delete(reason, i)
 	}
+	pl.steps = append(pl.steps, pl.deleteSteps(reason)...)
+}
+
+// Reason of delete steps DeleteSteps makes.
+const ReasonNamed = "named"
+
+// DeleteSteps plans deleting the records of recs (the listing of the
+// directory dir) that doomed selects, children first, sparing any object
+// on the restore chain of an object that stays. It returns the steps and
+// the records it spared.
+func DeleteSteps(dir location.Location, recs []snapshot.Snapshot, doomed func(*snapshot.Snapshot) bool) ([]Step, []snapshot.Snapshot) {
+	objects := dir.IsObjectStore()
+	pl := &planner{opts: Options{Dst: dir.AsDir()}, dstObjects: objects, dst: newDstIndex(recs, objects)}
+	reason := make(map[int]string)
+	for i := range recs {
+		if doomed(&recs[i]) {
+			reason[i] = ReasonNamed
+		}
+	}
+	wanted := len(reason)
+	steps := pl.deleteSteps(reason)
+	var spared []snapshot.Snapshot
+	if len(steps) < wanted {
+		going := make(map[int]bool)
+		for i := range reason {
+			going[i] = true
+		}
+		for i := range recs {
+			if doomed(&recs[i]) && !going[i] {
+				spared = append(spared, recs[i])
+			}
+		}
+	}
+	return steps, spared
+}
+
+// deleteSteps turns the records in reason into delete steps, after
+// sparing the chains of objects that stay (removing them from reason).
+func (pl *planner) deleteSteps(reason map[int]string) []Step {
+	recs := pl.dst.recs
 	if pl.dstObjects {
 		kept := make([]bool, len(recs))
 		for i := range recs {
@@ -77,6 +118,7 @@ func (pl *planner) planDeletes(res *Result) {
 		}
 		return recs[i].Path < recs[j].Path
 	})
+	steps := make([]Step, 0, len(del))
 	for _, i := range del {
 		r := &recs[i]
 		step := Step{Op: OpDelete, Dst: pl.opts.Dst.DirString(), Snapshot: *r, Clones: []snapshot.Snapshot{}, Reason: reason[i]}
@@ -85,6 +127,7 @@ func (pl *planner) planDeletes(res *Result) {
 		} else if r.Exclusive != nil {
 			step.Size = int64(*r.Exclusive)
 		}
-		pl.steps = append(pl.steps, step)
+		steps = append(steps, step)
 	}
+	return steps
 }

@@ -1,0 +1,30 @@
+// Command bsrm deletes snapshots: the delete steps of a plan on stdin,
+// within the directories named on its command line, or snapshots named
+// as DIR/NAME.
+package main
+
+import (
+	"context"
+	"os"
+
+	"github.com/buttersink/buttersink/lib/cli"
+	"github.com/buttersink/buttersink/lib/objstore"
+	"github.com/buttersink/buttersink/lib/remote"
+	"github.com/buttersink/buttersink/lib/remove"
+)
+
+type flags struct {
+	cli.Globals
+	Remote  remote.Flags   `embed:""`
+	Objects objstore.Flags `embed:""`
+
+	DryRun    bool     `short:"n" name:"dry-run" help:"Check everything and print what would be deleted, deleting nothing."`
+	Locations []string `arg:"" name:"LOCATION" help:"DIR/ to allow the delete steps on stdin within DIR, or DIR/NAME to delete that snapshot."`
+}
+
+func main() {
+	var f flags
+	os.Exit(cli.Main("bsrm", "Delete snapshots: plan delete steps on stdin, or snapshots named on the command line.", &f, func(ctx context.Context, env *cli.Env) error {
+		return remove.Run(ctx, env, remove.Options{Locations: f.Locations, DryRun: f.DryRun, Remote: f.Remote, Objects: f.Objects.Options()})
+	}))
+}

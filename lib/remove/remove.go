@@ -1,0 +1,315 @@
+// Package remove is bsrm: it deletes snapshots (subvolumes or stored
+// streams) named by plan delete steps on stdin, or named on the command
+// line, and prints one JSON line per deletion.
+//
+// bsrm deletes only inside the locations it is given: a step whose
+// destination is not within one of them, or whose snapshot path climbs out
+// with "..", is refused, and then nothing at all is deleted. Steps are
+// checked before the first deletion; they run in the order given (bsplan
+// orders children before parents) and the first failure stops the rest.
+package remove
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"path"
+	"strings"
+
+	"github.com/buttersink/buttersink/lib/btrfs"
+	"github.com/buttersink/buttersink/lib/cli"
+	"github.com/buttersink/buttersink/lib/hint"
+	"github.com/buttersink/buttersink/lib/inventory"
+	"github.com/buttersink/buttersink/lib/jsonl"
+	"github.com/buttersink/buttersink/lib/location"
+	"github.com/buttersink/buttersink/lib/objstore"
+	"github.com/buttersink/buttersink/lib/plan"
+	"github.com/buttersink/buttersink/lib/remote"
+	"github.com/buttersink/buttersink/lib/snapshot"
+	"github.com/buttersink/buttersink/lib/uuid"
+)
+
+// Options are bsrm's flags.
+type Options struct {
+	// Locations: DIR/ allows steps within DIR (read from stdin);
+	// DIR/NAME deletes that snapshot.
+	Locations []string
+	DryRun    bool
+	Remote    remote.Flags
+	Objects   objstore.Options
+}
+
+// Result is one output line.
+type Result struct {
+	Op   string    `json:"op"`
+	Dst  string    `json:"dst"`
+	Path string    `json:"path"`
+	Key  string    `json:"key,omitempty"`
+	UUID uuid.UUID `json:"uuid"`
+	// Status is "deleted", "absent" (already gone) or "dry-run".
+	Status string `json:"status"`
+}
+
+// Run deletes.
+func Run(ctx context.Context, env *cli.Env, o Options) error {
+	var dirs, named []location.Location
+	for _, a := range o.Locations {
+		l, err := location.Parse(a)
+		if err != nil {
+			return cli.UsageError("%v", err)
+		}
+		if l.Snapshot == "" {
+			dirs = append(dirs, l)
+		} else {
+			named = append(named, l)
+		}
+	}
+	if len(dirs) > 0 && len(named) > 0 {
+		return cli.UsageError("give either directories (DIR/, steps on stdin) or snapshots (DIR/NAME), not both")
+	}
+	var steps []plan.Step
+	var err error
+	if len(named) > 0 {
+		steps, err = namedSteps(ctx, named, o)
+	} else {
+		if cli.IsTerminal(env.Stdin) {
+			return hint.Wrap(cli.UsageError("no delete steps on stdin"), "pipe bsplan -d output in, or name snapshots as DIR/NAME")
+		}
+		steps, err = readSteps(env.Stdin, dirs, env)
+	}
+	if err != nil {
+		return err
+	}
+	r := &remover{env: env, opts: o, stores: make(map[string]objstore.Store), out: jsonl.NewWriter(env.Stdout)}
+	deleted := 0
+	for i := range steps {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if err := r.delete(ctx, &steps[i]); err != nil {
+			return err
+		}
+		deleted++
+	}
+	if env.Verbose > 0 || o.DryRun {
+		verb := "deleted"
+		if o.DryRun {
+			verb = "would delete"
+		}
+		env.Log.Info(fmt.Sprintf("%s %d snapshots", verb, deleted))
+	}
+	return nil
+}
+
+// readSteps reads plan steps, keeps the delete steps and checks every one
+// against the allowed directories before anything is deleted.
+func readSteps(in io.Reader, dirs []location.Location, env *cli.Env) ([]plan.Step, error) {
+	jr := jsonl.NewReader(in, "stdin")
+	var steps []plan.Step
+	for {
+		var s plan.Step
+		err := jr.Next(&s)
+		if err == io.EOF {
+			return steps, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		switch s.Op {
+		case plan.OpDelete:
+		case plan.OpSend:
+			env.Log.Debug("skipping send step", "line", jr.Line(), "path", s.Snapshot.Path)
+			continue
+		default:
+			return nil, fmt.Errorf("stdin line %d: unknown op %q", jr.Line(), s.Op)
+		}
+		if err := check(&s, dirs); err != nil {
+			return nil, hint.Wrap(fmt.Errorf("stdin line %d: %w", jr.Line(), err), "nothing was deleted; bsrm deletes only within the directories on its command line")
+		}
+		steps = append(steps, s)
+	}
+}
+
+// check refuses a step outside the allowed directories.
+func check(s *plan.Step, dirs []location.Location) error {
+	dst, err := location.Parse(s.Dst)
+	if err != nil {
+		return fmt.Errorf("step dst: %v", err)
+	}
+	if dst.Snapshot != "" {
+		return fmt.Errorf("step dst %q is not a directory (no trailing slash)", s.Dst)
+	}
+	name := s.Snapshot.Path
+	if dst.IsObjectStore() {
+		name = s.Snapshot.Key
+	}
+	if err := checkRelative(name); err != nil {
+		return fmt.Errorf("%s: %v", dst.DirString()+name, err)
+	}
+	for _, d := range dirs {
+		if within(dst, d) {
+			return nil
+		}
+	}
+	return fmt.Errorf("refusing to delete %s: not within %s", dst.DirString()+name, listDirs(dirs))
+}
+
+// checkRelative accepts a clean relative path that stays below its
+// directory.
+func checkRelative(p string) error {
+	switch {
+	case p == "":
+		return errors.New("empty path")
+	case strings.HasPrefix(p, "/"):
+		return errors.New("absolute path")
+	case strings.ContainsAny(p, "\x00\n"):
+		return errors.New("control character in path")
+	case path.Clean(p) != p:
+		return errors.New("path is not clean")
+	case p == ".." || strings.HasPrefix(p, "../") || p == ".":
+		return errors.New("path escapes its directory")
+	}
+	return nil
+}
+
+// within reports whether the directory l is d or below it.
+func within(l, d location.Location) bool {
+	if l.Scheme != d.Scheme || l.Host != d.Host || l.Port != d.Port || l.User != d.User || l.Bucket != d.Bucket {
+		return false
+	}
+	if d.Dir == "/" || d.Dir == "" || l.Dir == d.Dir {
+		return true
+	}
+	return strings.HasPrefix(l.Dir, d.Dir+"/")
+}
+
+func listDirs(dirs []location.Location) string {
+	var s []string
+	for _, d := range dirs {
+		s = append(s, d.DirString())
+	}
+	if len(s) == 0 {
+		return "any location given"
+	}
+	return strings.Join(s, ", ")
+}
+
+// namedSteps lists each named snapshot's directory and plans deleting it:
+// for an object store every stored stream of the snapshot, unless another
+// snapshot's restore chain needs one.
+func namedSteps(ctx context.Context, named []location.Location, o Options) ([]plan.Step, error) {
+	var steps []plan.Step
+	for _, l := range named {
+		if err := checkRelative(l.Snapshot); err != nil {
+			return nil, cli.UsageError("%s: %v", l, err)
+		}
+		dir := l.AsDir()
+		recs, err := inventory.List(ctx, dir, inventory.Options{Remote: o.Remote, Objects: o.Objects})
+		if err != nil {
+			return nil, err
+		}
+		found := false
+		s, spared := plan.DeleteSteps(dir, recs, func(r *snapshot.Snapshot) bool {
+			if r.Path == l.Snapshot {
+				found = true
+				return true
+			}
+			return false
+		})
+		if !found {
+			return nil, fmt.Errorf("%s: no such read-only snapshot", l)
+		}
+		if len(spared) > 0 {
+			return nil, hint.Wrap(fmt.Errorf("%s: refusing to delete %s: other stored snapshots are diffs from it", l, spared[0].Key),
+				"delete the snapshots that depend on it first, or plan with bsplan -d")
+		}
+		steps = append(steps, s...)
+	}
+	return steps, nil
+}
+
+type remover struct {
+	env    *cli.Env
+	opts   Options
+	stores map[string]objstore.Store
+	out    *jsonl.Writer
+}
+
+// delete carries out one checked step.
+func (r *remover) delete(ctx context.Context, s *plan.Step) error {
+	dst, err := location.Parse(s.Dst)
+	if err != nil {
+		return err
+	}
+	res := Result{Op: plan.OpDelete, Dst: dst.DirString(), Path: s.Snapshot.Path, Key: s.Snapshot.Key, UUID: s.Snapshot.UUID}
+	switch dst.Scheme {
+	case location.Btrfs:
+		res.Status, err = r.deleteSubvolume(dst, s)
+	case location.S3, location.File:
+		res.Status, err = r.deleteObject(ctx, dst, s)
+	case location.SSH:
+		err = fmt.Errorf("%s: deleting over ssh:// is not supported yet", dst.DirString()+s.Snapshot.Path)
+	default:
+		err = fmt.Errorf("%s: unknown scheme", dst)
+	}
+	if err != nil {
+		return err
+	}
+	if res.Status == "deleted" {
+		r.env.Log.Debug("deleted", "path", dst.DirString()+s.Snapshot.Path, "key", s.Snapshot.Key)
+	}
+	return r.out.Write(&res)
+}
+
+// deleteSubvolume deletes the read-only subvolume the step names, after
+// checking that the path still holds that very snapshot.
+func (r *remover) deleteSubvolume(dst location.Location, s *plan.Step) (string, error) {
+	p := path.Join(dst.Dir, s.Snapshot.Path)
+	info, err := btrfs.Info(p)
+	if errors.Is(err, fs.ErrNotExist) {
+		return "absent", nil
+	}
+	if err != nil {
+		return "", err
+	}
+	if !s.Snapshot.UUID.IsZero() && info.UUID != s.Snapshot.UUID {
+		return "", fmt.Errorf("%s: holds subvolume %s, not %s the step names; not deleted", p, info.UUID, s.Snapshot.UUID)
+	}
+	if !info.ReadOnly {
+		return "", fmt.Errorf("%s: refusing to delete a writable subvolume", p)
+	}
+	if r.opts.DryRun {
+		return "dry-run", nil
+	}
+	if err := btrfs.Delete(p); err != nil {
+		return "", err
+	}
+	return "deleted", nil
+}
+
+// deleteObject deletes the stored stream the step names.
+func (r *remover) deleteObject(ctx context.Context, dst location.Location, s *plan.Step) (string, error) {
+	key := dst.DirString()
+	st := r.stores[key]
+	if st == nil {
+		var err error
+		if st, err = objstore.Open(ctx, dst, r.opts.Objects); err != nil {
+			return "", err
+		}
+		r.stores[key] = st
+	}
+	if _, err := st.Stat(ctx, s.Snapshot.Key); errors.Is(err, objstore.ErrNotExist) {
+		return "absent", nil
+	} else if err != nil {
+		return "", err
+	}
+	if r.opts.DryRun {
+		return "dry-run", nil
+	}
+	if err := st.Delete(ctx, s.Snapshot.Key); err != nil {
+		return "", err
+	}
+	return "deleted", nil
+}
