@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/buttersink/buttersink/lib/uuid"
 )
@@ -219,6 +220,8 @@ func (r *Reader) more() error {
 	off := r.base + int64(r.rel)
 	pending := r.end - r.rel
 	switch {
+	case r.state == stateHeader && !strings.HasPrefix(Magic, string(r.buf[r.rel:r.rel+min(pending, len(Magic))])):
+		return &Error{Offset: off, Reason: "bad magic, not a btrfs send stream"}
 	case r.state == stateHeader:
 		return &Error{Offset: off, Reason: fmt.Sprintf("truncated stream header (%d of %d bytes)", pending, HeaderLen)}
 	case pending == 0:

@@ -217,6 +217,7 @@ func TestEmptyAndTrailing(t *testing.T) {
 		{"garbage", []byte("hello world, this is not a stream"), 0, "byte 0: bad magic"},
 		{"trailing garbage", append(append([]byte{}, b...), "xxxxxxxxxxxxxxxxxxxxxxxx"...), 1, "bad magic"},
 		{"trailing partial header", append(append([]byte{}, b...), Magic[:5]...), 1, "truncated stream header (5 of 17 bytes)"},
+		{"short garbage", []byte("hello\n"), 0, "byte 0: bad magic"},
 		{"version 0", append([]byte(Magic), 0, 0, 0, 0), 0, "unsupported send stream version 0"},
 		{"version 4", append([]byte(Magic), 4, 0, 0, 0), 0, "unsupported send stream version 4"},
 		{"header only", append([]byte(Magic), 1, 0, 0, 0), 0, "byte 17: stream ends without END command"},
