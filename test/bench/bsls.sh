@@ -1,0 +1,98 @@
+#!/bin/sh
+# bench bsls: listing 2,000 read-only snapshots (in 20 directories) on a
+# loop btrfs it makes and removes, bsls DIR/ against
+# `btrfs subvolume list -u -q -R DIR`, both to /dev/null. Each side runs
+# in rounds of $batch back-to-back invocations (timer resolution is 10 ms);
+# the median round gives the time per listing. Target: ratio <= 1.0.
+# Commands come from $BS_BIN, else ./bin (make build). Root needed (loop
+# device, mount, privileged listing). BENCH_QUICK=1 makes 200 snapshots.
+set -eu
+
+bin=${BS_BIN:-./bin}
+bin=$(cd "$bin" && pwd)
+PATH=$bin:$PATH
+export PATH LC_ALL=C
+
+if [ "${BENCH_QUICK:-}" = 1 ]; then
+	nsnap=200 rounds=5 batch=10
+else
+	nsnap=2000 rounds=7 batch=10
+fi
+ndirs=20
+
+command -v bsls >/dev/null || { echo "bench bsls: no bsls in $bin (make build)" >&2; exit 1; }
+[ "$(id -u)" = 0 ] || { echo "bench bsls: needs root (loop device, mount)" >&2; exit 1; }
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/bs-bench-bsls.XXXXXX")
+dev=
+cleanup() {
+	cd /
+	if mountpoint -q "$work/mnt" 2>/dev/null; then umount "$work/mnt" || umount -l "$work/mnt"; fi
+	[ -z "$dev" ] || losetup -d "$dev"
+	rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+truncate -s 1G "$work/img"
+mkfs.btrfs -q -f "$work/img" >/dev/null
+dev=$(losetup --find --show "$work/img")
+mkdir "$work/mnt"
+mount -t btrfs "$dev" "$work/mnt"
+mnt=$work/mnt
+
+btrfs -q subvolume create "$mnt/vol"
+echo data >"$mnt/vol/file"
+i=0
+while [ "$i" -lt "$nsnap" ]; do
+	d=$mnt/snaps/d$((i % ndirs))
+	[ -d "$d" ] || mkdir -p "$d"
+	btrfs -q subvolume snapshot -r "$mnt/vol" "$d/s$i"
+	i=$((i + 1))
+done
+btrfs filesystem sync "$mnt"
+
+# Both must see every snapshot, or the timing compares different work.
+n=$(bsls --json "$mnt/" | wc -l)
+p=$(btrfs subvolume list -u -q -R "$mnt/" | grep -c ' path snaps/')
+[ "$n" -eq "$nsnap" ] && [ "$p" -eq "$nsnap" ] || {
+	echo "bench bsls: bsls lists $n, btrfs subvolume list $p snapshots, want $nsnap" >&2
+	exit 1
+}
+
+# rounds NAME CMD...: runs $rounds rounds of $batch CMDs, writing
+# "seconds-per-run peak-kib" lines to $work/NAME.
+rounds() {
+	name=$1
+	shift
+	: >"$work/$name"
+	r=0
+	while [ "$r" -lt "$rounds" ]; do
+		/usr/bin/time -f '%e %M' -o "$work/time" sh -c '
+			n=$1; shift; i=0
+			while [ "$i" -lt "$n" ]; do "$@" >/dev/null; i=$((i + 1)); done' sh "$batch" "$@"
+		read -r s k <"$work/time"
+		echo "$(awk -v s="$s" -v b="$batch" 'BEGIN { printf "%.4f", s / b }') $k" >>"$work/$name"
+		r=$((r + 1))
+	done
+}
+# median FILE: the median time and the largest peak RSS (KiB).
+median() {
+	sort -n "$1" | awk '{ t[NR] = $1; if ($2 > m) m = $2 } END { printf "%s %d\n", t[int((NR + 1) / 2)], m }'
+}
+
+# Warm the caches once for both.
+bsls --json "$mnt/" >/dev/null
+btrfs subvolume list -u -q -R "$mnt/" >/dev/null
+rounds bs bsls --json "$mnt/"
+rounds peer btrfs subvolume list -u -q -R "$mnt/"
+read -r bs_s bs_kib <<EOF2
+$(median "$work/bs")
+EOF2
+read -r peer_s peer_kib <<EOF2
+$(median "$work/peer")
+EOF2
+awk -v n="bsls-$nsnap" -v b="$bs_s" -v p="$peer_s" -v bk="$bs_kib" -v pk="$peer_kib" 'BEGIN {
+	if (b < 0.0001) b = 0.0001
+	printf "bench %s: bs=%.4fs peer=%.4fs ratio=%.3f bs_rss=%dMiB peer_rss=%dMiB\n", n, b, p, b / p, bk / 1024, pk / 1024
+}'
