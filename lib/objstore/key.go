@@ -267,7 +267,7 @@ func parseBtrfs2s3(key, dir, name string) (Key, error) {
 		if t == "" {
 			// A dot inside a value (fractional seconds of ctim) or an
 			// unknown suffix: keep it with the time, ignore otherwise.
-			if last == "ctim" {
+			if last == "ctim" && s != "" && s[0] >= '0' && s[0] <= '9' {
 				vals["ctim"] += "." + s
 			}
 			continue

@@ -1,0 +1,155 @@
+package stage
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"math/rand"
+	"strings"
+	"testing"
+
+	"filippo.io/age"
+)
+
+func TestRoundTrip(t *testing.T) {
+	id, err := age.GenerateX25519Identity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := make([]byte, 3<<20+17)
+	rand.New(rand.NewSource(1)).Read(data[:1<<20]) // part random, part compressible
+	filter, _ := NewFilter("gzip -1")
+	tests := []struct {
+		name    string
+		enc     Encoding
+		inverse []string
+		stages  string
+	}{
+		{"raw", Encoding{}, nil, ""},
+		{"zstd", Encoding{Zstd: true, ZstdLevel: 3}, nil, "zstd"},
+		{"zstd19", Encoding{Zstd: true, ZstdLevel: 19}, nil, "zstd"},
+		{"age", Encoding{Recipients: []age.Recipient{id.Recipient()}}, nil, "age"},
+		{"all", Encoding{Zstd: true, Recipients: []age.Recipient{id.Recipient()}, Filters: []Filter{filter, {Name: "cat", Cmd: "cat"}}},
+			[]string{"gzip -dc", "cat"}, "zstd.age.f-gzip.f-cat"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := strings.Join(tc.enc.Stages(), "."); got != tc.stages {
+				t.Fatalf("stages %q, want %q", got, tc.stages)
+			}
+			var stored bytes.Buffer
+			e, err := NewEncoder(&stored, tc.enc)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := io.Copy(e, bytes.NewReader(data)); err != nil {
+				t.Fatal(err)
+			}
+			if err := e.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if tc.enc.Zstd && stored.Len() >= len(data) {
+				t.Errorf("zstd did not compress: %d >= %d", stored.Len(), len(data))
+			}
+			d, err := NewDecoder(&stored, tc.enc.Stages(), Decoding{Identities: []age.Identity{id}, Filters: tc.inverse})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := io.ReadAll(d)
+			if err != nil {
+				t.Fatal(err)
+			}
+			d.Close()
+			if !bytes.Equal(got, data) {
+				t.Fatalf("round trip differs: %d bytes back of %d", len(got), len(data))
+			}
+		})
+	}
+}
+
+func TestDecodeFaults(t *testing.T) {
+	id, _ := age.GenerateX25519Identity()
+	other, _ := age.GenerateX25519Identity()
+	encode := func(e Encoding, data []byte) []byte {
+		var b bytes.Buffer
+		w, err := NewEncoder(&b, e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.Write(data)
+		if err := w.Close(); err != nil {
+			t.Fatal(err)
+		}
+		return b.Bytes()
+	}
+	data := bytes.Repeat([]byte("btrfs-stream"), 100000)
+	z := encode(Encoding{Zstd: true}, data)
+	a := encode(Encoding{Recipients: []age.Recipient{id.Recipient()}}, data)
+	readAll := func(src []byte, stages []string, d Decoding) error {
+		r, err := NewDecoder(bytes.NewReader(src), stages, d)
+		if err != nil {
+			return err
+		}
+		defer r.Close()
+		_, err = io.Copy(io.Discard, r)
+		return err
+	}
+	flip := func(b []byte, i int) []byte { c := append([]byte(nil), b...); c[i] ^= 0x40; return c }
+	cases := []struct {
+		name string
+		err  error
+	}{
+		{"zstd truncated", readAll(z[:len(z)/2], []string{"zstd"}, Decoding{})},
+		{"zstd trailing garbage", readAll(append(append([]byte(nil), z...), "junk"...), []string{"zstd"}, Decoding{})},
+		{"age wrong identity", readAll(a, []string{"age"}, Decoding{Identities: []age.Identity{other}})},
+		{"age no identity", readAll(a, []string{"age"}, Decoding{})},
+		{"age flipped byte", readAll(flip(a, len(a)-100), []string{"age"}, Decoding{Identities: []age.Identity{id}})},
+		{"age truncated", readAll(a[:len(a)-10], []string{"age"}, Decoding{Identities: []age.Identity{id}})},
+		{"filter fails", readAll(data, []string{"f-x"}, Decoding{Filters: []string{"cat >/dev/null; exit 3"}})},
+		{"filter count", readAll(data, []string{"f-x"}, Decoding{})},
+	}
+	for _, c := range cases {
+		if c.err == nil {
+			t.Errorf("%s: no error", c.name)
+		}
+	}
+	if err := readAll(a, []string{"age"}, Decoding{Identities: []age.Identity{other}}); !errors.Is(err, ErrWrongIdentity) {
+		t.Errorf("wrong identity: %v, want ErrWrongIdentity", err)
+	}
+}
+
+func TestEncodeFilterFails(t *testing.T) {
+	var b bytes.Buffer
+	e, err := NewEncoder(&b, Encoding{Filters: []Filter{{Name: "bad", Cmd: "head -c 10; exit 4"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, werr := e.Write(make([]byte, 8<<20))
+	cerr := e.Close()
+	if werr == nil && cerr == nil {
+		t.Fatal("a failing filter went unnoticed")
+	}
+	if err := errors.Join(werr, cerr); !strings.Contains(err.Error(), "filter bad: exit status 4") {
+		t.Errorf("error %q does not name the filter's exit status", err)
+	}
+}
+
+func TestNewFilterName(t *testing.T) {
+	for cmd, want := range map[string]string{
+		"gpg -e -r me":            "gpg",
+		"/usr/bin/xz -T0":         "xz",
+		"LC_ALL=C openssl enc -e": "openssl",
+		"my_tool.sh":              "my-tool-sh",
+		"  Age  ":                 "age",
+		"'quoted'":                "quoted",
+		"!!!":                     "cmd",
+	} {
+		f, err := NewFilter(cmd)
+		if err != nil || f.Name != want {
+			t.Errorf("NewFilter(%q) = %q, %v; want %q", cmd, f.Name, err, want)
+		}
+	}
+	if _, err := NewFilter("  "); err == nil {
+		t.Error("empty filter accepted")
+	}
+}
