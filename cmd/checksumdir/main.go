@@ -9,10 +9,13 @@ import (
 
 	"github.com/buttersink/buttersink/lib/checksumdir"
 	"github.com/buttersink/buttersink/lib/cli"
+	"github.com/buttersink/buttersink/lib/remote"
 )
 
 type flags struct {
 	cli.Globals
+	Remote remote.Flags `embed:""`
+
 	Check  string   `placeholder:"NAME.sha256sum" help:"Compare DIR with the set saved as NAME.sha256sum (and the .ls, .files, .full next to it); print the differences, exit 1 if any."`
 	Stdout bool     `help:"Write no files; print each DIR's overall digest, the line sha256sum prints for NAME.sha256sum."`
 	Full   bool     `help:"Also cover xattrs, symlink targets, device numbers and file attributes, in NAME.full."`
@@ -24,7 +27,7 @@ func main() {
 	var f flags
 	os.Exit(cli.Main("checksumdir", "Checksum directory trees and verify them.", &f, func(ctx context.Context, env *cli.Env) error {
 		return checksumdir.Run(ctx, env, checksumdir.RunOptions{
-			Dirs: f.Dirs, Check: f.Check, Stdout: f.Stdout, Full: f.Full, Jobs: f.Jobs,
+			Dirs: f.Dirs, Check: f.Check, Stdout: f.Stdout, Full: f.Full, Jobs: f.Jobs, Remote: f.Remote,
 		})
 	}))
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/buttersink/buttersink/lib/cli"
 	"github.com/buttersink/buttersink/lib/hint"
 	"github.com/buttersink/buttersink/lib/location"
+	"github.com/buttersink/buttersink/lib/remote"
 )
 
 // RunOptions are checksumdir's flags.
@@ -30,6 +31,8 @@ type RunOptions struct {
 	Full bool
 	// Jobs is how many files are hashed at once; 0 means one per CPU.
 	Jobs int
+	// Remote reaches ssh:// directories (lib/remote).
+	Remote remote.Flags
 }
 
 // ErrDiffers is wrapped by Run's error when --check found differences.
@@ -77,6 +80,13 @@ func Run(ctx context.Context, env *cli.Env, opts RunOptions) error {
 				return checkLocal(ctx, env, opts, dir, env.Stdout)
 			}
 			if err := sumLocal(ctx, env, opts, dir, env.Stdout); err != nil {
+				return err
+			}
+		case location.SSH:
+			if !opts.Stdout || opts.Check != "" {
+				return hint.Wrap(cli.UsageError("%s: over ssh only --stdout is supported", arg), "compare checksumdir --stdout of both trees")
+			}
+			if err := remote.Checksum(ctx, env, opts.Remote, arg, opts.Full); err != nil {
 				return err
 			}
 		default:

@@ -1,8 +1,8 @@
 package remote
 
 import (
-	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -106,40 +106,101 @@ func renamed(r io.Reader, w io.Writer, rel string) error {
 	return nil
 }
 
-// Steps runs name (bsrm) on dst's host, feeding it the plan steps read
-// from stdin with their "dst" rewritten from dst's ssh:// form to the
-// host's local path. Every step is read and checked first: one for any
-// other location refuses the whole batch before anything runs. The remote
-// command's output goes to env.Stdout.
-func Steps(ctx context.Context, env *cli.Env, f Flags, dst location.Location, name string, args ...string) error {
-	want := dst.AsDir().String()
-	local := Path(dst.AsDir())
-	var batch bytes.Buffer
-	jr := jsonl.NewReader(env.Stdin, "stdin")
-	jw := jsonl.NewWriter(&batch)
-	for {
-		var st plan.Step
-		err := jr.Next(&st)
-		if err == io.EOF {
-			break
-		}
+// Remove carries out delete steps whose dst is an ssh:// location: one
+// remote bsrm per host, given every snapshot as DIR/NAME on its command
+// line (never steps on stdin), so that the server's forced command sees,
+// canonicalises and can refuse each path. The remote bsrm prints one
+// result line per snapshot; their "dst" is put back into ssh:// form.
+func Remove(ctx context.Context, env *cli.Env, f Flags, steps []plan.Step, dryRun bool) error {
+	type batch struct {
+		host  location.Location
+		paths []string
+	}
+	var batches []*batch
+	byHost := map[string]*batch{}
+	for _, st := range steps {
+		dst, err := location.Parse(st.Dst)
 		if err != nil {
 			return err
 		}
-		l, err := location.Parse(st.Dst)
+		if !dst.IsRemote() {
+			return fmt.Errorf("delete step for %s: %s is not an ssh:// location", st.Snapshot.Path, st.Dst)
+		}
+		rel := st.Snapshot.Path
+		if rel == "" || path.IsAbs(rel) || rel != path.Clean(rel) || rel == ".." || strings.HasPrefix(rel, "../") {
+			return fmt.Errorf("delete step for %s: bad snapshot path %q", dst.DirString(), rel)
+		}
+		b := byHost[Host(dst)]
+		if b == nil {
+			b = &batch{host: dst.AsDir()}
+			byHost[Host(dst)] = b
+			batches = append(batches, b)
+		}
+		b.paths = append(b.paths, path.Join(dst.AsDir().Path(), rel))
+	}
+	for _, b := range batches {
+		var args []string
+		if dryRun {
+			args = append(args, "--dry-run")
+		}
+		pr, pw := io.Pipe()
+		done := make(chan error, 1)
+		go func() { done <- resultsToSSH(pr, env.Stdout, b.host) }()
+		err := f.Run(ctx, b.host, Command{
+			Name: "bsrm", Args: append(args, b.paths...),
+			Stdout: pw, Stderr: env.Stderr, Log: env.Log, Quiet: env.Quiet, Verbose: env.Verbose,
+		})
+		pw.Close()
+		if werr := <-done; err == nil {
+			err = werr
+		}
 		if err != nil {
-			return fmt.Errorf("stdin line %d: %w", jr.Line(), err)
-		}
-		if l.AsDir().String() != want {
-			return fmt.Errorf("stdin line %d: step for %s, not for %s", jr.Line(), st.Dst, want)
-		}
-		st.Dst = local
-		if err := jw.Write(st); err != nil {
 			return err
 		}
 	}
-	return f.Run(ctx, dst, Command{
-		Name: name, Args: append(append([]string(nil), args...), local),
-		Stdin: &batch, Stdout: env.Stdout, Stderr: env.Stderr, Log: env.Log, Quiet: env.Quiet, Verbose: env.Verbose,
-	})
+	return nil
+}
+
+// resultsToSSH copies bsrm's result lines, each "dst" turned from a
+// directory on host back into its ssh:// location; other fields pass as
+// they are.
+func resultsToSSH(r io.Reader, w io.Writer, host location.Location) error {
+	jr := jsonl.NewReader(r, "remote bsrm output")
+	jw := jsonl.NewWriter(w)
+	for {
+		var res map[string]json.RawMessage
+		err := jr.Next(&res)
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			io.Copy(io.Discard, r)
+			return err
+		}
+		var dst string
+		if json.Unmarshal(res["dst"], &dst) == nil && path.IsAbs(dst) {
+			l := host
+			l.Dir, l.Snapshot = path.Clean(dst), ""
+			res["dst"], _ = json.Marshal(l.DirString())
+		}
+		if err := jw.Write(res); err != nil {
+			io.Copy(io.Discard, r)
+			return err
+		}
+	}
+}
+
+// Checksum prints the checksumdir digest line of the directory at the
+// ssh:// location arg, computed on its host (checksumdir --stdout there:
+// no files are written on either side).
+func Checksum(ctx context.Context, env *cli.Env, f Flags, arg string, full bool) error {
+	loc, err := location.Parse(arg)
+	if err != nil {
+		return cli.UsageError("%v", err)
+	}
+	args := []string{"--stdout"}
+	if full {
+		args = append(args, "--full")
+	}
+	return Exec(ctx, env, f, loc, "checksumdir", append(args, Path(loc))...)
 }

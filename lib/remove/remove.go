@@ -250,7 +250,8 @@ func (r *remover) delete(ctx context.Context, s *plan.Step) error {
 	case location.S3, location.File:
 		res.Status, err = r.deleteObject(ctx, dst, s)
 	case location.SSH:
-		err = fmt.Errorf("%s: deleting over ssh:// is not supported yet", dst.DirString()+s.Snapshot.Path)
+		// The remote bsrm checks the snapshot and prints the result line.
+		return remote.Remove(ctx, r.env, r.opts.Remote, []plan.Step{*s}, r.opts.DryRun)
 	default:
 		err = fmt.Errorf("%s: unknown scheme", dst)
 	}
