@@ -27,6 +27,7 @@ type fileSum struct {
 	blocks   int64
 	mtimeSec int64
 	mtimeNs  int64
+	uid      uint32
 
 	// Set by the worker; read after hasher.wait.
 	sum     [sha256.Size]byte
@@ -63,7 +64,7 @@ func newHasher(ctx context.Context, jobs int, full bool, prog *Progress, problem
 // submit queues the regular file at path with lstat result st.
 func (h *hasher) submit(path string, st *unix.Stat_t) *fileSum {
 	s := &fileSum{path: path, dev: st.Dev, ino: st.Ino, size: st.Size, blocks: st.Blocks,
-		mtimeSec: st.Mtim.Sec, mtimeNs: st.Mtim.Nsec}
+		mtimeSec: st.Mtim.Sec, mtimeNs: st.Mtim.Nsec, uid: st.Uid}
 	h.jobs <- s
 	return s
 }
@@ -97,6 +98,7 @@ func (h *hasher) work() {
 			h.problem(fmt.Errorf("%s: changed while being read", s.path), true)
 		}
 		d.Sum(s.sum[:0])
+		s.path = "" // not needed any more; the entry keeps its own
 		h.mu.Lock()
 		h.files++
 		h.bytes += n
@@ -109,7 +111,7 @@ func (h *hasher) work() {
 func (h *hasher) hash(s *fileSum, d hash.Hash, buf []byte) (n int64, changed bool, err error) {
 	// O_NONBLOCK: should the name have become a FIFO since lstat, open
 	// must not hang; it changes nothing for a regular file.
-	fd, err := openNoatime(s.path, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC)
+	fd, err := openNoatime(s.path, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, s.uid)
 	if err != nil {
 		return 0, false, err
 	}
@@ -132,7 +134,7 @@ func (h *hasher) hash(s *fileSum, d hash.Hash, buf []byte) (n int64, changed boo
 	if st.Size > 0 && st.Blocks*512 < st.Size {
 		n, err = h.readSparse(fd, st.Size, d, buf)
 	} else {
-		n, err = h.readFrom(fd, 0, d, buf)
+		n, err = h.readFrom(fd, 0, st.Size, d, buf)
 	}
 	if err != nil {
 		return 0, false, err
@@ -141,18 +143,32 @@ func (h *hasher) hash(s *fileSum, d hash.Hash, buf []byte) (n int64, changed boo
 	if err := unix.Fstat(fd, &after); err != nil {
 		return 0, false, err
 	}
+	if after.Size > n {
+		// Grown while read: hash to the end, as sha256sum would.
+		rest, err := h.readFrom(fd, n, -1, d, buf)
+		if err != nil {
+			return 0, false, err
+		}
+		n += rest
+	}
 	changed = changed || after.Size != st.Size || after.Mtim != st.Mtim || n != st.Size
 	return n, changed, nil
 }
 
-// readFrom hashes the file from off to its end, as sha256sum reads it.
-func (h *hasher) readFrom(fd int, off int64, d hash.Hash, buf []byte) (int64, error) {
+// readFrom hashes the file from off up to stop, or to its end if it
+// ends sooner or stop is negative. Stopping at the size fstat gave saves
+// the read that would find the end; hash checks the size afterwards.
+func (h *hasher) readFrom(fd int, off, stop int64, d hash.Hash, buf []byte) (int64, error) {
 	start := off
-	for {
+	for stop < 0 || off < stop {
 		if err := h.ctx.Err(); err != nil {
 			return 0, err
 		}
-		m, err := unix.Pread(fd, buf, off)
+		b := buf
+		if stop >= 0 && stop-off < int64(len(b)) {
+			b = b[:stop-off]
+		}
+		m, err := unix.Pread(fd, b, off)
 		if err == unix.EINTR {
 			continue
 		}
@@ -166,6 +182,7 @@ func (h *hasher) readFrom(fd int, off int64, d hash.Hash, buf []byte) (int64, er
 		off += int64(m)
 		h.prog.Bytes.Add(int64(m))
 	}
+	return off - start, nil
 }
 
 // readSparse hashes a file that may have holes: data ranges are read,
@@ -182,7 +199,7 @@ func (h *hasher) readSparse(fd int, size int64, d hash.Hash, buf []byte) (int64,
 			data = size
 		} else if err != nil {
 			if off == 0 {
-				return h.readFrom(fd, 0, d, buf)
+				return h.readFrom(fd, 0, size, d, buf)
 			}
 			return 0, err
 		}
@@ -209,7 +226,7 @@ func (h *hasher) readSparse(fd int, size int64, d hash.Hash, buf []byte) (int64,
 				// Shrunk underneath us: what was fed as zeros may be
 				// wrong. Start again the simple way.
 				d.Reset()
-				return h.readFrom(fd, 0, d, buf)
+				return h.readFrom(fd, 0, -1, d, buf)
 			}
 			d.Write(buf[:m])
 			p += int64(m)
@@ -217,9 +234,7 @@ func (h *hasher) readSparse(fd int, size int64, d hash.Hash, buf []byte) (int64,
 		}
 		off = hole
 	}
-	// Grown since fstat: hash the rest as sha256sum would.
-	rest, err := h.readFrom(fd, off, d, buf)
-	return off + rest, err
+	return off, nil
 }
 
 func (h *hasher) feedZeros(d hash.Hash, n int64) {

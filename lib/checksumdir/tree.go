@@ -148,7 +148,11 @@ func (t *Tree) walk(ctx context.Context, topDev uint64, full bool, h *hasher, pr
 		if d.e != nil {
 			flags |= unix.O_NOFOLLOW
 		}
-		fd, err := openNoatime(abs, flags)
+		uid := uint32(0)
+		if d.e != nil {
+			uid = d.e.UID
+		}
+		fd, err := openNoatime(abs, flags, uid)
 		if err != nil {
 			if d.e == nil {
 				return fmt.Errorf("%s: %w", abs, err)
@@ -240,12 +244,19 @@ func (t *Tree) walk(ctx context.Context, topDev uint64, full bool, h *hasher, pr
 	return nil
 }
 
+// euid decides whether O_NOATIME is worth trying.
+var euid = uint32(os.Geteuid())
+
 // openNoatime opens path without updating its access time when allowed
-// (owner or CAP_FOWNER), so that checking a backup never writes to it.
-func openNoatime(path string, flags int) (int, error) {
+// (the owner, uid, or root), so that checking a backup never writes to it.
+func openNoatime(path string, flags int, uid uint32) (int, error) {
+	noatime := 0
+	if euid == 0 || euid == uid {
+		noatime = unix.O_NOATIME
+	}
 	for {
-		fd, err := unix.Open(path, flags|unix.O_NOATIME, 0)
-		if err == unix.EPERM {
+		fd, err := unix.Open(path, flags|noatime, 0)
+		if err == unix.EPERM && noatime != 0 {
 			fd, err = unix.Open(path, flags, 0)
 		}
 		if err == unix.EINTR {
