@@ -1,6 +1,7 @@
 package test
 
 import (
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -186,4 +187,87 @@ func TestSSHPull(t *testing.T) {
 		{ send_step "$1" "$2" s1; send_step "$1" "$2" s2 s1; send_step "$1" "$2" nested/n1 s2; } |
 			bssend | bsrecv "$2"`, s.URL(src), dst)
 	received(t, src, dst, "s1", "s2", "nested/n1")
+}
+
+// TestSSHRemoteToRemote: bsplan lists both ssh:// sides, bssend pulls from
+// one host and bsrecv pushes to the other; a second plan is empty; -d and
+// bsrm delete over ssh what the source no longer has.
+func TestSSHRemoteToRemote(t *testing.T) {
+	a := harness.StartSSHD(t, harness.SSHDOptions{})
+	b := harness.StartSSHD(t, harness.SSHDOptions{})
+	src := makeSnaps(t, harness.Btrfs(t, 256), 3, 1024)
+	dst := harness.Btrfs(t, 256) + "/"
+	// Both servers take the same key here: one BS_SSH for both sides.
+	keyB := strings.Replace(b.SSH, b.Key, a.Key, 1)
+	pub, err := os.ReadFile(a.Key + ".pub")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.OpenFile(filepath.Join(b.Dir, "authorized_keys"), os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Write(pub)
+	f.Close()
+	// Separate known_hosts files: a common one for both keeps working too.
+	sshBoth := strings.Replace(keyB, filepath.Join(b.Dir, "known_hosts"), filepath.Join(a.Dir, "known_hosts"), 1)
+	env := []string{"BS_SSH=" + sshBoth}
+	mustSh(t, env, `bsplan "$1" "$2" | bssend | bsrecv "$2" >/dev/null`, a.URL(src), b.URL(dst))
+	received(t, src, dst, "s1", "s2", "s3")
+	if r := mustSh(t, env, `bsplan "$1" "$2"`, a.URL(src), b.URL(dst)); r.Stdout != "" {
+		t.Fatalf("second plan is not empty:\n%s", r.Stdout)
+	}
+	mustSh(t, nil, `btrfs -q subvolume delete "$1s1"`, src)
+	r := mustSh(t, env, `bsplan -d "$1" "$2" | bsrm "$2"`, a.URL(src), b.URL(dst))
+	if !strings.Contains(r.Stdout, `"status":"deleted"`) || !strings.Contains(r.Stdout, `"dst":"`+b.URL(dst)+`"`) {
+		t.Fatalf("bsrm output:\n%s", r.Stdout)
+	}
+	if _, err := os.Stat(dst + "s1"); !os.IsNotExist(err) {
+		t.Fatalf("s1 still at the destination: %v", err)
+	}
+	received(t, src, dst, "s2", "s3")
+	// checksumdir computes the digest on the host; equal trees, equal lines.
+	l := mustSh(t, env, `checksumdir --stdout "$1s3"`, src)
+	rm := mustSh(t, env, `checksumdir --stdout "$1s3"`, b.URL(dst))
+	if l.Stdout == "" || l.Stdout != rm.Stdout {
+		t.Fatalf("checksumdir: local %q, over ssh %q", l.Stdout, rm.Stdout)
+	}
+}
+
+// TestSSHInterrupted: killing the ssh client in the middle of a push leaves
+// nothing partial on the remote host, and a rerun completes.
+func TestSSHInterrupted(t *testing.T) {
+	harness.RequireCommand(t, "pv")
+	s := harness.StartSSHD(t, harness.SSHDOptions{})
+	mnt := harness.Btrfs(t, 512)
+	mustSh(t, nil, `cd "$1" && btrfs -q subvolume create vol && head -c 150M /dev/urandom > vol/big && btrfs -q subvolume snapshot -r vol big`, mnt)
+	dst := harness.Btrfs(t, 512) + "/"
+	env := []string{s.Env}
+	r := mustSh(t, env, `
+		# pv slows the stream so that ssh is surely killed mid-transfer.
+		bssend "$1/big" | pv -q -L 30m | bsrecv "$2" 2>"$3/err" & recv=$!
+		for i in $(seq 100); do
+			ssh=$(pgrep -P $recv -x ssh || true)
+			[ -n "$ssh" ] && break
+			sleep 0.1
+		done
+		sleep 2
+		kill -9 $ssh
+		if wait $recv; then echo "bsrecv succeeded after its ssh was killed" >&2; exit 1; fi
+		cat "$3/err"
+		# The remote bsrecv notices its input end and cleans up.
+		for i in $(seq 300); do
+			pgrep -f -- "bsrecv --client-version .* $4" >/dev/null || break
+			sleep 0.1
+		done
+		! pgrep -f -- "bsrecv --client-version .* $4"
+		bsls --all --json "$4"`, mnt, s.URL(dst), t.TempDir(), dst)
+	if !strings.Contains(r.Stdout, "bsrecv: error: root@127.0.0.1:"+port(s)+": ssh killed by signal 9") {
+		t.Errorf("no clear error line for the killed ssh:\n%s", r.Stdout)
+	}
+	if strings.Contains(r.Stdout, `"path":"big"`) {
+		t.Fatalf("a partial snapshot is left at the destination:\n%s", r.Stdout)
+	}
+	mustSh(t, env, `bssend "$1/big" | bsrecv "$2"`, mnt, s.URL(dst))
+	received(t, mnt+"/", dst, "big")
 }
