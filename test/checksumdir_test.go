@@ -159,6 +159,8 @@ func TestChecksumdirCheck(t *testing.T) {
 			want: []string{"! small.9: data changed"}},
 		{name: "data in a hole", change: `touch -r sparse /tmp/ref.$$; printf Y | dd of=sparse bs=1 seek=100 conv=notrunc status=none; touch -r /tmp/ref.$$ sparse; rm /tmp/ref.$$`,
 			want: []string{"! sparse: data changed"}},
+		{name: "name with a newline", change: `touch -r small.1 /tmp/ref.$$; echo N > "$(printf 'new\nline')"; touch -r /tmp/ref.$$ "$(printf 'new\nline')"; rm /tmp/ref.$$`,
+			want: []string{`! new\012line: data changed`}},
 		{name: "mode", change: `chmod 4711 small.10`, want: []string{"~ small.10: mode -rw-r--r-- -> -rws--x--x"}},
 		{name: "owner", change: `chown 7:8 small.11`, want: []string{"~ small.11: uid 0 -> 7, gid 0 -> 8"}},
 		{name: "mtime", change: `touch -d '2010-01-01 00:00:00.5' small.12`,
@@ -180,7 +182,7 @@ func TestChecksumdirCheck(t *testing.T) {
 			dir := t.TempDir()
 			harness.MustSh(t, `mkdir -p "$DIR/t/d/e/f" "$DIR/out" && cd "$DIR/t"
 				for i in $(seq 1 20); do echo "$i" > "small.$i"; echo "$i" > "d/e/f/n$i"; done
-				echo s > 'with space'; ln -s small.1 sym; mknod cdev c 1 3
+				echo s > 'with space'; ln -s small.1 sym; mknod cdev c 1 3; echo n > "$(printf 'new\nline')"
 				truncate -s 5M sparse; echo end >> sparse
 				touch -d '2020-02-02 02:02:02' . d d/e d/e/f
 				cd "$DIR/out" && checksumdir $FULL ../t`, "DIR="+dir, "FULL="+map[bool]string{true: "--full"}[c.full])

@@ -149,16 +149,28 @@ func parseSet(s *Set) (*parsedSet, error) {
 	if err != nil {
 		return nil, err
 	}
+	// find prints a newline in a name as it is, so a line that is not an
+	// entry continues the path of the one before.
+	var entries []LsRecord
+	var lineNo []int
 	for i, l := range ls {
 		r, err := ParseLsLine(l)
 		if err != nil {
-			return nil, fmt.Errorf("%s.ls line %d: %w", s.Name, i+1, err)
+			if len(entries) == 0 {
+				return nil, fmt.Errorf("%s.ls line %d: %w", s.Name, i+1, err)
+			}
+			entries[len(entries)-1].Path += "\n" + l
+			continue
 		}
-		rec := p.get(r.Path)
+		entries = append(entries, r)
+		lineNo = append(lineNo, i+1)
+	}
+	for i := range entries {
+		rec := p.get(entries[i].Path)
 		if rec.ls != nil {
-			return nil, fmt.Errorf("%s.ls line %d: %q listed twice", s.Name, i+1, r.Path)
+			return nil, fmt.Errorf("%s.ls line %d: %q listed twice", s.Name, lineNo[i], entries[i].Path)
 		}
-		rec.ls = &r
+		rec.ls = &entries[i]
 	}
 	files, err := lines(s.Name+".files", s.Files)
 	if err != nil {
