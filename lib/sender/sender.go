@@ -3,8 +3,8 @@
 // streams, back to back, to stdout.
 //
 // Bytes are copied as little as possible. When nothing needs to see them
-// (no progress, no summary, no path rewrite) and stdout is blocking, the
-// kernel writes straight into stdout. Otherwise it writes into a pipe of
+// (no progress, no summary, no path rewrite) and stdout is a blocking pipe or
+// file, the kernel writes straight into it. Otherwise it writes into a pipe of
 // ours that is spliced to stdout (a copy through a reused buffer only when
 // stdout cannot take a splice), counting bytes on the way.
 package sender
@@ -66,6 +66,8 @@ type sender struct {
 	flags btrfs.SendFlags
 	out   int  // stdout's descriptor
 	block bool // stdout is in blocking mode
+	// direct: the kernel may write into stdout itself.
+	direct bool
 	// splice is cleared once stdout refuses a splice.
 	splice bool
 	meter  *progress.Meter
@@ -100,6 +102,13 @@ func Run(ctx context.Context, env *cli.Env, opts Options) error {
 		return fmt.Errorf("stdout: %w", err)
 	}
 	s.block = fl&unix.O_NONBLOCK == 0
+	var st unix.Stat_t
+	if err := unix.Fstat(s.out, &st); err != nil {
+		return fmt.Errorf("stdout: %w", err)
+	}
+	// The kernel writes only into what has write_iter: pipes and regular
+	// files, not /dev/null.
+	s.direct = s.block && (st.Mode&unix.S_IFMT == unix.S_IFIFO || st.Mode&unix.S_IFMT == unix.S_IFREG)
 
 	var jobs []job
 	if len(opts.Snapshots) > 0 {
@@ -277,7 +286,7 @@ func (s *sender) send(ctx context.Context, j job) (int64, error) {
 	if j.ssh != nil {
 		return 0, remote.Send(ctx, s.env, s.opts.Remote, *j.ssh, s.env.Stdout, s.remoteArgs()...)
 	}
-	if s.meter == nil && j.rename == "" && s.block {
+	if s.meter == nil && j.rename == "" && s.direct {
 		return 0, s.sendDirect(ctx, j)
 	}
 	return s.sendPiped(ctx, j)
@@ -377,24 +386,24 @@ func (s *sender) copyOut(ctx context.Context, pr int, j job) (int64, error) {
 		s.count(len(head))
 	}
 	for {
-		if err := ctx.Err(); err != nil {
+		// Wait for data, then (when splicing) for room on stdout, with a
+		// timeout so that an interrupt is seen even while the kernel is
+		// busy without writing or the reader downstream stalls.
+		if err := s.wait(ctx, pr, unix.POLLIN); err != nil {
 			return n, err
-		}
-		// Wait with a timeout so that an interrupt is seen even while
-		// the kernel is busy without writing.
-		fds := []unix.PollFd{{Fd: int32(pr), Events: unix.POLLIN}}
-		if _, err := unix.Poll(fds, 200); err != nil && err != unix.EINTR {
-			return n, fmt.Errorf("poll: %w", err)
-		}
-		if fds[0].Revents == 0 {
-			continue
 		}
 		var m int
 		var err error
 		if s.splice && s.block {
+			if err := s.wait(ctx, s.out, unix.POLLOUT); err != nil {
+				return n, err
+			}
 			m, err = s.spliceOnce(pr)
 			if err == unix.EINVAL && m == 0 {
 				s.splice = false // stdout takes no splice (e.g. O_APPEND)
+				continue
+			}
+			if err == unix.EAGAIN {
 				continue
 			}
 		} else {
@@ -411,19 +420,39 @@ func (s *sender) copyOut(ctx context.Context, pr int, j job) (int64, error) {
 	}
 }
 
+// wait polls fd for events until it is ready or ctx is done. A hang-up or
+// error counts as ready: the next read or write reports it.
+func (s *sender) wait(ctx context.Context, fd int, events int16) error {
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		fds := []unix.PollFd{{Fd: int32(fd), Events: events}}
+		n, err := unix.Poll(fds, 200)
+		if err != nil && err != unix.EINTR {
+			return fmt.Errorf("poll: %w", err)
+		}
+		if n > 0 && fds[0].Revents != 0 {
+			return nil
+		}
+	}
+}
+
 func (s *sender) count(n int) {
 	if s.meter != nil {
 		s.meter.Add(int64(n))
 	}
 }
 
+// spliceOnce moves up to 1 MiB from pr to stdout without blocking (both
+// were just polled ready); EAGAIN means poll again.
 func (s *sender) spliceOnce(pr int) (int, error) {
 	for {
-		m, err := unix.Splice(pr, nil, s.out, nil, 1<<20, unix.SPLICE_F_MOVE)
-		if err == unix.EINTR || err == unix.EAGAIN {
+		m, err := unix.Splice(pr, nil, s.out, nil, 1<<20, unix.SPLICE_F_MOVE|unix.SPLICE_F_NONBLOCK)
+		if err == unix.EINTR {
 			continue
 		}
-		if err == unix.EINVAL {
+		if err == unix.EINVAL || err == unix.EAGAIN {
 			return 0, err
 		}
 		if err != nil {

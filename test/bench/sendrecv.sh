@@ -1,0 +1,138 @@
+#!/bin/sh
+# bench sendrecv: one snapshot holding 1 GiB of file data (8 files of
+# 128 MiB) and 50,000 small files, on loop btrfs filesystems this script
+# makes and removes. Two comparisons in the same run, same snapshot:
+#   send: bssend --proto 2 SNAP > /dev/null   vs  btrfs send --proto 2 SNAP > /dev/null
+#   pipe: bssend --proto 2 SNAP | bsrecv DST/ vs  btrfs send --proto 2 SNAP | btrfs receive DST/
+# Caches are dropped before every run; each side runs twice, in
+# alternating order, and the faster run counts. A pipe's time is its
+# slower side; its RSS the larger of its two processes.
+# Targets: ratio <= 1.05, bs_rss < 64 MiB for every bs process.
+# Commands come from $BS_BIN, else ./bin (make build). Root needed (loop
+# devices, mount, send). BENCH_QUICK=1: 64 MiB of data and 2,000 files.
+set -eu
+
+bin=${BS_BIN:-./bin}
+bin=$(cd "$bin" && pwd)
+PATH=$bin:$PATH
+export PATH LC_ALL=C
+
+if [ "${BENCH_QUICK:-}" = 1 ]; then
+	nbig=4 bigmib=16 ndirs=4 perdir=500 fsmib=1024
+else
+	nbig=8 bigmib=128 ndirs=100 perdir=500 fsmib=3072
+fi
+
+for c in bssend bsrecv; do
+	command -v $c >/dev/null || { echo "bench sendrecv: no $c in $bin (make build)" >&2; exit 1; }
+done
+[ "$(id -u)" = 0 ] || { echo "bench sendrecv: needs root (loop devices, mount)" >&2; exit 1; }
+[ -x /usr/bin/time ] || { echo "bench sendrecv: needs /usr/bin/time" >&2; exit 1; }
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/bs-bench-sendrecv.XXXXXX")
+devs=
+cleanup() {
+	cd /
+	for m in "$work/src" "$work/dst"; do
+		if mountpoint -q "$m" 2>/dev/null; then umount "$m" || umount -l "$m"; fi
+	done
+	for d in $devs; do losetup -d "$d"; done
+	rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+mkfs() { # name
+	truncate -s "${fsmib}M" "$work/$1.img"
+	mkfs.btrfs -q -f "$work/$1.img" >/dev/null
+	d=$(losetup --find --show "$work/$1.img")
+	devs="$devs $d"
+	mkdir "$work/$1"
+	mount -t btrfs "$d" "$work/$1"
+}
+mkfs src
+mkfs dst
+src=$work/src dst=$work/dst
+
+btrfs -q subvolume create "$src/vol"
+i=0
+while [ "$i" -lt "$nbig" ]; do
+	head -c "${bigmib}M" /dev/urandom >"$src/vol/big$i"
+	i=$((i + 1))
+done
+d=0
+while [ "$d" -lt "$ndirs" ]; do
+	mkdir "$src/vol/d$d"
+	f=0
+	while [ "$f" -lt "$perdir" ]; do
+		echo "small file $d/$f" >"$src/vol/d$d/f$f"
+		f=$((f + 1))
+	done
+	d=$((d + 1))
+done
+btrfs -q subvolume snapshot -r "$src/vol" "$src/snap"
+btrfs filesystem sync "$src"
+
+drop() { sync; echo 3 >/proc/sys/vm/drop_caches; }
+
+# timed OUT CMD...: runs CMD under /usr/bin/time, "seconds kib" into OUT.
+timed() {
+	o=$1
+	shift
+	/usr/bin/time -f '%e %M' -o "$o" "$@"
+}
+
+clean_dst() {
+	if [ -e "$dst/snap" ]; then btrfs -q subvolume delete "$dst/snap"; fi
+	btrfs -q subvolume sync "$dst"
+}
+
+run_send() { # bs|peer -> "secs kib"
+	drop
+	if [ "$1" = bs ]; then
+		timed "$work/t" bssend --proto 2 "$src/snap" >/dev/null
+	else
+		timed "$work/t" btrfs send -q --proto 2 "$src/snap" >/dev/null
+	fi
+	cat "$work/t"
+}
+
+run_pipe() { # bs|peer -> "secs kib"
+	clean_dst
+	drop
+	if [ "$1" = bs ]; then
+		timed "$work/t1" bssend --proto 2 "$src/snap" | timed "$work/t2" bsrecv "$dst/" >/dev/null
+	else
+		timed "$work/t1" btrfs send -q --proto 2 "$src/snap" | timed "$work/t2" btrfs receive -q "$dst/"
+	fi
+	[ -e "$dst/snap" ] || { echo "bench sendrecv: nothing received" >&2; exit 1; }
+	awk '{ if ($1 > s) s = $1; if ($2 > m) m = $2 } END { print s, m }' "$work/t1" "$work/t2"
+}
+
+# best A B: the faster of two "secs kib" lines, with the larger RSS.
+best() {
+	echo "$1 $2" | awk '{ s = ($1 < $3) ? $1 : $3; m = ($2 > $4) ? $2 : $4; print s, m }'
+}
+
+report() { # name "bs secs kib" "peer secs kib"
+	echo "$2 $3" | awk -v n="$1" '{
+		r = ($3 > 0) ? $1 / $3 : 0
+		printf "bench %s: bs=%.2fs peer=%.2fs ratio=%.2f bs_rss=%dMiB peer_rss=%dMiB\n", n, $1, $3, r, ($2 + 1023) / 1024, ($4 + 1023) / 1024
+	}'
+}
+
+for what in send pipe; do
+	b1=$(run_$what bs)
+	p1=$(run_$what peer)
+	p2=$(run_$what peer)
+	b2=$(run_$what bs)
+	report "sendrecv-$what" "$(best "$b1" "$b2")" "$(best "$p1" "$p2")"
+done
+
+# The received copy must be the snapshot (bs side ran last).
+clean_dst
+bssend "$src/snap" | bsrecv "$dst/" >/dev/null
+if ! diff -r "$src/snap" "$dst/snap" >/dev/null; then
+	echo "bench sendrecv: received tree differs from the source" >&2
+	exit 1
+fi
