@@ -57,6 +57,10 @@ func Run(ctx context.Context, env *cli.Env, o Options) error {
 	if src.Scheme == dst.Scheme && src.Host == dst.Host && src.Bucket == dst.Bucket && src.Dir == dst.Dir {
 		return cli.UsageError("source and destination are the same directory %s", dst.DirString())
 	}
+	if src.IsObjectStore() && dst.IsObjectStore() {
+		return hint.Wrap(fmt.Errorf("%s to %s: %w", src.DirString(), dst.DirString(), plan.ErrObjectCopy),
+			"restore to btrfs with bsplan | bss3get | bsrecv, then plan from there")
+	}
 	if o.MaxChain < 0 {
 		return cli.UsageError("--max-chain %d: want 1 or more (0 = default)", o.MaxChain)
 	}

@@ -1,0 +1,184 @@
+package test
+
+import (
+	"encoding/json"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/buttersink/buttersink/lib/plan"
+	"github.com/buttersink/buttersink/test/harness"
+)
+
+// planSteps decodes bsplan output.
+func planSteps(t *testing.T, out string) []plan.Step {
+	t.Helper()
+	var steps []plan.Step
+	for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
+		if l == "" {
+			continue
+		}
+		var s plan.Step
+		if err := json.Unmarshal([]byte(l), &s); err != nil {
+			t.Fatalf("bad step %q: %v", l, err)
+		}
+		steps = append(steps, s)
+	}
+	return steps
+}
+
+// planSource makes a source filesystem with a subvolume "vol" and
+// read-only snapshots snaps/s1, s2, s3 taken as it changes.
+func planSource(t *testing.T) string {
+	src := harness.Btrfs(t, 400)
+	harness.MustSh(t, `
+		cd "$SRC"
+		btrfs -q subvolume create vol && mkdir snaps
+		head -c 4000000 /dev/urandom > vol/a && mkdir vol/d && echo one > vol/d/f
+		btrfs -q subvolume snapshot -r vol snaps/s1
+		head -c 1000000 /dev/urandom > vol/b && echo two >> vol/d/f
+		btrfs -q subvolume snapshot -r vol snaps/s2
+		rm vol/a && head -c 500000 /dev/urandom > vol/c
+		btrfs -q subvolume snapshot -r vol snaps/s3
+	`, "SRC="+src)
+	return src
+}
+
+func TestPlanSync(t *testing.T) {
+	src := planSource(t)
+	dst := harness.Btrfs(t, 400)
+	env := []string{"SRC=" + src, "DST=" + dst}
+
+	// First run: everything, s1 in full, then each from the one before,
+	// with sizes measured by metadata-only sends.
+	r := harness.MustSh(t, `bsplan "$SRC/snaps/" "$DST/" | tee "$DST/../plan"`, env...)
+	steps := planSteps(t, r.Stdout)
+	if len(steps) != 3 || steps[0].Parent != nil || steps[1].Parent == nil || steps[1].Parent.Path != "s1" || steps[2].Parent.Path != "s2" {
+		t.Fatalf("first plan:\n%s", r.Stdout)
+	}
+	if !strings.Contains(r.Stderr, "3 to send: 1 full, 2 incremental") {
+		t.Errorf("summary: %s", r.Stderr)
+	}
+	var planned int64
+	for _, s := range steps {
+		if !s.Exact || s.Size <= 0 {
+			t.Errorf("step %s: size %d exact %v, want a measured size", s.Snapshot.Path, s.Size, s.Exact)
+		}
+		planned += s.Size
+	}
+	// The measured sizes match the real streams closely.
+	r = harness.MustSh(t, `bssend < "$DST/../plan" | wc -c`, env...)
+	real, _ := strconv.ParseInt(strings.TrimSpace(r.Stdout), 10, 64)
+	if real <= 0 || planned < real*95/100 || planned > real*105/100 {
+		t.Errorf("planned %d bytes, streams hold %d", planned, real)
+	}
+	harness.MustSh(t, `bssend < "$DST/../plan" | bsrecv "$DST/" > /dev/null`, env...)
+	harness.MustSh(t, `for s in s1 s2 s3; do diff -r "$SRC/snaps/$s" "$DST/$s"; done`, env...)
+
+	// Second run: nothing to do.
+	r = harness.MustSh(t, `bsplan "$SRC/snaps/" "$DST/"`, env...)
+	if r.Stdout != "" || !strings.Contains(r.Stderr, "0 to send") {
+		t.Fatalf("second plan:\nstdout %s\nstderr %s", r.Stdout, r.Stderr)
+	}
+
+	// A middle snapshot deleted at the source: the next new one is still
+	// sent incrementally, from the newest both sides have.
+	harness.MustSh(t, `
+		btrfs -q subvolume delete "$SRC/snaps/s2"
+		echo three > "$SRC/vol/d/f" && btrfs -q subvolume snapshot -r "$SRC/vol" "$SRC/snaps/s4"
+	`, env...)
+	r = harness.MustSh(t, `bsplan "$SRC/snaps/" "$DST/" | tee "$DST/../plan2"`, env...)
+	steps = planSteps(t, r.Stdout)
+	if len(steps) != 1 || steps[0].Snapshot.Path != "s4" || steps[0].Parent == nil || steps[0].Parent.Path != "s3" {
+		t.Fatalf("plan after deleting s2:\n%s", r.Stdout)
+	}
+	if steps[0].Size > 200000 {
+		t.Errorf("incremental s4 measured %d bytes; a small change", steps[0].Size)
+	}
+	harness.MustSh(t, `bssend < "$DST/../plan2" | bsrecv "$DST/" > /dev/null && diff -r "$SRC/snaps/s4" "$DST/s4"`, env...)
+
+	// -d: s2 is no longer at the source. bsrm refuses a location it was
+	// not given and deletes nothing; given DST it deletes s2 only.
+	r = harness.MustSh(t, `bsplan -d "$SRC/snaps/" "$DST/" | tee "$DST/../plan3"`, env...)
+	steps = planSteps(t, r.Stdout)
+	if len(steps) != 1 || steps[0].Op != plan.OpDelete || steps[0].Snapshot.Path != "s2" || steps[0].Reason != plan.ReasonNotInSource {
+		t.Fatalf("delete plan:\n%s", r.Stdout)
+	}
+	r = harness.Sh(t, `bsrm "$SRC/snaps/" < "$DST/../plan3"`, env...)
+	if r.Code != 1 || !strings.Contains(r.Stderr, "bsrm: error: stdin line 1: refusing to delete "+dst+"/s2: not within "+src+"/snaps/") {
+		t.Fatalf("foreign location: exit %d\n%s", r.Code, r.Stderr)
+	}
+	harness.MustSh(t, `test -d "$DST/s2"`, env...)
+	r = harness.MustSh(t, `bsrm "$DST/" < "$DST/../plan3"`, env...)
+	if !strings.Contains(r.Stdout, `"path":"s2"`) || !strings.Contains(r.Stdout, `"status":"deleted"`) {
+		t.Errorf("bsrm output: %s", r.Stdout)
+	}
+	harness.MustSh(t, `test ! -e "$DST/s2" && test -d "$DST/s1" && test -d "$DST/s3" && test -d "$DST/s4"`, env...)
+	r = harness.MustSh(t, `bsplan -d "$SRC/snaps/" "$DST/"`, env...)
+	if r.Stdout != "" {
+		t.Errorf("after bsrm, plan is not empty: %s", r.Stdout)
+	}
+}
+
+// One snapshot (SRC/NAME) goes below DST under its name, from a parent the
+// destination has; a saved listing plans the same as a live one.
+func TestPlanOneSnapshotAndLists(t *testing.T) {
+	src := planSource(t)
+	dst := harness.Btrfs(t, 400)
+	env := []string{"SRC=" + src, "DST=" + dst}
+	harness.MustSh(t, `bssend "$SRC/snaps/s1" | bsrecv "$DST/" > /dev/null`, env...)
+	r := harness.MustSh(t, `bsplan "$SRC/snaps/s3" "$DST/"`, env...)
+	steps := planSteps(t, r.Stdout)
+	if len(steps) != 1 || steps[0].Snapshot.Path != "s3" || steps[0].Parent == nil || steps[0].Parent.Path != "s1" {
+		t.Fatalf("one snapshot plan:\n%s", r.Stdout)
+	}
+	r2 := harness.MustSh(t, `bsls "$SRC/snaps/" > "$DST/../src.jsonl" && bsls "$DST/" > "$DST/../dst.jsonl"
+		bsplan -e --src-list "$DST/../src.jsonl" --dst-list "$DST/../dst.jsonl" "$SRC/snaps/s3" "$DST/"`, env...)
+	steps2 := planSteps(t, r2.Stdout)
+	if len(steps2) != 1 || steps2[0].Parent == nil || steps2[0].Parent.Path != "s1" || steps2[0].Exact {
+		t.Fatalf("plan from lists:\n%s", r2.Stdout)
+	}
+	harness.MustSh(t, `bsplan "$SRC/snaps/s3" "$DST/" | bssend | bsrecv "$DST/" > /dev/null && diff -r "$SRC/snaps/s3" "$DST/s3"`, env...)
+}
+
+// Bad input gets one clear line and a documented exit code; bsrm deletes
+// nothing it was not asked to, or that is not what the plan named.
+func TestPlanFaults(t *testing.T) {
+	src := planSource(t)
+	dst := harness.Btrfs(t, 200)
+	env := []string{"SRC=" + src, "DST=" + dst}
+	harness.MustSh(t, `bsplan "$SRC/snaps/" "$DST/" | bssend | bsrecv "$DST/" > /dev/null
+		printf '{"kind":"subvolume","path":"x"}\nnot json\n' > "$DST/../bad.jsonl"`, env...)
+	tests := []struct {
+		name, script, stderr string
+		code                 int
+	}{
+		{"bad location", `bsplan "scp:/x" "$DST/"`, `bsplan: error: location "scp:/x": unknown form`, 2},
+		{"no such snapshot", `bsplan "$SRC/snaps/nope" "$DST/"`, "bsplan: error: " + src + "/snaps/nope: no such snapshot", 1},
+		{"bad list", `bsplan --src-list "$DST/../bad.jsonl" "$SRC/snaps/" "$DST/"`, "bad.jsonl line 2: not a JSON object", 1},
+		{"same directory", `bsplan "$DST/" "$DST/"`, "bsplan: error: source and destination are the same directory", 2},
+		{"prune without schedule", `bsplan --prune "$SRC/snaps/" "$DST/"`, "bsplan: error: --prune needs --schedule", 2},
+		{"bad schedule", `bsplan --schedule 3x "$SRC/snaps/" "$DST/"`, `bsplan: error: schedule "3x": unknown unit`, 2},
+		{"bad zone", `bsplan --schedule 1d --tz Mars/Base "$SRC/snaps/" "$DST/"`, `bsplan: error: time zone "Mars/Base"`, 2},
+		{"object to object", `bsplan "file://$DST/a/" "file://$DST/b/"`, "copying between object stores is not supported", 1},
+		{"escaping path", `echo '{"op":"delete","dst":"'"$DST"'/","snapshot":{"kind":"subvolume","path":"../x"}}' | bsrm "$DST/"`, "/../x: path escapes its directory", 1},
+		{"unclean path", `echo '{"op":"delete","dst":"'"$DST"'/","snapshot":{"kind":"subvolume","path":"a/../../x"}}' | bsrm "$DST/"`, "path is not clean", 1},
+		{"outside", `echo '{"op":"delete","dst":"/","snapshot":{"kind":"subvolume","path":"etc"}}' | bsrm "$DST/"`, "refusing to delete /etc: not within " + dst + "/", 1},
+		{"bad step", `echo '{"op":"delete",' | bsrm "$DST/"`, "bsrm: error: stdin line 1:", 1},
+		{"unknown op", `echo '{"op":"format","dst":"'"$DST"'/","snapshot":{"path":"s1"}}' | bsrm "$DST/"`, `unknown op "format"`, 1},
+		{"writable", `btrfs -q subvolume create "$DST/w" && bsrm "$DST/w"`, "bsrm: error: " + dst + "/w: no such read-only snapshot", 1},
+		{"writable by step", `echo '{"op":"delete","dst":"'"$DST"'/","snapshot":{"kind":"subvolume","path":"w"}}' | bsrm "$DST/"`, "refusing to delete a writable subvolume", 1},
+		{"replaced", `u=$(bsls "$DST/s2" | sed 's/.*"uuid":"\([^"]*\)".*/\1/'); btrfs -q subvolume delete "$DST/s2"; btrfs -q subvolume snapshot -r "$DST/s1" "$DST/s2"
+			echo '{"op":"delete","dst":"'"$DST"'/","snapshot":{"kind":"subvolume","path":"s2","uuid":"'"$u"'"}}' | bsrm "$DST/"`, "not deleted", 1},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r := harness.Sh(t, tc.script, env...)
+			if r.Code != tc.code || !strings.Contains(r.Stderr, tc.stderr) {
+				t.Fatalf("exit %d, stderr:\n%s\nwant exit %d and %q", r.Code, r.Stderr, tc.code, tc.stderr)
+			}
+		})
+	}
+	// Nothing was deleted by any of them.
+	harness.MustSh(t, `test -d "$DST/s1" && test -d "$DST/s2" && test -d "$DST/s3" && test -d "$DST/w"`, env...)
+}
