@@ -134,7 +134,7 @@ func (h *hasher) hash(s *fileSum, d hash.Hash, buf []byte) (n int64, changed boo
 	if st.Size > 0 && st.Blocks*512 < st.Size {
 		n, err = h.readSparse(fd, st.Size, d, buf)
 	} else {
-		n, err = h.readFrom(fd, 0, st.Size, d, buf)
+		n, err = h.readFrom(fd, 0, -1, d, buf)
 	}
 	if err != nil {
 		return 0, false, err
@@ -143,21 +143,14 @@ func (h *hasher) hash(s *fileSum, d hash.Hash, buf []byte) (n int64, changed boo
 	if err := unix.Fstat(fd, &after); err != nil {
 		return 0, false, err
 	}
-	if after.Size > n {
-		// Grown while read: hash to the end, as sha256sum would.
-		rest, err := h.readFrom(fd, n, -1, d, buf)
-		if err != nil {
-			return 0, false, err
-		}
-		n += rest
-	}
-	changed = changed || after.Size != st.Size || after.Mtim != st.Mtim || n != st.Size
+	changed = changed || after.Size != st.Size || after.Mtim != st.Mtim
 	return n, changed, nil
 }
 
 // readFrom hashes the file from off up to stop, or to its end if it
-// ends sooner or stop is negative. Stopping at the size fstat gave saves
-// the read that would find the end; hash checks the size afterwards.
+// ends sooner or stop is negative. Files are read to the end, as
+// sha256sum reads them, whatever their size says: on some filesystems
+// (procfs, sysfs) it is not the length of the content.
 func (h *hasher) readFrom(fd int, off, stop int64, d hash.Hash, buf []byte) (int64, error) {
 	start := off
 	for stop < 0 || off < stop {
@@ -199,7 +192,7 @@ func (h *hasher) readSparse(fd int, size int64, d hash.Hash, buf []byte) (int64,
 			data = size
 		} else if err != nil {
 			if off == 0 {
-				return h.readFrom(fd, 0, size, d, buf)
+				return h.readFrom(fd, 0, -1, d, buf)
 			}
 			return 0, err
 		}
@@ -234,7 +227,9 @@ func (h *hasher) readSparse(fd int, size int64, d hash.Hash, buf []byte) (int64,
 		}
 		off = hole
 	}
-	return off, nil
+	// Grown since fstat: hash the rest, as sha256sum would.
+	rest, err := h.readFrom(fd, off, -1, d, buf)
+	return off + rest, err
 }
 
 func (h *hasher) feedZeros(d hash.Hash, n int64) {
