@@ -221,7 +221,22 @@ func (s *s3Store) Delete(ctx context.Context, keys ...string) error {
 }
 
 func (s *s3Store) ListIncomplete(ctx context.Context) ([]Upload, error) {
-	return s.listUploads(ctx, s.prefix())
+	ups, err := s.listUploads(ctx, s.prefix())
+	if err != nil || len(ups) > 0 || s.prefix() == "" {
+		return ups, err
+	}
+	// Some S3-compatible servers (MinIO) match an upload's prefix only
+	// against the whole key: list every upload and filter here.
+	all, err := s.listUploads(ctx, "")
+	if err != nil {
+		return nil, err
+	}
+	for _, u := range all {
+		if strings.HasPrefix(u.internal, s.prefix()) {
+			ups = append(ups, u)
+		}
+	}
+	return ups, nil
 }
 
 func (s *s3Store) listUploads(ctx context.Context, prefix string) ([]Upload, error) {

@@ -110,8 +110,15 @@ func StartMinIO(t testing.TB) *MinIO {
 		}
 		logf.Close()
 	})
-	if _, err := m.Client().CreateBucket(context.Background(), &s3.CreateBucketInput{Bucket: aws.String(m.Bucket)}); err != nil {
-		t.Fatalf("create bucket: %v", err)
+	// "ready" can come before the object layer is initialized: retry.
+	for start := time.Now(); ; time.Sleep(200 * time.Millisecond) {
+		_, err := m.Client().CreateBucket(context.Background(), &s3.CreateBucketInput{Bucket: aws.String(m.Bucket)})
+		if err == nil {
+			break
+		}
+		if time.Since(start) > 30*time.Second {
+			t.Fatalf("create bucket: %v", err)
+		}
 	}
 	return m
 }

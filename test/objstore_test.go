@@ -1,0 +1,581 @@
+package test
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"errors"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/buttersink/buttersink/lib/jsonl"
+	"github.com/buttersink/buttersink/lib/location"
+	"github.com/buttersink/buttersink/lib/objstore"
+	"github.com/buttersink/buttersink/lib/snapshot"
+	"github.com/buttersink/buttersink/test/harness"
+)
+
+// osh runs a script with positional parameters and extra environment.
+func osh(t *testing.T, env []string, script string, args ...string) harness.Result {
+	t.Helper()
+	var q []string
+	for _, a := range args {
+		q = append(q, "'"+strings.ReplaceAll(a, "'", `'\''`)+"'")
+	}
+	return harness.Sh(t, "set -- "+strings.Join(q, " ")+"\n"+script, env...)
+}
+
+func mustOsh(t *testing.T, env []string, script string, args ...string) harness.Result {
+	t.Helper()
+	r := osh(t, env, script, args...)
+	if r.Code != 0 {
+		t.Fatalf("%s\nexit %d\nstdout:\n%s\nstderr:\n%s", script, r.Code, r.Stdout, r.Stderr)
+	}
+	return r
+}
+
+// objSnaps makes mnt/vol and n read-only snapshots mnt/snaps/s1..sn, each
+// adding a random file of kib KiB and a compressible one, and changing an
+// earlier file, so that every incremental stream carries data.
+func objSnaps(t *testing.T, mnt string, n, kib int) string {
+	t.Helper()
+	mustOsh(t, nil, `
+		cd "$1"; btrfs -q subvolume create vol; mkdir snaps
+		for i in $(seq 1 $2); do
+			head -c $(($3 * 1024)) /dev/urandom > vol/r$i
+			seq 1 $((i * 20000)) > vol/text$i
+			mkdir -p vol/d$i && ln -s ../r$i vol/d$i/link && setfattr -n user.i -v $i vol/r$i
+			[ $i -gt 1 ] && dd if=/dev/urandom of=vol/r1 bs=4096 count=3 seek=$i conv=notrunc status=none
+			btrfs -q subvolume snapshot -r vol snaps/s$i
+		done`, mnt, strconv.Itoa(n), strconv.Itoa(kib))
+	return filepath.Join(mnt, "snaps")
+}
+
+// sameTrees compares the snapshots' trees (contents, modes, xattrs, links).
+func sameTrees(t *testing.T, a, b string) {
+	t.Helper()
+	r := osh(t, nil, `diff -r --no-dereference "$1" "$2" && diff <(cd "$1" && getfattr -R -d . 2>/dev/null | sort) <(cd "$2" && getfattr -R -d . 2>/dev/null | sort) && diff <(cd "$1" && find . -printf '%M %s %U %T@ %p\n' | sort) <(cd "$2" && find . -printf '%M %s %U %T@ %p\n' | sort)`, a, b)
+	if r.Code != 0 {
+		t.Fatalf("%s and %s differ:\n%s%s", a, b, r.Stdout, r.Stderr)
+	}
+}
+
+func objRecords(t *testing.T, out string) []snapshot.Snapshot {
+	t.Helper()
+	recs, err := jsonl.ReadAll[snapshot.Snapshot](strings.NewReader(out), "output")
+	if err != nil {
+		t.Fatalf("%v:\n%s", err, out)
+	}
+	return recs
+}
+
+// store is one backend for the tests: a location and the environment
+// that reaches it.
+type store struct {
+	name string
+	url  string // the store directory, with trailing slash
+	env  []string
+	m    *harness.MinIO
+}
+
+func stores(t *testing.T) []store {
+	m := harness.StartMinIO(t)
+	dir := t.TempDir()
+	return []store{
+		{name: "s3", url: "s3://" + m.Bucket + "/backups/", env: m.Env(), m: m},
+		{name: "file", url: "file://" + dir + "/backups/", env: nil},
+	}
+}
+
+func (s store) open(t *testing.T) objstore.Store {
+	t.Helper()
+	loc, err := location.Parse(s.url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := objstore.Options{}
+	if s.m != nil {
+		for _, kv := range s.env {
+			k, v, _ := strings.Cut(kv, "=")
+			os.Setenv(k, v)
+		}
+		opts.EndpointURL = s.m.Endpoint
+	}
+	st, err := objstore.Open(context.Background(), loc, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+// TestObjstoreSuite runs one suite of store behaviour against both
+// backends: objects invisible until complete, metadata, ranged reads,
+// deletion, incomplete uploads.
+func TestObjstoreSuite(t *testing.T) {
+	for _, s := range stores(t) {
+		t.Run(s.name, func(t *testing.T) { storeSuite(t, s.open(t)) })
+	}
+}
+
+func storeSuite(t *testing.T, st objstore.Store) {
+	ctx := context.Background()
+	u := "3f2a1b4c-0d5e-4f60-8a7b-9c0d1e2f3a4b"
+	big := "vol/" + u + ".full.ct5.bs1"
+	small := "a b/" + u + ".full.ct6.bs1.zst"
+	small = strings.ReplaceAll(small, " ", "%20")
+	data := make([]byte, 23<<20+333)
+	rand.Read(data)
+	listed := func() map[string]int64 {
+		objs, err := st.List(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := map[string]int64{}
+		for _, o := range objs {
+			m[o.Key] = o.Size
+		}
+		return m
+	}
+
+	// Invisible until Close; complete with metadata after.
+	p, err := st.Create(ctx, big, objstore.Meta{}, objstore.PutOptions{PartSize: 5 << 20, Concurrency: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.Copy(p, bytes.NewReader(data)); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := listed()[big]; ok {
+		t.Fatal("object listed before it was complete")
+	}
+	if _, err := st.Stat(ctx, big); !errors.Is(err, objstore.ErrNotExist) {
+		t.Fatalf("stat before complete: %v, want ErrNotExist", err)
+	}
+	sha := strings.Repeat("5a", 32)
+	if _, err := p.Close(objstore.Meta{StreamSize: 99, StreamSHA256: sha}); err != nil {
+		t.Fatal(err)
+	}
+	if got := listed()[big]; got != int64(len(data)) {
+		t.Fatalf("listed size %d, want %d", got, len(data))
+	}
+	o, err := st.Stat(ctx, big)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !o.Meta.Complete() || o.Meta.StreamSHA256 != sha || o.Meta.StreamSize != 99 || o.Meta.EncodedSize != int64(len(data)) {
+		t.Fatalf("metadata %+v", o.Meta)
+	}
+	// Ranged, concurrent reads come back in order.
+	rc, _, err := st.Open(ctx, big, objstore.GetOptions{Concurrency: 3, ChunkSize: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := io.ReadAll(rc)
+	rc.Close()
+	if err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("read back %d bytes (err %v), equal=%v", len(got), err, bytes.Equal(got, data))
+	}
+	// Closing a reader early stops it cleanly.
+	rc, _, err = st.Open(ctx, big, objstore.GetOptions{Concurrency: 2, ChunkSize: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.CopyN(io.Discard, rc, 3<<20)
+	rc.Close()
+
+	// A small object (single request) with an escaped path.
+	p, err = st.Create(ctx, small, objstore.Meta{Encoding: "zstd"}, objstore.PutOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Write([]byte("tiny"))
+	if _, err := p.Close(objstore.Meta{Encoding: "zstd", StreamSize: 4, StreamSHA256: sha}); err != nil {
+		t.Fatal(err)
+	}
+	rc, o, err = st.Open(ctx, small, objstore.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ = io.ReadAll(rc)
+	rc.Close()
+	if string(got) != "tiny" || o.Meta.Encoding != "zstd" {
+		t.Fatalf("small object: %q %+v", got, o.Meta)
+	}
+	rec, ok := objstore.Record(objstore.Object{Key: small, Size: 4})
+	if !ok || rec.Path != "a b" || rec.Encoding != "zstd" {
+		t.Fatalf("record of %q: %+v", small, rec)
+	}
+
+	// An abandoned upload stays as incomplete until aborted by age.
+	third := "vol/" + u + ".full.ct7.bs1"
+	p, err = st.Create(ctx, third, objstore.Meta{}, objstore.PutOptions{PartSize: 5 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Write(data[:11<<20])
+	if st.Location().Scheme == location.S3 {
+		p.Abort() // parts stay for a resume
+	} // file: the writer just stops, as if killed
+	time.Sleep(1100 * time.Millisecond)
+	ups, err := st.ListIncomplete(ctx)
+	if err != nil || len(ups) != 1 || ups[0].Key != third {
+		t.Fatalf("incomplete uploads %+v, %v; want one of %s", ups, err, third)
+	}
+	if _, ok := listed()[third]; ok {
+		t.Fatal("abandoned upload listed as an object")
+	}
+	if done, err := st.AbortIncomplete(ctx, time.Hour); err != nil || len(done) != 0 {
+		t.Fatalf("AbortIncomplete(1h) = %+v, %v; want nothing", done, err)
+	}
+	if done, err := st.AbortIncomplete(ctx, time.Second); err != nil || len(done) != 1 {
+		t.Fatalf("AbortIncomplete(1s) = %+v, %v; want the upload", done, err)
+	}
+	if ups, _ := st.ListIncomplete(ctx); len(ups) != 0 {
+		t.Fatalf("still incomplete: %+v", ups)
+	}
+
+	// Delete, also of what is already gone.
+	if err := st.Delete(ctx, big, small, "vol/missing"); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(listed()); n != 0 {
+		t.Fatalf("%d objects left after delete", n)
+	}
+	if _, err := st.Stat(ctx, big); !errors.Is(err, objstore.ErrNotExist) {
+		t.Fatalf("stat after delete: %v", err)
+	}
+}
+
+// TestBss3RoundTrip: a five-snapshot chain btrfs → store → btrfs through
+// the planner, raw and with zstd, age and a filter, on S3 and file://;
+// restored trees equal the sources, and the stock tools decode objects.
+func TestBss3RoundTrip(t *testing.T) {
+	harness.RequireCommand(t, "age-keygen")
+	harness.RequireCommand(t, "zstd")
+	src := harness.Btrfs(t, 512)
+	snaps := objSnaps(t, src, 5, 1500)
+	keyDir := t.TempDir()
+	mustOsh(t, nil, `age-keygen -o "$1/key" 2>/dev/null && age-keygen -y "$1/key" > "$1/recipients"`, keyDir)
+	encodings := []struct {
+		name        string
+		put, get    string
+		stockDecode string // shell pipeline from the object to the raw stream
+	}{
+		{"raw", "", "", "cat"},
+		{"zstd", "--zstd=5", "", "zstd -dc"},
+		{"zstd-age-filter", `--zstd -R ` + keyDir + `/recipients --filter 'gzip -1'`, `-i ` + keyDir + `/key --filter 'gzip -dc'`,
+			"gzip -dc | age -d -i " + keyDir + "/key | zstd -dc"},
+	}
+	for _, s := range stores(t) {
+		for _, e := range encodings {
+			t.Run(s.name+"/"+e.name, func(t *testing.T) {
+				url := s.url + e.name + "/"
+				dst := harness.Btrfs(t, 512)
+				streams := filepath.Join(t.TempDir(), "streams")
+				r := mustOsh(t, s.env, `bsplan "$1/" "$2" | bssend | tee "$3" | bss3put --part-size 5MiB `+e.put+` "$2"`, snaps, url, streams)
+				recs := objRecords(t, r.Stdout)
+				if len(recs) != 5 {
+					t.Fatalf("bss3put printed %d records, want 5:\n%s", len(recs), r.Stdout)
+				}
+				ls := objRecords(t, mustOsh(t, s.env, `bsls "$1"`, url).Stdout)
+				if len(ls) != 5 {
+					t.Fatalf("bsls lists %d objects, want 5", len(ls))
+				}
+				for i, rec := range ls {
+					wantEnc := map[string]string{"raw": "", "zstd": "zstd", "zstd-age-filter": "zstd.age.f-gzip"}[e.name]
+					if rec.Kind != "object" || rec.Encoding != wantEnc || rec.Format != "buttersink" || !rec.ReadOnly ||
+						rec.Path != "s"+strconv.Itoa(i+1) || (i == 0) != rec.SendParentUUID.IsZero() {
+						t.Errorf("record %d: %+v", i, rec)
+					}
+				}
+				mustOsh(t, s.env, `bsplan "$1" "$2/" | bss3get `+e.get+` | bsrecv "$2/"`, url, dst)
+				for i := 1; i <= 5; i++ {
+					sameTrees(t, filepath.Join(snaps, "s"+strconv.Itoa(i)), filepath.Join(dst, "s"+strconv.Itoa(i)))
+				}
+				// Nothing left to send either way.
+				if out := mustOsh(t, s.env, `bsplan "$1/" "$2"`, snaps, url).Stdout; strings.TrimSpace(out) != "" {
+					t.Errorf("second backup plans steps:\n%s", out)
+				}
+				// A rerun of the same streams skips what is stored.
+				r = mustOsh(t, s.env, `bss3put -v `+e.put+` "$1" < "$2" 2>&1 >/dev/null | grep -c 'already stored'`, url, streams)
+				if strings.TrimSpace(r.Stdout) != "5" {
+					t.Errorf("rerun did not skip stored streams: %s", r.Stdout)
+				}
+				// The stock tools decode an object to the stored stream.
+				key := ls[2].Key
+				var fetch, sha string
+				if s.m != nil {
+					fetch = `aws s3 cp "s3://$BUCKET/backups/` + e.name + `/$1" -`
+					sha = `aws s3api head-object --bucket "$BUCKET" --key "backups/` + e.name + `/$1" --query Metadata.\"bs-stream-sha256\" --output text`
+				} else {
+					p := strings.TrimPrefix(url, "file://")
+					fetch = `cat "` + p + `$1"`
+					sha = `getfattr --only-values -n user.bs.stream.sha256 "` + p + `$1"`
+				}
+				r = mustOsh(t, s.env, `a=$(`+fetch+` | `+e.stockDecode+` | sha256sum | cut -d' ' -f1); b=$(`+sha+`); echo $a $b; [ "$a" = "$b" ]`, key)
+			})
+		}
+	}
+}
+
+// TestBss3putResume: bss3put killed after some parts; the rerun keeps the
+// parts the server holds (ListParts) and sends only the rest.
+func TestBss3putResume(t *testing.T) {
+	m := harness.StartMinIO(t)
+	src := harness.Btrfs(t, 512)
+	snaps := objSnaps(t, src, 1, 60*1024)
+	stream := filepath.Join(t.TempDir(), "stream")
+	mustOsh(t, nil, `bssend "$1/s1" > "$2"`, snaps, stream)
+	fi, _ := os.Stat(stream)
+	const part = 5 << 20
+	total := int((fi.Size() + part - 1) / part)
+	url := "s3://" + m.Bucket + "/resume/"
+
+	// First run: feed 35 MiB, wait until the server holds parts, SIGKILL.
+	cmd := exec.Command(filepath.Join(harness.Bin(t), "bss3put"), "-v", "--part-size", "5MiB", "--concurrency", "2", url)
+	cmd.Env = append(os.Environ(), m.Env()...)
+	in, _ := cmd.StdinPipe()
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	f, _ := os.Open(stream)
+	io.CopyN(in, f, 35<<20)
+	f.Close()
+	c := m.Client()
+	ctx := context.Background()
+	var uploadID, key string
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		ups, err := c.ListMultipartUploads(ctx, &s3.ListMultipartUploadsInput{Bucket: aws.String(m.Bucket), Prefix: aws.String("resume/")})
+		if err == nil && len(ups.Uploads) == 1 {
+			uploadID, key = aws.ToString(ups.Uploads[0].UploadId), aws.ToString(ups.Uploads[0].Key)
+			lp, err := c.ListParts(ctx, &s3.ListPartsInput{Bucket: aws.String(m.Bucket), Key: aws.String(key), UploadId: aws.String(uploadID)})
+			if err == nil && len(lp.Parts) >= 4 {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no parts on the server: %s", stderr.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	cmd.Process.Kill()
+	cmd.Wait()
+	in.Close()
+	if _, err := c.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(m.Bucket), Key: aws.String(key)}); err == nil {
+		t.Fatal("object visible after the killed upload")
+	}
+	lp, err := c.ListParts(ctx, &s3.ListPartsInput{Bucket: aws.String(m.Bucket), Key: aws.String(key), UploadId: aws.String(uploadID)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	onServer := map[int]bool{}
+	for _, p := range lp.Parts {
+		if aws.ToString(p.ChecksumCRC32C) == "" {
+			t.Fatalf("part %d has no CRC32C on the server", aws.ToInt32(p.PartNumber))
+		}
+		onServer[int(aws.ToInt32(p.PartNumber))] = true
+	}
+	// A part the server holds with wrong content must be sent again:
+	// overwrite one with garbage of the right size.
+	var spoiled int
+	for n := range onServer {
+		spoiled = n
+		break
+	}
+	garbage := make([]byte, part)
+	rand.Read(garbage)
+	if _, err := c.UploadPart(ctx, &s3.UploadPartInput{Bucket: aws.String(m.Bucket), Key: aws.String(key), UploadId: aws.String(uploadID),
+		PartNumber: aws.Int32(int32(spoiled)), Body: bytes.NewReader(garbage), ChecksumAlgorithm: "CRC32C"}); err != nil {
+		t.Fatal(err)
+	}
+
+	// Rerun with the whole stream.
+	r := mustOsh(t, m.Env(), `bss3put -v --part-size 5MiB "$1" < "$2"`, url, stream)
+	kept := map[int]bool{}
+	sent := map[int]bool{}
+	re := regexp.MustCompile(`part (sent|kept) .*part=(\d+) `)
+	for _, mm := range re.FindAllStringSubmatch(r.Stderr, -1) {
+		n, _ := strconv.Atoi(mm[2])
+		if mm[1] == "kept" {
+			kept[n] = true
+		} else {
+			sent[n] = true
+		}
+	}
+	for n := 1; n <= total; n++ {
+		wantKept := onServer[n] && n != spoiled
+		if kept[n] != wantKept || sent[n] == wantKept {
+			t.Errorf("part %d: kept=%v sent=%v, server had it=%v (spoiled %d)", n, kept[n], sent[n], onServer[n], spoiled)
+		}
+	}
+	if len(kept)+len(sent) != total || len(kept) < 3 {
+		t.Errorf("kept %d + sent %d parts, want %d in all and >= 3 kept\n%s", len(kept), len(sent), total, r.Stderr)
+	}
+	// The object is whole: its stream hashes like the source's.
+	recs := objRecords(t, r.Stdout)
+	mustOsh(t, m.Env(), `a=$(bss3get "$1$2" | sha256sum); b=$(sha256sum < "$3"); [ "$a" = "$b" ]`, url, recs[0].Key, stream)
+	if ups, _ := c.ListMultipartUploads(ctx, &s3.ListMultipartUploadsInput{Bucket: aws.String(m.Bucket)}); len(ups.Uploads) != 0 {
+		t.Errorf("uploads left: %d", len(ups.Uploads))
+	}
+}
+
+// TestBss3getCorrupt: a flipped byte, a truncated object or a wrong digest
+// fail bss3get before the END command, so bsrecv completes no snapshot.
+func TestBss3getCorrupt(t *testing.T) {
+	src := harness.Btrfs(t, 256)
+	snaps := objSnaps(t, src, 2, 4096)
+	for _, s := range stores(t) {
+		t.Run(s.name, func(t *testing.T) {
+			st := s.open(t)
+			ctx := context.Background()
+			recs := objRecords(t, mustOsh(t, s.env, `bssend "$1/s1" "$1/s2" | bss3put "$2"`, snaps, s.url).Stdout)
+			key := recs[0].Key
+			o, err := st.Stat(ctx, key)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rc, _, err := st.Open(ctx, key, objstore.GetOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			orig, _ := io.ReadAll(rc)
+			rc.Close()
+			replace := func(body []byte, meta objstore.Meta) {
+				t.Helper()
+				p, err := st.Create(ctx, key, meta, objstore.PutOptions{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				p.Write(body)
+				if _, err := p.Close(meta); err != nil {
+					t.Fatal(err)
+				}
+			}
+			flipped := append([]byte(nil), orig...)
+			flipped[len(flipped)/2] ^= 1
+			wrongSHA := o.Meta
+			wrongSHA.StreamSHA256 = strings.Repeat("0", 64)
+			cases := []struct {
+				name string
+				body []byte
+				meta objstore.Meta
+				want string
+			}{
+				{"flipped byte", flipped, o.Meta, "corrupt"},
+				{"truncated", orig[:len(orig)-4000], o.Meta, "corrupt"},
+				{"wrong digest", orig, wrongSHA, "does not match"},
+			}
+			for _, c := range cases {
+				replace(c.body, c.meta)
+				dst := harness.Btrfs(t, 256)
+				r := osh(t, s.env, `bss3get "$1$2" > "$3/out"; echo "get=$?" >&2; bsrecv "$3/" < "$3/out"`, s.url, key, dst)
+				if r.Code == 0 || !strings.Contains(r.Stderr, c.want) || strings.Contains(r.Stderr, "get=0") {
+					t.Errorf("%s: exit %d, stderr:\n%s", c.name, r.Code, r.Stderr)
+				}
+				if lines := strings.Count(r.Stderr, "bss3get: error:"); lines != 1 {
+					t.Errorf("%s: %d bss3get error lines:\n%s", c.name, lines, r.Stderr)
+				}
+				// No END was written: the receiver holds no complete snapshot.
+				out := mustOsh(t, nil, `bsls "$1/"; tail -c 10 "$1/out" | od -An -tx1`, dst).Stdout
+				if strings.Contains(out, `"readonly":true`) {
+					t.Errorf("%s: a snapshot was completed:\n%s", c.name, out)
+				}
+				if c.name == "wrong digest" {
+					if fi, _ := os.Stat(filepath.Join(dst, "out")); fi.Size() != o.Meta.StreamSize-10 {
+						t.Errorf("wrong digest: wrote %d bytes, want all but the END command (%d)", fi.Size(), o.Meta.StreamSize-10)
+					}
+				}
+			}
+			replace(orig, o.Meta)
+			dst := harness.Btrfs(t, 256)
+			mustOsh(t, s.env, `bss3get "$1$2" | bsrecv "$3/"`, s.url, key, dst)
+			sameTrees(t, filepath.Join(snaps, "s1"), filepath.Join(dst, "s1"))
+		})
+	}
+}
+
+// TestBss3Errors: each fault is one clear error line with a hint and a
+// non-zero exit, and secrets never show.
+func TestBss3Errors(t *testing.T) {
+	harness.RequireCommand(t, "age-keygen")
+	m := harness.StartMinIO(t)
+	src := harness.Btrfs(t, 256)
+	snaps := objSnaps(t, src, 1, 1024)
+	dir := t.TempDir()
+	mustOsh(t, nil, `age-keygen -o "$1/key" 2>/dev/null; age-keygen -o "$1/other" 2>/dev/null; age-keygen -y "$1/key" > "$1/rcpt"`, dir)
+	url := "s3://" + m.Bucket + "/err/"
+	rec := objRecords(t, mustOsh(t, m.Env(), `bssend "$1/s1" | bss3put -R "$2/rcpt" "$3"`, snaps, dir, url).Stdout)[0]
+	env := m.Env()
+	cases := []struct {
+		name, script string
+		env          []string
+		want         string
+	}{
+		{"wrong age identity", `bss3get -i "$2/other" "$3$4" | cat >/dev/null`, env, "wrong age identity"},
+		{"no age identity", `bss3get "$3$4" | cat >/dev/null`, env, "no --age-identity"},
+		{"missing credentials", `bsls "$3"`, append(append([]string(nil), env...), "AWS_ACCESS_KEY_ID=", "AWS_SECRET_ACCESS_KEY="), "no AWS credentials found"},
+		{"nonexistent bucket", `bssend "$1/s1" | bss3put s3://no-such-bucket/x/`, env, `bucket "no-such-bucket" does not exist`},
+		{"unknown key id", `bsls "$3"`, append(append([]string(nil), env...), "AWS_ACCESS_KEY_ID=AKIANOTAKEY"), "access key id not recognized"},
+		{"wrong secret", `bssend "$1/s1" | bss3put "$3"x/`, append(append([]string(nil), env...), "AWS_SECRET_ACCESS_KEY=wrong-secret-123"), "signature rejected"},
+		{"missing object", `bss3get "$3"s1/3f2a1b4c-0d5e-4f60-8a7b-9c0d1e2f3a4b.full.ct1.bs1 | cat`, env, "object does not exist"},
+		{"not a stream", `echo hello | bss3put "$3"`, env, "bss3put: error: stdin:"},
+		{"unreachable endpoint", `bsls "$3"`, append(append([]string(nil), env...), "AWS_ENDPOINT_URL=http://127.0.0.1:1"), "cannot reach the s3 endpoint"},
+		{"bad plan step", `echo '{"op":"delete"}' | bss3get | cat`, env, "restores only send steps"},
+	}
+	for _, c := range cases {
+		r := osh(t, c.env, c.script, snaps, dir, url, rec.Key)
+		errs := regexp.MustCompile(`(?m)^bs\w+: error: .*$`).FindAllString(r.Stderr, -1)
+		if r.Code == 0 || len(errs) != 1 || !strings.Contains(errs[0], c.want) {
+			t.Errorf("%s: exit %d, want one error line with %q; stderr:\n%s", c.name, r.Code, c.want, r.Stderr)
+		}
+		if strings.Contains(r.Stderr, m.SecretKey) || strings.Contains(r.Stdout, m.SecretKey) {
+			t.Errorf("%s: the secret key shows in the output", c.name)
+		}
+	}
+}
+
+// TestBss3Legacy: objects of the original ButterSink and of btrfs2s3 are
+// listed with their format and restored (CRC-verified).
+func TestBss3Legacy(t *testing.T) {
+	m := harness.StartMinIO(t)
+	src := harness.Btrfs(t, 256)
+	snaps := objSnaps(t, src, 2, 2048)
+	dst := harness.Btrfs(t, 256)
+	env := m.Env()
+	// Upload as the old tools would: raw streams (btrfs2s3's through gzip).
+	mustOsh(t, env, `
+		u1=$(btrfs subvolume show "$1/s1" | awk '/^\s*UUID:/{print $2}')
+		u2=$(btrfs subvolume show "$1/s2" | awk '/^\s*UUID:/{print $2}')
+		p=$(btrfs subvolume show "$1/s1" | awk '/Parent UUID:/{print $3}')
+		ct=$(btrfs subvolume show "$1/s2" | awk '/Generation:/{print $2}')
+		btrfs send -q "$1/s1" | aws s3 cp - "s3://$BUCKET/old/s1/${u1}_None"
+		btrfs send -q -p "$1/s1" "$1/s2" | aws s3 cp - "s3://$BUCKET/old/s2/${u2}_${u1}"
+		btrfs send -q "$1/s1" | gzip | aws s3 cp - "s3://$BUCKET/b2s3/vol.ctim2026-01-01T00:00:00+00:00.ctid7.uuid${u1}.sndp00000000-0000-0000-0000-000000000000.prnt${p}.mdvn1.seqn0"
+		aws s3 cp - "s3://$BUCKET/old/s1.bs" < /dev/null`, snaps)
+	old := objRecords(t, mustOsh(t, env, `bsls "s3://$BUCKET/old/"`).Stdout)
+	if len(old) != 2 || old[0].Format != "buttersink-v0" || !old[0].SendParentUUID.IsZero() || old[1].SendParentUUID != old[0].UUID {
+		t.Fatalf("original ButterSink objects: %+v", old)
+	}
+	b2 := objRecords(t, mustOsh(t, env, `bsls "s3://$BUCKET/b2s3/"`).Stdout)
+	if len(b2) != 1 || b2[0].Format != "btrfs2s3" || b2[0].CTransID != 7 || b2[0].Path != "vol.2026-01-01T00:00:00+00:00.7" {
+		t.Fatalf("btrfs2s3 objects: %+v", b2)
+	}
+	mustOsh(t, env, `bss3get "s3://$BUCKET/old/$1" "s3://$BUCKET/old/$2" | bsrecv "$3/"`, old[0].Key, old[1].Key, dst)
+	sameTrees(t, filepath.Join(snaps, "s2"), filepath.Join(dst, "s2"))
+	dst2 := harness.Btrfs(t, 256)
+	mustOsh(t, env, `bss3get --filter 'gzip -dc' "s3://$BUCKET/b2s3/$1" | bsrecv "$2/"`, b2[0].Key, dst2)
+	sameTrees(t, filepath.Join(snaps, "s1"), filepath.Join(dst2, "s1"))
+}
