@@ -344,3 +344,30 @@ func TestChecksumdirReceivedSnapshot(t *testing.T) {
 		[ "$(checksumdir --full --stdout ../recv/t)" = "$(sha256sum t.sha256sum)" ]
 		grep -q 'small.9 type=file size=7 xattr.user.note=kept\\040by\\040send' t.full`, "M="+mnt)
 }
+
+// TestChecksumdirUsage: argument mistakes are usage errors (exit 2) and
+// write nothing.
+func TestChecksumdirUsage(t *testing.T) {
+	dir := t.TempDir()
+	harness.MustSh(t, `mkdir -p "$DIR/a/t" "$DIR/b/t" "$DIR/out"`, "DIR="+dir)
+	for _, c := range []struct {
+		args string
+		code int
+		want string
+	}{
+		{"../a/t ../b/t", 2, "would both write t.ls"},
+		{"--check x.sha256sum ../a/t ../b/t", 2, "--check takes exactly one DIR"},
+		{"--check x.sha256sum --stdout ../a/t", 2, "--check and --stdout do not go together"},
+		{"", 2, "expected"},
+		{"file:///tmp/x/", 1, "cannot read file:// locations"},
+		{"../a/nonexistent", 1, "no such file or directory"},
+	} {
+		r := harness.Sh(t, `cd "$DIR/out" && checksumdir `+c.args, "DIR="+dir)
+		if r.Code != c.code || !strings.Contains(r.Stderr, c.want) {
+			t.Errorf("checksumdir %s: exit %d, want %d with %q\n%s", c.args, r.Code, c.code, c.want, r.Stderr)
+		}
+	}
+	if left, _ := os.ReadDir(filepath.Join(dir, "out")); len(left) != 0 {
+		t.Errorf("files written: %v", left)
+	}
+}
