@@ -307,7 +307,7 @@ func TestBss3RoundTrip(t *testing.T) {
 					t.Errorf("second backup plans steps:\n%s", out)
 				}
 				// A rerun of the same streams skips what is stored.
-				r = mustOsh(t, s.env, `bss3put -v `+e.put+` "$1" < "$2" 2>&1 >/dev/null | grep -c 'already stored'`, url, streams)
+				r = mustOsh(t, s.env, `bss3put -v `+e.put+` "$1" < "$2" 2>&1 >/dev/null | grep -c 'already stored key='`, url, streams)
 				if strings.TrimSpace(r.Stdout) != "5" {
 					t.Errorf("rerun did not skip stored streams: %s", r.Stdout)
 				}

@@ -56,11 +56,15 @@ func (s *fileStore) fail(key string, err error) error {
 }
 
 func (s *fileStore) walk(ctx context.Context, fn func(rel string, d fs.DirEntry) error) error {
-	if _, err := os.Stat(s.loc.Dir); err != nil {
+	if fi, err := os.Stat(s.loc.Dir); err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
-			return fmt.Errorf("%s: directory does not exist", s.loc.DirString())
+			// Like an S3 prefix nothing was stored under yet: empty.
+			// bss3put creates the directory with the first object.
+			return nil
 		}
 		return s.fail("", err)
+	} else if !fi.IsDir() {
+		return fmt.Errorf("%s: not a directory", s.loc.DirString())
 	}
 	return filepath.WalkDir(s.loc.Dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
