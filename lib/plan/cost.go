@@ -9,22 +9,24 @@ import (
 
 // The cost of sending a snapshot one way, in bytes-equivalents:
 //
-//	cost = size × (1 + StoreWeight)                      transfer + storage
-//	     + restore × 2^(chain − 7)    (object stores only) restore-chain risk
+//	cost = size × (1 + StoreWeight)                   transfer + storage
+//	     + diffs × 2^(chain − 8)   (object stores only) restore-chain risk
 //
 // size is the stream's size, which is both what crosses the wire and what
 // the destination stores (a received diff shares the parent's extents; an
-// object holds the stream). restore is the bytes a restore of the snapshot
-// reads: the full object and every diff down the chain; chain is the
-// number of those objects. The penalty is negligible for short chains
-// (a full stream pays 1/64 of its size) and doubles with each link, so a
-// new full stream wins once a chain grows past about six links; MaxChain
-// is the hard limit. btrfs destinations hold subvolumes, which need no
-// chain to restore, and pay no penalty.
-func (pl *planner) cost(size int64, chain int, restore int64) float64 {
+// object holds the stream). chain is the number of objects a restore of
+// the snapshot reads (1 for a full stream) and diffs the bytes of the
+// diffs among them, read on top of the full stream: a chain of eight
+// links weighs its diffs as if sent again, and every link less halves
+// that. So short chains of small diffs cost almost nothing more, while
+// MaxChain is the hard limit; near it, diffs from an older snapshot with
+// a shorter chain (its chain ancestors are candidates too) beat both a
+// longer chain and a new full stream. btrfs destinations hold
+// subvolumes, which need no chain to restore, and pay no penalty.
+func (pl *planner) cost(size int64, chain int, diffs int64) float64 {
 	c := float64(size) * (1 + pl.storeWeight)
 	if pl.dstObjects {
-		c += float64(restore) * math.Exp2(float64(chain-7))
+		c += float64(diffs) * math.Exp2(float64(chain-8))
 	}
 	return c
 }
@@ -33,7 +35,7 @@ func (pl *planner) cost(size int64, chain int, restore int64) float64 {
 // transferred.
 const DefaultStoreWeight = 1.0 / 16
 
-// DefaultObjectMaxChain is the longest restore chain planned for object
+// DefaultObjectMaxChain is the longest diffs chain planned for object
 // stores unless --max-chain says otherwise.
 const DefaultObjectMaxChain = 8
 

@@ -9,24 +9,25 @@ import (
 	"github.com/buttersink/buttersink/lib/uuid"
 )
 
-// noChain marks an object whose restore chain does not reach a full
+// noChain marks an object whose diffs chain does not reach a full
 // stream: it cannot be restored and counts as absent.
 const noChain = math.MaxInt32
 
 // dstIndex finds the destination records that correlate with a snapshot,
-// and for object stores how long each object's restore chain is.
+// and for object stores how long each object's diffs chain is.
 type dstIndex struct {
 	recs    []snapshot.Snapshot
 	objects bool
 	byEff   map[uuid.UUID][]int
 	byUUID  map[uuid.UUID][]int
 	// chain[i] is the number of objects a restore of recs[i] reads
-	// (noChain when it cannot be restored), restore[i] their bytes and
+	// (noChain when it cannot be restored), diffs[i] the bytes of the
+	// diffs among them (all but the full stream) and
 	// via[i] the parent object the shortest chain goes through (-1 for a
 	// full stream). Objects only.
-	chain   []int
-	restore []int64
-	via     []int
+	chain []int
+	diffs []int64
+	via   []int
 	// children lists the objects whose stream is relative to a UUID.
 	children map[uuid.UUID][]int
 }
@@ -55,19 +56,19 @@ func newDstIndex(recs []snapshot.Snapshot, objects bool) *dstIndex {
 	return d
 }
 
-// chains computes chain, restore and via for every object: the shortest
+// chains computes chain, diffs and via for every object: the shortest
 // path of send parents down to a full stream, found breadth first from
 // the full streams (send-parent links may form cycles).
 func (d *dstIndex) chains() {
 	n := len(d.recs)
 	d.chain = make([]int, n)
-	d.restore = make([]int64, n)
+	d.diffs = make([]int64, n)
 	d.via = make([]int, n)
 	var frontier []int
 	for i := range d.recs {
 		d.chain[i], d.via[i] = noChain, -1
 		if r := &d.recs[i]; r.IsObject() && r.SendParentUUID.IsZero() {
-			d.chain[i], d.restore[i] = 1, objectBytes(r)
+			d.chain[i], d.diffs[i] = 1, 0
 			frontier = append(frontier, i)
 		}
 	}
@@ -75,13 +76,13 @@ func (d *dstIndex) chains() {
 		var next []int
 		for _, p := range frontier {
 			for _, c := range d.children[d.recs[p].UUID] {
-				restore := d.restore[p] + objectBytes(&d.recs[c])
+				diffs := d.diffs[p] + objectBytes(&d.recs[c])
 				switch {
 				case d.chain[c] == noChain:
-					d.chain[c], d.restore[c], d.via[c] = level+1, restore, p
+					d.chain[c], d.diffs[c], d.via[c] = level+1, diffs, p
 					next = append(next, c)
-				case d.chain[c] == level+1 && restore < d.restore[c]:
-					d.restore[c], d.via[c] = restore, p
+				case d.chain[c] == level+1 && diffs < d.diffs[c]:
+					d.diffs[c], d.via[c] = diffs, p
 				}
 			}
 		}
@@ -131,7 +132,7 @@ func (d *dstIndex) find(s *snapshot.Snapshot) int {
 			if !r.IsObject() || d.chain[i] == noChain {
 				return
 			}
-			if best >= 0 && !better(d.chain[i], d.restore[i], d.chain[best], d.restore[best]) {
+			if best >= 0 && !better(d.chain[i], d.diffs[i], d.chain[best], d.diffs[best]) {
 				return
 			}
 		} else if best >= 0 && r.Path >= d.recs[best].Path {

@@ -64,10 +64,10 @@ type node struct {
 	// present: at the destination (restorable) or sent earlier in the plan.
 	present bool
 	planned bool
-	// chain and restore describe the restore chain at an object-store
-	// destination once present.
-	chain   int
-	restore int64
+	// chain and diffs describe the restore chain at an object-store
+	// destination once present: its length, and the bytes of its diffs.
+	chain int
+	diffs int64
 	// ancestry and family group related snapshots (see families).
 	ancestry, family int
 	// pos is the node's place in its family, oldest first.
@@ -79,6 +79,8 @@ type node struct {
 	schedParent *node
 	schedChain  int
 	needed      bool
+	// sentFrom is the parent this plan sends the node from.
+	sentFrom *node
 }
 
 type planner struct {
@@ -147,7 +149,7 @@ func Plan(ctx context.Context, src, dst []snapshot.Snapshot, opts Options) (*Res
 		if n.dst >= 0 {
 			n.present = true
 			if pl.dstObjects {
-				n.chain, n.restore = pl.dst.chain[n.dst], pl.dst.restore[n.dst]
+				n.chain, n.diffs = pl.dst.chain[n.dst], pl.dst.diffs[n.dst]
 			}
 		}
 		pl.src = append(pl.src, n)
@@ -223,45 +225,103 @@ func (pl *planner) planSend(ctx context.Context, res *Result) error {
 const (
 	candidatesPerSide = 2
 	walkLimit         = 64
+	// measuredAncestors bounds the chain ancestors measured for one
+	// snapshot, on top of the nearest candidates.
+	measuredAncestors = 2
 )
 
 // candidates returns the usable parents nearest to n in its family:
-// present at the destination or sent earlier, with room in their chain.
-func (pl *planner) candidates(n *node) []*node {
+// present at the destination or sent earlier, with room in their chain;
+// the first near of them are the nearest, the rest chain ancestors.
+func (pl *planner) candidates(n *node) ([]*node, int) {
 	if pl.opts.Policy != nil {
 		if n.schedParent != nil && n.schedParent.present && n.schedParent.chain < pl.maxChain {
-			return []*node{n.schedParent}
+			return []*node{n.schedParent}, 1
 		}
-		return nil
+		return nil, 0
 	}
 	members, avail := pl.members[n.family], pl.avail[n.family]
 	at := sort.SearchInts(avail, n.pos)
 	var out []*node
+	seen := make(map[*node]bool)
+	add := func(c *node) bool {
+		if c == n || seen[c] || c.chain >= pl.maxChain {
+			return false
+		}
+		seen[c] = true
+		out = append(out, c)
+		return true
+	}
+	var nearest *node
 	side := func(start, step int) {
 		found := 0
 		for i, walked := start, 0; i >= 0 && i < len(avail) && found < candidatesPerSide && walked < walkLimit; i, walked = i+step, walked+1 {
 			c := members[avail[i]]
-			if c == n || c.chain >= pl.maxChain {
-				continue
+			if nearest == nil && c != n {
+				nearest = c
 			}
-			out = append(out, c)
-			found++
+			if add(c) {
+				found++
+			}
 		}
 	}
 	side(at-1, -1)
 	side(at, 1)
-	return out
+	near := len(out)
+	if pl.dstObjects && nearest != nil {
+		// The chain ancestors of the nearest older snapshot: a diff from
+		// one of them is bigger but makes a shorter chain.
+		for c, k := pl.chainParent(nearest), 0; c != nil && k < pl.maxChain; c, k = pl.chainParent(c), k+1 {
+			add(c)
+		}
+	}
+	return out, near
+}
+
+// chainParent is the source snapshot whose stream c's object at the
+// destination is relative to, or nil.
+func (pl *planner) chainParent(c *node) *node {
+	if c.planned || c.dst < 0 || !pl.dstObjects {
+		return c.sentFrom
+	}
+	via := pl.dst.via[c.dst]
+	if via < 0 {
+		return nil
+	}
+	if i := pl.srcIdx.find(&pl.dst.recs[via]); i >= 0 {
+		return pl.src[i]
+	}
+	return nil
 }
 
 // send chooses how to send n: in full or from the cheapest candidate.
 func (pl *planner) send(ctx context.Context, n *node) error {
-	cands := pl.candidates(n)
+	cands, near := pl.candidates(n)
 	sizes := make([]size, len(cands)+1)
 	sizes[0] = estimateFull(n.snap)
 	related := false
 	for i, c := range cands {
 		sizes[i+1] = estimateDiff(n, c)
 		related = related || c.ancestry == n.ancestry
+	}
+	if pl.opts.Measure != nil && len(cands) > near+measuredAncestors {
+		// Measure the nearest candidates and only the chain ancestors the
+		// estimates rank best.
+		type ranked struct {
+			c    *node
+			sz   size
+			cost float64
+		}
+		var r []ranked
+		for i, c := range cands[near:] {
+			sz := sizes[near+i+1]
+			r = append(r, ranked{c, sz, pl.cost(sz.bytes, c.chain+1, c.diffs+sz.bytes)})
+		}
+		sort.SliceStable(r, func(i, j int) bool { return r[i].cost < r[j].cost })
+		cands, sizes = cands[:near], sizes[:near+1]
+		for _, x := range r[:measuredAncestors] {
+			cands, sizes = append(cands, x.c), append(sizes, x.sz)
+		}
 	}
 	if pl.opts.Measure != nil && !(n.snap.IsObject()) {
 		// A diff from a related snapshot is never much larger than the
@@ -283,23 +343,23 @@ func (pl *planner) send(ctx context.Context, n *node) error {
 			sizes[i] = size{bytes: got[k], report: got[k], exact: true}
 		}
 	}
-	best, bestCost := -1, pl.cost(sizes[0].bytes, 1, sizes[0].bytes)
+	best, bestCost := -1, pl.cost(sizes[0].bytes, 1, 0)
 	for i, c := range cands {
 		sz := sizes[i+1]
-		if cost := pl.cost(sz.bytes, c.chain+1, c.restore+sz.bytes); cost < bestCost {
+		if cost := pl.cost(sz.bytes, c.chain+1, c.diffs+sz.bytes); cost < bestCost {
 			best, bestCost = i, cost
 		}
 	}
 	step := Step{Op: OpSend, Src: pl.opts.Src.DirString(), Dst: pl.opts.Dst.DirString(), Snapshot: *n.snap, Clones: []snapshot.Snapshot{}}
 	if best < 0 {
 		step.Size, step.Exact = sizes[0].report, sizes[0].exact
-		n.chain, n.restore = 1, sizes[0].bytes
+		n.chain, n.diffs = 1, 0
 	} else {
 		p := cands[best]
 		sz := sizes[best+1]
 		step.Parent = p.snap
 		step.Size, step.Exact = sz.report, sz.exact
-		n.chain, n.restore = p.chain+1, p.restore+sz.bytes
+		n.chain, n.diffs, n.sentFrom = p.chain+1, p.diffs+sz.bytes, p
 		pl.use(p)
 		if !pl.dstObjects {
 			// Clone sources let the stream share extents with other
@@ -320,14 +380,14 @@ func (pl *planner) send(ctx context.Context, n *node) error {
 	// snapshot of a received one keeps its received UUID) arrive with it.
 	pl.srcIdx.all(n.snap, func(i int) {
 		if m := pl.src[i]; !m.present {
-			m.present, m.chain, m.restore = true, n.chain, n.restore
+			m.present, m.chain, m.diffs = true, n.chain, n.diffs
 			pl.markAvail(m)
 		}
 	})
 	pl.steps = append(pl.steps, step)
 	if pl.dstObjects {
 		pl.steps[len(pl.steps)-1].Chain = n.chain
-		pl.repair(n.snap.EffectiveUUID(), n.chain, n.restore)
+		pl.repair(n.snap.EffectiveUUID(), n.chain, n.diffs)
 	}
 	return nil
 }
@@ -336,21 +396,21 @@ func (pl *planner) send(ctx context.Context, n *node) error {
 // missing and is now being sent: they become restorable and need no
 // second copy. (A chain longer than MaxChain counts as restorable, as a
 // stored one does; such an object is only never used as a parent.)
-func (pl *planner) repair(parent uuid.UUID, chain int, restore int64) {
+func (pl *planner) repair(parent uuid.UUID, chain int, diffs int64) {
 	d := pl.dst
 	for _, o := range d.children[parent] {
 		if d.chain[o] != noChain {
 			continue
 		}
-		d.chain[o], d.restore[o] = chain+1, restore+objectBytes(&d.recs[o])
+		d.chain[o], d.diffs[o] = chain+1, diffs+objectBytes(&d.recs[o])
 		pl.srcIdx.all(&d.recs[o], func(i int) {
 			m := pl.src[i]
 			if !m.present {
-				m.present, m.dst, m.chain, m.restore = true, o, d.chain[o], d.restore[o]
+				m.present, m.dst, m.chain, m.diffs = true, o, d.chain[o], d.diffs[o]
 				pl.markAvail(m)
 			}
 		})
-		pl.repair(d.recs[o].UUID, d.chain[o], d.restore[o])
+		pl.repair(d.recs[o].UUID, d.chain[o], d.diffs[o])
 	}
 }
 
