@@ -12,12 +12,14 @@ import (
 )
 
 // TestSSHHarness checks the server the other ssh tests stand on: key login
-// as root works and sessions find the built commands.
+// as root works and sessions get exactly the PATH asked for, the built
+// commands first.
 func TestSSHHarness(t *testing.T) {
 	s := harness.StartSSHD(t, harness.SSHDOptions{})
-	r := harness.MustSh(t, `$BS_SSH -p `+port(s)+` root@127.0.0.1 'command -v bsls'`, s.Env)
-	if got, want := strings.TrimSpace(r.Stdout), filepath.Join(harness.Bin(t), "bsls"); got != want {
-		t.Fatalf("remote bsls = %q, want %q", got, want)
+	r := harness.MustSh(t, `$BS_SSH -p `+port(s)+` root@127.0.0.1 'echo "$PATH"; command -v bsls'`, s.Env)
+	want := harness.Bin(t) + ":/usr/sbin:/usr/bin:/sbin:/bin\n" + filepath.Join(harness.Bin(t), "bsls") + "\n"
+	if r.Stdout != want {
+		t.Fatalf("remote PATH and bsls:\n%s\nwant:\n%s", r.Stdout, want)
 	}
 }
 
@@ -139,13 +141,14 @@ send_step() { # SRC DST REL [PARENT_REL]
 `
 
 // received checks that every snapshot of src is at dst (a local path) as a
-// complete received copy: read-only, received UUID = source UUID, same data.
+// complete received copy: read-only, received UUID = the source's effective UUID
+// (received UUID, else UUID), same data.
 func received(t *testing.T, src, dst string, names ...string) {
 	t.Helper()
 	for _, n := range names {
 		mustSh(t, nil, `
 			s=$(bsls --json "$1$3"); d=$(bsls --json "$2$3")
-			[ "$(jq -r .uuid <<<"$s")" = "$(jq -r .received_uuid <<<"$d")" ]
+			[ "$(jq -r ".received_uuid // .uuid" <<<"$s")" = "$(jq -r .received_uuid <<<"$d")" ]
 			[ "$(jq -r .readonly <<<"$d")" = true ]
 			diff -r "$1$3" "$2$3"`, src, dst, n)
 	}
@@ -270,4 +273,118 @@ func TestSSHInterrupted(t *testing.T) {
 	}
 	mustSh(t, env, `bssend "$1/big" | bsrecv "$2"`, mnt, s.URL(dst))
 	received(t, mnt+"/", dst, "big")
+}
+
+// TestSSHFilter: keys whose forced command is bs-ssh-filter may run the bs
+// commands of their capabilities below their prefix, and nothing else.
+// Every refused command line would create a marker file if any shell ever
+// ran it; the marker must not exist.
+func TestSSHFilter(t *testing.T) {
+	s := harness.StartSSHD(t, harness.SSHDOptions{})
+	mnt := harness.Btrfs(t, 256)
+	prefix := filepath.Join(mnt, "backup")
+	mustSh(t, nil, `
+		cd "$1"
+		btrfs -q subvolume create vol
+		echo data > vol/f
+		mkdir backup outside
+		btrfs -q subvolume snapshot -r vol backup/s1
+		btrfs -q subvolume snapshot -r vol backup/s2
+		btrfs -q subvolume snapshot -r vol outside/o1
+		ln -s ../outside backup/escape
+		ln -s / backup/root`, mnt)
+	filter := filepath.Join(harness.Root(), "examples", "bs-ssh-filter")
+	opts := ",no-pty,no-agent-forwarding,no-port-forwarding,no-X11-forwarding"
+	key := func(grant string) string {
+		return s.AddKey(t, `command="`+filter+" "+grant+" --path "+prefix+`"`+opts)
+	}
+	read, appendKey, del := key("--read"), key("--append"), key("--delete")
+	sudo := key("--read --sudo")
+	marker := filepath.Join(t.TempDir(), "marker")
+	P := prefix
+
+	// Command lines sent as they are (ssh joins and sends one string).
+	for _, tc := range []struct{ name, ssh, cmd string }{
+		{"other command", read, "touch '" + marker + "'"},
+		{"shell", read, "sh '-c' 'touch " + marker + "'"},
+		{"semicolon", read, "bsls '--json' '" + P + "/'; touch " + marker},
+		{"and", read, "bsls '" + P + "/' && touch " + marker},
+		{"pipe", read, "bsls '" + P + "/' | touch " + marker},
+		{"background", read, "bsls '" + P + "/' & touch " + marker},
+		{"command substitution", read, "bsls '" + P + "/$(touch " + marker + ")'"},
+		{"backquotes", read, "bsls '" + P + "/`touch " + marker + "`'"},
+		{"redirect out", read, "bsls '" + P + "/' > " + marker},
+		{"redirect in", read, "bsls '" + P + "/' < /etc/passwd"},
+		{"newline", read, "bsls '" + P + "/'\ntouch " + marker},
+		{"quote breaking", read, "bsls '" + P + "/'\\''; touch " + marker + "'"},
+		{"unquoted", read, "bsls " + P + "/"},
+		{"tab", read, "bsls\t'" + P + "/'"},
+		{"log flag", read, "bsls '--log' '" + marker + "' '" + P + "/'"},
+		{"short log flag", read, "bsls '-l' '" + marker + "' '" + P + "/'"},
+		{"unknown flag", read, "bsls '--table' '" + P + "/'"},
+		{"extra argument", read, "bsls '" + P + "/' '" + P + "/'"},
+		{"dotdot", read, "bsls '" + P + "/../outside/'"},
+		{"symlink out", read, "bsls '" + P + "/escape/'"},
+		{"symlink to root", read, "bsls '" + P + "/root" + marker + "'"},
+		{"relative", read, "bsls 'backup/'"},
+		{"parent outside", read, "bssend '-p' '" + P + "/escape/o1' '" + P + "/s1'"},
+		{"checksumdir writing files", read, "checksumdir '" + P + "/s1'"},
+		{"receive with read key", read, "bsrecv '" + P + "/'"},
+		{"delete with read key", read, "bsrm '" + P + "/s1'"},
+		{"list with append key", appendKey, "bsls '" + P + "/'"},
+		{"delete steps on stdin", del, "bsrm '" + P + "/'"},
+		{"delete outside", del, "bsrm '" + P + "/escape/o1'"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := sh(t, nil, tc.ssh+` -p "$1" root@127.0.0.1 "$2" </dev/null`, port(s), tc.cmd)
+			if r.Code == 0 || !strings.Contains(r.Stderr, "bs-ssh-filter: error: denied: ") {
+				t.Errorf("not refused: exit %d\nstdout:\n%s\nstderr:\n%s", r.Code, r.Stdout, r.Stderr)
+			}
+			if _, err := os.Stat(marker); err == nil {
+				t.Fatalf("the marker exists: %q ran", tc.cmd)
+			}
+		})
+	}
+	if r := sh(t, nil, read+` -T -p "$1" root@127.0.0.1 </dev/null`, port(s)); r.Code == 0 || !strings.Contains(r.Stderr, "interactive login is not allowed") {
+		t.Errorf("login without a command: exit %d, stderr:\n%s", r.Code, r.Stderr)
+	}
+	for _, p := range []string{"o1", "s1", "s2"} {
+		if _, err := os.Stat(filepath.Join(mnt, "outside", p)); p == "o1" && err != nil {
+			t.Fatalf("outside/o1: %v", err)
+		}
+	}
+	mustSh(t, nil, `[ -d "$1/s1" ] && [ -d "$1/s2" ] && [ -d "$2/o1" ]`, P, filepath.Join(mnt, "outside"))
+
+	// What each capability does allow, through the bs commands.
+	url := s.URL(P + "/")
+	r := mustSh(t, []string{"BS_SSH=" + read}, `bsls --json "$1"; bsls --sudo --json "$1"`, url)
+	if strings.Count(r.Stdout, `"path":"s`) != 4 {
+		t.Fatalf("bsls with the read key:\n%s", r.Stdout)
+	}
+	mustSh(t, []string{"BS_SSH=" + read}, `checksumdir --stdout "$1s1"`, url)
+	dst := harness.Btrfs(t, 256) + "/"
+	mustSh(t, []string{"BS_SSH=" + read}, sendStep+`send_step "$1" "$2" s1 | bssend | bsrecv "$2"`, url, dst)
+	received(t, P+"/", dst, "s1")
+	r = sh(t, []string{"BS_SSH=" + read}, `bssend "$1/s1" | bsrecv "$2in/"`, dst, url)
+	if r.Code == 0 || !strings.Contains(r.Stderr, "bsrecv: error: root@127.0.0.1:"+port(s)+": denied: bsrecv needs the append capability") {
+		t.Fatalf("push with the read key: exit %d, stderr:\n%s", r.Code, r.Stderr)
+	}
+	mustSh(t, nil, `mkdir "$1/in"`, P)
+	mustSh(t, []string{"BS_SSH=" + appendKey}, `bssend "$1s1" | bsrecv "$2in/"`, dst, url)
+	received(t, dst, P+"/in/", "s1")
+	r = sh(t, []string{"BS_SSH=" + appendKey}, `bsls "$1"`, url)
+	if r.Code == 0 || !strings.Contains(r.Stderr, "denied: bsls needs the read capability") {
+		t.Fatalf("bsls with the append key: exit %d, stderr:\n%s", r.Code, r.Stderr)
+	}
+	// bsrm with a named snapshot lists its directory first (bsls: read).
+	mustSh(t, []string{"BS_SSH=" + del}, `$BS_SSH -p "$1" root@127.0.0.1 "bsrm '$2/s2'"`, port(s), P)
+	if _, err := os.Stat(filepath.Join(P, "s2")); !os.IsNotExist(err) {
+		t.Fatalf("s2 not deleted with the delete key: %v", err)
+	}
+	// --sudo in the grant: the command runs through sudo -n, whose
+	// secure_path does not hold the test binaries; the error says so.
+	r = sh(t, []string{"BS_SSH=" + sudo}, `bsls "$1"`, url)
+	if r.Code == 0 || !strings.Contains(r.Stderr, "sudo -n bsls: command not found") {
+		t.Fatalf("bsls through the filter's sudo: exit %d, stderr:\n%s", r.Code, r.Stderr)
+	}
 }

@@ -80,7 +80,10 @@ func StartSSHD(t testing.TB, opts SSHDOptions) *SSHD {
 		"PasswordAuthentication no",
 		"KbdInteractiveAuthentication no",
 		"UsePAM no",
-		"SetEnv PATH=" + opts.Path,
+		// SHLVL=1 keeps bash from sourcing root's ~/.bashrc in every
+		// session (it does so only at shell level 1), which can take
+		// seconds and could change PATH.
+		"SetEnv PATH=" + opts.Path + " SHLVL=1",
 		"LogLevel VERBOSE",
 		"MaxStartups 100",
 		"MaxSessions 100",
