@@ -386,27 +386,34 @@ func (s *sender) copyOut(ctx context.Context, pr int, j job) (int64, error) {
 		s.count(len(head))
 	}
 	for {
-		// Wait for data, then (when splicing) for room on stdout, with a
-		// timeout so that an interrupt is seen even while the kernel is
-		// busy without writing or the reader downstream stalls.
-		if err := s.wait(ctx, pr, unix.POLLIN); err != nil {
+		if err := ctx.Err(); err != nil {
 			return n, err
 		}
 		var m int
 		var err error
 		if s.splice && s.block {
-			if err := s.wait(ctx, s.out, unix.POLLOUT); err != nil {
-				return n, err
-			}
 			m, err = s.spliceOnce(pr)
 			if err == unix.EINVAL && m == 0 {
 				s.splice = false // stdout takes no splice (e.g. O_APPEND)
 				continue
 			}
 			if err == unix.EAGAIN {
+				// No data yet or no room downstream: wait for both, a
+				// while at a time, so that an interrupt is seen even
+				// while the kernel is busy without writing or the reader
+				// downstream stalls.
+				if err := s.wait(ctx, pr, unix.POLLIN); err != nil {
+					return n, err
+				}
+				if err := s.wait(ctx, s.out, unix.POLLOUT); err != nil {
+					return n, err
+				}
 				continue
 			}
 		} else {
+			if err := s.wait(ctx, pr, unix.POLLIN); err != nil {
+				return n, err
+			}
 			m, err = s.copyOnce(pr)
 		}
 		if err != nil {
@@ -444,8 +451,8 @@ func (s *sender) count(n int) {
 	}
 }
 
-// spliceOnce moves up to 1 MiB from pr to stdout without blocking (both
-// were just polled ready); EAGAIN means poll again.
+// spliceOnce moves up to 1 MiB from pr to stdout without blocking;
+// EAGAIN means there is nothing to move or no room for it.
 func (s *sender) spliceOnce(pr int) (int, error) {
 	for {
 		m, err := unix.Splice(pr, nil, s.out, nil, 1<<20, unix.SPLICE_F_MOVE|unix.SPLICE_F_NONBLOCK)

@@ -1,0 +1,71 @@
+package receiver
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestRelPath(t *testing.T) {
+	tests := []struct {
+		path string
+		err  string
+	}{
+		{"snap", ""},
+		{"home/2024-01-01", ""},
+		{"a/b/c", ""},
+		{"/abs", "absolute path"},
+		{"../up", "'..' component"},
+		{"a/../b", "'..' component"},
+		{"a/./b", "'..' component"},
+		{"a//b", "empty"},
+		{"a/", "empty"},
+		{"a\x00b", "NUL"},
+		{strings.Repeat("x", 256), "longer than 255"},
+	}
+	for _, tt := range tests {
+		err := relPath(tt.path)
+		if (err == nil) != (tt.err == "") || (err != nil && !strings.Contains(err.Error(), tt.err)) {
+			t.Errorf("relPath(%q) = %v, want %q", tt.path, err, tt.err)
+		}
+	}
+}
+
+func TestUnescapeMount(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"/mnt/plain", "/mnt/plain"},
+		{`/mnt/with\040space`, "/mnt/with space"},
+		{`/mnt/tab\011and\134backslash`, "/mnt/tab\tand\\backslash"},
+		{`/mnt/not\9escape`, `/mnt/not\9escape`},
+		{`/mnt/end\04`, `/mnt/end\04`},
+	}
+	for _, tt := range tests {
+		if got := unescapeMount(tt.in); got != tt.want {
+			t.Errorf("unescapeMount(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}
+
+func TestTailMessage(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"", "no message"},
+		{"At subvol s1\n", "no message"},
+		{"At subvol s1\nERROR: write data failed: No space left on device\n", "ERROR: write data failed: No space left on device"},
+		{"At snapshot s2\nERROR: one\nERROR: two\n", "ERROR: one; ERROR: two"},
+	}
+	for _, tt := range tests {
+		var tl tail
+		tl.Write([]byte(tt.in))
+		if got := tl.message(); got != tt.want {
+			t.Errorf("message of %q = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+	// Only the end of a long output is kept.
+	var tl tail
+	for i := 0; i < 1000; i++ {
+		tl.Write([]byte("ERROR: noise line\n"))
+	}
+	tl.Write([]byte("ERROR: the last one\n"))
+	if len(tl.b) > tailMax || !strings.HasSuffix(tl.message(), "ERROR: the last one") {
+		t.Errorf("tail kept %d bytes: ...%q", len(tl.b), tl.message()[len(tl.message())-30:])
+	}
+}

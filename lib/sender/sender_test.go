@@ -1,0 +1,82 @@
+package sender
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/buttersink/buttersink/lib/hint"
+	"github.com/buttersink/buttersink/lib/plan"
+	"github.com/buttersink/buttersink/lib/snapshot"
+)
+
+func TestStepJob(t *testing.T) {
+	rec := func(p string) snapshot.Snapshot { return snapshot.Snapshot{Kind: snapshot.KindSubvolume, Path: p} }
+	parent := rec("home/a")
+	tests := []struct {
+		name string
+		step plan.Step
+		want job
+		err  string
+		hint string
+	}{
+		{name: "top level full",
+			step: plan.Step{Op: "send", Src: "/src/", Snapshot: rec("a"), Size: 42},
+			want: job{path: "/src/a", label: "a", size: 42}},
+		{name: "nested incremental with clones",
+			step: plan.Step{Op: "send", Src: "btrfs:///src/snaps/", Snapshot: rec("home/b"), Parent: &parent, Clones: []snapshot.Snapshot{rec("x"), rec("y/z")}},
+			want: job{path: "/src/snaps/home/b", parent: "/src/snaps/home/a", clones: []string{"/src/snaps/x", "/src/snaps/y/z"}, label: "home/b", rename: "home/b"}},
+		{name: "src without trailing slash is the directory too",
+			step: plan.Step{Op: "send", Src: "/src/snaps", Snapshot: rec("a")},
+			want: job{path: "/src/snaps/a", label: "a"}},
+		{name: "delete", step: plan.Step{Op: "delete", Snapshot: rec("a")}, err: "a delete step (a)", hint: "bsrm"},
+		{name: "unknown op", step: plan.Step{Op: "copy"}, err: `unknown op "copy"`},
+		{name: "s3 source", step: plan.Step{Op: "send", Src: "s3://bucket/p/", Snapshot: rec("a")}, err: "source is an object store", hint: "bss3get"},
+		{name: "file source", step: plan.Step{Op: "send", Src: "file:///st/", Snapshot: rec("a")}, err: "source is an object store", hint: "bss3get"},
+		{name: "ssh source runs remotely", step: plan.Step{Op: "send", Src: "ssh://h/src/", Snapshot: rec("a")}, want: job{label: "a"}},
+		{name: "bad location", step: plan.Step{Op: "send", Src: "ftp://x/", Snapshot: rec("a")}, err: "unknown scheme"},
+		{name: "dotdot", step: plan.Step{Op: "send", Src: "/src/", Snapshot: rec("../etc")}, err: "'..' component"},
+		{name: "absolute", step: plan.Step{Op: "send", Src: "/src/", Snapshot: rec("/etc")}, err: "not relative"},
+		{name: "empty", step: plan.Step{Op: "send", Src: "/src/", Snapshot: rec("")}, err: "not relative"},
+		{name: "double slash", step: plan.Step{Op: "send", Src: "/src/", Snapshot: rec("a//b")}, err: "empty"},
+		{name: "bad parent", step: plan.Step{Op: "send", Src: "/src/", Snapshot: rec("a"), Parent: &snapshot.Snapshot{Path: "a/../../b"}}, err: "parent: "},
+		{name: "bad clone", step: plan.Step{Op: "send", Src: "/src/", Snapshot: rec("a"), Clones: []snapshot.Snapshot{rec(".")}}, err: "clone: "},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := stepJob(tt.step)
+			if tt.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.err) {
+					t.Fatalf("error %v, want %q", err, tt.err)
+				}
+				if h := hint.Of(err); !strings.Contains(h, tt.hint) {
+					t.Errorf("hint %q, want %q", h, tt.hint)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.path != tt.want.path || got.parent != tt.want.parent || got.label != tt.want.label ||
+				got.rename != tt.want.rename || got.size != tt.want.size || strings.Join(got.clones, ",") != strings.Join(tt.want.clones, ",") {
+				t.Errorf("got %+v, want %+v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestPlanJobsLineNumbers(t *testing.T) {
+	in := `{"op":"send","src":"/s/","dst":"/d/","snapshot":{"kind":"subvolume","path":"a"}}
+
+{"op":"delete","dst":"/d/","snapshot":{"kind":"subvolume","path":"old"}}
+`
+	_, err := planJobs(strings.NewReader(in))
+	if err == nil || !strings.HasPrefix(err.Error(), "stdin line 3: a delete step (old)") {
+		t.Fatalf("error %v", err)
+	}
+	if _, err := planJobs(strings.NewReader("not json\n")); err == nil || !strings.Contains(err.Error(), "stdin line 1") {
+		t.Fatalf("error %v", err)
+	}
+	if _, err := planJobs(strings.NewReader("")); err == nil || !strings.Contains(err.Error(), "no plan steps") {
+		t.Fatalf("error %v", err)
+	}
+}
