@@ -4,8 +4,10 @@
 package planning
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -133,16 +135,27 @@ func load(ctx context.Context, env *cli.Env, loc location.Location, file string,
 		defer f.Close()
 		r, name = f, file
 	}
-	recs, err := jsonl.ReadAll[snapshot.Snapshot](r, name)
+	// Read it whole to size the slice once: records are large, and
+	// growing a slice of 10,000 of them copies more than decoding them.
+	data, err := io.ReadAll(r)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%s: %w", name, err)
 	}
-	for i := range recs {
-		if recs[i].Path == "" {
-			return nil, fmt.Errorf("%s record %d: no path", name, i+1)
+	recs := make([]snapshot.Snapshot, 0, bytes.Count(data, []byte{'\n'})+1)
+	jr := jsonl.NewReader(bytes.NewReader(data), name)
+	for {
+		recs = append(recs, snapshot.Snapshot{})
+		err := jr.Next(&recs[len(recs)-1])
+		if err == io.EOF {
+			return recs[:len(recs)-1], nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		if recs[len(recs)-1].Path == "" {
+			return nil, fmt.Errorf("%s line %d: record without a path", name, jr.Line())
 		}
 	}
-	return recs, nil
 }
 
 // timeZone is --tz, else $TZ, else the system's zone (named after

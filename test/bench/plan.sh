@@ -84,11 +84,11 @@ echo "bench plan-10k: bs=${best}s bs_cpu=${cpu}s bs_rss=$(mib "$rss")MiB snapsho
 truncate -s $((datamib * 4 + 512))M "$work/img"
 mkfs.btrfs -q -f "$work/img" >/dev/null
 dev=$(losetup --find --show "$work/img")
-mkdir "$work/mnt" "$work/dst"
+mkdir "$work/mnt"
 mount -t btrfs "$dev" "$work/mnt"
 mnt=$work/mnt
 btrfs -q subvolume create "$mnt/vol"
-mkdir "$mnt/snaps"
+mkdir "$mnt/snaps" "$mnt/dst"
 i=0
 while [ "$i" -lt "$datamib" ]; do
 	head -c 1048576 /dev/urandom >"$mnt/vol/f$i"
@@ -101,7 +101,7 @@ rm "$mnt/vol/f0" && head -c $((datamib * 1048576 / 8)) /dev/urandom >"$mnt/vol/h
 btrfs -q subvolume snapshot -r "$mnt/vol" "$mnt/snaps/s3"
 btrfs filesystem sync "$mnt"
 
-/usr/bin/time -f '%e %M' -o "$work/t" bsplan -q "$mnt/snaps/" "$work/dst/" >"$work/plan"
+/usr/bin/time -f '%e %M' -o "$work/t" bsplan -q "$mnt/snaps/" "$mnt/dst/" >"$work/plan"
 read -r bs_t bs_m <"$work/t"
 planned=$(jq -s 'map(.size) | add' "$work/plan")
 cat >"$work/peer.sh" <<'PEER'
