@@ -182,3 +182,92 @@ func TestPlanFaults(t *testing.T) {
 	// Nothing was deleted by any of them.
 	harness.MustSh(t, `test -d "$DST/s1" && test -d "$DST/s2" && test -d "$DST/s3" && test -d "$DST/w"`, env...)
 }
+
+// Back up to an object store (file://) and restore from it, with plans
+// both ways: the restore fetches each object's chain in order, and -d on
+// the store spares objects a kept snapshot's chain needs.
+func TestPlanObjectStore(t *testing.T) {
+	src := planSource(t)
+	dst := harness.Btrfs(t, 400)
+	store := t.TempDir()
+	env := []string{"SRC=" + src, "DST=" + dst, "STORE=file://" + store + "/"}
+
+	r := harness.MustSh(t, `bsplan "$SRC/snaps/" "$STORE" | tee "$DST/../plan" | bssend | bss3put "$STORE" > /dev/null; cat "$DST/../plan"`, env...)
+	steps := planSteps(t, r.Stdout)
+	if len(steps) != 3 || steps[0].Chain != 1 || steps[1].Chain != 2 || steps[2].Chain == 0 {
+		t.Fatalf("backup plan:\n%s", r.Stdout)
+	}
+	r = harness.MustSh(t, `bsplan "$SRC/snaps/" "$STORE"`, env...)
+	if r.Stdout != "" {
+		t.Fatalf("second backup plan not empty:\n%s", r.Stdout)
+	}
+
+	// Restore s3 alone: its chain comes along, parents first.
+	r = harness.MustSh(t, `bsplan "${STORE}s3" "$DST/" | tee "$DST/../restore"`, env...)
+	steps = planSteps(t, r.Stdout)
+	if len(steps) != 3 || steps[0].Parent != nil || steps[2].Snapshot.Path != "s3" {
+		t.Fatalf("restore plan:\n%s", r.Stdout)
+	}
+	for _, s := range steps {
+		if s.Snapshot.Key == "" || !s.Exact {
+			t.Errorf("restore step without key or exact size: %+v", s)
+		}
+		if s.Parent != nil && s.Parent.EffectiveUUID() != s.Snapshot.SendParentUUID {
+			t.Errorf("restore step %s: parent %s is not the stream's parent %s", s.Snapshot.Path, s.Parent.EffectiveUUID(), s.Snapshot.SendParentUUID)
+		}
+	}
+	harness.MustSh(t, `bss3get < "$DST/../restore" | bsrecv "$DST/" > /dev/null && diff -r "$SRC/snaps/s3" "$DST/s3"`, env...)
+	r = harness.MustSh(t, `bsplan "${STORE}s3" "$DST/"`, env...)
+	if r.Stdout != "" {
+		t.Fatalf("restore again plans:\n%s", r.Stdout)
+	}
+
+	// s1 and s2 gone from the source: -d must not delete their objects,
+	// which s3's stored chain needs.
+	harness.MustSh(t, `btrfs -q subvolume delete "$SRC/snaps/s1" "$SRC/snaps/s2"`, env...)
+	r = harness.MustSh(t, `bsplan -d "$SRC/snaps/" "$STORE"`, env...)
+	if r.Stdout != "" {
+		t.Fatalf("-d plans deleting a chain s3 needs:\n%s", r.Stdout)
+	}
+	// Named: s1's object is the full stream under s2 and s3: refused.
+	r = harness.Sh(t, `bsrm "${STORE}s1"`, env...)
+	if r.Code != 1 || !strings.Contains(r.Stderr, "other stored snapshots are diffs from it") {
+		t.Fatalf("bsrm of a needed object: exit %d\n%s", r.Code, r.Stderr)
+	}
+	// A new full snapshot frees the old chain once s3 is gone too.
+	harness.MustSh(t, `btrfs -q subvolume delete "$SRC/snaps/s3"
+		btrfs -q subvolume snapshot -r "$SRC/vol" "$SRC/snaps/s5"
+		bsplan "$SRC/snaps/" "$STORE" | bssend | bss3put "$STORE" > /dev/null
+		bsplan -d "$SRC/snaps/" "$STORE" | bsrm "$STORE" > "$DST/../rm5"`, env...)
+	r = harness.MustSh(t, `cat "$DST/../rm5"; bsls "$STORE"`, env...)
+	if strings.Count(r.Stdout, `"status":"deleted"`) != 3 || strings.Count(r.Stdout, `"kind":"object"`) != 1 {
+		t.Fatalf("after pruning the old chain:\n%s", r.Stdout)
+	}
+}
+
+// Schedule mode on a real filesystem: snapshots dated by their ctime,
+// applied as at a given time; the summary names the zone.
+func TestPlanSchedule(t *testing.T) {
+	src := harness.Btrfs(t, 200)
+	harness.MustSh(t, `
+		cd "$SRC" && btrfs -q subvolume create vol && mkdir snaps
+		head -c 4000000 /dev/urandom > vol/a
+		for s in s1 s2 s3; do echo $s >> vol/log; btrfs -q subvolume snapshot -r vol snaps/$s; done
+	`, "SRC="+src)
+	store := t.TempDir()
+	env := []string{"SRC=" + src, "STORE=file://" + store + "/"}
+	r := harness.MustSh(t, `bsplan --schedule "1d 2h" --tz Europe/Berlin --prune "$SRC/snaps/" "$STORE"`, env...)
+	steps := planSteps(t, r.Stdout)
+	// All three were made within a second: s1 is the day's and the hour's
+	// first, s3 the newest; s2 is kept by nothing.
+	if len(steps) != 2 || steps[0].Snapshot.Path != "s1" || steps[0].Parent != nil || steps[1].Snapshot.Path != "s3" || steps[1].Parent.Path != "s1" {
+		t.Fatalf("schedule plan:\n%s", r.Stdout)
+	}
+	if !strings.Contains(r.Stderr, `schedule "1d 2h" in Europe/Berlin keeps 2`) {
+		t.Errorf("summary: %s", r.Stderr)
+	}
+	r = harness.MustSh(t, `TZ=Asia/Tokyo bsplan -n --schedule 1y "$SRC/snaps/" "$STORE"`, env...)
+	if !strings.Contains(r.Stderr, "in Asia/Tokyo") {
+		t.Errorf("TZ not used: %s", r.Stderr)
+	}
+}
