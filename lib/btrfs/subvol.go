@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"path"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -171,8 +172,7 @@ func List(dir string) ([]Subvol, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: list subvolumes: %w", dir, err)
 	}
-	sort.Slice(subs, func(i, j int) bool { return subs[i].Path < subs[j].Path })
-	return subs, nil
+	return sortByPath(subs), nil
 }
 
 // treeIDOf returns the id of the subvolume holding fd's inode. INO_LOOKUP
@@ -220,14 +220,25 @@ func listPrivileged(fd int) ([]Subvol, error) {
 	if err := unix.Fstat(fd, &st); err != nil {
 		return nil, err
 	}
-	entries := map[uint64]*listEntry{}
+	// The search returns items in key order, so a subvolume's ROOT_ITEM
+	// and ROOT_BACKREF arrive together: keep them in one slice in id
+	// order, indexed by id.
+	// Capacity for thousands up front: the untouched part of a large
+	// allocation costs no memory, and growing would copy every entry.
+	list := make([]listEntry, 0, 4096)
 	get := func(id uint64) *listEntry {
-		e := entries[id]
-		if e == nil {
-			e = &listEntry{sub: Subvol{ID: id}}
-			entries[id] = e
+		if n := len(list); n > 0 && list[n-1].sub.ID == id {
+			return &list[n-1]
 		}
-		return e
+		list = append(list, listEntry{sub: Subvol{ID: id}})
+		return &list[len(list)-1]
+	}
+	find := func(id uint64) *listEntry {
+		i := sort.Search(len(list), func(i int) bool { return list[i].sub.ID >= id })
+		if i == len(list) || list[i].sub.ID != id {
+			return nil
+		}
+		return &list[i]
 	}
 	key := searchKey{
 		TreeID:      rootTreeObjectID,
@@ -297,7 +308,7 @@ func listPrivileged(fd int) ([]Subvol, error) {
 		if r, ok := memo[id]; ok {
 			return r.path, r.ok, nil
 		}
-		e := entries[id]
+		e := find(id)
 		if e == nil || !e.hasRef || !e.hasRoot || e.sub.Flags&rootSubvolDead != 0 || depth > 4096 {
 			memo[id] = resolved{}
 			return "", false, nil
@@ -321,8 +332,10 @@ func listPrivileged(fd int) ([]Subvol, error) {
 		return p, true, nil
 	}
 
-	var out []Subvol
-	for id, e := range entries {
+	out := make([]Subvol, 0, len(list))
+	for i := range list {
+		e := &list[i]
+		id := e.sub.ID
 		if id == dirTree {
 			continue
 		}
@@ -404,6 +417,33 @@ func listUnprivileged(fd int) ([]Subvol, error) {
 		return nil, err
 	}
 	return out, nil
+}
+
+// sortByPath returns subs ordered by Path. It sorts small (path, index)
+// pairs and copies each record once, rather than swapping the large
+// records themselves thousands of times.
+func sortByPath(subs []Subvol) []Subvol {
+	sorted := true
+	for i := 1; i < len(subs) && sorted; i++ {
+		sorted = subs[i-1].Path <= subs[i].Path
+	}
+	if sorted {
+		return subs
+	}
+	type key struct {
+		path string
+		i    int
+	}
+	keys := make([]key, len(subs))
+	for i := range subs {
+		keys[i] = key{subs[i].Path, i}
+	}
+	slices.SortFunc(keys, func(a, b key) int { return strings.Compare(a.path, b.path) })
+	out := make([]Subvol, len(subs))
+	for i, k := range keys {
+		out[i] = subs[k.i]
+	}
+	return out
 }
 
 func openat(dirfd int, rel string) (int, error) {

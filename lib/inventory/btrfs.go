@@ -44,7 +44,8 @@ func listBtrfs(ctx context.Context, loc location.Location, opts Options) ([]snap
 		return nil, err
 	}
 	out := make([]snapshot.Snapshot, 0, len(subs))
-	for i, s := range subs {
+	for i := range subs {
+		s := &subs[i]
 		if !s.ReadOnly && !opts.All {
 			continue
 		}
@@ -123,13 +124,15 @@ func listBtrfsOne(loc location.Location, opts Options) ([]btrfs.Subvol, error) {
 func partialSubvolumes(subs []btrfs.Subvol) []bool {
 	type dirOf struct{ parent, dir uint64 }
 	received := map[dirOf]bool{}
-	for _, s := range subs {
+	for i := range subs {
+		s := &subs[i]
 		if s.ReadOnly && !s.ReceivedUUID.IsZero() {
 			received[dirOf{s.ParentID, s.DirID}] = true
 		}
 	}
 	out := make([]bool, len(subs))
-	for i, s := range subs {
+	for i := range subs {
+		s := &subs[i]
 		if s.ReadOnly {
 			continue
 		}

@@ -59,7 +59,7 @@ func Run(ctx context.Context, env *cli.Env, opts Options) error {
 	if err != nil {
 		return err
 	}
-	sort.SliceStable(recs, func(i, j int) bool { return recs[i].Path < recs[j].Path })
+	sortByPath(recs)
 	format := opts.Format
 	if format == Auto {
 		format = JSON
@@ -84,6 +84,17 @@ func Run(ctx context.Context, env *cli.Env, opts Options) error {
 		env.Log.Info(fmt.Sprintf("%d snapshots at %s", len(recs), loc))
 	}
 	return nil
+}
+
+// sortByPath orders records by path, keeping the order of equal paths;
+// cheap for the already sorted lists most sources return.
+func sortByPath(recs []snapshot.Snapshot) {
+	for i := 1; i < len(recs); i++ {
+		if recs[i-1].Path > recs[i].Path {
+			sort.SliceStable(recs, func(i, j int) bool { return recs[i].Path < recs[j].Path })
+			return
+		}
+	}
 }
 
 // WriteJSON prints one record per line.
