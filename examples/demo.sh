@@ -34,7 +34,7 @@ trap 'exit 130' INT TERM
 
 mkbtrfs() {
 	truncate -s "$2" "$work/$1.img"
-	mkfs.btrfs -q -f "$work/$1.img"
+	mkfs.btrfs -q -f "$work/$1.img" >/dev/null
 	mkdir -p "$work/$1"
 	mount -o loop "$work/$1.img" "$work/$1"
 	mounts="$work/$1 $mounts"

@@ -37,6 +37,8 @@ Synchronise two sets of btrfs read-only snapshots. With only <dst>, list it.
       --tz ZONE           time zone for --schedule
       --prune             delete what the schedule no longer keeps
       --max-chain N       longest restore chain at object-store destinations
+      --profile NAME      AWS profile for s3:// locations
+      --endpoint-url URL  S3-compatible endpoint (or AWS_ENDPOINT_URL)
       --ssh CMD           ssh command for ssh:// locations (or BS_SSH)
       --sudo              run remote commands with sudo -n
   -h, --help              this help
@@ -55,7 +57,7 @@ die() {
 # Options are collected per stage, each as a quoted word list that is
 # expanded with eval "set -- $list" so arguments with spaces survive.
 quote() { printf "'%s'" "$(printf '%s' "$1" | sed "s/'/'\\\\''/g")"; }
-common="" plan_opts="" put_opts="" get_opts="" remote_opts=""
+common="" plan_opts="" put_opts="" get_opts="" remote_opts="" s3_opts=""
 dry=0 delete=0 prune=0 quiet=0
 add() { eval "$1=\"\${$1} $(quote "$2")\""; }
 
@@ -88,6 +90,7 @@ while [ $# -gt 0 ]; do
 	--schedule | --tz | --max-chain) need_arg "$@"; add plan_opts "$1"; add plan_opts "$2"; shift ;;
 	--prune) prune=1; add plan_opts --prune ;;
 	--ssh) need_arg "$@"; add remote_opts --ssh; add remote_opts "$2"; shift ;;
+	--profile | --endpoint-url | --region) need_arg "$@"; add s3_opts "$1"; add s3_opts "$2"; shift ;;
 	--sudo) add remote_opts --sudo ;;
 	--) shift; break ;;
 	-?*) die "unknown option $1" "see buttersink --help" ;;
@@ -111,7 +114,7 @@ kind() {
 }
 
 if [ -z "$src" ]; then
-	eval "set -- $common $remote_opts"
+	case $dst in s3://* | file://*) eval "set -- $common $s3_opts" ;; *) eval "set -- $common $remote_opts" ;; esac
 	exec bsls "$@" "$dst"
 fi
 
@@ -128,7 +131,7 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 # 1. Plan.
-eval "set -- $common $remote_opts $plan_opts"
+eval "set -- $common $remote_opts $s3_opts $plan_opts"
 if [ "$dry" = 1 ]; then
 	exec bsplan --dry-run "$@" "$src" "$dst"
 fi
@@ -142,7 +145,7 @@ grep '^{"op":"delete"' "$tmp/plan" >"$tmp/delete" || :
 if [ -s "$tmp/send" ]; then
 	if [ "$(kind "$src")" = store ]; then
 		reader=bss3get
-		eval "set -- $common $get_opts"
+		eval "set -- $common $s3_opts $get_opts"
 	else
 		reader=bssend
 		eval "set -- $common $remote_opts"
@@ -153,7 +156,7 @@ if [ -s "$tmp/send" ]; then
 	pids="$rpid"
 	if [ "$(kind "$dst")" = store ]; then
 		writer=bss3put
-		eval "set -- $common $put_opts"
+		eval "set -- $common $s3_opts $put_opts"
 	else
 		writer=bsrecv
 		eval "set -- $common $remote_opts"
@@ -176,7 +179,7 @@ fi
 
 # 3. Delete.
 if [ -s "$tmp/delete" ]; then
-	eval "set -- $common $remote_opts"
+	case $dst in s3://* | file://*) eval "set -- $common $s3_opts" ;; *) eval "set -- $common $remote_opts" ;; esac
 	bsrm "$@" "$dst" <"$tmp/delete" >/dev/null || exit $?
 	if [ "$quiet" -eq 0 ]; then
 		printf '%s: %s deleted from %s\n' "$prog" "$(grep -c . "$tmp/delete")" "$dst" >&2

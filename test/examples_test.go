@@ -1,0 +1,250 @@
+package test
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/buttersink/buttersink/test/harness"
+)
+
+// The examples in examples/ are documentation users copy; each runs here
+// against real loop btrfs, MinIO and sshd so that they keep working.
+
+func examplesDir() string { return filepath.Join(harness.Root(), "examples") }
+
+// makeSnapshots creates a subvolume with some data under mnt and n
+// read-only snapshots of it in mnt/snaps, changing the data between them.
+func makeSnapshots(t *testing.T, mnt string, n int) string {
+	t.Helper()
+	snaps := filepath.Join(mnt, "snaps")
+	script := fmt.Sprintf(`
+		mkdir -p %[2]s
+		btrfs -q subvolume create %[1]s/data
+		head -c 3M /dev/urandom > %[1]s/data/big.bin
+		mkdir -p "%[1]s/data/dir with space/ünï"
+		for i in $(seq 1 %[3]d); do
+			seq $i 1000$i > "%[1]s/data/dir with space/ünï/file$i"
+			head -c 200K /dev/urandom > %[1]s/data/chunk$i.bin
+			btrfs -q subvolume snapshot -r %[1]s/data %[2]s/data.$i
+		done`, mnt, snaps, n)
+	harness.MustSh(t, script)
+	return snaps
+}
+
+// sameTree fails the test unless the two snapshots have identical
+// checksumdir digests (data and metadata).
+func sameTree(t *testing.T, a, b string) {
+	t.Helper()
+	r := harness.MustSh(t, fmt.Sprintf(`cd "$(mktemp -d)" && checksumdir --stdout %s | cut -d' ' -f1 && checksumdir --stdout %s | cut -d' ' -f1`, a, b))
+	lines := strings.Fields(r.Stdout)
+	if len(lines) != 2 || lines[0] != lines[1] {
+		t.Fatalf("%s and %s differ: %q", a, b, r.Stdout)
+	}
+}
+
+func TestExampleDemo(t *testing.T) {
+	harness.RequireRoot(t)
+	harness.RequireCommand(t, "age-keygen")
+	r := harness.MustSh(t, "sh "+filepath.Join(examplesDir(), "demo.sh"))
+	if !strings.Contains(r.Stdout, "demo: ok") || !strings.Contains(r.Stdout, "identical to the source") {
+		t.Fatalf("demo did not report success:\n%s", r.Stdout)
+	}
+	if strings.Contains(r.Stdout+r.Stderr, "NOTE:") {
+		t.Errorf("demo output carries mkfs noise:\n%s", r.Stdout)
+	}
+}
+
+// The nightly S3 example, run by its cron line (flock included) twice,
+// then restored with the restore example onto another filesystem.
+func TestExampleNightlyS3AndRestore(t *testing.T) {
+	src := harness.Btrfs(t, 512)
+	dst := harness.Btrfs(t, 512)
+	minio := harness.StartMinIO(t)
+	harness.RequireCommand(t, "age-keygen")
+	harness.RequireCommand(t, "flock")
+	work := t.TempDir()
+	harness.MustSh(t, fmt.Sprintf(`
+		btrfs -q subvolume create %[1]s/home
+		mkdir %[1]s/snaps
+		head -c 2M /dev/urandom > %[1]s/home/a.bin
+		age-keygen -o %[2]s/identity.txt 2>/dev/null
+		age-keygen -y %[2]s/identity.txt > %[2]s/recipients.txt
+		cat > %[2]s/backup.env <<EOF
+SUBVOLUME=%[1]s/home
+SNAPSHOTS=%[1]s/snaps
+DEST=s3://%[3]s/host1/
+AGE_RECIPIENTS=%[2]s/recipients.txt
+MAX_CHAIN=8
+EOF`, src, work, minio.Bucket))
+	// The cron line as shipped, pointed at the test's files.
+	cron, err := os.ReadFile(filepath.Join(examplesDir(), "nightly-s3", "crontab"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var line string
+	for _, l := range strings.Split(string(cron), "\n") {
+		if l != "" && !strings.HasPrefix(l, "#") {
+			line = l
+		}
+	}
+	_, cmd, ok := strings.Cut(line, " root ")
+	if !ok {
+		t.Fatalf("crontab line %q has no user field", line)
+	}
+	cmd = strings.NewReplacer(
+		"/etc/buttersink/backup.env", work+"/backup.env",
+		"/run/buttersink-backup.lock", work+"/lock",
+		"/usr/local/bin/buttersink-backup", filepath.Join(examplesDir(), "nightly-s3", "backup.sh"),
+	).Replace(cmd)
+	env := minio.Env()
+	harness.MustSh(t, cmd, env...)
+	harness.MustSh(t, "echo more > "+src+"/home/b.txt")
+	harness.MustSh(t, cmd, env...)
+
+	objs := harness.MustSh(t, fmt.Sprintf("bsls --json s3://%s/host1/", minio.Bucket), env...)
+	if n := strings.Count(objs.Stdout, `"kind":"object"`); n != 2 {
+		t.Fatalf("want 2 objects after two nightly runs, got %d:\n%s", n, objs.Stdout)
+	}
+	if strings.Count(objs.Stdout, `"encoding":"zstd.age"`) != 2 || !strings.Contains(objs.Stdout, `"send_parent_uuid"`) {
+		t.Fatalf("want zstd.age objects, the second incremental:\n%s", objs.Stdout)
+	}
+	// A run while another holds the lock is skipped quietly: no new
+	// snapshot, exit 0 (cron mails nothing).
+	harness.MustSh(t, fmt.Sprintf("flock %s/lock sh -c %q", work, cmd), env...)
+	if n := strings.Count(harness.MustSh(t, "ls "+src+"/snaps").Stdout, "\n"); n != 2 {
+		t.Fatalf("a locked-out run took a snapshot: %d snapshots", n)
+	}
+
+	harness.MustSh(t, fmt.Sprintf("sh %s/restore-s3.sh s3://%s/host1/ %s/snaps/ %s/identity.txt",
+		examplesDir(), minio.Bucket, dst, work), env...)
+	names := harness.MustSh(t, "ls "+src+"/snaps").Stdout
+	for _, n := range strings.Fields(names) {
+		sameTree(t, src+"/snaps/"+n, dst+"/snaps/"+n)
+	}
+	// The store decodes without buttersink: age -d | zstd -d | btrfs receive.
+	raw := harness.MustSh(t, fmt.Sprintf(`aws s3 ls --recursive s3://%s/host1/ | awk '{print $4}' | grep '\.full\.'`, minio.Bucket), env...)
+	key := strings.TrimSpace(raw.Stdout)
+	harness.MustSh(t, fmt.Sprintf(`mkdir %[3]s/manual && aws s3 cp s3://%[1]s/%[2]s - | age -d -i %[4]s/identity.txt | zstd -dc | btrfs receive -q %[3]s/manual`,
+		minio.Bucket, key, dst, work), env...)
+}
+
+func TestExampleScheduleAndPrune(t *testing.T) {
+	src := harness.Btrfs(t, 512)
+	snaps := makeSnapshots(t, src, 4)
+	store := t.TempDir()
+	for i := 0; i < 2; i++ {
+		harness.MustSh(t, fmt.Sprintf("sh %s/schedule-prune.sh %s/ file://%s/ Europe/Berlin", examplesDir(), snaps, store))
+	}
+	r := harness.MustSh(t, fmt.Sprintf("bsls --json file://%s/", store))
+	if !strings.Contains(r.Stdout, `"path":"data.4"`) {
+		t.Fatalf("the newest snapshot is not stored:\n%s", r.Stdout)
+	}
+	plan := harness.MustSh(t, fmt.Sprintf("bsplan -n --schedule '1y 3m 30d 24h' --tz Europe/Berlin --prune %s/ file://%s/", snaps, store))
+	if !strings.Contains(plan.Stderr, "Europe/Berlin") || !strings.Contains(plan.Stderr, "0 to send") {
+		t.Fatalf("a rerun should plan nothing and name the zone: %s", plan.Stderr)
+	}
+}
+
+func TestExampleTeeTwoDestinations(t *testing.T) {
+	harness.RequireCommand(t, "bash")
+	src := harness.Btrfs(t, 512)
+	a := harness.Btrfs(t, 512)
+	b := harness.Btrfs(t, 512)
+	snaps := makeSnapshots(t, src, 3)
+	harness.MustSh(t, fmt.Sprintf("bash %s/tee-two-destinations.sh %s/ %s/ %s/", examplesDir(), snaps, a, b))
+	for _, d := range []string{a, b} {
+		for i := 1; i <= 3; i++ {
+			sameTree(t, fmt.Sprintf("%s/data.%d", snaps, i), fmt.Sprintf("%s/data.%d", d, i))
+		}
+	}
+}
+
+func TestExampleGPGStage(t *testing.T) {
+	harness.RequireCommand(t, "gpg")
+	src := harness.Btrfs(t, 512)
+	dst := harness.Btrfs(t, 512)
+	snaps := makeSnapshots(t, src, 2)
+	store := t.TempDir()
+	gnupg := t.TempDir()
+	env := "GNUPGHOME=" + gnupg
+	harness.MustSh(t, `gpg --batch --quiet --passphrase '' --quick-gen-key bs-test@example.invalid default default never 2>/dev/null`, env)
+	harness.MustSh(t, fmt.Sprintf("sh %s/gpg-stage.sh backup %s/ file://%s/ bs-test@example.invalid", examplesDir(), snaps, store), env)
+	// The stored objects are gpg messages, not raw streams.
+	r := harness.MustSh(t, fmt.Sprintf(`for f in $(find %s -type f); do head -c 12 "$f" | grep -c btrfs-stream || :; done`, store))
+	if strings.Contains(r.Stdout, "1") {
+		t.Fatal("an object holds a raw, unencrypted stream")
+	}
+	harness.MustSh(t, fmt.Sprintf("sh %s/gpg-stage.sh restore file://%s/ %s/", examplesDir(), store, dst), env)
+	for i := 1; i <= 2; i++ {
+		sameTree(t, fmt.Sprintf("%s/data.%d", snaps, i), fmt.Sprintf("%s/data.%d", dst, i))
+	}
+}
+
+func TestExampleVerify(t *testing.T) {
+	src := harness.Btrfs(t, 512)
+	dst := harness.Btrfs(t, 512)
+	snaps := makeSnapshots(t, src, 2)
+	harness.MustSh(t, fmt.Sprintf("bsplan %[1]s/ %[2]s/ | bssend | bsrecv %[2]s/", snaps, dst))
+	r := harness.MustSh(t, fmt.Sprintf("sh %s/verify.sh %s/data.2 %s/data.2", examplesDir(), snaps, dst))
+	if !strings.Contains(r.Stdout, "matches") {
+		t.Fatalf("verify did not report a match: %s", r.Stdout)
+	}
+	// A different snapshot is reported, with exit 1.
+	bad := harness.Sh(t, fmt.Sprintf("sh %s/verify.sh %s/data.2 %s/data.1", examplesDir(), snaps, dst))
+	if bad.Code != 1 || bad.Stdout == "" {
+		t.Fatalf("verify of differing trees: exit %d, stdout %q, stderr %q", bad.Code, bad.Stdout, bad.Stderr)
+	}
+}
+
+// buttersink itself: the original's CLI over every pair of location kinds
+// that needs no server, with a failing stage failing the run.
+func TestButtersinkScript(t *testing.T) {
+	src := harness.Btrfs(t, 512)
+	dst := harness.Btrfs(t, 512)
+	snaps := makeSnapshots(t, src, 3)
+	store := t.TempDir()
+	// list mode
+	r := harness.MustSh(t, "buttersink "+snaps+"/")
+	if strings.Count(r.Stdout, `"readonly":true`) != 3 {
+		t.Fatalf("list mode: %s", r.Stdout)
+	}
+	// dry run changes nothing
+	harness.MustSh(t, fmt.Sprintf("mkdir %s/copy && buttersink -n %s/ %s/copy/", dst, snaps, dst))
+	if ls := harness.MustSh(t, "ls -A "+dst+"/copy"); ls.Stdout != "" {
+		t.Fatalf("dry run wrote to the destination: %s", ls.Stdout)
+	}
+	harness.MustSh(t, fmt.Sprintf("buttersink -q %s/ %s/copy", snaps, dst))
+	harness.MustSh(t, fmt.Sprintf("buttersink --zstd %s/ file://%s/", snaps, store))
+	harness.MustSh(t, fmt.Sprintf("mkdir %s/back && buttersink file://%s/ %s/back/", dst, store, dst))
+	for i := 1; i <= 3; i++ {
+		sameTree(t, fmt.Sprintf("%s/data.%d", snaps, i), fmt.Sprintf("%s/copy/data.%d", dst, i))
+		sameTree(t, fmt.Sprintf("%s/data.%d", snaps, i), fmt.Sprintf("%s/back/data.%d", dst, i))
+	}
+	// -d deletes what the source no longer has
+	harness.MustSh(t, fmt.Sprintf("btrfs -q subvolume delete %s/data.1 && buttersink -d %s/ %s/copy/", snaps, snaps, dst))
+	if _, err := os.Stat(dst + "/copy/data.1"); err == nil {
+		t.Fatal("-d left data.1 at the destination")
+	}
+	// A failing stage fails the run with its message: the reader (bss3get)
+	// fails on a corrupt object.
+	harness.MustSh(t, fmt.Sprintf(`f=$(find %s -name '*.full.*' | head -1); printf 'X' | dd of="$f" bs=1 seek=4000 conv=notrunc 2>/dev/null`, store))
+	harness.MustSh(t, "mkdir "+dst+"/bad")
+	bad := harness.Sh(t, fmt.Sprintf("buttersink file://%s/ %s/bad/", store, dst))
+	if bad.Code == 0 || !strings.Contains(bad.Stderr, "error:") {
+		t.Fatalf("corrupt object: exit %d, stderr %q", bad.Code, bad.Stderr)
+	}
+	left := harness.MustSh(t, "bsls --all --json "+dst+"/bad/")
+	if left.Stdout != "" {
+		t.Fatalf("a failed restore left subvolumes behind: %s", left.Stdout)
+	}
+	// usage errors exit 2
+	if u := harness.Sh(t, "buttersink --bogus x"); u.Code != 2 {
+		t.Fatalf("unknown option: exit %d", u.Code)
+	}
+	if v := harness.MustSh(t, "buttersink -V"); !strings.HasPrefix(v.Stdout, "buttersink ") {
+		t.Fatalf("-V: %q", v.Stdout)
+	}
+}
