@@ -4,10 +4,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"strconv"
 	"strings"
 	"testing"
 
+	"github.com/buttersink/buttersink/lib/remote"
 	"github.com/buttersink/buttersink/test/harness"
 )
 
@@ -387,4 +389,186 @@ func TestSSHFilter(t *testing.T) {
 	if r.Code == 0 || !strings.Contains(r.Stderr, "sudo -n bsls: command not found") {
 		t.Fatalf("bsls through the filter's sudo: exit %d, stderr:\n%s", r.Code, r.Stderr)
 	}
+}
+
+// filterRig runs bs-ssh-filter directly, as sshd would, with recording
+// stand-ins for the bs commands on PATH: each writes the argv it got to a
+// file, so a test sees exactly what the filter ran (or that it ran nothing).
+type filterRig struct {
+	prefix, bin, rec, marker string
+}
+
+func newFilterRig(t testing.TB) *filterRig {
+	dir := t.TempDir()
+	r := &filterRig{prefix: filepath.Join(dir, "p"), bin: filepath.Join(dir, "bin"), rec: filepath.Join(dir, "rec"), marker: filepath.Join(dir, "marker")}
+	for _, d := range []string{r.bin, filepath.Join(r.prefix, "sub dir")} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Symlink("/", filepath.Join(r.prefix, "escape")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("sub dir", filepath.Join(r.prefix, "inside")); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []string{"bsls", "bssend", "bsrecv", "bsrm", "checksumdir", "touch", "sh", "sudo"} {
+		script := "#!/bin/sh\nprintf '%s\\0' \"${0##*/}\" \"$@\" > " + r.rec + "\n"
+		if err := os.WriteFile(filepath.Join(r.bin, c), []byte(script), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return r
+}
+
+// run gives line to the filter; it returns the exit code, stderr and the
+// argv the filter ran (nil: nothing ran).
+func (r *filterRig) run(t testing.TB, line string, grant ...string) (int, string, []string) {
+	os.Remove(r.rec)
+	args := append([]string{filepath.Join(harness.Root(), "examples", "bs-ssh-filter")}, grant...)
+	cmd := exec.Command("sh", append(args, "--path", r.prefix)...)
+	cmd.Env = []string{"SSH_ORIGINAL_COMMAND=" + line, "PATH=" + r.bin + ":/usr/bin:/bin", "SSH_CLIENT=127.0.0.1 1 22"}
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(r.rec)
+	if err != nil {
+		return code, stderr.String(), nil
+	}
+	argv := strings.Split(string(b), "\x00")
+	return code, stderr.String(), argv[:len(argv)-1]
+}
+
+// TestSSHFilterQuoting: what the client writes (remote.CommandLine) is what
+// the filter runs, paths canonicalised; other spellings are refused.
+func TestSSHFilterQuoting(t *testing.T) {
+	r := newFilterRig(t)
+	all := []string{"--read", "--append", "--delete"}
+	P := r.prefix
+	for _, tc := range []struct {
+		line string
+		want []string // nil: refused
+	}{
+		{remote.CommandLine(false, "bsls", []string{"--client-version", "v1.2-3-gabc", "-q", "--json", "--all", P + "/"}),
+			[]string{"bsls", "--client-version", "v1.2-3-gabc", "-q", "--json", "--all", P + "/"}},
+		{remote.CommandLine(true, "bsrecv", []string{"-v", P + "/sub dir/"}), []string{"bsrecv", "-v", P + "/sub dir/"}},
+		{remote.CommandLine(false, "bssend", []string{"--proto", "2", "-p", P + "/inside/a", "-c", P + "/b", P + "/x/../c"}),
+			[]string{"bssend", "--proto", "2", "-p", P + "/sub dir/a", "-c", P + "/b", P + "/c"}},
+		{remote.CommandLine(false, "bsrm", []string{"--dry-run", P + "/a", P + "/b"}), []string{"bsrm", "--dry-run", P + "/a", P + "/b"}},
+		{remote.CommandLine(false, "checksumdir", []string{"--stdout", "--full", P + "/a"}), []string{"checksumdir", "--stdout", "--full", P + "/a"}},
+		{remote.CommandLine(false, "bsls", []string{P}), []string{"bsls", P}},
+		{remote.CommandLine(false, "bsls", []string{P + "/it's"}), nil},
+		{remote.CommandLine(false, "bsls", []string{P + "/ü"}), nil},
+		{remote.CommandLine(false, "bsls", []string{P + "/escape/etc/"}), nil},
+		{remote.CommandLine(false, "bsls", []string{P + "x/"}), nil},
+		{remote.CommandLine(false, "bsls", []string{"--json=1", P + "/"}), nil},
+		{remote.CommandLine(false, "bsls", []string{"", P + "/"}), nil},
+		{remote.CommandLine(false, "bsls", []string{"--client-version", "-v", P + "/"}), nil},
+		{remote.CommandLine(false, "bssend", []string{"--proto", "x", P + "/a"}), nil},
+		{remote.CommandLine(false, "bsrm", []string{P + "/"}), nil},
+		{remote.CommandLine(false, "checksumdir", []string{P + "/a"}), nil},
+		{remote.CommandLine(false, "bsrecv", []string{P + "/a/", P + "/b/"}), nil},
+		{remote.CommandLine(false, "sudo", []string{"bsls", P + "/"}), nil},
+		{"sudo -n sudo -n bsls '" + P + "/'", nil},
+		{"bsls '" + P + "/' ", nil},
+		{" bsls '" + P + "/'", nil},
+		{"bsls ''" + P + "/''", nil},
+		{"bsls '" + P + "/", nil},
+	} {
+		code, stderr, argv := r.run(t, tc.line, all...)
+		if tc.want == nil {
+			if code != 1 || argv != nil || !strings.HasPrefix(stderr, "bs-ssh-filter: error: denied: ") {
+				t.Errorf("%q: not refused: exit %d, ran %q, stderr %q", tc.line, code, argv, stderr)
+			}
+			continue
+		}
+		if code != 0 || !reflect.DeepEqual(argv, tc.want) {
+			t.Errorf("%q: exit %d, ran %q, stderr %q; want %q", tc.line, code, argv, stderr, tc.want)
+		}
+	}
+	// Misconfigured grants are the admin's error (exit 2), and run nothing.
+	for _, grant := range [][]string{{"--read", "--path"}, {"--path", "/srv"}, {"--write", "--path", "/srv"}, {"--read", "--path", "srv"}} {
+		cmd := exec.Command("sh", append([]string{filepath.Join(harness.Root(), "examples", "bs-ssh-filter")}, grant...)...)
+		cmd.Env = []string{"SSH_ORIGINAL_COMMAND=bsls '/srv/'", "PATH=" + r.bin + ":/usr/bin:/bin"}
+		out, err := cmd.CombinedOutput()
+		if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 2 || !strings.Contains(string(out), "bad configuration") {
+			t.Errorf("grant %q: %v, %s", grant, err, out)
+		}
+	}
+}
+
+// FuzzSSHFilter: whatever command line arrives, the filter either refuses
+// it (exit 1, one "denied" line, nothing run) or runs one bs command whose
+// arguments hold only the allowed characters and whose paths lie below
+// the prefix. Nothing else ever runs: no marker file appears.
+func FuzzSSHFilter(f *testing.F) {
+	r := newFilterRig(f)
+	P := r.prefix
+	for _, s := range []string{
+		"bsls '--json' '" + P + "/'",
+		"sudo -n bsrecv '" + P + "/sub dir/'",
+		"bssend '-p' '" + P + "/inside/a' '" + P + "/b'",
+		"bsrm '" + P + "/a'",
+		"bsls '" + P + "/'; touch " + r.marker,
+		"bsls '" + P + "/$(touch " + r.marker + ")'",
+		"bsls '" + P + "/'\ntouch '" + r.marker + "'",
+		"touch '" + r.marker + "'",
+		"bsls '--log' '" + r.marker + "' '" + P + "/'",
+		"bsls '" + P + "/../../'",
+		"bsls '" + P + "/escape/'",
+		"bsls ''\\'''",
+		"",
+		"'",
+		"bsls '",
+	} {
+		f.Add(s)
+	}
+	allowed := func(s string) bool {
+		for _, c := range []byte(s) {
+			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("_./:=@%+,- ", c) >= 0) {
+				return false
+			}
+		}
+		return true
+	}
+	f.Fuzz(func(t *testing.T, line string) {
+		if strings.ContainsRune(line, 0) {
+			t.Skip("an environment variable cannot hold NUL")
+		}
+		code, stderr, argv := r.run(t, line, "--read", "--append", "--delete")
+		if _, err := os.Stat(r.marker); err == nil {
+			t.Fatalf("%q: the marker was created", line)
+		}
+		if code != 0 {
+			if code != 1 || argv != nil || strings.Count(stderr, "\n") != 1 || !strings.HasPrefix(stderr, "bs-ssh-filter: error: denied: ") {
+				t.Fatalf("%q: exit %d, ran %q, stderr %q", line, code, argv, stderr)
+			}
+			return
+		}
+		if len(argv) < 2 {
+			t.Fatalf("%q: admitted, but ran %q", line, argv)
+		}
+		switch argv[0] {
+		case "bsls", "bssend", "bsrecv", "bsrm", "checksumdir":
+		default:
+			t.Fatalf("%q: ran %q", line, argv)
+		}
+		for _, a := range argv[1:] {
+			if !allowed(a) || a == "" {
+				t.Fatalf("%q: ran %q: argument %q", line, argv, a)
+			}
+			if strings.HasPrefix(a, "/") && a != P && !strings.HasPrefix(a, P+"/") {
+				t.Fatalf("%q: ran %q: path %q outside %s", line, argv, a, P)
+			}
+			if strings.HasPrefix(a, "-l") || strings.HasPrefix(a, "--log") {
+				t.Fatalf("%q: ran %q with a log flag", line, argv)
+			}
+		}
+	})
 }
