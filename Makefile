@@ -30,7 +30,7 @@ deps:
 # missing prerequisite a failure instead of a skip).
 test:
 	sh test/deps.sh
-	$(MAKE) build
+	$(MAKE) build man
 	go vet ./...
 	go test -count=1 -timeout 80m ./...
 
