@@ -16,6 +16,7 @@ import (
 	"io"
 	"io/fs"
 	"path"
+	"path/filepath"
 	"strings"
 
 	"github.com/buttersink/buttersink/lib/btrfs"
@@ -69,7 +70,7 @@ func Run(ctx context.Context, env *cli.Env, o Options) error {
 	if len(dirs) > 0 && len(named) > 0 {
 		return cli.UsageError("give either directories (DIR/, steps on stdin) or snapshots (DIR/NAME), not both")
 	}
-	var steps []plan.Step
+	var steps []checked
 	var err error
 	if len(named) > 0 {
 		steps, err = namedSteps(ctx, named, o)
@@ -88,7 +89,7 @@ func Run(ctx context.Context, env *cli.Env, o Options) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		if err := r.delete(ctx, &steps[i]); err != nil {
+		if err := r.delete(ctx, &steps[i].Step, steps[i].scope); err != nil {
 			return err
 		}
 		deleted++
@@ -103,11 +104,17 @@ func Run(ctx context.Context, env *cli.Env, o Options) error {
 	return nil
 }
 
+// checked is a delete step and the allowed directory it is within.
+type checked struct {
+	plan.Step
+	scope location.Location
+}
+
 // readSteps reads plan steps, keeps the delete steps and checks every one
 // against the allowed directories before anything is deleted.
-func readSteps(in io.Reader, dirs []location.Location, env *cli.Env) ([]plan.Step, error) {
+func readSteps(in io.Reader, dirs []location.Location, env *cli.Env) ([]checked, error) {
 	jr := jsonl.NewReader(in, "stdin")
-	var steps []plan.Step
+	var steps []checked
 	for {
 		var s plan.Step
 		err := jr.Next(&s)
@@ -125,35 +132,38 @@ func readSteps(in io.Reader, dirs []location.Location, env *cli.Env) ([]plan.Ste
 		default:
 			return nil, fmt.Errorf("stdin line %d: unknown op %q", jr.Line(), s.Op)
 		}
-		if err := check(&s, dirs); err != nil {
+		scope, err := check(&s, dirs)
+		if err != nil {
 			return nil, hint.Wrap(fmt.Errorf("stdin line %d: %w", jr.Line(), err), "nothing was deleted; bsrm deletes only within the directories on its command line")
 		}
-		steps = append(steps, s)
+		steps = append(steps, checked{s, scope})
 	}
 }
 
-// check refuses a step outside the allowed directories.
-func check(s *plan.Step, dirs []location.Location) error {
+// check refuses a step outside the allowed directories; it returns the
+// directory the step is within.
+func check(s *plan.Step, dirs []location.Location) (location.Location, error) {
+	var none location.Location
 	dst, err := location.Parse(s.Dst)
 	if err != nil {
-		return fmt.Errorf("step dst: %v", err)
+		return none, fmt.Errorf("step dst: %v", err)
 	}
 	if dst.Snapshot != "" {
-		return fmt.Errorf("step dst %q is not a directory (no trailing slash)", s.Dst)
+		return none, fmt.Errorf("step dst %q is not a directory (no trailing slash)", s.Dst)
 	}
 	name := s.Snapshot.Path
 	if dst.IsObjectStore() {
 		name = s.Snapshot.Key
 	}
 	if err := checkRelative(name); err != nil {
-		return fmt.Errorf("%s: %v", dst.DirString()+name, err)
+		return none, fmt.Errorf("%s: %v", dst.DirString()+name, err)
 	}
 	for _, d := range dirs {
 		if within(dst, d) {
-			return nil
+			return d, nil
 		}
 	}
-	return fmt.Errorf("refusing to delete %s: not within %s", dst.DirString()+name, listDirs(dirs))
+	return none, fmt.Errorf("refusing to delete %s: not within %s", dst.DirString()+name, listDirs(dirs))
 }
 
 // checkRelative accepts a clean relative path that stays below its
@@ -199,8 +209,8 @@ func listDirs(dirs []location.Location) string {
 // namedSteps lists each named snapshot's directory and plans deleting it:
 // for an object store every stored stream of the snapshot, unless another
 // snapshot's restore chain needs one.
-func namedSteps(ctx context.Context, named []location.Location, o Options) ([]plan.Step, error) {
-	var steps []plan.Step
+func namedSteps(ctx context.Context, named []location.Location, o Options) ([]checked, error) {
+	var steps []checked
 	for _, l := range named {
 		if err := checkRelative(l.Snapshot); err != nil {
 			return nil, cli.UsageError("%s: %v", l, err)
@@ -225,7 +235,9 @@ func namedSteps(ctx context.Context, named []location.Location, o Options) ([]pl
 			return nil, hint.Wrap(fmt.Errorf("%s: refusing to delete %s: other stored snapshots are diffs from it", l, spared[0].Key),
 				"delete the snapshots that depend on it first, or plan with bsplan -d")
 		}
-		steps = append(steps, s...)
+		for _, x := range s {
+			steps = append(steps, checked{x, dir})
+		}
 	}
 	return steps, nil
 }
@@ -237,8 +249,8 @@ type remover struct {
 	out    *jsonl.Writer
 }
 
-// delete carries out one checked step.
-func (r *remover) delete(ctx context.Context, s *plan.Step) error {
+// delete carries out one checked step, within scope.
+func (r *remover) delete(ctx context.Context, s *plan.Step, scope location.Location) error {
 	dst, err := location.Parse(s.Dst)
 	if err != nil {
 		return err
@@ -246,7 +258,7 @@ func (r *remover) delete(ctx context.Context, s *plan.Step) error {
 	res := Result{Op: plan.OpDelete, Dst: dst.DirString(), Path: s.Snapshot.Path, Key: s.Snapshot.Key, UUID: s.Snapshot.UUID}
 	switch dst.Scheme {
 	case location.Btrfs:
-		res.Status, err = r.deleteSubvolume(dst, s)
+		res.Status, err = r.deleteSubvolume(dst, s, scope)
 	case location.S3, location.File:
 		res.Status, err = r.deleteObject(ctx, dst, s)
 	case location.SSH:
@@ -266,8 +278,18 @@ func (r *remover) delete(ctx context.Context, s *plan.Step) error {
 
 // deleteSubvolume deletes the read-only subvolume the step names, after
 // checking that the path still holds that very snapshot.
-func (r *remover) deleteSubvolume(dst location.Location, s *plan.Step) (string, error) {
+func (r *remover) deleteSubvolume(dst location.Location, s *plan.Step, scope location.Location) (string, error) {
 	p := path.Join(dst.Dir, s.Snapshot.Path)
+	// A symbolic link below the allowed directory must not lead out of it.
+	if real, err := filepath.EvalSymlinks(p); err == nil {
+		top, err := filepath.EvalSymlinks(scope.Dir)
+		if err != nil {
+			return "", err
+		}
+		if real != top && !strings.HasPrefix(real, strings.TrimSuffix(top, "/")+"/") {
+			return "", fmt.Errorf("%s: refusing to delete: it resolves to %s, outside %s", p, real, scope.DirString())
+		}
+	}
 	info, err := btrfs.Info(p)
 	if errors.Is(err, fs.ErrNotExist) {
 		return "absent", nil

@@ -117,3 +117,21 @@ func TestCalendar(t *testing.T) {
 		t.Errorf("max chain %d", p.MaxChain())
 	}
 }
+
+// FuzzParse: any input parses to a policy that prints and parses back to
+// itself, or fails cleanly.
+func FuzzParse(f *testing.F) {
+	for _, s := range []string{"1y 3m 30d 24h", "2q", "7d 7d", "0h", "99999999999999999999y", "1M 1h", " 3w\t"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		p, err := Parse(s, time.UTC)
+		if err != nil {
+			return
+		}
+		q, err := Parse(p.String(), time.UTC)
+		if err != nil || q.String() != p.String() || p.MaxChain() != len(p.Frames)+1 {
+			t.Fatalf("%q: %q then %q, %v", s, p.String(), q.String(), err)
+		}
+	})
+}
