@@ -561,6 +561,20 @@ func TestSendRecvFaults(t *testing.T) {
 			t.Fatalf("source changed")
 		}
 		rerun(t, dst)
+		// Between streams, waiting on a silent stdin: ends at once, the
+		// complete snapshot stays.
+		r = harness.Sh(t, `
+			btrfs -q subvolume delete "$DST/s1"
+			mkfifo "$DST/fifo"
+			bsrecv "$DST/" < "$DST/fifo" & rpid=$!
+			{ cat "$SRC/s1.stream"; exec sleep 30; } > "$DST/fifo" & feeder=$!
+			for i in $(seq 100); do [ -e "$DST/s1" ] && btrfs property get "$DST/s1" ro | grep -q true && break; sleep 0.1; done
+			sleep 0.5; kill -INT $rpid
+			rc=0; wait $rpid || rc=$?; kill $feeder; rm "$DST/fifo"; exit $rc`, "SRC="+src, "DST="+dst)
+		if r.Code != 130 || !strings.Contains(r.Stderr, "bsrecv: error: interrupted") {
+			t.Fatalf("exit %d, stderr %q", r.Code, r.Stderr)
+		}
+		srComplete(t, dst+"/s1", src+"/s1")
 	})
 }
 

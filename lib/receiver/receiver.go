@@ -103,7 +103,9 @@ func receiveLocal(ctx context.Context, env *cli.Env, opts Options, dest string) 
 	start := time.Now()
 	var n, skipped int
 	var total int64
-	r := sendstream.NewReader(env.Stdin)
+	in := newCtxReader(ctx, env.Stdin)
+	defer in.Close()
+	r := sendstream.NewReader(in)
 	for {
 		if err := ctx.Err(); err != nil {
 			return err

@@ -1,8 +1,11 @@
 package receiver
 
 import (
+	"context"
+	"io"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestRelPath(t *testing.T) {
@@ -68,4 +71,33 @@ func TestTailMessage(t *testing.T) {
 	if len(tl.b) > tailMax || !strings.HasSuffix(tl.message(), "ERROR: the last one") {
 		t.Errorf("tail kept %d bytes: ...%q", len(tl.b), tl.message()[len(tl.message())-30:])
 	}
+}
+
+func TestCtxReader(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	pr, pw := io.Pipe()
+	r := newCtxReader(ctx, pr)
+	defer r.Close()
+	go pw.Write([]byte("abc"))
+	p := make([]byte, 10)
+	if n, err := r.Read(p); n != 3 || err != nil || string(p[:3]) != "abc" {
+		t.Fatalf("read %d %v %q", n, err, p[:n])
+	}
+	// A read blocked on a silent writer ends with the context.
+	done := make(chan error)
+	go func() { _, err := r.Read(p); done <- err }()
+	time.Sleep(20 * time.Millisecond)
+	cancel()
+	select {
+	case err := <-done:
+		if err != context.Canceled {
+			t.Fatalf("err %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("read not interrupted")
+	}
+	if _, err := r.Read(p); err != context.Canceled {
+		t.Fatalf("read after cancel: %v", err)
+	}
+	pw.Close()
 }
