@@ -240,7 +240,8 @@ func TestSSHRemoteToRemote(t *testing.T) {
 }
 
 // TestSSHInterrupted: killing the ssh client in the middle of a push leaves
-// nothing partial on the remote host, and a rerun completes.
+// nothing partial on the remote host, in the middle of a pull nothing
+// partial here; reruns complete.
 func TestSSHInterrupted(t *testing.T) {
 	harness.RequireCommand(t, "pv")
 	s := harness.StartSSHD(t, harness.SSHDOptions{})
@@ -275,6 +276,31 @@ func TestSSHInterrupted(t *testing.T) {
 	}
 	mustSh(t, env, `bssend "$1/big" | bsrecv "$2"`, mnt, s.URL(dst))
 	received(t, mnt+"/", dst, "big")
+
+	// A pull whose ssh is killed: the local bsrecv deletes its partial.
+	pulled := mnt + "/pulled/"
+	r = mustSh(t, env, sendStep+`
+		mkdir "$2"
+		send_step "$1" "$2" big > "$3/plan"
+		bssend < "$3/plan" 2>"$3/err" | pv -q -L 30m | bsrecv "$2" || true &
+		for i in $(seq 100); do
+			ssh=$(pgrep -f -- "-p $4 -- root@127.0.0.1 bssend" || true)
+			[ -n "$ssh" ] && break
+			sleep 0.1
+		done
+		sleep 2
+		kill -9 $ssh
+		wait
+		cat "$3/err"
+		bsls --all --json "$2"`, s.URL(dst), pulled, t.TempDir(), port(s))
+	if !strings.Contains(r.Stdout, "bssend: error: root@127.0.0.1:"+port(s)+": ssh killed by signal 9") {
+		t.Errorf("no clear error line for the killed ssh of a pull:\n%s", r.Stdout)
+	}
+	if strings.Contains(r.Stdout, `"path":"big"`) {
+		t.Fatalf("a partial snapshot is left after the pull:\n%s", r.Stdout)
+	}
+	mustSh(t, env, sendStep+`send_step "$1" "$2" big | bssend | bsrecv "$2"`, s.URL(dst), pulled)
+	received(t, dst, pulled, "big")
 }
 
 // TestSSHFilter: keys whose forced command is bs-ssh-filter may run the bs

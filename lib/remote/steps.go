@@ -202,5 +202,10 @@ func Checksum(ctx context.Context, env *cli.Env, f Flags, arg string, full bool)
 	if full {
 		args = append(args, "--full")
 	}
-	return Exec(ctx, env, f, loc, "checksumdir", append(args, Path(loc))...)
+	// No stdin: the remote checksumdir reads none, and ssh must not take
+	// what the user types.
+	return f.Run(ctx, loc, Command{
+		Name: "checksumdir", Args: append(args, Path(loc)),
+		Stdout: env.Stdout, Stderr: env.Stderr, Log: env.Log, Quiet: env.Quiet, Verbose: env.Verbose,
+	})
 }
