@@ -1,11 +1,15 @@
 package btrfs
 
 import (
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/buttersink/buttersink/test/harness"
 )
@@ -109,5 +113,109 @@ func TestSendMatchesBtrfsSend(t *testing.T) {
 	}
 	if err := Send(mnt+"/vol", 1, "", nil, 0, 0); err == nil {
 		t.Error("Send of a writable subvolume succeeded")
+	}
+}
+
+func TestFlagsReceivedDelete(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs a loop btrfs")
+	}
+	mnt := harness.Btrfs(t, 200)
+	run(t, "btrfs", "subvolume", "create", mnt+"/vol")
+	run(t, "btrfs", "subvolume", "create", mnt+"/vol/inner")
+	if err := Snapshot(mnt+"/vol", mnt, "ro", true); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"", ".", "..", "a/b", strings.Repeat("x", 256)} {
+		if err := Snapshot(mnt+"/vol", mnt, name, true); err == nil {
+			t.Errorf("Snapshot named %q succeeded", name)
+		}
+	}
+	if err := Snapshot(mnt+"/vol", mnt, "ro", true); err == nil {
+		t.Error("Snapshot over an existing name succeeded")
+	}
+
+	// Read-only flag: round trip, checked by btrfs property get.
+	if ro, err := ReadOnly(mnt + "/ro"); err != nil || !ro {
+		t.Fatalf("ReadOnly(ro) = %v, %v", ro, err)
+	}
+	if err := SetReadOnly(mnt+"/ro", false); err != nil {
+		t.Fatal(err)
+	}
+	if out := run(t, "btrfs", "property", "get", mnt+"/ro", "ro"); strings.TrimSpace(out) != "ro=false" {
+		t.Errorf("after SetReadOnly false: %q", out)
+	}
+
+	// Received UUID on the now writable subvolume, as receive does.
+	u := Subvol{}.UUID
+	copy(u[:], "0123456789abcdef")
+	if err := SetReceived(mnt+"/ro", u, 4242); err != nil {
+		t.Fatal(err)
+	}
+	if err := SetReadOnly(mnt+"/ro", true); err != nil {
+		t.Fatal(err)
+	}
+	info, err := Info(mnt + "/ro")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.ReceivedUUID != u || info.STransID != 4242 || info.RTransID == 0 || info.RTime.IsZero() || !info.ReadOnly {
+		t.Errorf("after SetReceived: %+v", info)
+	}
+	show := run(t, "btrfs", "subvolume", "show", mnt+"/ro")
+	if !strings.Contains(show, u.String()) || !strings.Contains(show, "readonly") {
+		t.Errorf("btrfs subvolume show disagrees:\n%s", show)
+	}
+	if err := SetReceived(mnt+"/ro", u, 1); err == nil {
+		t.Error("SetReceived on a read-only subvolume succeeded")
+	}
+
+	// Errors name the object and the fault.
+	os.Mkdir(mnt+"/plain", 0o755)
+	if _, err := Info(mnt + "/plain"); !errors.Is(err, ErrNotSubvolume) || !strings.HasPrefix(err.Error(), mnt+"/plain: ") {
+		t.Errorf("Info(plain dir) = %v", err)
+	}
+	if _, err := List("/proc"); !errors.Is(err, ErrNotBtrfs) {
+		t.Errorf("List(/proc) = %v", err)
+	}
+	if ok, err := IsSubvolume(mnt + "/plain"); ok || err != nil {
+		t.Errorf("IsSubvolume(plain) = %v, %v", ok, err)
+	}
+	if ok, err := IsSubvolume(mnt + "/vol"); !ok || err != nil {
+		t.Errorf("IsSubvolume(vol) = %v, %v", ok, err)
+	}
+
+	// Delete: a read-only snapshot goes; one holding a subvolume does not.
+	if err := Delete(mnt + "/ro"); err != nil {
+		t.Fatal(err)
+	}
+	if err := Delete(mnt + "/vol"); !errors.Is(err, unix.ENOTEMPTY) {
+		t.Errorf("Delete of a subvolume holding one = %v, want ENOTEMPTY", err)
+	}
+	if err := Delete(mnt + "/plain"); !errors.Is(err, ErrNotSubvolume) {
+		t.Errorf("Delete(plain dir) = %v", err)
+	}
+	if err := Delete(mnt); err == nil {
+		t.Error("Delete of the top level succeeded")
+	}
+	subs, err := List(mnt)
+	if err != nil || len(subs) != 2 {
+		t.Errorf("after deletes List = %+v, %v", subs, err)
+	}
+
+	fi, err := GetFSInfo(mnt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out := run(t, "btrfs", "filesystem", "show", mnt); !strings.Contains(out, fi.FSID.String()) || fi.NumDevices != 1 || fi.NodeSize == 0 || fi.SectorSize == 0 {
+		t.Errorf("GetFSInfo %+v; btrfs filesystem show:\n%s", fi, out)
+	}
+	if want, err := os.ReadFile("/sys/fs/btrfs/features/send_stream_version"); err == nil {
+		if got := SendProtoMax(); strings.TrimSpace(string(want)) != strconv.Itoa(int(got)) {
+			t.Errorf("SendProtoMax = %d, sysfs %s", got, want)
+		}
+	}
+	if _, on, err := Qgroups(mnt); on || err != nil {
+		t.Errorf("Qgroups with quotas off = %v, %v", on, err)
 	}
 }
