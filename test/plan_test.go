@@ -168,6 +168,7 @@ func TestPlanFaults(t *testing.T) {
 		{"unknown op", `echo '{"op":"format","dst":"'"$DST"'/","snapshot":{"path":"s1"}}' | bsrm "$DST/"`, `unknown op "format"`, 1},
 		{"writable", `btrfs -q subvolume create "$DST/w" && bsrm "$DST/w"`, "bsrm: error: " + dst + "/w: no such read-only snapshot", 1},
 		{"writable by step", `echo '{"op":"delete","dst":"'"$DST"'/","snapshot":{"kind":"subvolume","path":"w"}}' | bsrm "$DST/"`, "refusing to delete a writable subvolume", 1},
+		{"symlink out", `ln -s "$SRC/snaps" "$DST/link" && echo '{"op":"delete","dst":"'"$DST"'/","snapshot":{"kind":"subvolume","path":"link/s1"}}' | bsrm "$DST/"`, "refusing to delete: it resolves to " + src + "/snaps/s1, outside " + dst + "/", 1},
 		{"replaced", `u=$(bsls "$DST/s2" | sed 's/.*"uuid":"\([^"]*\)".*/\1/'); btrfs -q subvolume delete "$DST/s2"; btrfs -q subvolume snapshot -r "$DST/s1" "$DST/s2"
 			echo '{"op":"delete","dst":"'"$DST"'/","snapshot":{"kind":"subvolume","path":"s2","uuid":"'"$u"'"}}' | bsrm "$DST/"`, "not deleted", 1},
 	}
@@ -180,7 +181,7 @@ func TestPlanFaults(t *testing.T) {
 		})
 	}
 	// Nothing was deleted by any of them.
-	harness.MustSh(t, `test -d "$DST/s1" && test -d "$DST/s2" && test -d "$DST/s3" && test -d "$DST/w"`, env...)
+	harness.MustSh(t, `test -d "$DST/s1" && test -d "$DST/s2" && test -d "$DST/s3" && test -d "$DST/w" && test -d "$SRC/snaps/s1"`, env...)
 }
 
 // Back up to an object store (file://) and restore from it, with plans
