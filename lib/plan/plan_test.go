@@ -212,3 +212,47 @@ func (f measureFunc) Measure(_ context.Context, edges []Edge) ([]int64, error) {
 	}
 	return out, nil
 }
+
+func TestDeleteSteps(t *testing.T) {
+	tests := []struct {
+		dst, doomed string
+		objects     bool
+		want        string
+		spared      int
+	}{
+		{dst: "a b<a c<b", doomed: "c", objects: true, want: "-c_b"},
+		{dst: "a b<a c<b", doomed: "b c", objects: true, want: "-c_b -b_a"},
+		{dst: "a b<a c<b", doomed: "a", objects: true, want: "", spared: 1},
+		{dst: "a b<a c<b", doomed: "a b", objects: true, want: "", spared: 2},
+		{dst: "a b<a c<b c", doomed: "b", objects: true, want: "", spared: 1}, // c_b, which stays, needs it
+		{dst: "a b c", doomed: "a c", want: "-a -c"},
+		{dst: "a x/b x", doomed: "x x/b", want: "-x/b -x"}, // nested first
+	}
+	for _, tc := range tests {
+		dst := parseDst(t, tc.dst, nil, tc.objects)
+		if tc.objects {
+			for i := range dst { // tell the two objects of c apart
+				if dst[i].Path == "c" && dst[i].SendParentUUID.IsZero() {
+					dst[i].Key = "c_full"
+				}
+			}
+		}
+		doomed := map[string]bool{}
+		for _, d := range strings.Fields(tc.doomed) {
+			doomed[d] = true
+		}
+		dir := mustLoc(t, "/d/")
+		if tc.objects {
+			dir = mustLoc(t, "file:///d/")
+		}
+		steps, spared := DeleteSteps(dir, dst, func(r *snapshot.Snapshot) bool { return doomed[r.Path] })
+		if got := render(steps); got != tc.want || len(spared) != tc.spared {
+			t.Errorf("%s minus %s: got %q spared %d, want %q spared %d", tc.dst, tc.doomed, got, len(spared), tc.want, tc.spared)
+		}
+		for _, s := range steps {
+			if s.Reason != ReasonNamed || s.Dst != dir.DirString() {
+				t.Errorf("step %+v", s)
+			}
+		}
+	}
+}
