@@ -52,7 +52,7 @@ func BenchmarkScheduleYear(b *testing.B) {
 		b.Fatal(err)
 	}
 	figures := func(dst []snapshot.Snapshot) (stored int64, longest int) {
-		idx := newDstIndex(dst, true)
+		idx := newRecordIndex(dst, true)
 		for i := range dst {
 			stored += *dst[i].Size
 			longest = max(longest, idx.chain[i])

@@ -30,7 +30,7 @@ func (pl *planner) planDeletes(res *Result) {
 	}
 	recs := pl.dst.recs
 	reason := make(map[int]string)
-	var srcIdx *dstIndex
+	var srcIdx *recordIndex
 	if pl.opts.Delete {
 		srcIdx = pl.srcIdx
 	}
@@ -60,7 +60,7 @@ const ReasonNamed = "named"
 // the records it spared.
 func DeleteSteps(dir location.Location, recs []snapshot.Snapshot, doomed func(*snapshot.Snapshot) bool) ([]Step, []snapshot.Snapshot) {
 	objects := dir.IsObjectStore()
-	pl := &planner{opts: Options{Dst: dir.AsDir()}, dstObjects: objects, dst: newDstIndex(recs, objects)}
+	pl := &planner{opts: Options{Dst: dir.AsDir()}, dstObjects: objects, dst: newRecordIndex(recs, objects)}
 	reason := make(map[int]string)
 	for i := range recs {
 		if doomed(&recs[i]) {

@@ -13,9 +13,9 @@ import (
 // stream: it cannot be restored and counts as absent.
 const noChain = math.MaxInt32
 
-// dstIndex finds the destination records that correlate with a snapshot,
+// recordIndex finds the destination records that correlate with a snapshot,
 // and for object stores how long each object's diffs chain is.
-type dstIndex struct {
+type recordIndex struct {
 	recs    []snapshot.Snapshot
 	objects bool
 	byEff   map[uuid.UUID][]int
@@ -32,8 +32,8 @@ type dstIndex struct {
 	children map[uuid.UUID][]int
 }
 
-func newDstIndex(recs []snapshot.Snapshot, objects bool) *dstIndex {
-	d := &dstIndex{recs: recs, objects: objects,
+func newRecordIndex(recs []snapshot.Snapshot, objects bool) *recordIndex {
+	d := &recordIndex{recs: recs, objects: objects,
 		byEff: make(map[uuid.UUID][]int, len(recs)), byUUID: make(map[uuid.UUID][]int, len(recs))}
 	for i := range recs {
 		r := &recs[i]
@@ -59,7 +59,7 @@ func newDstIndex(recs []snapshot.Snapshot, objects bool) *dstIndex {
 // chains computes chain, diffs and via for every object: the shortest
 // path of send parents down to a full stream, found breadth first from
 // the full streams (send-parent links may form cycles).
-func (d *dstIndex) chains() {
+func (d *recordIndex) chains() {
 	n := len(d.recs)
 	d.chain = make([]int, n)
 	d.diffs = make([]int64, n)
@@ -103,7 +103,7 @@ func objectBytes(r *snapshot.Snapshot) int64 {
 
 // all calls fn for every record that correlates with s (a record may be
 // reported more than once).
-func (d *dstIndex) all(s *snapshot.Snapshot, fn func(i int)) {
+func (d *recordIndex) all(s *snapshot.Snapshot, fn func(i int)) {
 	consider := func(list []int) {
 		for _, i := range list {
 			if snapshot.Correlates(s, &d.recs[i]) {
@@ -124,7 +124,7 @@ func (d *dstIndex) all(s *snapshot.Snapshot, fn func(i int)) {
 
 // find returns the destination record that correlates with s (for object
 // stores: the restorable one with the shortest chain), or -1.
-func (d *dstIndex) find(s *snapshot.Snapshot) int {
+func (d *recordIndex) find(s *snapshot.Snapshot) int {
 	best := -1
 	d.all(s, func(i int) {
 		r := &d.recs[i]

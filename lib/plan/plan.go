@@ -74,8 +74,9 @@ type node struct {
 	pos int
 	// time is the snapshot's time for the schedule.
 	time time.Time
-	// level is the schedule frame in which the node is nominal, and
-	// schedParent the parent the schedule gives it (nil = full).
+	// schedParent is the parent the schedule gives the node (nil =
+	// full), schedChain the chain that makes, and needed whether the
+	// schedule keeps it or a kept snapshot to send needs it.
 	schedParent *node
 	schedChain  int
 	needed      bool
@@ -86,7 +87,7 @@ type node struct {
 type planner struct {
 	opts        Options
 	src         []*node
-	dst         *dstIndex
+	dst         *recordIndex
 	dstObjects  bool
 	maxChain    int
 	storeWeight float64
@@ -100,14 +101,16 @@ type planner struct {
 	// prunable marks destination records the schedule no longer keeps.
 	prunable map[int]bool
 	// srcIdx finds source records by identity, indexed like src.
-	srcIdx *dstIndex
+	srcIdx *recordIndex
 }
 
 // ErrObjectCopy refuses plans between two object stores.
 var ErrObjectCopy = errors.New("copying between object stores is not supported")
 
-// Plan plans sending src's snapshots to dst. src and dst are the
-// inventories of opts.Src's directory and of opts.Dst.
+// Plan plans sending src's snapshots to dst. src is the inventory of
+// opts.Src's directory (all of it, also when opts.Src names one snapshot:
+// the others are candidate parents), dst that of opts.Dst. The steps come
+// in dependency order: sends (parents first), then deletes.
 func Plan(ctx context.Context, src, dst []snapshot.Snapshot, opts Options) (*Result, error) {
 	if opts.Src.IsObjectStore() && opts.Dst.IsObjectStore() {
 		return nil, fmt.Errorf("%s to %s: %w", opts.Src.DirString(), opts.Dst.DirString(), ErrObjectCopy)
@@ -139,7 +142,7 @@ func Plan(ctx context.Context, src, dst []snapshot.Snapshot, opts Options) (*Res
 	if opts.Now.IsZero() {
 		pl.opts.Now = time.Now()
 	}
-	pl.dst = newDstIndex(dst, pl.dstObjects)
+	pl.dst = newRecordIndex(dst, pl.dstObjects)
 	found := opts.Src.Snapshot == ""
 	for i := range src {
 		s := &src[i]
@@ -157,7 +160,7 @@ func Plan(ctx context.Context, src, dst []snapshot.Snapshot, opts Options) (*Res
 	if !found {
 		return nil, fmt.Errorf("%s: no such snapshot", opts.Src)
 	}
-	pl.srcIdx = newDstIndex(src, false)
+	pl.srcIdx = newRecordIndex(src, false)
 	res := &Result{policy: opts.Policy}
 	var err error
 	if opts.Src.IsObjectStore() {

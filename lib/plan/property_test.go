@@ -18,7 +18,7 @@ func apply(t testing.TB, dst []snapshot.Snapshot, steps []Step, objects bool, ma
 	t.Helper()
 	cur := append([]snapshot.Snapshot(nil), dst...)
 	for k, s := range steps {
-		idx := newDstIndex(cur, objects)
+		idx := newRecordIndex(cur, objects)
 		switch s.Op {
 		case OpSend:
 			if s.Parent != nil && idx.find(s.Parent) < 0 {
@@ -40,7 +40,7 @@ func apply(t testing.TB, dst []snapshot.Snapshot, steps []Step, objects bool, ma
 					o.SendParentUUID = s.Parent.EffectiveUUID()
 				}
 				cur = append(cur, o)
-				idx = newDstIndex(cur, true)
+				idx = newRecordIndex(cur, true)
 				if c := idx.chain[len(cur)-1]; c > maxChain || c > s.Chain {
 					t.Fatalf("step %d %s: chain %d (step says %d), limit %d", k, s.Snapshot.Path, c, s.Chain, maxChain)
 				}
@@ -63,7 +63,7 @@ func apply(t testing.TB, dst []snapshot.Snapshot, steps []Step, objects bool, ma
 			}
 			if objects {
 				// Every other snapshot that was restorable stays so.
-				after := newDstIndex(cur, true)
+				after := newRecordIndex(cur, true)
 				for i := range idx.recs {
 					r := &idx.recs[i]
 					if idx.chain[i] == noChain || r.UUID == s.Snapshot.UUID {
@@ -103,7 +103,7 @@ func checkPlan(t testing.TB, src, dst []snapshot.Snapshot, opts Options, res *Re
 	if !objects {
 		maxChain = noChain
 	}
-	after := newDstIndex(apply(t, dst, res.Steps, objects, maxChain), objects)
+	after := newRecordIndex(apply(t, dst, res.Steps, objects, maxChain), objects)
 	for i := range src {
 		s := &src[i]
 		if opts.Src.Snapshot != "" && s.Path != opts.Src.Snapshot {
@@ -284,7 +284,7 @@ func TestScheduleYear(t *testing.T) {
 		t.Fatal(err)
 	}
 	dst, src := simulateYear(t, &policy, 0, days, true)
-	idx := newDstIndex(dst, true)
+	idx := newRecordIndex(dst, true)
 	longest := 0
 	for i := range dst {
 		if idx.chain[i] == noChain {
