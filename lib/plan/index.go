@@ -13,8 +13,9 @@ import (
 // stream: it cannot be restored and counts as absent.
 const noChain = math.MaxInt32
 
-// recordIndex finds the destination records that correlate with a snapshot,
-// and for object stores how long each object's diffs chain is.
+// recordIndex finds the records of one location (usually the destination)
+// that correlate with a snapshot, and for object stores how long each
+// object's restore chain is.
 type recordIndex struct {
 	recs    []snapshot.Snapshot
 	objects bool
