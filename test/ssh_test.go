@@ -79,6 +79,18 @@ func TestSSHList(t *testing.T) {
 	if !strings.Contains(one.Stdout, `"path":"s2"`) || strings.Count(one.Stdout, "\n") != 1 {
 		t.Fatalf("one snapshot over ssh: %s", one.Stdout)
 	}
+	// The ssh client's configuration applies: host alias, user, port, key.
+	cfg := filepath.Join(t.TempDir(), "config")
+	conf := "Host backup-test\n  HostName 127.0.0.1\n  User root\n  Port " + port(s) +
+		"\n  IdentityFile " + s.Key + "\n  IdentitiesOnly yes\n  BatchMode yes\n  UserKnownHostsFile " +
+		filepath.Join(s.Dir, "known_hosts") + "\n  StrictHostKeyChecking accept-new\n"
+	if err := os.WriteFile(cfg, []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	viaConfig := mustSh(t, nil, `bsls --ssh "ssh -F $1" --json --all "ssh://backup-test$2"`, cfg, dir)
+	if viaConfig.Stdout != local.Stdout {
+		t.Fatalf("listing through an ssh config:\n%s", viaConfig.Stdout)
+	}
 	// The remote command's error comes back as this command's, naming the host.
 	r := sh(t, env, `bsls "$1"`, s.URL(mnt+"/nonexistent/"))
 	if r.Code != 1 || !strings.HasPrefix(r.Stderr, "bsls: error: root@127.0.0.1:"+port(s)+": ") || strings.Count(r.Stderr, "error:") != 1 {
