@@ -35,7 +35,7 @@ func (pl *planner) cost(size int64, chain int, diffs int64) float64 {
 // transferred.
 const DefaultStoreWeight = 1.0 / 16
 
-// DefaultObjectMaxChain is the longest diffs chain planned for object
+// DefaultObjectMaxChain is the longest restore chain planned for object
 // stores unless --max-chain says otherwise.
 const DefaultObjectMaxChain = 8
 

@@ -9,7 +9,7 @@ import (
 	"github.com/buttersink/buttersink/lib/uuid"
 )
 
-// noChain marks an object whose diffs chain does not reach a full
+// noChain marks an object whose restore chain does not reach a full
 // stream: it cannot be restored and counts as absent.
 const noChain = math.MaxInt32
 
