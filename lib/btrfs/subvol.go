@@ -332,10 +332,15 @@ func listPrivileged(fd int) ([]Subvol, error) {
 		return p, true, nil
 	}
 
-	out := make([]Subvol, 0, len(list))
+	// Order by path through small (path, index) pairs, then copy each
+	// large record once, already in order.
+	type keyed struct {
+		path string
+		i    int
+	}
+	keys := make([]keyed, 0, len(list))
 	for i := range list {
-		e := &list[i]
-		id := e.sub.ID
+		id := list[i].sub.ID
 		if id == dirTree {
 			continue
 		}
@@ -352,8 +357,13 @@ func listPrivileged(fd int) ([]Subvol, error) {
 			}
 			p = p[len(prefix)+1:]
 		}
-		e.sub.Path = p
-		out = append(out, e.sub)
+		keys = append(keys, keyed{p, i})
+	}
+	slices.SortFunc(keys, func(a, b keyed) int { return strings.Compare(a.path, b.path) })
+	out := make([]Subvol, len(keys))
+	for j, k := range keys {
+		out[j] = list[k.i].sub
+		out[j].Path = k.path
 	}
 	return out, nil
 }
