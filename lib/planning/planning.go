@@ -6,8 +6,10 @@ package planning
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -93,6 +95,9 @@ func Run(ctx context.Context, env *cli.Env, o Options) error {
 		return err
 	}
 	dstRecs, err := load(ctx, env, dst, o.DstList, o)
+	if errors.Is(err, fs.ErrNotExist) && dst.Scheme == location.Btrfs {
+		return hint.Wrap(err, "create the destination directory first (mkdir -p "+dst.Dir+")")
+	}
 	if err != nil {
 		return err
 	}
