@@ -95,7 +95,7 @@ func Run(ctx context.Context, env *cli.Env, o Options) error {
 		return err
 	}
 	dstRecs, err := load(ctx, env, dst, o.DstList, o)
-	if errors.Is(err, fs.ErrNotExist) && dst.Scheme == location.Btrfs {
+	if errors.Is(err, fs.ErrNotExist) && dst.Scheme == location.Btrfs && o.DstList == "" {
 		return hint.Wrap(err, "create the destination directory first (mkdir -p "+dst.Dir+")")
 	}
 	if err != nil {
