@@ -42,6 +42,9 @@ type Options struct {
 	// Measure, when set, measures the sizes the planner weighs; otherwise
 	// sizes are estimated.
 	Measure Measurer
+	// Progress, when set, is told after each snapshot planned for sending
+	// how many of how many are done.
+	Progress func(done, total int)
 }
 
 // Result is a plan: its steps in dependency order, and counts for the
@@ -209,7 +212,7 @@ func (pl *planner) planSend(ctx context.Context, res *Result) error {
 			}
 		}
 	}
-	for _, n := range order {
+	for i, n := range order {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
@@ -218,6 +221,9 @@ func (pl *planner) planSend(ctx context.Context, res *Result) error {
 		}
 		if err := pl.send(ctx, n); err != nil {
 			return err
+		}
+		if pl.opts.Progress != nil {
+			pl.opts.Progress(i+1, len(order))
 		}
 	}
 	return nil

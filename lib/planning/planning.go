@@ -103,6 +103,16 @@ func Run(ctx context.Context, env *cli.Env, o Options) error {
 	}
 	if src.Scheme == location.Btrfs && !o.Estimate {
 		opts.Measure = &measure.Sender{Dir: src.Dir}
+		if env.ShowProgress() {
+			var last time.Time
+			opts.Progress = func(done, total int) {
+				if now := time.Now(); now.Sub(last) > 200*time.Millisecond || done == total {
+					last = now
+					fmt.Fprintf(env.Stderr, "\r%s: measuring %d/%d snapshots\x1b[K", env.Name, done, total)
+				}
+			}
+			defer fmt.Fprint(env.Stderr, "\r\x1b[K")
+		}
 	}
 	res, err := plan.Plan(ctx, srcRecs, dstRecs, opts)
 	if err != nil {
