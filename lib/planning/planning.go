@@ -111,10 +111,12 @@ func Run(ctx context.Context, env *cli.Env, o Options) error {
 					fmt.Fprintf(env.Stderr, "\r%s: measuring %d/%d snapshots\x1b[K", env.Name, done, total)
 				}
 			}
-			defer fmt.Fprint(env.Stderr, "\r\x1b[K")
 		}
 	}
 	res, err := plan.Plan(ctx, srcRecs, dstRecs, opts)
+	if opts.Progress != nil {
+		fmt.Fprint(env.Stderr, "\r\x1b[K") // blank the line before any message
+	}
 	if err != nil {
 		if o.SrcList != "" && strings.Contains(err.Error(), "no such snapshot") {
 			return hint.Wrap(err, "the name is matched against the paths in --src-list")
