@@ -65,6 +65,9 @@ func Run(ctx context.Context, env *cli.Env, o Options) error {
 		return hint.Wrap(fmt.Errorf("%s to %s: %w", src.DirString(), dst.DirString(), plan.ErrObjectCopy),
 			"restore to btrfs with bsplan | bss3get | bsrecv, then plan from there")
 	}
+	if o.SrcList == "-" && o.DstList == "-" {
+		return cli.UsageError("--src-list and --dst-list cannot both read stdin")
+	}
 	if o.MaxChain < 0 {
 		return cli.UsageError("--max-chain %d: want 1 or more (0 = default)", o.MaxChain)
 	}
