@@ -82,10 +82,11 @@ func Run(ctx context.Context, env *cli.Env, opts Options) error {
 			"pipe it into bsrecv or btrfs receive, or redirect it to a file")
 	}
 	s := &sender{env: env, proto: opts.Proto, out: int(env.Stdout.Fd()), splice: true, opts: opts}
+	max := btrfs.SendProtoMax()
 	if s.proto == 0 {
-		s.proto = btrfs.SendProtoMax()
+		s.proto = max
 	}
-	if max := btrfs.SendProtoMax(); s.proto > max {
+	if s.proto > max {
 		return cli.UsageError("--proto %d: the kernel offers send protocol 1 to %d", s.proto, max)
 	}
 	if opts.Compressed {
@@ -106,8 +107,8 @@ func Run(ctx context.Context, env *cli.Env, opts Options) error {
 	if err := unix.Fstat(s.out, &st); err != nil {
 		return fmt.Errorf("stdout: %w", err)
 	}
-	// The kernel writes only into what has write_iter: pipes and regular
-	// files, not /dev/null.
+	// The kernel's send writes into pipes and regular files; it refuses
+	// character devices such as /dev/null (EINVAL).
 	s.direct = s.block && (st.Mode&unix.S_IFMT == unix.S_IFIFO || st.Mode&unix.S_IFMT == unix.S_IFREG)
 
 	var jobs []job

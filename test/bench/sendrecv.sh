@@ -4,8 +4,8 @@
 # makes and removes. Two comparisons in the same run, same snapshot:
 #   send: bssend --proto 2 SNAP > /dev/null   vs  btrfs send --proto 2 SNAP > /dev/null
 #   pipe: bssend --proto 2 SNAP | bsrecv DST/ vs  btrfs send --proto 2 SNAP | btrfs receive DST/
-# Caches are dropped before every run; each side runs twice, in
-# alternating order, and the faster run counts. A pipe's time is its
+# Caches are dropped before every run; each side runs three times, in
+# alternating order (bs peer peer bs bs peer), and the fastest run counts. A pipe's time is its
 # slower side; its RSS the larger of its two processes.
 # Targets: ratio <= 1.05, bs_rss < 64 MiB for every bs process.
 # Commands come from $BS_BIN, else ./bin (make build). Root needed (loop
@@ -122,11 +122,13 @@ report() { # name "bs secs kib" "peer secs kib"
 }
 
 for what in send pipe; do
-	b1=$(run_$what bs)
-	p1=$(run_$what peer)
-	p2=$(run_$what peer)
-	b2=$(run_$what bs)
-	report "sendrecv-$what" "$(best "$b1" "$b2")" "$(best "$p1" "$p2")"
+	b=$(run_$what bs)
+	p=$(run_$what peer)
+	p=$(best "$p" "$(run_$what peer)")
+	b=$(best "$b" "$(run_$what bs)")
+	b=$(best "$b" "$(run_$what bs)")
+	p=$(best "$p" "$(run_$what peer)")
+	report "sendrecv-$what" "$b" "$p"
 done
 
 # The received copy must be the snapshot (bs side ran last).
