@@ -1,7 +1,10 @@
 #!/bin/sh
 # bench ssh: push one snapshot over ssh to 127.0.0.1, in the same run:
-#   bs:   bssend SNAP | bsrecv ssh://root@127.0.0.1:PORT/DST/
-#   peer: btrfs send SNAP | ssh root@127.0.0.1 btrfs receive DST/
+#   bs:    bssend SNAP | bsrecv ssh://root@127.0.0.1:PORT/DST/
+#   peer:  btrfs send SNAP | ssh root@127.0.0.1 btrfs receive DST/
+# and, to show what the ssh layer itself costs (lib/remote), the same bs
+# commands joined by hand:
+#   plain: bssend SNAP | ssh root@127.0.0.1 bsrecv DST/
 # The snapshot holds 1 GiB of file data (8 files of 128 MiB) and 10,000
 # small files; BENCH_QUICK=1: 64 MiB and 1,000 files. This script starts its
 # own sshd (throwaway keys, a free port) and loop btrfs filesystems, and
@@ -118,6 +121,9 @@ run() { # bs|peer -> "secs kib"
 	if [ "$1" = bs ]; then
 		/usr/bin/time -f '%e %M' -o "$work/t1" bssend "$src/snap" |
 			/usr/bin/time -f '%e %M' -o "$work/t2" bsrecv "$url$dst/" >/dev/null
+	elif [ "$1" = plain ]; then
+		/usr/bin/time -f '%e %M' -o "$work/t1" bssend "$src/snap" |
+			/usr/bin/time -f '%e %M' -o "$work/t2" $BS_SSH -p "$port" root@127.0.0.1 bsrecv "$dst/" >/dev/null
 	else
 		/usr/bin/time -f '%e %M' -o "$work/t1" btrfs send -q "$src/snap" |
 			/usr/bin/time -f '%e %M' -o "$work/t2" $BS_SSH -p "$port" root@127.0.0.1 btrfs receive -q "$dst/"
@@ -131,14 +137,22 @@ best() {
 	echo "$1 $2" | awk '{ s = ($1 < $3) ? $1 : $3; m = ($2 > $4) ? $2 : $4; print s, m }'
 }
 
+report() { # name "bs secs kib" "peer secs kib"
+	echo "$2 $3" | awk -v n="$1" '{
+		r = ($3 > 0) ? $1 / $3 : 0
+		printf "bench %s: bs=%.2fs peer=%.2fs ratio=%.2f bs_rss=%dMiB peer_rss=%dMiB\n", n, $1, $3, r, ($2 + 1023) / 1024, ($4 + 1023) / 1024
+	}'
+}
+
 b1=$(run bs)
 p1=$(run peer)
+m1=$(run plain)
+m2=$(run plain)
 p2=$(run peer)
 b2=$(run bs)
-echo "$(best "$b1" "$b2") $(best "$p1" "$p2")" | awk '{
-	r = ($3 > 0) ? $1 / $3 : 0
-	printf "bench ssh-push: bs=%.2fs peer=%.2fs ratio=%.2f bs_rss=%dMiB peer_rss=%dMiB\n", $1, $3, r, ($2 + 1023) / 1024, ($4 + 1023) / 1024
-}'
+report ssh-push "$(best "$b1" "$b2")" "$(best "$p1" "$p2")"
+# peer here: the same bs commands joined by a hand-written ssh.
+report ssh-layer "$(best "$b1" "$b2")" "$(best "$m1" "$m2")"
 
 # The copy received by the bs side (it ran last) must be the snapshot.
 if ! diff -r "$src/snap" "$dst/snap" >/dev/null; then
