@@ -16,6 +16,7 @@ const (
 
 // planDeletes adds delete steps for destination records the source does
 // not have (Delete) or the schedule no longer keeps (Prune), except:
+//   - records without a UUID (bsrm could not check them);
 //   - records this plan's sends use as parent or clone source;
 //   - (prune) the newest snapshot;
 //   - (object stores) any object on the restore chain of an object that
@@ -38,6 +39,9 @@ func (pl *planner) planDeletes(res *Result) {
 		r := &recs[i]
 		if r.Partial {
 			continue // a leftover of a failed receive is bsrecv's to clean
+		}
+		if r.EffectiveUUID().IsZero() {
+			continue // without an identity bsrm could not check it is the one meant
 		}
 		if pl.opts.Delete && srcIdx.find(r) < 0 {
 			reason[i] = ReasonNotInSource

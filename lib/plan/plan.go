@@ -149,6 +149,11 @@ func Plan(ctx context.Context, src, dst []snapshot.Snapshot, opts Options) (*Res
 	found := opts.Src.Snapshot == ""
 	for i := range src {
 		s := &src[i]
+		if s.EffectiveUUID().IsZero() {
+			// Without an identity nothing can correlate with it, and a
+			// receiver could not tell its stream from any other.
+			return nil, fmt.Errorf("%s: source record %q has no uuid", opts.Src.DirString(), s.Path)
+		}
 		n := &node{snap: s, dst: pl.dst.find(s), time: snapTime(s)}
 		n.selected = opts.Src.Snapshot == "" || s.Path == opts.Src.Snapshot
 		found = found || n.selected
@@ -386,8 +391,11 @@ func (pl *planner) send(ctx context.Context, n *node) error {
 	n.present, n.planned = true, true
 	pl.markAvail(n)
 	// Other source snapshots with the same identity (a read-only
-	// snapshot of a received one keeps its received UUID) arrive with it.
-	pl.srcIdx.all(n.snap, func(i int) {
+	// snapshot of a received one keeps its received UUID) arrive with it:
+	// those that correlate with what the destination will hold, a record
+	// whose received UUID (object: UUID) is n's effective UUID.
+	arrived := snapshot.Snapshot{ReceivedUUID: n.snap.EffectiveUUID()}
+	pl.srcIdx.all(&arrived, func(i int) {
 		if m := pl.src[i]; !m.present {
 			m.present, m.chain, m.diffs = true, n.chain, n.diffs
 			pl.markAvail(m)
