@@ -66,7 +66,7 @@ func apply(t testing.TB, dst []snapshot.Snapshot, steps []Step, objects bool, ma
 				after := newRecordIndex(cur, true)
 				for i := range idx.recs {
 					r := &idx.recs[i]
-					if idx.chain[i] == noChain || r.UUID == s.Snapshot.UUID {
+					if idx.chain[i] == noChain || r.UUID == s.Snapshot.UUID || r.UUID.IsZero() {
 						continue
 					}
 					if after.find(r) < 0 {
