@@ -583,6 +583,21 @@ func TestSendBrokenPipeAndInterrupt(t *testing.T) {
 	harness.MustSh(t, `
 		cd "$SRC" && btrfs -q subvolume create vol && head -c 50000000 /dev/urandom > vol/big
 		btrfs -q subvolume snapshot -r vol s1`, "SRC="+src)
+	harness.RequireCommand(t, "script")
+	harness.RequireCommand(t, "pv")
+	// On a terminal: no stream, and a progress line on stderr unless -q.
+	r := harness.Sh(t, `script -qec 'bssend "$SRC/s1"' /dev/null`, "SRC="+src)
+	if r.Code != 1 || !strings.Contains(r.Stdout, "bssend: error: stdout is a terminal") || strings.Contains(r.Stdout, "btrfs-stream") {
+		t.Errorf("terminal stdout: exit %d, output %q", r.Code, r.Stdout)
+	}
+	r = harness.MustSh(t, `script -qec 'bssend -v "$SRC/s1" | pv -q -L 20m > /dev/null' /dev/null`, "SRC="+src)
+	if !strings.Contains(r.Stdout, "bssend: "+src+"/s1 ") || !strings.Contains(r.Stdout, "MiB/s") || !strings.Contains(r.Stdout, "bssend: sent 1 snapshot, ") {
+		t.Errorf("no progress line or summary on the terminal: %q", r.Stdout)
+	}
+	r = harness.MustSh(t, `script -qec 'bssend -q "$SRC/s1" | pv -q -L 50m > /dev/null' /dev/null`, "SRC="+src)
+	if strings.Contains(r.Stdout, "bssend") {
+		t.Errorf("-q still printed: %q", r.Stdout)
+	}
 	for _, flags := range []string{"", "-v"} {
 		r := harness.Sh(t, `bssend `+flags+` "$SRC/s1" | head -c 1000 > /dev/null`, "SRC="+src)
 		if r.Code != 1 || !strings.Contains(r.Stderr, "bssend: error: output closed (broken pipe) while sending "+src+"/s1") {
