@@ -103,18 +103,28 @@ func objectBytes(r *snapshot.Snapshot) int64 {
 }
 
 // all calls fn for every record that correlates with s (a record may be
-// reported more than once).
+// reported more than once). In an object store the match is exact: an
+// object is the stream of the snapshot whose effective UUID is its UUID,
+// and a restore finds a stream's parent by that UUID only.
 func (d *recordIndex) all(s *snapshot.Snapshot, fn func(i int)) {
+	e := s.EffectiveUUID()
+	if e.IsZero() {
+		return
+	}
+	if d.objects {
+		for _, i := range d.byEff[e] {
+			if d.recs[i].IsObject() {
+				fn(i)
+			}
+		}
+		return
+	}
 	consider := func(list []int) {
 		for _, i := range list {
 			if snapshot.Correlates(s, &d.recs[i]) {
 				fn(i)
 			}
 		}
-	}
-	e := s.EffectiveUUID()
-	if e.IsZero() {
-		return
 	}
 	consider(d.byEff[e])
 	if !s.UUID.IsZero() && s.UUID != e {

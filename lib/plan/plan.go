@@ -259,7 +259,7 @@ func (pl *planner) candidates(n *node) ([]*node, int) {
 	var out []*node
 	seen := make(map[*node]bool)
 	add := func(c *node) bool {
-		if c == n || seen[c] || c.chain >= pl.maxChain {
+		if c == n || seen[c] || c.chain >= pl.maxChain || c.snap.EffectiveUUID() == n.snap.EffectiveUUID() {
 			return false
 		}
 		seen[c] = true

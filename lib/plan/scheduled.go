@@ -92,7 +92,7 @@ func (pl *planner) scheduleSends(res *Result) []*node {
 		n.schedChain = 1
 		for f := cal.Level(i) - 1; f >= 0; f-- {
 			p := entries[cal.Nominal(f, i)].n
-			if p == nil {
+			if p == nil || p.snap.EffectiveUUID() == n.snap.EffectiveUUID() {
 				continue
 			}
 			chain := p.schedChain
