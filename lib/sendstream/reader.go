@@ -345,7 +345,11 @@ func (s *Stream) fill() error {
 			return r.err
 		}
 		if err := r.more(); err != nil {
-			return r.fail(err)
+			r.fail(err)
+			if r.start < r.rel {
+				break // hand out what was verified first; the error is sticky
+			}
+			return err
 		}
 	}
 	return nil

@@ -511,3 +511,22 @@ func TestReadHead(t *testing.T) {
 		}
 	}
 }
+
+// Commands verified before a fault are handed out before the error.
+func TestVerifiedBytesBeforeError(t *testing.T) {
+	orig := readStream(t, "full-v1.stream")
+	offs := commandOffsets(t, orig)
+	bad := append([]byte{}, orig...)
+	last := offs[len(offs)-1] // END
+	bad[last+7] ^= 1          // its crc
+	for name, rd := range map[string]func(*Stream) ([]byte, error){"read": readWithBuf(4096), "writeto": readWithWriteTo} {
+		// Small reads, so that Next does not already see the END.
+		got, _, err := readAll(NewReader(&chunkReader{b: bad, n: 4096}), rd)
+		if err == nil || !strings.Contains(err.Error(), "crc mismatch in END") {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if len(got) != 1 || !bytes.Equal(got[0], orig[:last]) {
+			t.Errorf("%s: %d bytes before the error, want all %d before END", name, len(got[0]), last)
+		}
+	}
+}
