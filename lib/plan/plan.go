@@ -394,13 +394,20 @@ func (pl *planner) send(ctx context.Context, n *node) error {
 	// snapshot of a received one keeps its received UUID) arrive with it:
 	// those that correlate with what the destination will hold, a record
 	// whose received UUID (object: UUID) is n's effective UUID.
-	arrived := snapshot.Snapshot{ReceivedUUID: n.snap.EffectiveUUID()}
-	pl.srcIdx.all(&arrived, func(i int) {
+	arrive := func(i int) {
 		if m := pl.src[i]; !m.present {
 			m.present, m.chain, m.diffs = true, n.chain, n.diffs
 			pl.markAvail(m)
 		}
-	})
+	}
+	if pl.dstObjects {
+		for _, i := range pl.srcIdx.byEff[n.snap.EffectiveUUID()] {
+			arrive(i) // objects match exactly
+		}
+	} else {
+		arrived := snapshot.Snapshot{ReceivedUUID: n.snap.EffectiveUUID()}
+		pl.srcIdx.all(&arrived, arrive)
+	}
 	pl.steps = append(pl.steps, step)
 	if pl.dstObjects {
 		pl.steps[len(pl.steps)-1].Chain = n.chain
