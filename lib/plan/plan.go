@@ -427,13 +427,12 @@ func (pl *planner) repair(parent uuid.UUID, chain int, diffs int64) {
 			continue
 		}
 		d.chain[o], d.diffs[o] = chain+1, diffs+objectBytes(&d.recs[o])
-		pl.srcIdx.all(&d.recs[o], func(i int) {
-			m := pl.src[i]
-			if !m.present {
+		for _, i := range pl.srcIdx.byEff[d.recs[o].UUID] { // objects match exactly
+			if m := pl.src[i]; !m.present {
 				m.present, m.dst, m.chain, m.diffs = true, o, d.chain[o], d.diffs[o]
 				pl.markAvail(m)
 			}
-		})
+		}
 		pl.repair(d.recs[o].UUID, d.chain[o], d.diffs[o])
 	}
 }
