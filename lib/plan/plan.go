@@ -411,7 +411,7 @@ func (pl *planner) send(ctx context.Context, n *node) error {
 	pl.steps = append(pl.steps, step)
 	if pl.dstObjects {
 		pl.steps[len(pl.steps)-1].Chain = n.chain
-		pl.repair(n.snap.EffectiveUUID(), n.chain, n.diffs)
+		pl.repair(n.snap.EffectiveUUID(), n.chain, n.diffs, -1)
 	}
 	return nil
 }
@@ -420,20 +420,23 @@ func (pl *planner) send(ctx context.Context, n *node) error {
 // missing and is now being sent: they become restorable and need no
 // second copy. (A chain longer than MaxChain counts as restorable, as a
 // stored one does; such an object is only never used as a parent.)
-func (pl *planner) repair(parent uuid.UUID, chain int, diffs int64) {
+//
+// via is the stored parent object (-1: the one being sent), which keeps
+// the repaired chain safe from deletes.
+func (pl *planner) repair(parent uuid.UUID, chain int, diffs int64, via int) {
 	d := pl.dst
 	for _, o := range d.children[parent] {
 		if d.chain[o] != noChain {
 			continue
 		}
-		d.chain[o], d.diffs[o] = chain+1, diffs+objectBytes(&d.recs[o])
+		d.chain[o], d.diffs[o], d.via[o] = chain+1, diffs+objectBytes(&d.recs[o]), via
 		for _, i := range pl.srcIdx.byEff[d.recs[o].UUID] { // objects match exactly
 			if m := pl.src[i]; !m.present {
 				m.present, m.dst, m.chain, m.diffs = true, o, d.chain[o], d.diffs[o]
 				pl.markAvail(m)
 			}
 		}
-		pl.repair(d.recs[o].UUID, d.chain[o], d.diffs[o])
+		pl.repair(d.recs[o].UUID, d.chain[o], d.diffs[o], o)
 	}
 }
 
