@@ -259,7 +259,7 @@ func (pl *planner) candidates(n *node) ([]*node, int) {
 	var out []*node
 	seen := make(map[*node]bool)
 	add := func(c *node) bool {
-		if c == n || seen[c] || c.chain >= pl.maxChain || c.snap.EffectiveUUID() == n.snap.EffectiveUUID() {
+		if c == n || !c.present || seen[c] || c.chain >= pl.maxChain || c.snap.EffectiveUUID() == n.snap.EffectiveUUID() {
 			return false
 		}
 		seen[c] = true
@@ -302,8 +302,10 @@ func (pl *planner) chainParent(c *node) *node {
 	if via < 0 {
 		return nil
 	}
-	if i := pl.srcIdx.find(&pl.dst.recs[via]); i >= 0 {
-		return pl.src[i]
+	for _, i := range pl.srcIdx.byEff[pl.dst.recs[via].UUID] { // objects match exactly
+		if pl.src[i].present {
+			return pl.src[i]
+		}
 	}
 	return nil
 }
