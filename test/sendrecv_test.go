@@ -412,6 +412,7 @@ func TestSendRecvRefusals(t *testing.T) {
 		{"not a stream", `echo hello | bsrecv "$DST/"`, "bad magic, not a btrfs send stream", 1},
 		{"object store dest", `bsrecv s3://bucket/p/ < /dev/null`, "bsrecv: hint: use bss3put", 1},
 		{"name taken by a file", `touch "$DST/s1"; rc=0; bssend "$SRC/s1" | bsrecv "$DST/" || rc=$?; rm "$DST/s1"; exit $rc`, dst + "/s1: already exists and is not a subvolume", 1},
+		{"symbolic link on a nested path", `mkdir -p "$SRC/sub"; [ -e "$SRC/sub/s1" ] || btrfs -q subvolume snapshot -r "$SRC/s1" "$SRC/sub/s1"; ln -s /tmp "$DST/sub"; rc=0; printf '{"op":"send","src":"%s/","dst":"/x/","snapshot":{"kind":"subvolume","path":"sub/s1"}}\n' "$SRC" | bssend | bsrecv "$DST/" || rc=$?; rm "$DST/sub"; exit $rc`, dst + "/sub: not a directory (symbolic links are not followed below the destination)", 1},
 		{"name taken by another snapshot", `btrfs -q subvolume create "$DST/s1"; btrfs property set "$DST/s1" ro true; rc=0; bssend "$SRC/s1" | bsrecv "$DST/" || rc=$?; btrfs -q subvolume delete "$DST/s1"; exit $rc`, dst + "/s1: already exists and is another snapshot", 1},
 	}
 	for _, tt := range tests {

@@ -172,6 +172,10 @@ func (rv *receiver) receive(ctx context.Context, s *sendstream.Stream) (skipped 
 	targetDir := filepath.Join(rv.dest, dir)
 	target := filepath.Join(targetDir, base)
 
+	// Look at (and later delete) nothing reached through a symbolic link.
+	if _, err := walkDirs(rv.dest, dir, false); err != nil {
+		return false, err
+	}
 	hold, err := examine(target, h)
 	if err != nil {
 		return false, err
@@ -196,7 +200,7 @@ func (rv *receiver) receive(ctx context.Context, s *sendstream.Stream) (skipped 
 			return false, err
 		}
 	}
-	created, err := mkdirs(rv.dest, dir)
+	created, err := walkDirs(rv.dest, dir, true)
 	if err != nil {
 		return false, err
 	}
@@ -344,10 +348,10 @@ func unescapeMount(s string) string {
 	return b.String()
 }
 
-// mkdirs creates the missing directories of rel below dest, refusing to
-// pass through anything but real directories, and returns those it made
-// (outermost first).
-func mkdirs(dest, rel string) ([]string, error) {
+// walkDirs checks the directories of rel below dest, refusing to pass
+// through anything but real directories; with create it makes the missing
+// ones and returns those it made (outermost first).
+func walkDirs(dest, rel string, create bool) ([]string, error) {
 	var created []string
 	p := dest
 	for _, c := range strings.Split(strings.Trim(rel, "/"), "/") {
@@ -357,6 +361,8 @@ func mkdirs(dest, rel string) ([]string, error) {
 		p = filepath.Join(p, c)
 		fi, err := os.Lstat(p)
 		switch {
+		case errors.Is(err, fs.ErrNotExist) && !create:
+			return nil, nil
 		case errors.Is(err, fs.ErrNotExist):
 			if err := os.Mkdir(p, 0o755); err != nil {
 				return created, err

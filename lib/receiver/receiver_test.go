@@ -3,6 +3,8 @@ package receiver
 import (
 	"context"
 	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -100,4 +102,39 @@ func TestCtxReader(t *testing.T) {
 		t.Fatalf("read after cancel: %v", err)
 	}
 	pw.Close()
+}
+
+func TestWalkDirs(t *testing.T) {
+	dest := t.TempDir()
+	outside := t.TempDir()
+	if err := os.Symlink(outside, filepath.Join(dest, "link")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dest, "file"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		rel    string
+		create bool
+		made   int
+		err    string
+	}{
+		{"a/b/", false, 0, ""},
+		{"a/b/", true, 2, ""},
+		{"a/b/", true, 0, ""},
+		{"a/c/", true, 1, ""},
+		{"link/", false, 0, "link: not a directory"},
+		{"link/x/", true, 0, "link: not a directory"},
+		{"file/x/", true, 0, "file: not a directory"},
+		{"", true, 0, ""},
+	}
+	for _, tt := range tests {
+		made, err := walkDirs(dest, tt.rel, tt.create)
+		if (err == nil) != (tt.err == "") || (err != nil && !strings.Contains(err.Error(), tt.err)) || len(made) != tt.made {
+			t.Errorf("walkDirs(%q, %v) = %v, %v; want %d made, error %q", tt.rel, tt.create, made, err, tt.made, tt.err)
+		}
+	}
+	if entries, _ := os.ReadDir(outside); len(entries) != 0 {
+		t.Errorf("created outside the destination: %v", entries)
+	}
 }
