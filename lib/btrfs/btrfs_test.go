@@ -4,10 +4,13 @@ import (
 	"errors"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -217,5 +220,79 @@ func TestFlagsReceivedDelete(t *testing.T) {
 	}
 	if _, on, err := Qgroups(mnt); on || err != nil {
 		t.Errorf("Qgroups with quotas off = %v, %v", on, err)
+	}
+}
+
+// Signals arriving while the kernel blocks on a full pipe must not make
+// the SEND ioctl restart from the beginning (SA_RESTART), which would
+// write the stream's start a second time into the same pipe.
+func TestSendUnderSignals(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs a loop btrfs")
+	}
+	mnt := harness.Btrfs(t, 300)
+	run(t, "btrfs", "subvolume", "create", mnt+"/vol")
+	run(t, "dd", "if=/dev/urandom", "of="+mnt+"/vol/big", "bs=1M", "count=32", "status=none")
+	if err := Snapshot(mnt+"/vol", mnt, "s", true); err != nil {
+		t.Fatal(err)
+	}
+	want := filepath.Join(t.TempDir(), "want")
+	run(t, "btrfs", "send", "-q", "-f", want, mnt+"/s")
+	wantBytes, _ := os.ReadFile(want)
+
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGWINCH)
+	defer signal.Stop(sigs)
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+				// Every thread, the one in the ioctl included.
+				tasks, _ := os.ReadDir("/proc/self/task")
+				for _, task := range tasks {
+					if tid, err := strconv.Atoi(task.Name()); err == nil {
+						unix.Tgkill(os.Getpid(), tid, syscall.SIGWINCH)
+					}
+				}
+				time.Sleep(500 * time.Microsecond)
+			}
+		}
+	}()
+	go func() {
+		for range sigs {
+		}
+	}()
+
+	var p [2]int
+	if err := unix.Pipe2(p[:], unix.O_CLOEXEC); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		err := Send(mnt+"/s", p[1], "", nil, 0, 0)
+		unix.Close(p[1])
+		done <- err
+	}()
+	r := os.NewFile(uintptr(p[0]), "pipe")
+	var got []byte
+	buf := make([]byte, 4096) // small reads keep the kernel waiting on a full pipe
+	for {
+		n, err := r.Read(buf)
+		got = append(got, buf[:n]...)
+		if err != nil || len(got) > len(wantBytes) {
+			// A restarted send repeats the stream without end: stop it.
+			break
+		}
+	}
+	r.Close()
+	if err := <-done; err != nil && len(got) <= len(wantBytes) {
+		t.Fatal(err)
+	}
+	if len(got) != len(wantBytes) || string(got) != string(wantBytes) {
+		t.Fatalf("stream under signals: %d bytes, btrfs send %d bytes, or they differ", len(got), len(wantBytes))
 	}
 }
