@@ -558,10 +558,9 @@ func TestBss3Legacy(t *testing.T) {
 	env := m.Env()
 	// Upload as the old tools would: raw streams (btrfs2s3's through gzip).
 	mustOsh(t, env, `
-		u1=$(btrfs subvolume show "$1/s1" | awk '/^\s*UUID:/{print $2}')
-		u2=$(btrfs subvolume show "$1/s2" | awk '/^\s*UUID:/{print $2}')
-		p=$(btrfs subvolume show "$1/s1" | awk '/Parent UUID:/{print $3}')
-		ct=$(btrfs subvolume show "$1/s2" | awk '/Generation:/{print $2}')
+		u1=$(btrfs subvolume show "$1/s1" | awk '$1=="UUID:"{print $2}')
+		u2=$(btrfs subvolume show "$1/s2" | awk '$1=="UUID:"{print $2}')
+		p=$(btrfs subvolume show "$1/s1" | awk '$1=="Parent" && $2=="UUID:"{print $3}')
 		btrfs send -q "$1/s1" | aws s3 cp - "s3://$BUCKET/old/s1/${u1}_None"
 		btrfs send -q -p "$1/s1" "$1/s2" | aws s3 cp - "s3://$BUCKET/old/s2/${u2}_${u1}"
 		btrfs send -q "$1/s1" | gzip | aws s3 cp - "s3://$BUCKET/b2s3/vol.ctim2026-01-01T00:00:00+00:00.ctid7.uuid${u1}.sndp00000000-0000-0000-0000-000000000000.prnt${p}.mdvn1.seqn0"
