@@ -610,3 +610,25 @@ func FuzzSSHFilter(f *testing.F) {
 		}
 	})
 }
+
+// TestSSHSudoPassword: --sudo for a user sudo does not let run the command
+// without a password is one line saying so, with the sudoers hint. The
+// user is a throwaway system account, removed at cleanup.
+func TestSSHSudoPassword(t *testing.T) {
+	harness.RequireCommand(t, "useradd")
+	harness.RequireCommand(t, "sudo")
+	s := harness.StartSSHD(t, harness.SSHDOptions{})
+	user := "bstest" + strconv.Itoa(os.Getpid()%100000)
+	// "*": no password, but not locked (sshd refuses locked accounts).
+	if out, err := exec.Command("useradd", "--system", "--no-create-home", "--shell", "/bin/sh", "-p", "*", user).CombinedOutput(); err != nil {
+		t.Fatalf("useradd: %v: %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("userdel", user).Run() })
+	url := strings.Replace(s.URL("/tmp/"), "root@", user+"@", 1)
+	r := sh(t, []string{s.Env}, `bsls --sudo "$1"`, url)
+	want := "bsls: error: " + user + "@127.0.0.1:" + port(s) + ": sudo -n bsls: a password is required\n" +
+		"bsls: hint: allow the ssh user to run bsls with NOPASSWD in sudoers on " + user + "@127.0.0.1:" + port(s) + " (see bs-ssh-filter(8))\n"
+	if r.Code != 1 || r.Stderr != want {
+		t.Fatalf("exit %d, stderr:\n%s\nwant:\n%s", r.Code, r.Stderr, want)
+	}
+}

@@ -65,7 +65,12 @@ func StartSSHD(t testing.TB, opts SSHDOptions) *SSHD {
 	t.Cleanup(func() { os.RemoveAll(dir) })
 	s := &SSHD{Dir: dir, stderr: &bytes.Buffer{}}
 	keygen(t, filepath.Join(dir, "host_ed25519"))
-	if err := os.WriteFile(filepath.Join(dir, "authorized_keys"), nil, 0o600); err != nil {
+	// sshd reads authorized_keys as the user logging in: let any user
+	// reach it (keys and config stay private to root).
+	if err := os.Chmod(dir, 0o711); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "authorized_keys"), nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	s.Port = freePort(t)
