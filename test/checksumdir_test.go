@@ -283,9 +283,9 @@ func TestChecksumdirInterrupted(t *testing.T) {
 	dir := t.TempDir()
 	r := harness.Sh(t, `mkdir -p "$DIR/t" "$DIR/out" && cd "$DIR/out"
 		echo a > ../t/a && checksumdir ../t && cp t.sha256sum old.sha256sum
-		truncate -s 16G ../t/huge
+		truncate -s 1T ../t/huge
 		checksumdir -j 1 ../t & pid=$!
-		sleep 0.5; kill -INT $pid; code=0; wait $pid || code=$?
+		sleep 1; kill -INT $pid; code=0; wait $pid || code=$?
 		echo "code=$code"
 		ls -A; cmp t.sha256sum old.sha256sum`, "DIR="+dir)
 	if r.Code != 0 || !strings.Contains(r.Stdout, "code=130") || !strings.Contains(r.Stderr, "checksumdir: error: interrupted") {

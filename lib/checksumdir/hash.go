@@ -197,7 +197,9 @@ func (h *hasher) readSparse(fd int, size int64, d hash.Hash, buf []byte) (int64,
 			return 0, err
 		}
 		data = min(data, size)
-		h.feedZeros(d, data-off)
+		if err := h.feedZeros(d, data-off); err != nil {
+			return 0, err
+		}
 		if data >= size {
 			off = size
 			break
@@ -232,11 +234,15 @@ func (h *hasher) readSparse(fd int, size int64, d hash.Hash, buf []byte) (int64,
 	return off + rest, err
 }
 
-func (h *hasher) feedZeros(d hash.Hash, n int64) {
+func (h *hasher) feedZeros(d hash.Hash, n int64) error {
 	for n > 0 {
+		if err := h.ctx.Err(); err != nil {
+			return err
+		}
 		m := min(n, int64(len(zeros)))
 		d.Write(zeros[:m])
 		n -= m
 		h.prog.Bytes.Add(m)
 	}
+	return nil
 }
