@@ -68,17 +68,19 @@ rounds() {
 	: >"$work/$name"
 	r=0
 	while [ "$r" -lt "$rounds" ]; do
-		/usr/bin/time -f '%e %M' -o "$work/time" sh -c '
+		/usr/bin/time -f '%e %M %U %S' -o "$work/time" sh -c '
 			n=$1; shift; i=0
 			while [ "$i" -lt "$n" ]; do "$@" >/dev/null; i=$((i + 1)); done' sh "$batch" "$@"
-		read -r s k <"$work/time"
-		echo "$(awk -v s="$s" -v b="$batch" 'BEGIN { printf "%.4f", s / b }') $k" >>"$work/$name"
+		read -r s k u y <"$work/time"
+		echo "$(awk -v s="$s" -v b="$batch" -v u="$u" -v y="$y" 'BEGIN { printf "%.4f %.4f", s / b, (u + y) / b }') $k" >>"$work/$name"
 		r=$((r + 1))
 	done
 }
-# median FILE: the median time and the largest peak RSS (KiB).
+# median FILE: the median wall time, the median CPU time (user + system)
+# and the largest peak RSS (KiB).
 median() {
-	sort -n "$1" | awk '{ t[NR] = $1; if ($2 > m) m = $2 } END { printf "%s %d\n", t[int((NR + 1) / 2)], m }'
+	sort -n -k1,1 "$1" | awk '{ t[NR] = $1; if ($3 > m) m = $3 } END { printf "%s %d ", t[int((NR + 1) / 2)], m }'
+	sort -n -k2,2 "$1" | awk '{ c[NR] = $2 } END { printf "%s\n", c[int((NR + 1) / 2)] }'
 }
 
 # Warm the caches once for both.
@@ -86,13 +88,17 @@ bsls --json "$mnt/" >/dev/null
 btrfs subvolume list -u -q -R "$mnt/" >/dev/null
 rounds bs bsls --json "$mnt/"
 rounds peer btrfs subvolume list -u -q -R "$mnt/"
-read -r bs_s bs_kib <<EOF2
+read -r bs_s bs_kib bs_cpu <<EOF2
 $(median "$work/bs")
 EOF2
-read -r peer_s peer_kib <<EOF2
+read -r peer_s peer_kib peer_cpu <<EOF2
 $(median "$work/peer")
 EOF2
-awk -v n="bsls-$nsnap" -v b="$bs_s" -v p="$peer_s" -v bk="$bs_kib" -v pk="$peer_kib" 'BEGIN {
-	if (b < 0.0001) b = 0.0001
-	printf "bench %s: bs=%.4fs peer=%.4fs ratio=%.3f bs_rss=%dMiB peer_rss=%dMiB\n", n, b, p, b / p, bk / 1024, pk / 1024
+# The CPU times (user + system) are printed too: on a busy machine wall
+# time mostly measures the wait for a CPU.
+awk -v n="bsls-$nsnap" -v b="$bs_s" -v p="$peer_s" -v bk="$bs_kib" -v pk="$peer_kib" -v bc="$bs_cpu" -v pc="$peer_cpu" 'BEGIN {
+	if (p < 0.0001) p = 0.0001
+	if (pc < 0.0001) pc = 0.0001
+	printf "bench %s: bs=%.4fs peer=%.4fs ratio=%.3f bs_rss=%dMiB peer_rss=%dMiB bs_cpu=%.4fs peer_cpu=%.4fs cpu_ratio=%.3f\n",
+		n, b, p, b / p, bk / 1024, pk / 1024, bc, pc, bc / pc
 }'
