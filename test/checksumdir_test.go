@@ -371,3 +371,22 @@ func TestChecksumdirUsage(t *testing.T) {
 		t.Errorf("files written: %v", left)
 	}
 }
+
+// TestChecksumdirFullDisk: no room for the output is a one-line error,
+// exit 1, no temporary files left and the older set untouched.
+func TestChecksumdirFullDisk(t *testing.T) {
+	harness.RequireRoot(t)
+	dir := t.TempDir()
+	out := filepath.Join(dir, "out")
+	r := harness.Sh(t, `mkdir -p "$DIR/t" "$DIR/out" && mount -t tmpfs -o size=64k tmpfs "$DIR/out"
+		echo a > "$DIR/t/a"
+		cd "$DIR/out" && checksumdir ../t && sha256sum t.* > ../before
+		for i in $(seq 1 3000); do echo "$i" > "$DIR/t/file-with-a-long-name-$i"; done
+		code=0; checksumdir ../t || code=$?
+		echo "code=$code"; ls -A; sha256sum -c --quiet ../before`, "DIR="+dir)
+	t.Cleanup(func() { harness.Unmount(t, out) })
+	if r.Code != 0 || !strings.Contains(r.Stdout, "code=1") || !strings.Contains(r.Stderr, "no space left on device") ||
+		strings.Count(r.Stderr, "\n") != 1 || strings.Contains(r.Stdout, ".tmp") {
+		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", r.Code, r.Stdout, r.Stderr)
+	}
+}

@@ -258,6 +258,11 @@ func WriteSet(dir string, s *Set) (err error) {
 			err = cerr
 		}
 		if err != nil {
+			// The temporary name means nothing to the user.
+			var pe *os.PathError
+			if errors.As(err, &pe) {
+				err = pe.Err
+			}
 			return fmt.Errorf("%s: %w", filepath.Join(dir, name), err)
 		}
 		if err := os.Chmod(f.Name(), 0o644); err != nil {
