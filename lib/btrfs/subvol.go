@@ -291,9 +291,14 @@ func listPrivileged(fd int) ([]Subvol, error) {
 		dirPaths[k] = p
 		return p, true, nil
 	}
-	prefix, _, err := lookup(dirTree, st.Ino)
+	prefix, found, err := lookup(dirTree, st.Ino)
 	if err != nil {
 		return nil, err
+	}
+	if !found {
+		// Removed since we opened it: listing from "" would list its
+		// whole subvolume instead.
+		return nil, unix.ENOENT
 	}
 
 	// fromDirTree is a subvolume's path from the root of dirTree, or
