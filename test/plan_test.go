@@ -188,10 +188,15 @@ func TestPlanFaults(t *testing.T) {
 // both ways: the restore fetches each object's chain in order, and -d on
 // the store spares objects a kept snapshot's chain needs.
 func TestPlanObjectStore(t *testing.T) {
+	m := harness.StartMinIO(t)
+	t.Run("s3", func(t *testing.T) { planObjectStore(t, "s3://"+m.Bucket+"/plan/", m.Env()) })
+	t.Run("file", func(t *testing.T) { planObjectStore(t, "file://"+t.TempDir()+"/", nil) })
+}
+
+func planObjectStore(t *testing.T, store string, storeEnv []string) {
 	src := planSource(t)
 	dst := harness.Btrfs(t, 400)
-	store := t.TempDir()
-	env := []string{"SRC=" + src, "DST=" + dst, "STORE=file://" + store + "/"}
+	env := append([]string{"SRC=" + src, "DST=" + dst, "STORE=" + store}, storeEnv...)
 
 	r := harness.MustSh(t, `bsplan "$SRC/snaps/" "$STORE" | tee "$DST/../plan" | bssend | bss3put "$STORE" > /dev/null; cat "$DST/../plan"`, env...)
 	steps := planSteps(t, r.Stdout)
