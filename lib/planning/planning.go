@@ -129,6 +129,18 @@ func Run(ctx context.Context, env *cli.Env, o Options) error {
 	for _, p := range res.Unrestorable {
 		env.Log.Warn(fmt.Sprintf("%s: cannot be restored: a parent stream of its objects is missing", src.AsDir().DirString()+p))
 	}
+	for _, st := range res.Steps {
+		from := "in full"
+		if st.Parent != nil {
+			from = "from " + st.Parent.Path
+		}
+		switch st.Op {
+		case plan.OpSend:
+			env.Log.Debug("send "+st.Snapshot.Path+" "+from, "size", st.Size, "exact", st.Exact, "clones", len(st.Clones), "chain", st.Chain)
+		case plan.OpDelete:
+			env.Log.Debug("delete "+st.Snapshot.Path, "key", st.Snapshot.Key, "reason", st.Reason)
+		}
+	}
 	if !o.DryRun {
 		w := jsonl.NewWriter(env.Stdout)
 		for i := range res.Steps {
