@@ -23,7 +23,7 @@ type flags struct {
 	AgeRecipient  []string          `sep:"none" name:"age-recipient" short:"r" placeholder:"R" help:"Encrypt with age to recipient R (age1...); repeatable."`
 	AgeRecipients []string          `sep:"none" name:"age-recipients-file" short:"R" placeholder:"FILE" type:"existingfile" help:"Encrypt with age to the recipients in FILE; repeatable."`
 	Filter        []string          `sep:"none" name:"filter" placeholder:"CMD" help:"Pipe the (compressed, encrypted) stream through 'sh -c CMD'; repeatable, applied in order."`
-	PartSize      objstore.ByteSize `name:"part-size" placeholder:"SIZE" help:"Multipart part size (5MiB-5GiB); default: 16MiB doubling every 1,000 parts."`
+	PartSize      objstore.ByteSize `name:"part-size" placeholder:"SIZE" help:"Multipart part size (5MiB-5GiB); default: 8MiB doubling every 1,000 parts."`
 	Concurrency   int               `name:"concurrency" short:"j" default:"4" help:"Parts uploaded at once."`
 	Location      string            `arg:"" name:"location" help:"Store directory: s3://bucket/prefix/ or file:///dir/."`
 }

@@ -9,15 +9,16 @@ const (
 	MaxPartSize = 5 << 30
 )
 
-// The automatic part schedule: 16 MiB parts, doubling every 1,000 parts,
+// The automatic part schedule: 8 MiB parts, doubling every 1,000 parts,
 // capped at 5 GiB. It is a pure function of the part number, so a resumed
 // upload cuts a stream at the same offsets as the interrupted one, and it
-// lets 10,000 parts reach about 13 TiB (> S3's 5 TiB object limit) while
-// small streams keep small parts (and memory).
+// lets 10,000 parts reach about 8 TiB (> S3's 5 TiB object limit) while
+// small streams keep small parts: memory is concurrency × part size, and
+// fresh memory is not free (every page is a fault on first touch).
 const (
-	autoFirstPart   = 16 << 20
+	autoFirstPart   = 8 << 20
 	autoDoubleEvery = 1000
-	autoScheme      = "auto-16MiB-x2per1000"
+	autoScheme      = "auto-8MiB-x2per1000"
 )
 
 // PartSize is the size of part n (1-based) under a scheme: fixed > 0 for

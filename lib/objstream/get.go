@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"hash"
 	"io"
 	"strings"
 	"time"
@@ -200,9 +199,7 @@ func (g *getter) fetch(ctx context.Context, src source) error {
 		return fmt.Errorf("%s: %w", where, err)
 	}
 	defer dec.Close()
-	h := sha256.New()
-	raw := &hashReader{r: dec, h: h}
-	rd := sendstream.NewReader(raw)
+	rd := sendstream.NewReader(dec)
 	s, err := rd.Next()
 	if err != nil {
 		return g.corrupt(where, err)
@@ -211,8 +208,13 @@ func (g *getter) fetch(ctx context.Context, src source) error {
 		k.Format == objstore.FormatBS1 && (s.Subvol.Snapshot != !k.Parent.IsZero() || s.Subvol.Snapshot && s.Subvol.CloneUUID != k.Parent) {
 		return fmt.Errorf("%s: holds the stream of %s (parent %s), not what its key says", where, s.Subvol.UUID.Canonical(), s.Subvol.CloneUUID)
 	}
+	// The stream is exactly what is written out (trailing bytes after END
+	// fail the next Next), so hash it there, next to the write.
 	out := &holdback{w: g.env.Stdout, hold: make([]byte, 0, sendstream.CmdHeaderLen)}
-	if _, err := s.WriteTo(out); err != nil {
+	h := sha256.New()
+	hw := newHashWriter(h, out)
+	defer hw.Close()
+	if _, err := s.WriteTo(hw); err != nil {
 		if out.err != nil {
 			return fmt.Errorf("stdout: %w", out.err)
 		}
@@ -226,9 +228,9 @@ func (g *getter) fetch(ctx context.Context, src source) error {
 	}
 	if obj.Meta.Complete() {
 		sum := hex.EncodeToString(h.Sum(nil))
-		if raw.n != obj.Meta.StreamSize || sum != obj.Meta.StreamSHA256 {
+		if s.Size() != obj.Meta.StreamSize || sum != obj.Meta.StreamSHA256 {
 			return fmt.Errorf("%s: corrupt: stream sha256 %.12s… (%d bytes) does not match the stored %.12s… (%d bytes)",
-				where, sum, raw.n, obj.Meta.StreamSHA256, obj.Meta.StreamSize)
+				where, sum, s.Size(), obj.Meta.StreamSHA256, obj.Meta.StreamSize)
 		}
 	}
 	if counted.n != obj.Size {
@@ -238,8 +240,8 @@ func (g *getter) fetch(ctx context.Context, src source) error {
 		return fmt.Errorf("stdout: %w", err)
 	}
 	g.count++
-	g.bytes += raw.n
-	g.env.Log.Debug("restored", "key", where, "stream", raw.n, "size", obj.Size)
+	g.bytes += s.Size()
+	g.env.Log.Debug("restored", "key", where, "stream", s.Size(), "size", obj.Size)
 	return nil
 }
 
@@ -313,19 +315,6 @@ func (h *holdback) release() error {
 	_, err := h.w.Write(h.hold)
 	h.hold = h.hold[:0]
 	return err
-}
-
-type hashReader struct {
-	r io.Reader
-	h hash.Hash
-	n int64
-}
-
-func (r *hashReader) Read(p []byte) (int, error) {
-	n, err := r.r.Read(p)
-	r.h.Write(p[:n])
-	r.n += int64(n)
-	return n, err
 }
 
 type countReader struct {

@@ -123,7 +123,8 @@ func putStream(ctx context.Context, env *cli.Env, st objstore.Store, s *sendstre
 		return snapshot.Snapshot{}, false, err
 	}
 	h := sha256.New()
-	w := &hashWriter{h: h, w: enc}
+	w := newHashWriter(h, enc)
+	defer w.Close()
 	if _, err := s.WriteTo(w); err != nil {
 		enc.Abort()
 		p.Abort()
@@ -180,21 +181,51 @@ func verifyStored(env *cli.Env, s *sendstream.Stream, old objstore.Object, where
 	return rec, true, nil
 }
 
-// hashWriter hashes the raw stream on its way into the encoder.
+// hashWriter hashes what it passes on. The hash runs in its own goroutine
+// on the same bytes while the next writer works on them, so on a machine
+// with a second core the digest costs no wall time; Write returns only
+// when both are done with p, since the caller reuses it.
 type hashWriter struct {
 	h    hash.Hash
 	w    io.Writer
+	in   chan []byte
+	done chan struct{}
 	werr error
 }
 
+func newHashWriter(h hash.Hash, w io.Writer) *hashWriter {
+	hw := &hashWriter{h: h, w: w, in: make(chan []byte), done: make(chan struct{})}
+	go func() {
+		for p := range hw.in {
+			hw.h.Write(p)
+			hw.done <- struct{}{}
+		}
+	}()
+	return hw
+}
+
+// parallelMin is the least write worth handing to the hashing goroutine.
+const parallelMin = 32 << 10
+
 func (w *hashWriter) Write(p []byte) (int, error) {
-	w.h.Write(p)
-	n, err := w.w.Write(p)
+	var n int
+	var err error
+	if len(p) < parallelMin {
+		w.h.Write(p)
+		n, err = w.w.Write(p)
+	} else {
+		w.in <- p
+		n, err = w.w.Write(p)
+		<-w.done
+	}
 	if err != nil && w.werr == nil {
 		w.werr = err
 	}
 	return n, err
 }
+
+// Close stops the hashing goroutine; the hash is complete after it.
+func (w *hashWriter) Close() { close(w.in) }
 
 func sizeString(n int64) string {
 	switch {
