@@ -16,6 +16,7 @@ import (
 	"github.com/buttersink/buttersink/lib/location"
 	"github.com/buttersink/buttersink/lib/objstore"
 	"github.com/buttersink/buttersink/lib/plan"
+	"github.com/buttersink/buttersink/lib/progress"
 	"github.com/buttersink/buttersink/lib/sendstream"
 	"github.com/buttersink/buttersink/lib/stage"
 )
@@ -214,6 +215,11 @@ func (g *getter) fetch(ctx context.Context, src source) error {
 	h := sha256.New()
 	hw := newHashWriter(h, out)
 	defer hw.Close()
+	if g.env.ShowProgress() {
+		hw.meter = progress.New(g.env.Stderr, g.env.Name)
+		hw.meter.Start(k.Path, obj.Meta.StreamSize)
+		defer hw.meter.Finish()
+	}
 	if _, err := s.WriteTo(hw); err != nil {
 		if out.err != nil {
 			return fmt.Errorf("stdout: %w", out.err)

@@ -19,6 +19,7 @@ import (
 	"github.com/buttersink/buttersink/lib/jsonl"
 	"github.com/buttersink/buttersink/lib/location"
 	"github.com/buttersink/buttersink/lib/objstore"
+	"github.com/buttersink/buttersink/lib/progress"
 	"github.com/buttersink/buttersink/lib/sendstream"
 	"github.com/buttersink/buttersink/lib/snapshot"
 	"github.com/buttersink/buttersink/lib/stage"
@@ -125,6 +126,11 @@ func putStream(ctx context.Context, env *cli.Env, st objstore.Store, s *sendstre
 	h := sha256.New()
 	w := newHashWriter(h, enc)
 	defer w.Close()
+	if env.ShowProgress() {
+		w.meter = progress.New(env.Stderr, env.Name)
+		w.meter.Start(k.Path, 0)
+		defer w.meter.Finish()
+	}
 	if _, err := s.WriteTo(w); err != nil {
 		enc.Abort()
 		p.Abort()
@@ -186,11 +192,12 @@ func verifyStored(env *cli.Env, s *sendstream.Stream, old objstore.Object, where
 // with a second core the digest costs no wall time; Write returns only
 // when both are done with p, since the caller reuses it.
 type hashWriter struct {
-	h    hash.Hash
-	w    io.Writer
-	in   chan []byte
-	done chan struct{}
-	werr error
+	h     hash.Hash
+	w     io.Writer
+	in    chan []byte
+	done  chan struct{}
+	werr  error
+	meter *progress.Meter // nil: no progress line
 }
 
 func newHashWriter(h hash.Hash, w io.Writer) *hashWriter {
@@ -220,6 +227,9 @@ func (w *hashWriter) Write(p []byte) (int, error) {
 	}
 	if err != nil && w.werr == nil {
 		w.werr = err
+	}
+	if w.meter != nil {
+		w.meter.Add(int64(n))
 	}
 	return n, err
 }
