@@ -433,10 +433,26 @@ func (p *s3Putter) getBuf(n int) ([]byte, error) {
 		}
 	}
 	if int64(cap(b)) < size {
-		b = nil // let the smaller buffer go before taking the bigger one
-		b = make([]byte, 0, size)
+		putBuffer(b)
+		b = getBuffer(size)
 	}
 	return b[:0], nil
+}
+
+// release hands the buffers back for the next object, once no part
+// upload uses them any more.
+func (p *s3Putter) release() {
+	p.wg.Wait()
+	putBuffer(p.buf)
+	p.buf = nil
+	for {
+		select {
+		case b := <-p.pool:
+			putBuffer(b)
+		default:
+			return
+		}
+	}
 }
 
 func (p *s3Putter) Write(b []byte) (int, error) {
@@ -541,6 +557,7 @@ func unsignedPayload(o *s3.Options) {
 }
 
 func (p *s3Putter) Close(meta Meta) (Object, error) {
+	defer p.release()
 	defer p.cancel(nil)
 	if p.ended {
 		return Object{}, fmt.Errorf("%s: closed twice", p.s.where(p.key))
@@ -681,7 +698,7 @@ func escapeKey(k string) string {
 // upload is aborted instead.
 func (p *s3Putter) Abort() {
 	p.cancel(errors.New("aborted"))
-	p.wg.Wait()
+	p.release()
 	if p.opts.Discard && p.uploadID != "" {
 		p.s.client.AbortMultipartUpload(context.WithoutCancel(p.ctx), &s3.AbortMultipartUploadInput{
 			Bucket: aws.String(p.s.loc.Bucket), Key: aws.String(p.s.full(p.key)), UploadId: aws.String(p.uploadID),

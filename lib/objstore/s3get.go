@@ -64,7 +64,7 @@ func (r *rangeReader) getBuf() []byte {
 	if r.allocd < cap(r.pool) {
 		r.allocd++
 		r.mu.Unlock()
-		return make([]byte, r.chunk)
+		return getBuffer(r.chunk)[:r.chunk]
 	}
 	r.mu.Unlock()
 	select {
@@ -167,11 +167,26 @@ func (r *rangeReader) Read(p []byte) (int, error) {
 func (r *rangeReader) Close() error {
 	r.cancel(fmt.Errorf("%s: reader closed", r.s.where(r.key)))
 	// Drain so every fetch ends before the buffers go.
+	drained := make(chan struct{})
 	go func() {
 		for c := range r.queue {
 			<-c.done
+			putBuffer(c.data)
 		}
+		close(drained)
 	}()
 	r.wg.Wait()
-	return nil
+	<-drained
+	if r.cur != nil {
+		putBuffer(r.cur.data)
+		r.cur = nil
+	}
+	for {
+		select {
+		case b := <-r.pool:
+			putBuffer(b)
+		default:
+			return nil
+		}
+	}
 }
