@@ -492,11 +492,13 @@ func (p *s3Putter) Write(b []byte) (int, error) {
 func (p *s3Putter) flush() error {
 	if p.uploadID == "" {
 		out, err := p.s.client.CreateMultipartUpload(p.ctx, &s3.CreateMultipartUploadInput{
-			Bucket:               aws.String(p.s.loc.Bucket),
-			Key:                  aws.String(p.s.full(p.key)),
-			Metadata:             p.meta.toMap(),
-			ChecksumAlgorithm:    types.ChecksumAlgorithmCrc32c,
-			StorageClass:         types.StorageClass(p.s.opts.StorageClass),
+			Bucket:            aws.String(p.s.loc.Bucket),
+			Key:               aws.String(p.s.full(p.key)),
+			Metadata:          p.meta.toMap(),
+			ChecksumAlgorithm: types.ChecksumAlgorithmCrc32c,
+			// No storage class yet: the metadata copy at the end reads
+			// the object, which an archive class (GLACIER, DEEP_ARCHIVE)
+			// would refuse. The copy sets the class.
 			ServerSideEncryption: types.ServerSideEncryption(p.s.opts.SSE),
 			ContentType:          aws.String("application/octet-stream"),
 		})

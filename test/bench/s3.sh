@@ -43,7 +43,7 @@ btrfs -q subvolume create "$MNT/vol"
 half=$((MIB / 2))
 for i in $(seq 1 $(((half + 63) / 64))); do
 	head -c 64M /dev/urandom > "$MNT/vol/random$i"
-	head -c 48M /dev/urandom | base64 -w 100 | head -c 64M > "$MNT/vol/text$i"
+	head -c 47M /dev/urandom | base64 -w 100 > "$MNT/vol/text$i"
 done
 btrfs -q subvolume snapshot -r "$MNT/vol" "$MNT/snap"
 btrfs send -q "$MNT/snap" > "$W/stream"
