@@ -51,6 +51,9 @@ func openS3(ctx context.Context, loc location.Location, opts Options) (*s3Store,
 		// Ranged GETs carry no whole-object checksum; the stream's own
 		// CRCs and SHA-256 are what bss3get verifies.
 		config.WithResponseChecksumValidation(aws.ResponseChecksumValidationWhenRequired),
+		// Parts carry the CRC32C computed here; no other request needs a
+		// checksum of the SDK's choosing.
+		config.WithRequestChecksumCalculation(aws.RequestChecksumCalculationWhenRequired),
 		config.WithLogger(logging.Nop{}),
 	}
 	if opts.Profile != "" {
@@ -596,6 +599,7 @@ func (p *s3Putter) Close(meta Meta) (Object, error) {
 	if err != nil {
 		return Object{}, p.s.fail(p.key, fmt.Errorf("complete upload: %w", err))
 	}
+	p.opts.Log("upload completed", "key", p.key)
 	// The digest is only known now, and S3 takes metadata only when an
 	// object is created: rewrite it in place (a metadata-only copy).
 	if err := p.s.replaceMeta(p.ctx, p.key, p.size, meta); err != nil {
