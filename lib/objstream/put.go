@@ -60,7 +60,8 @@ func Put(ctx context.Context, env *cli.Env, opts PutOptions) error {
 	start := time.Now()
 	for {
 		s, err := rd.Next()
-		if err == io.EOF {
+		if err == io.EOF || errors.Is(err, sendstream.ErrEmpty) {
+			// No stream at all is an empty plan: nothing to store.
 			break
 		}
 		if err != nil {

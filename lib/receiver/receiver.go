@@ -112,7 +112,8 @@ func receiveLocal(ctx context.Context, env *cli.Env, opts Options, dest string) 
 			return err
 		}
 		s, err := r.Next()
-		if err == io.EOF {
+		if err == io.EOF || errors.Is(err, sendstream.ErrEmpty) {
+			// No stream at all is an empty plan: nothing to do.
 			break
 		}
 		if err != nil {

@@ -124,7 +124,11 @@ func Run(ctx context.Context, env *cli.Env, opts Options) error {
 		if opts.Parent != "" || len(opts.Clones) > 0 {
 			return cli.UsageError("-p and -c need SNAPSHOT arguments; plan steps name their own parent and clones")
 		}
-		if jobs, err = planJobs(env.Stdin); err != nil {
+		if cli.IsTerminal(env.Stdin) {
+			return hint.Wrap(cli.UsageError("no snapshot arguments and stdin is a terminal"),
+				"name snapshots (bssend SNAPSHOT...) or pipe bsplan into bssend")
+		}
+		if jobs, err = planJobs(env, env.Stdin); err != nil {
 			return err
 		}
 	}
@@ -167,9 +171,10 @@ func argJobs(opts Options) []job {
 	return jobs
 }
 
-// planJobs reads the send steps on stdin. Every line is checked before
-// anything is sent.
-func planJobs(stdin io.Reader) ([]job, error) {
+// planJobs reads the send steps on stdin, skipping delete steps (bsrm's
+// part of a plan, so one plan can be fed to both). Every line is checked
+// before anything is sent. No steps is an empty plan: nothing to send.
+func planJobs(env *cli.Env, stdin io.Reader) ([]job, error) {
 	r := jsonl.NewReader(stdin, "stdin")
 	var jobs []job
 	for {
@@ -181,15 +186,15 @@ func planJobs(stdin io.Reader) ([]job, error) {
 		if err != nil {
 			return nil, err
 		}
+		if st.Op == plan.OpDelete {
+			env.Log.Debug("skipping a delete step", "snapshot", st.Snapshot.Path)
+			continue
+		}
 		j, err := stepJob(st)
 		if err != nil {
 			return nil, fmt.Errorf("stdin line %d: %w", r.Line(), err)
 		}
 		jobs = append(jobs, j)
-	}
-	if len(jobs) == 0 {
-		return nil, hint.Wrap(errors.New("no snapshot arguments and no plan steps on stdin"),
-			"name snapshots (bssend SNAPSHOT...) or pipe bsplan into bssend")
 	}
 	return jobs, nil
 }
@@ -198,8 +203,6 @@ func planJobs(stdin io.Reader) ([]job, error) {
 func stepJob(st plan.Step) (job, error) {
 	switch st.Op {
 	case plan.OpSend:
-	case plan.OpDelete:
-		return job{}, hint.Wrap(fmt.Errorf("a delete step (%s); bssend takes send steps only", st.Snapshot.Path), "pipe delete steps into bsrm")
 	default:
 		return job{}, fmt.Errorf("unknown op %q", st.Op)
 	}

@@ -1,9 +1,12 @@
 package sender
 
 import (
+	"io"
+	"log/slog"
 	"strings"
 	"testing"
 
+	"github.com/buttersink/buttersink/lib/cli"
 	"github.com/buttersink/buttersink/lib/hint"
 	"github.com/buttersink/buttersink/lib/plan"
 	"github.com/buttersink/buttersink/lib/snapshot"
@@ -28,7 +31,6 @@ func TestStepJob(t *testing.T) {
 		{name: "src without trailing slash is the directory too",
 			step: plan.Step{Op: "send", Src: "/src/snaps", Snapshot: rec("a")},
 			want: job{path: "/src/snaps/a", label: "a"}},
-		{name: "delete", step: plan.Step{Op: "delete", Snapshot: rec("a")}, err: "a delete step (a)", hint: "bsrm"},
 		{name: "unknown op", step: plan.Step{Op: "copy"}, err: `unknown op "copy"`},
 		{name: "s3 source", step: plan.Step{Op: "send", Src: "s3://bucket/p/", Snapshot: rec("a")}, err: "source is an object store", hint: "bss3get"},
 		{name: "file source", step: plan.Step{Op: "send", Src: "file:///st/", Snapshot: rec("a")}, err: "source is an object store", hint: "bss3get"},
@@ -64,19 +66,24 @@ func TestStepJob(t *testing.T) {
 	}
 }
 
-func TestPlanJobsLineNumbers(t *testing.T) {
+func TestPlanJobs(t *testing.T) {
+	env := &cli.Env{Name: "bssend", Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	in := `{"op":"send","src":"/s/","dst":"/d/","snapshot":{"kind":"subvolume","path":"a"}}
 
 {"op":"delete","dst":"/d/","snapshot":{"kind":"subvolume","path":"old"}}
+{"op":"send","src":"/s/","dst":"/d/","snapshot":{"kind":"subvolume","path":"b"}}
 `
-	_, err := planJobs(strings.NewReader(in))
-	if err == nil || !strings.HasPrefix(err.Error(), "stdin line 3: a delete step (old)") {
+	jobs, err := planJobs(env, strings.NewReader(in))
+	if err != nil || len(jobs) != 2 || jobs[0].label != "a" || jobs[1].label != "b" {
+		t.Fatalf("delete steps are bsrm's: got %+v, %v", jobs, err)
+	}
+	if _, err := planJobs(env, strings.NewReader("not json\n")); err == nil || !strings.Contains(err.Error(), "stdin line 1") {
 		t.Fatalf("error %v", err)
 	}
-	if _, err := planJobs(strings.NewReader("not json\n")); err == nil || !strings.Contains(err.Error(), "stdin line 1") {
+	if _, err := planJobs(env, strings.NewReader(in+`{"op":"copy"}`+"\n")); err == nil || !strings.HasPrefix(err.Error(), "stdin line 5: unknown op") {
 		t.Fatalf("error %v", err)
 	}
-	if _, err := planJobs(strings.NewReader("")); err == nil || !strings.Contains(err.Error(), "no plan steps") {
-		t.Fatalf("error %v", err)
+	if jobs, err := planJobs(env, strings.NewReader("")); err != nil || len(jobs) != 0 {
+		t.Fatalf("an empty plan is nothing to send: %v, %v", jobs, err)
 	}
 }

@@ -25,6 +25,12 @@ func (e *Error) Error() string {
 }
 func (e *Error) Unwrap() error { return e.Err }
 
+// ErrEmpty is the fault of an input that ends before its first byte. A
+// pipeline with nothing to do carries no stream, so commands reading
+// plans' output may take it as success; a stored object must never be
+// empty.
+var ErrEmpty = errors.New("empty input, no send stream")
+
 // Head is what a stream's first command (SUBVOL or SNAPSHOT) says.
 type Head struct {
 	// Snapshot is true for an incremental stream (SNAPSHOT command).
@@ -110,7 +116,7 @@ type Stream struct {
 // Next advances to the next stream, skipping (but still verifying) what
 // is left of the current one. It reads the stream header and the first
 // command before returning. At a clean end of input after at least one
-// stream it returns io.EOF; empty input is an error.
+// stream it returns io.EOF; empty input is an error matching ErrEmpty.
 func (r *Reader) Next() (*Stream, error) {
 	if r.err != nil {
 		return nil, r.err
@@ -131,7 +137,7 @@ func (r *Reader) Next() (*Stream, error) {
 				return nil, r.fail(r.readError())
 			}
 			if r.nstreams == 0 {
-				return nil, r.fail(&Error{Offset: r.base + int64(r.rel), Reason: "empty input, no send stream"})
+				return nil, r.fail(&Error{Offset: r.base + int64(r.rel), Reason: ErrEmpty.Error(), Err: ErrEmpty})
 			}
 			return nil, io.EOF
 		}

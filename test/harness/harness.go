@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -72,7 +73,13 @@ func Btrfs(t testing.TB, sizeMiB int) string {
 		t.Fatal(err)
 	}
 	f.Close()
-	if out, err := exec.Command("mkfs.btrfs", "-q", "-f", img).CombinedOutput(); err != nil {
+	// Allocate the image up front: a host disk that runs out of room
+	// under a sparse image shows up mid-test as a btrfs forced read-only,
+	// far from its cause. -K keeps mkfs from punching the blocks out again.
+	if out, err := exec.Command("fallocate", "-l", strconv.Itoa(sizeMiB)+"MiB", img).CombinedOutput(); err != nil {
+		t.Fatalf("allocate a %d MiB image in %s: %v: %s", sizeMiB, dir, err, out)
+	}
+	if out, err := exec.Command("mkfs.btrfs", "-q", "-f", "-K", img).CombinedOutput(); err != nil {
 		t.Fatalf("mkfs.btrfs: %v: %s", err, out)
 	}
 	out, err := exec.Command("losetup", "--find", "--show", img).CombinedOutput()
@@ -85,7 +92,24 @@ func Btrfs(t testing.TB, sizeMiB int) string {
 		t.Fatalf("mount %s: %v: %s", dev, err, out)
 	}
 	t.Cleanup(func() { Unmount(t, mnt) })
+	// A filesystem that failed under a test says why in the kernel log;
+	// show it with the failure (cleanups run before the unmount above).
+	t.Cleanup(func() {
+		if t.Failed() {
+			logKernel(t, mnt, dev)
+		}
+	})
 	return mnt
+}
+
+// logKernel logs the state of a failed test's filesystem: its mount
+// options (ro after an error), the host's free space and the kernel's
+// latest btrfs and loop messages.
+func logKernel(t testing.TB, mnt, dev string) {
+	opts, _ := exec.Command("findmnt", "-n", "-o", "OPTIONS", mnt).CombinedOutput()
+	df, _ := exec.Command("df", "-h", os.TempDir()).CombinedOutput()
+	msgs, _ := exec.Command("sh", "-c", "dmesg | grep -iE 'btrfs|loop|I/O error' | tail -n 20").CombinedOutput()
+	t.Logf("filesystem %s on %s: options %s\n%s\nkernel:\n%s", mnt, dev, strings.TrimSpace(string(opts)), df, msgs)
 }
 
 // Unmount unmounts mnt, retrying while it is busy, lazily as a last resort.
