@@ -37,8 +37,9 @@ type Snapshot struct {
 	// Referenced and Exclusive are qgroup sizes, nil when quotas are off.
 	Referenced *uint64 `json:"referenced"`
 	Exclusive  *uint64 `json:"exclusive"`
-	// Partial marks a writable subvolume without received UUID: the
-	// leftover of an interrupted receive (bsls --all only).
+	// Partial marks a writable subvolume that looks like the leftover of
+	// an interrupted receive (bsls --all only); lib/inventory has the
+	// rule.
 	Partial bool `json:"partial,omitempty"`
 
 	// Object records only.
