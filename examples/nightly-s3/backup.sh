@@ -14,7 +14,12 @@
 set -eu
 : "${SNAPSHOTS:?set SNAPSHOTS}" "${DEST:?set DEST}" "${AGE_RECIPIENTS:?set AGE_RECIPIENTS}"
 if [ -n "${SUBVOLUME:-}" ]; then
-	name=$(basename "$SUBVOLUME").$(date -u +%Y%m%dT%H%M%SZ)
+	# Names are unique to the second; a second run within the same second
+	# waits for the next one (btrfs would put the snapshot inside the
+	# existing one of that name).
+	while name=$(basename "$SUBVOLUME").$(date -u +%Y%m%dT%H%M%SZ) && [ -e "$SNAPSHOTS/$name" ]; do
+		sleep 1
+	done
 	btrfs subvolume snapshot -r "$SUBVOLUME" "$SNAPSHOTS/$name" >/dev/null
 fi
 # shellcheck disable=SC2086 # KEEP is a list of options
