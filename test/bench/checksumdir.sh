@@ -11,10 +11,8 @@
 set -eu
 
 root=$(cd "$(dirname "$0")/../.." && pwd)
-bin=${BS_BIN:-./bin}
-bin=$(cd "$bin" && pwd)
-PATH=$bin:$PATH
-export PATH LC_ALL=C
+. "$root/test/bench/lib.sh"
+bench_init checksumdir checksumdir sha256sum
 fixture=$root/test/fixtures/checksumdir.sh
 
 if [ "${BENCH_QUICK:-}" = 1 ]; then
@@ -23,25 +21,8 @@ else
 	ndirs=100 perdir=500 nlarge=8 largemib=256 imgmib=4096
 fi
 
-command -v checksumdir >/dev/null || { echo "bench checksumdir: no checksumdir in $bin (make build)" >&2; exit 1; }
-[ "$(id -u)" = 0 ] || { echo "bench checksumdir: needs root (loop device, mount)" >&2; exit 1; }
-
-work=$(mktemp -d "${TMPDIR:-/tmp}/bs-bench-checksumdir.XXXXXX")
-dev=
-cleanup() {
-	cd /
-	if mountpoint -q "$work/mnt" 2>/dev/null; then umount "$work/mnt" || umount -l "$work/mnt"; fi
-	[ -z "$dev" ] || losetup -d "$dev"
-	rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-truncate -s "${imgmib}M" "$work/img"
-mkfs.btrfs -q -f "$work/img" >/dev/null 2>&1
-dev=$(losetup --find --show "$work/img")
-mkdir "$work/mnt" "$work/bs" "$work/peer"
-mount -t btrfs "$dev" "$work/mnt"
+bench_fs mnt "$imgmib"
+mkdir "$work/bs" "$work/peer"
 data=$work/mnt
 
 # timed NAME CMD...: runs CMD, sets NAME_s (seconds) and NAME_kib (peak RSS).

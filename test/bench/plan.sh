@@ -20,31 +20,15 @@
 # 32 MiB of data, 60 days).
 set -eu
 
-bin=${BS_BIN:-./bin}
-bin=$(cd "$bin" && pwd)
-PATH=$bin:$PATH
-export PATH LC_ALL=C
 root=$(cd "$(dirname "$0")/../.." && pwd)
+. "$root/test/bench/lib.sh"
+bench_init plan bsplan bsls
 
 if [ "${BENCH_QUICK:-}" = 1 ]; then
 	n=1000 datamib=32 days=60
 else
 	n=10000 datamib=256 days=365
 fi
-
-command -v bsplan >/dev/null || { echo "bench plan: no bsplan in $bin (make build)" >&2; exit 1; }
-[ "$(id -u)" = 0 ] || { echo "bench plan: needs root (loop device, mount)" >&2; exit 1; }
-
-work=$(mktemp -d "${TMPDIR:-/tmp}/bs-bench-plan.XXXXXX")
-dev=
-cleanup() {
-	cd /
-	if mountpoint -q "$work/mnt" 2>/dev/null; then umount "$work/mnt" || umount -l "$work/mnt"; fi
-	[ -z "$dev" ] || losetup -d "$dev"
-	rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
 
 # mib KIB: KiB to whole MiB.
 mib() { echo $((($1 + 1023) / 1024)); }
@@ -81,11 +65,7 @@ ok=ok
 echo "bench plan-10k: bs=${best}s bs_cpu=${cpu}s bs_rss=$(mib "$rss")MiB snapshots=$n+$n steps=$steps limit=1s/200MiB $ok"
 
 # --- plan-measure -------------------------------------------------------
-truncate -s $((datamib * 4 + 512))M "$work/img"
-mkfs.btrfs -q -f "$work/img" >/dev/null
-dev=$(losetup --find --show "$work/img")
-mkdir "$work/mnt"
-mount -t btrfs "$dev" "$work/mnt"
+bench_fs mnt $((datamib * 4 + 512))
 mnt=$work/mnt
 btrfs -q subvolume create "$mnt/vol"
 mkdir "$mnt/snaps" "$mnt/dst"

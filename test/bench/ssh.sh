@@ -16,10 +16,8 @@
 # Commands come from $BS_BIN, else ./bin (make build). Root needed.
 set -eu
 
-bin=${BS_BIN:-./bin}
-bin=$(cd "$bin" && pwd)
-PATH=$bin:$PATH
-export PATH LC_ALL=C
+. "$(dirname "$0")/lib.sh"
+bench_init ssh bssend bsrecv btrfs ssh /usr/bin/time /usr/sbin/sshd
 
 if [ "${BENCH_QUICK:-}" = 1 ]; then
 	nbig=4 bigmib=16 nsmall=1000 fsmib=1024
@@ -27,37 +25,8 @@ else
 	nbig=8 bigmib=128 nsmall=10000 fsmib=3072
 fi
 
-for c in bssend bsrecv; do
-	command -v $c >/dev/null || { echo "bench ssh: no $c in $bin (make build)" >&2; exit 1; }
-done
-[ "$(id -u)" = 0 ] || { echo "bench ssh: needs root (loop devices, mount, sshd)" >&2; exit 1; }
-[ -x /usr/bin/time ] || { echo "bench ssh: needs /usr/bin/time" >&2; exit 1; }
-[ -x /usr/sbin/sshd ] || { echo "bench ssh: needs /usr/sbin/sshd (openssh-server)" >&2; exit 1; }
-
-work=$(mktemp -d "${TMPDIR:-/tmp}/bs-bench-ssh.XXXXXX")
-devs= sshd_pid=
-cleanup() {
-	cd /
-	[ -n "$sshd_pid" ] && kill "$sshd_pid" 2>/dev/null
-	for m in "$work/src" "$work/dst"; do
-		if mountpoint -q "$m" 2>/dev/null; then umount "$m" || umount -l "$m"; fi
-	done
-	for d in $devs; do losetup -d "$d"; done
-	rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-mkfs() { # name
-	truncate -s "${fsmib}M" "$work/$1.img"
-	mkfs.btrfs -q -f "$work/$1.img" >/dev/null
-	d=$(losetup --find --show "$work/$1.img")
-	devs="$devs $d"
-	mkdir "$work/$1"
-	mount -t btrfs "$d" "$work/$1"
-}
-mkfs src
-mkfs dst
+bench_fs src "$fsmib"
+bench_fs dst "$fsmib"
 src=$work/src dst=$work/dst
 
 # sshd on a free port, root by key only; sessions find the bs commands.
@@ -82,7 +51,7 @@ UsePAM no
 SetEnv PATH=$bin:/usr/sbin:/usr/bin:/sbin:/bin SHLVL=1
 EOF
 /usr/sbin/sshd -D -e -f "$work/sshd_config" 2>"$work/sshd.log" &
-sshd_pid=$!
+bench_on_exit "kill $! 2>/dev/null"
 BS_SSH="ssh -F /dev/null -i $work/id -o IdentitiesOnly=yes -o BatchMode=yes -o UserKnownHostsFile=$work/known_hosts -o StrictHostKeyChecking=accept-new -o LogLevel=ERROR"
 export BS_SSH
 i=0
@@ -108,8 +77,6 @@ done
 btrfs -q subvolume snapshot -r "$src/vol" "$src/snap"
 btrfs filesystem sync "$src"
 
-drop() { sync; echo 3 >/proc/sys/vm/drop_caches; }
-
 clean_dst() {
 	if [ -e "$dst/snap" ]; then btrfs -q subvolume delete "$dst/snap"; fi
 	btrfs -q subvolume sync "$dst"
@@ -117,7 +84,7 @@ clean_dst() {
 
 run() { # bs|peer -> "secs kib"
 	clean_dst
-	drop
+	bench_drop
 	if [ "$1" = bs ]; then
 		/usr/bin/time -f '%e %M' -o "$work/t1" bssend "$src/snap" |
 			/usr/bin/time -f '%e %M' -o "$work/t2" bsrecv "$url$dst/" >/dev/null
