@@ -17,6 +17,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 
 	"github.com/buttersink/buttersink/lib/jsonl"
 	"github.com/buttersink/buttersink/lib/location"
@@ -578,4 +579,258 @@ func TestBss3Legacy(t *testing.T) {
 	dst2 := harness.Btrfs(t, 256)
 	mustOsh(t, env, `bss3get --filter 'gzip -dc' "s3://$BUCKET/b2s3/$1" | bsrecv "$2/"`, b2[0].Key, dst2)
 	sameTrees(t, filepath.Join(snaps, "s1"), filepath.Join(dst2, "s1"))
+}
+
+// killedPut starts bss3put on url, feeds it the first n bytes of stream,
+// waits until ready reports that the store holds some of it, and kills it
+// (SIGKILL, nothing cleaned up), as an interrupted upload.
+func killedPut(t *testing.T, env []string, url, stream string, n int64, ready func() bool) {
+	t.Helper()
+	cmd := exec.Command(filepath.Join(harness.Bin(t), "bss3put"), "--part-size", "5MiB", "--concurrency", "2", url)
+	cmd.Env = append(os.Environ(), env...)
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(stream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.CopyN(in, f, n)
+	f.Close()
+	for deadline := time.Now().Add(60 * time.Second); !ready(); time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			cmd.Wait()
+			t.Fatalf("the interrupted upload never reached the store: %s", stderr.String())
+		}
+	}
+	cmd.Process.Kill()
+	cmd.Wait()
+	in.Close()
+}
+
+// abortLines parses bsrm --incomplete output: key → status, and checks
+// each line's shape.
+func abortLines(t *testing.T, out, dst string) map[string]string {
+	t.Helper()
+	type line struct {
+		Op       string    `json:"op"`
+		Dst      string    `json:"dst"`
+		Key      string    `json:"key"`
+		UploadID string    `json:"upload_id"`
+		Started  time.Time `json:"started"`
+		Status   string    `json:"status"`
+	}
+	lines, err := jsonl.ReadAll[line](strings.NewReader(out), "bsrm output")
+	if err != nil {
+		t.Fatalf("%v:\n%s", err, out)
+	}
+	got := map[string]string{}
+	for _, l := range lines {
+		if l.Op != "abort" || l.Dst != dst || l.UploadID == "" || l.Started.IsZero() || time.Since(l.Started) > 3*time.Hour {
+			t.Errorf("bsrm --incomplete line %+v", l)
+		}
+		got[l.UploadID] = l.Status
+	}
+	return got
+}
+
+// TestBsrmIncomplete: bsrm --incomplete AGE aborts the multipart uploads an
+// interrupted bss3put left on S3 (server side: the upload and its parts
+// are gone), and removes the temporary files of interrupted writes to a
+// file store; younger ones, other prefixes and objects stay.
+func TestBsrmIncomplete(t *testing.T) {
+	src := harness.Btrfs(t, 256)
+	snaps := objSnaps(t, src, 2, 16*1024)
+	dir := t.TempDir()
+	mustOsh(t, nil, `bssend "$1/s1" > "$2/s1"; bssend "$1/s2" > "$2/s2"`, snaps, dir)
+	s1, s2 := filepath.Join(dir, "s1"), filepath.Join(dir, "s2")
+
+	t.Run("s3", func(t *testing.T) {
+		m := harness.StartMinIO(t)
+		c := m.Client()
+		ctx := context.Background()
+		url := "s3://" + m.Bucket + "/inc/"
+		uploads := func() map[string]types.MultipartUpload {
+			out, err := c.ListMultipartUploads(ctx, &s3.ListMultipartUploadsInput{Bucket: aws.String(m.Bucket)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ups := map[string]types.MultipartUpload{}
+			for _, u := range out.Uploads {
+				ups[aws.ToString(u.UploadId)] = u
+			}
+			return ups
+		}
+		hasParts := func(u types.MultipartUpload) bool {
+			lp, err := c.ListParts(ctx, &s3.ListPartsInput{Bucket: aws.String(m.Bucket), Key: u.Key, UploadId: u.UploadId})
+			return err == nil && len(lp.Parts) > 0
+		}
+		// interrupted runs bss3put on stream until the server holds a
+		// part of a new upload, kills it and returns that upload.
+		interrupted := func(stream string) types.MultipartUpload {
+			known := uploads()
+			var found types.MultipartUpload
+			killedPut(t, m.Env(), url, stream, 12<<20, func() bool {
+				for id, u := range uploads() {
+					if _, ok := known[id]; !ok && hasParts(u) {
+						found = u
+						return true
+					}
+				}
+				return false
+			})
+			return found
+		}
+		old := interrupted(s1)
+		// An upload outside the prefix is never touched.
+		other, err := c.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{Bucket: aws.String(m.Bucket), Key: aws.String("other/x")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(4 * time.Second)
+		young := interrupted(s2)
+		oldID, youngID, otherID := aws.ToString(old.UploadId), aws.ToString(young.UploadId), aws.ToString(other.UploadId)
+		if !strings.HasPrefix(aws.ToString(old.Key), "inc/s1/") || !strings.HasPrefix(aws.ToString(young.Key), "inc/s2/") {
+			t.Fatalf("uploads of %s and %s", aws.ToString(old.Key), aws.ToString(young.Key))
+		}
+		left := func(want ...string) {
+			t.Helper()
+			ups := uploads()
+			if len(ups) != len(want) {
+				t.Errorf("%d uploads on the server, want %d", len(ups), len(want))
+			}
+			for _, id := range want {
+				if _, ok := ups[id]; !ok {
+					t.Errorf("upload %s is gone", id)
+				}
+			}
+		}
+
+		// Younger than an hour: nothing to do.
+		if r := mustOsh(t, m.Env(), `bsrm --incomplete 1h "$1"`, url); r.Stdout != "" {
+			t.Errorf("bsrm --incomplete 1h printed:\n%s", r.Stdout)
+		}
+		left(oldID, youngID, otherID)
+		// A dry run names both and aborts nothing.
+		got := abortLines(t, mustOsh(t, m.Env(), `bsrm -n --incomplete 0s "$1"`, url).Stdout, url)
+		if len(got) != 2 || got[oldID] != "dry-run" || got[youngID] != "dry-run" {
+			t.Errorf("dry run: %v", got)
+		}
+		left(oldID, youngID, otherID)
+		// An age between the two uploads' starts: the old one only.
+		mid := aws.ToTime(old.Initiated).Add(aws.ToTime(young.Initiated).Sub(aws.ToTime(old.Initiated)) / 2)
+		age := time.Since(mid).Round(time.Millisecond).String()
+		got = abortLines(t, mustOsh(t, m.Env(), `bsrm --incomplete "$2" "$1"`, url, age).Stdout, url)
+		if len(got) != 1 || got[oldID] != "aborted" {
+			t.Errorf("bsrm --incomplete %s (between the two): %v", age, got)
+		}
+		left(youngID, otherID)
+		if _, err := c.ListParts(ctx, &s3.ListPartsInput{Bucket: aws.String(m.Bucket), Key: old.Key, UploadId: old.UploadId}); err == nil {
+			t.Error("the aborted upload's parts are still listed")
+		}
+		// 0s: every incomplete upload below the prefix.
+		got = abortLines(t, mustOsh(t, m.Env(), `bsrm --incomplete 0s "$1"`, url).Stdout, url)
+		if len(got) != 1 || got[youngID] != "aborted" {
+			t.Errorf("bsrm --incomplete 0s: %v", got)
+		}
+		left(otherID)
+		// A fresh upload of the stream sends it whole and completes.
+		mustOsh(t, m.Env(), `bss3put "$1" < "$2"; bsls "$1" | grep -c '"key"' | grep -qx 1`, url, s1)
+	})
+
+	t.Run("file", func(t *testing.T) {
+		base := filepath.Join(t.TempDir(), "store")
+		url := "file://" + base + "/"
+		rec := objRecords(t, mustOsh(t, nil, `bss3put "$1" < "$2"`, url, s1).Stdout)[0]
+		partials := func() map[string]string { // upload id → path
+			out := map[string]string{}
+			filepath.WalkDir(base, func(p string, d os.DirEntry, err error) error {
+				if err == nil && !d.IsDir() {
+					if _, id, ok := strings.Cut(d.Name(), ".partial-"); ok {
+						out[id] = p
+					}
+				}
+				return nil
+			})
+			return out
+		}
+		interrupted := func() (string, string) {
+			known := partials()
+			var id, p string
+			killedPut(t, nil, url, s2, 12<<20, func() bool {
+				for i, q := range partials() {
+					if fi, err := os.Stat(q); known[i] == "" && err == nil && fi.Size() >= 1<<20 {
+						id, p = i, q
+						return true
+					}
+				}
+				return false
+			})
+			return id, p
+		}
+		oldID, oldPath := interrupted()
+		two := time.Now().Add(-2 * time.Hour)
+		if err := os.Chtimes(oldPath, two, two); err != nil {
+			t.Fatal(err)
+		}
+		youngID, youngPath := interrupted()
+		if filepath.Base(oldPath) == filepath.Base(youngPath) || !strings.HasPrefix(filepath.Base(oldPath), ".") {
+			t.Fatalf("temporary files %s, %s", oldPath, youngPath)
+		}
+
+		got := abortLines(t, mustOsh(t, nil, `bsrm --incomplete 1h "$1"`, url).Stdout, url)
+		if len(got) != 1 || got[oldID] != "aborted" {
+			t.Errorf("bsrm --incomplete 1h: %v", got)
+		}
+		if _, err := os.Stat(oldPath); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("%s: %v, want it removed", oldPath, err)
+		}
+		if _, err := os.Stat(youngPath); err != nil {
+			t.Errorf("the young temporary file: %v", err)
+		}
+		got = abortLines(t, mustOsh(t, nil, `bsrm -n --incomplete 0s "$1"`, url).Stdout, url)
+		if len(got) != 1 || got[youngID] != "dry-run" {
+			t.Errorf("dry run: %v", got)
+		}
+		if _, err := os.Stat(youngPath); err != nil {
+			t.Errorf("the dry run removed %s: %v", youngPath, err)
+		}
+		got = abortLines(t, mustOsh(t, nil, `bsrm --incomplete 0s "$1"`, url).Stdout, url)
+		if len(got) != 1 || got[youngID] != "aborted" {
+			t.Errorf("bsrm --incomplete 0s: %v", got)
+		}
+		if n := len(partials()); n != 0 {
+			t.Errorf("%d temporary files left", n)
+		}
+		// The directory the interrupted writes were in is gone, the
+		// complete object is untouched.
+		if _, err := os.Stat(filepath.Dir(youngPath)); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("%s: %v, want it removed with its last temporary file", filepath.Dir(youngPath), err)
+		}
+		ls := objRecords(t, mustOsh(t, nil, `bsls "$1"`, url).Stdout)
+		if len(ls) != 1 || ls[0].Key != rec.Key {
+			t.Errorf("objects after bsrm --incomplete: %+v", ls)
+		}
+	})
+
+	t.Run("usage", func(t *testing.T) {
+		for _, c := range []struct{ args, want string }{
+			{`--incomplete 1x file:///tmp/x/`, "invalid age"},
+			{`--incomplete=-1h file:///tmp/x/`, "invalid age"},
+			{`--incomplete 1h /tmp/x/`, "not an object store"},
+			{`--incomplete 1h file:///tmp/x/name`, "store directories"},
+		} {
+			r := osh(t, nil, `bsrm `+c.args)
+			if r.Code != 2 || !strings.Contains(r.Stderr, c.want) {
+				t.Errorf("bsrm %s: exit %d, stderr %s", c.args, r.Code, r.Stderr)
+			}
+		}
+	})
 }

@@ -1,6 +1,6 @@
 // Command bsrm deletes snapshots: the delete steps of a plan on stdin,
 // within the directories named on its command line, or snapshots named
-// as DIR/NAME.
+// as DIR/NAME; with --incomplete AGE, the unfinished uploads of object stores.
 package main
 
 import (
@@ -18,13 +18,14 @@ type flags struct {
 	Remote  remote.Flags   `embed:""`
 	Objects objstore.Flags `embed:""`
 
-	DryRun    bool     `short:"n" name:"dry-run" help:"Check everything and print what would be deleted, deleting nothing."`
-	Locations []string `arg:"" name:"LOCATION" help:"DIR/ to allow the delete steps on stdin within DIR, or DIR/NAME to delete that snapshot."`
+	DryRun     bool     `short:"n" name:"dry-run" help:"Check everything and print what would be deleted, deleting nothing."`
+	Incomplete string   `name:"incomplete" placeholder:"AGE" help:"Instead of reading steps, abort the unfinished uploads older than AGE (24h, 90m, 7d, 0s) in the s3:// or file:// directories given."`
+	Locations  []string `arg:"" name:"LOCATION" help:"DIR/ to allow the delete steps on stdin within DIR, or DIR/NAME to delete that snapshot."`
 }
 
 func main() {
 	var f flags
 	os.Exit(cli.Main("bsrm", "Delete snapshots: plan delete steps on stdin, or snapshots named on the command line.", &f, func(ctx context.Context, env *cli.Env) error {
-		return remove.Run(ctx, env, remove.Options{Locations: f.Locations, DryRun: f.DryRun, Remote: f.Remote, Objects: f.Objects.Options()})
+		return remove.Run(ctx, env, remove.Options{Locations: f.Locations, DryRun: f.DryRun, Incomplete: f.Incomplete, Remote: f.Remote, Objects: f.Objects.Options()})
 	}))
 }

@@ -1,6 +1,7 @@
 // Package remove is bsrm: it deletes snapshots (subvolumes or stored
 // streams) named by plan delete steps on stdin, or named on the command
-// line, and prints one JSON line per deletion.
+// line, and prints one JSON line per deletion. With --incomplete it
+// discards the incomplete uploads of object stores instead (incomplete.go).
 //
 // bsrm deletes only inside the locations it is given: a step whose
 // destination is not within one of them, or whose snapshot path climbs out
@@ -38,8 +39,12 @@ type Options struct {
 	// DIR/NAME deletes that snapshot.
 	Locations []string
 	DryRun    bool
-	Remote    remote.Flags
-	Objects   objstore.Options
+	// Incomplete, when set, is an age (ParseAge): instead of reading
+	// steps, discard the incomplete uploads older than it in the
+	// object-store directories of Locations.
+	Incomplete string
+	Remote     remote.Flags
+	Objects    objstore.Options
 }
 
 // Result is one output line.
@@ -66,6 +71,16 @@ func Run(ctx context.Context, env *cli.Env, o Options) error {
 		} else {
 			named = append(named, l)
 		}
+	}
+	if o.Incomplete != "" {
+		age, err := ParseAge(o.Incomplete)
+		if err != nil {
+			return cli.UsageError("--incomplete: %v", err)
+		}
+		if len(named) > 0 {
+			return cli.UsageError("--incomplete takes store directories (s3://bucket/prefix/, file:///dir/), not %s", named[0])
+		}
+		return incomplete(ctx, env, dirs, age, o)
 	}
 	if len(dirs) > 0 && len(named) > 0 {
 		return cli.UsageError("give either directories (DIR/, steps on stdin) or snapshots (DIR/NAME), not both")

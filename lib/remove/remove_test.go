@@ -4,6 +4,7 @@ import (
 	"path"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/buttersink/buttersink/lib/location"
 	"github.com/buttersink/buttersink/lib/plan"
@@ -73,4 +74,31 @@ func FuzzCheck(f *testing.F) {
 			t.Fatalf("dst %q path %q deletes %s", dst, p, full)
 		}
 	})
+}
+
+func TestParseAge(t *testing.T) {
+	for _, c := range []struct {
+		in   string
+		want time.Duration
+		ok   bool
+	}{
+		{"0s", 0, true},
+		{"24h", 24 * time.Hour, true},
+		{"90m", 90 * time.Minute, true},
+		{"1h30m", 90 * time.Minute, true},
+		{"7d", 7 * 24 * time.Hour, true},
+		{"0d", 0, true},
+		{"", 0, false},
+		{"-1h", 0, false},
+		{"-1d", 0, false},
+		{"1.5d", 0, false},
+		{"d", 0, false},
+		{"24", 0, false},
+		{"yesterday", 0, false},
+	} {
+		got, err := ParseAge(c.in)
+		if (err == nil) != c.ok || got != c.want {
+			t.Errorf("ParseAge(%q) = %v, %v; want %v ok=%v", c.in, got, err, c.want, c.ok)
+		}
+	}
 }

@@ -1,0 +1,116 @@
+package remove
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/buttersink/buttersink/lib/cli"
+	"github.com/buttersink/buttersink/lib/jsonl"
+	"github.com/buttersink/buttersink/lib/location"
+	"github.com/buttersink/buttersink/lib/objstore"
+)
+
+// IncompleteResult is the output line for one incomplete upload discarded
+// by bsrm --incomplete.
+type IncompleteResult struct {
+	Op  string `json:"op"`
+	Dst string `json:"dst"`
+	Key string `json:"key"`
+	// UploadID is the S3 multipart upload id, or the random suffix of a
+	// file store's temporary file.
+	UploadID string    `json:"upload_id"`
+	Started  time.Time `json:"started"`
+	// Size is the bytes written so far (file stores only).
+	Size int64 `json:"size,omitempty"`
+	// Status is "aborted" or "dry-run".
+	Status string `json:"status"`
+}
+
+// OpAbort is the op of an IncompleteResult.
+const OpAbort = "abort"
+
+// ParseAge reads a --incomplete age: a Go duration (90m, 24h, 1h30m, 0s)
+// or a whole number of days (7d).
+func ParseAge(s string) (time.Duration, error) {
+	t := strings.TrimSpace(s)
+	if d, ok := strings.CutSuffix(t, "d"); ok {
+		n, err := strconv.ParseInt(d, 10, 64)
+		if err != nil || n < 0 || n > 100*365 {
+			return 0, fmt.Errorf("invalid age %q (want e.g. 24h, 90m or 7d)", s)
+		}
+		return time.Duration(n) * 24 * time.Hour, nil
+	}
+	d, err := time.ParseDuration(t)
+	if err != nil || d < 0 {
+		return 0, fmt.Errorf("invalid age %q (want e.g. 24h, 90m or 7d)", s)
+	}
+	return d, nil
+}
+
+// incomplete discards, in each object-store directory, the uploads that
+// were started and never completed before now-age: S3 multipart uploads
+// (aborted, so the server frees their parts) and the temporary files of
+// interrupted writes to a file store. One line per upload.
+func incomplete(ctx context.Context, env *cli.Env, dirs []location.Location, age time.Duration, o Options) error {
+	for _, d := range dirs {
+		if !d.IsObjectStore() {
+			return cli.UsageError("--incomplete: %s is not an object store (s3:// or file://)", d.DirString())
+		}
+	}
+	out := jsonl.NewWriter(env.Stdout)
+	n := 0
+	for _, d := range dirs {
+		st, err := objstore.Open(ctx, d, o.Objects)
+		if err != nil {
+			return err
+		}
+		var ups []objstore.Upload
+		status := "aborted"
+		if o.DryRun {
+			status = "dry-run"
+			all, lerr := st.ListIncomplete(ctx)
+			cutoff := time.Now().Add(-age)
+			for _, u := range all {
+				if u.Started.Before(cutoff) {
+					ups = append(ups, u)
+				}
+			}
+			err = lerr
+		} else {
+			// AbortIncomplete returns what it aborted also when a later
+			// one failed: those get their lines too.
+			ups, err = st.AbortIncomplete(ctx, age)
+		}
+		if werr := writeAborted(out, d, ups, status, env); werr != nil {
+			return werr
+		}
+		n += len(ups)
+		if err != nil {
+			return err
+		}
+	}
+	if env.Verbose > 0 || o.DryRun {
+		verb := "aborted"
+		if o.DryRun {
+			verb = "would abort"
+		}
+		env.Log.Info(fmt.Sprintf("%s %d incomplete uploads", verb, n))
+	}
+	return nil
+}
+
+func writeAborted(out *jsonl.Writer, d location.Location, ups []objstore.Upload, status string, env *cli.Env) error {
+	for _, u := range ups {
+		if status == "aborted" {
+			env.Log.Debug("aborted incomplete upload", "key", d.DirString()+u.Key, "id", u.ID, "started", u.Started)
+		}
+		r := IncompleteResult{Op: OpAbort, Dst: d.DirString(), Key: u.Key, UploadID: u.ID, Started: u.Started.UTC(), Size: u.Size, Status: status}
+		if err := out.Write(&r); err != nil {
+			return err
+		}
+	}
+	return nil
+}
