@@ -438,10 +438,10 @@ func TestSendRecvEmptyPlan(t *testing.T) {
 	src := srSource(t, 300)
 	dst := harness.Btrfs(t, 300)
 	store := t.TempDir()
-	sync := `bsplan "$SRC/" "$DST/" | bssend | bsrecv "$DST/"`
+	sync := `bsplan -q "$SRC/" "$DST/" | bssend | bsrecv "$DST/"`
 	harness.MustSh(t, sync, "SRC="+src, "DST="+dst)
 	before := srSubvols(t, dst)
-	r := harness.MustSh(t, `plan=$(bsplan "$SRC/" "$DST/"); [ -z "$plan" ] || { echo "plan: $plan"; exit 1; }
+	r := harness.MustSh(t, `plan=$(bsplan -q "$SRC/" "$DST/"); [ -z "$plan" ] || { echo "plan: $plan"; exit 1; }
 		`+sync+`
 		bssend < /dev/null | bss3put "file://$STORE/"
 		echo '{"op":"delete","dst":"/x/","snapshot":{"kind":"subvolume","path":"s1"}}' | bssend | bsrecv "$DST/"`,
