@@ -489,3 +489,60 @@ func TestBslsBadInput(t *testing.T) {
 		}
 	}
 }
+
+// TestBslsObjects: bsls lists s3:// and file:// stores through bss3ls
+// (bsls does not link the AWS SDK), honouring the S3 flags bss3put takes,
+// and prints the same records as bss3ls, as a failure its error line.
+func TestBslsObjects(t *testing.T) {
+	mnt := bslsTree(t)
+	for _, st := range stores(t) {
+		t.Run(st.name, func(t *testing.T) {
+			var env []string
+			flags := ""
+			for _, kv := range st.env {
+				if strings.HasPrefix(kv, "AWS_ENDPOINT_URL=") {
+					// The flag, not the environment, must reach bss3ls.
+					flags = "--endpoint-url=" + strings.TrimPrefix(kv, "AWS_ENDPOINT_URL=") + " "
+					continue
+				}
+				env = append(env, kv)
+			}
+			env = append(env, "MNT="+mnt, "URL="+st.url, "F="+flags)
+			harness.MustSh(t, `btrfs send -q "$MNT/snaps/2026/01/a" | bss3put $F "$URL"
+				btrfs send -q -p "$MNT/snaps/2026/01/a" "$MNT/snaps/2026/02/b" | bss3put $F "$URL"`, env...)
+			got := harness.MustSh(t, `bsls --json $F "$URL"`, env...).Stdout
+			want := harness.MustSh(t, `bss3ls $F "$URL"`, env...).Stdout
+			if got != want || strings.Count(got, `"kind":"object"`) != 2 {
+				t.Errorf("bsls:\n%s\nbss3ls:\n%s", got, want)
+			}
+			one := harness.MustSh(t, `bsls --json $F "${URL}b"`, env...).Stdout
+			if strings.Count(one, "\n") != 1 || !strings.Contains(one, `"path":"b"`) || !strings.Contains(one, `"send_parent_uuid":"`) {
+				t.Errorf("bsls URL/b:\n%s", one)
+			}
+			if tab := harness.MustSh(t, `bsls --table $F "$URL"`, env...).Stdout; !strings.Contains(tab, "KEY") || strings.Count(tab, "\n") != 3 {
+				t.Errorf("bsls --table:\n%s", tab)
+			}
+			if st.m == nil {
+				return
+			}
+			r := harness.Sh(t, `bsls --endpoint-url=http://127.0.0.1:1 "$URL"`, env...)
+			if r.Code != 1 || r.Stdout != "" || !strings.HasPrefix(r.Stderr, "bsls: error: ") || strings.Contains(r.Stderr, "bss3ls") {
+				t.Errorf("bsls with a dead endpoint: exit %d, stdout %q, stderr %q", r.Code, r.Stdout, r.Stderr)
+			}
+		})
+	}
+}
+
+// TestBslsNoSDK: the AWS SDK's package initialisation would cost bsls
+// more CPU than listing thousands of btrfs snapshots (test/bench/bsls.sh).
+func TestBslsNoSDK(t *testing.T) {
+	out, err := exec.Command("go", "list", "-deps", "github.com/buttersink/buttersink/cmd/bsls").CombinedOutput()
+	if err != nil {
+		t.Skipf("go list: %v: %s", err, out)
+	}
+	for _, p := range strings.Fields(string(out)) {
+		if strings.Contains(p, "aws-sdk-go") || strings.HasSuffix(p, "/lib/objstore") || p == "net/http" {
+			t.Errorf("cmd/bsls links %s", p)
+		}
+	}
+}

@@ -8,12 +8,17 @@ import (
 
 	"github.com/buttersink/buttersink/lib/cli"
 	"github.com/buttersink/buttersink/lib/listing"
+	"github.com/buttersink/buttersink/lib/objstore/objopts"
 	"github.com/buttersink/buttersink/lib/remote"
 )
 
+// bsls must not import lib/objstore (the AWS SDK): object stores are
+// listed by bss3ls (see lib/inventory), and the S3 flags come from
+// objopts.
 type flags struct {
 	cli.Globals
-	Remote remote.Flags `embed:""`
+	Remote  remote.Flags  `embed:""`
+	Objects objopts.Flags `embed:""`
 
 	JSON     bool   `help:"Print JSON Lines (the default when stdout is not a terminal)." xor:"format"`
 	Table    bool   `help:"Print an aligned table (the default on a terminal)." xor:"format"`
@@ -24,7 +29,7 @@ type flags struct {
 func main() {
 	var f flags
 	os.Exit(cli.Main("bsls", "List the snapshots at a location, sorted by path.", &f, func(ctx context.Context, env *cli.Env) error {
-		opts := listing.Options{Location: f.Location, All: f.All, Remote: f.Remote}
+		opts := listing.Options{Location: f.Location, All: f.All, Remote: f.Remote, Objects: f.Objects.Options()}
 		switch {
 		case f.JSON:
 			opts.Format = listing.JSON

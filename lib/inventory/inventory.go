@@ -8,7 +8,7 @@ import (
 	"fmt"
 
 	"github.com/buttersink/buttersink/lib/location"
-	"github.com/buttersink/buttersink/lib/objstore"
+	"github.com/buttersink/buttersink/lib/objstore/objopts"
 	"github.com/buttersink/buttersink/lib/remote"
 	"github.com/buttersink/buttersink/lib/snapshot"
 )
@@ -21,8 +21,8 @@ type Options struct {
 	// and --sudo flags).
 	Remote remote.Flags
 	// Objects is how s3:// locations are reached (the command's
-	// objstore.Flags: --profile, --endpoint-url, --region, --path-style).
-	Objects objstore.Options
+	// objopts.Flags: --profile, --endpoint-url, --region, --path-style).
+	Objects objopts.Options
 }
 
 // List returns the snapshots at loc: every read-only snapshot below the

@@ -18,6 +18,7 @@ import (
 	"github.com/buttersink/buttersink/lib/cli"
 	"github.com/buttersink/buttersink/lib/inventory"
 	"github.com/buttersink/buttersink/lib/location"
+	"github.com/buttersink/buttersink/lib/objstore/objopts"
 	"github.com/buttersink/buttersink/lib/remote"
 	"github.com/buttersink/buttersink/lib/snapshot"
 )
@@ -41,6 +42,8 @@ type Options struct {
 	All bool
 	// Remote reaches ssh:// locations (lib/remote).
 	Remote remote.Flags
+	// Objects reaches s3:// locations (the S3 flags).
+	Objects objopts.Options
 }
 
 // Run lists opts.Location and prints the records sorted by path.
@@ -49,22 +52,31 @@ func Run(ctx context.Context, env *cli.Env, opts Options) error {
 	if err != nil {
 		return err
 	}
-	var recs []snapshot.Snapshot
-	switch loc.Scheme {
-	default:
-		recs, err = inventory.List(ctx, loc, inventory.Options{All: opts.All, Remote: opts.Remote})
-	}
+	recs, err := inventory.List(ctx, loc, inventory.Options{All: opts.All, Remote: opts.Remote, Objects: opts.Objects})
 	if err != nil {
 		return err
 	}
 	sortByPath(recs)
-	format := opts.Format
+	if err := Output(env, recs, opts.Format); err != nil {
+		return err
+	}
+	if env.Verbose > 0 {
+		env.Log.Info(fmt.Sprintf("%d snapshots at %s", len(recs), loc))
+	}
+	return nil
+}
+
+// Output prints recs to env.Stdout in format (Auto: a table on a
+// terminal, else JSON Lines). A reader that stopped early (bsls | head)
+// makes it fail quietly.
+func Output(env *cli.Env, recs []snapshot.Snapshot, format Format) error {
 	if format == Auto {
 		format = JSON
 		if cli.IsTerminal(env.Stdout) {
 			format = Table
 		}
 	}
+	var err error
 	if format == Table {
 		err = WriteTable(env.Stdout, recs)
 	} else {
@@ -77,9 +89,6 @@ func Run(ctx context.Context, env *cli.Env, opts Options) error {
 	}
 	if err != nil {
 		return fmt.Errorf("write output: %w", err)
-	}
-	if env.Verbose > 0 {
-		env.Log.Info(fmt.Sprintf("%d snapshots at %s", len(recs), loc))
 	}
 	return nil
 }

@@ -4,42 +4,16 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+
+	"github.com/buttersink/buttersink/lib/objstore/objopts"
 )
 
-// Options configure access to an S3 store; file stores ignore them.
-// Credentials come from the AWS SDK's default chain only (environment,
-// ~/.aws/credentials and config, AWS_PROFILE, SSO, instance roles) and are
-// never logged.
-type Options struct {
-	// Profile is the shared-config profile (else AWS_PROFILE, else default).
-	Profile string
-	// EndpointURL is an S3-compatible server (else AWS_ENDPOINT_URL).
-	EndpointURL string
-	// Region (else AWS_REGION or the profile's; us-east-1 when none).
-	Region string
-	// PathStyle addresses buckets as https://host/bucket/. It is implied by
-	// an endpoint URL.
-	PathStyle bool
-	// StorageClass and SSE apply to objects written (e.g. DEEP_ARCHIVE;
-	// AES256 or aws:kms).
-	StorageClass string
-	SSE          string
-}
+// Options configure access to an S3 store (lib/objstore/objopts, where a
+// command can take them without linking the AWS SDK).
+type Options = objopts.Options
 
-// Flags are the command-line flags for reaching S3, shared by every command
-// that takes s3:// locations: embed it in the command's flag struct and
-// pass Flags.Options() on.
-type Flags struct {
-	Profile     string `name:"profile" placeholder:"NAME" help:"AWS profile for s3:// locations (default: AWS_PROFILE or default)."`
-	EndpointURL string `name:"endpoint-url" placeholder:"URL" help:"S3-compatible endpoint, e.g. http://127.0.0.1:9000 (default: AWS_ENDPOINT_URL); implies --path-style."`
-	Region      string `name:"region" placeholder:"REGION" help:"AWS region (default: AWS_REGION, the profile's, or us-east-1)."`
-	PathStyle   bool   `name:"path-style" help:"Address buckets by path (https://host/bucket/) rather than by host name."`
-}
-
-// Options returns the store options the flags ask for.
-func (f Flags) Options() Options {
-	return Options{Profile: f.Profile, EndpointURL: f.EndpointURL, Region: f.Region, PathStyle: f.PathStyle}
-}
+// Flags are the command-line flags for reaching S3 (lib/objstore/objopts).
+type Flags = objopts.Flags
 
 // ByteSize is a flag value in bytes, written as a number with an optional
 // unit: 16777216, 16M, 16MiB, 1G (units are powers of 1024).

@@ -1,0 +1,40 @@
+// Command bss3ls lists the send streams stored at an object-store location
+// as JSON Lines; bsls runs it for s3:// and file:// locations, so that
+// bsls itself does not link the AWS SDK.
+package main
+
+import (
+	"context"
+	"os"
+
+	"github.com/buttersink/buttersink/lib/cli"
+	"github.com/buttersink/buttersink/lib/inventory/objlist"
+	"github.com/buttersink/buttersink/lib/listing"
+	"github.com/buttersink/buttersink/lib/location"
+	"github.com/buttersink/buttersink/lib/objstore"
+)
+
+type flags struct {
+	cli.Globals
+	Store objstore.Flags `embed:""`
+
+	Location string `arg:"" help:"s3://bucket/prefix/ or file:///dir/ for every stored stream, or .../NAME for one snapshot's."`
+}
+
+func main() {
+	var f flags
+	os.Exit(cli.Main("bss3ls", "List the send streams stored in an object store as JSON Lines, sorted by path.", &f, func(ctx context.Context, env *cli.Env) error {
+		loc, err := location.Parse(f.Location)
+		if err != nil {
+			return err
+		}
+		if !loc.IsObjectStore() {
+			return cli.UsageError("%s: not an object store: want s3:// or file://", loc)
+		}
+		recs, err := objlist.List(ctx, loc, f.Store.Options())
+		if err != nil {
+			return err
+		}
+		return listing.Output(env, recs, listing.JSON)
+	}))
+}

@@ -1,0 +1,52 @@
+// Package objlist lists the streams stored at s3:// and file:// locations
+// in-process with lib/objstore. Importing it makes lib/inventory use it;
+// without it (bsls, which must not link the AWS SDK) lib/inventory runs
+// bss3ls for those locations.
+package objlist
+
+import (
+	"context"
+	"sort"
+
+	"github.com/buttersink/buttersink/lib/inventory"
+	"github.com/buttersink/buttersink/lib/location"
+	"github.com/buttersink/buttersink/lib/objstore"
+	"github.com/buttersink/buttersink/lib/snapshot"
+)
+
+func init() { inventory.SetObjectLister(List) }
+
+// List lists the streams stored below an s3:// or file:// directory: one
+// record per object whose key is in a known format (buttersink,
+// buttersink-v0, btrfs2s3), from the keys alone: one ListObjectsV2 per
+// 1,000 objects, no GET or HEAD. Other objects are skipped. A location
+// naming a snapshot lists that snapshot's objects only. Records are
+// sorted by path, then key.
+func List(ctx context.Context, loc location.Location, opts objstore.Options) ([]snapshot.Snapshot, error) {
+	st, err := objstore.Open(ctx, loc, opts)
+	if err != nil {
+		return nil, err
+	}
+	objs, err := st.List(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []snapshot.Snapshot
+	for _, o := range objs {
+		rec, ok := objstore.Record(o)
+		if !ok {
+			continue
+		}
+		if loc.Snapshot != "" && rec.Path != loc.Snapshot {
+			continue
+		}
+		out = append(out, rec)
+	}
+	sort.SliceStable(out, func(i, j int) bool {
+		if out[i].Path != out[j].Path {
+			return out[i].Path < out[j].Path
+		}
+		return out[i].Key < out[j].Key
+	})
+	return out, nil
+}

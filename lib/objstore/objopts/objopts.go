@@ -1,0 +1,61 @@
+// Package objopts is how a command reaches an object store: the S3 flags
+// every command taking s3:// locations shares, and the options they turn
+// into. It is apart from lib/objstore so that a command can take the
+// flags without linking the AWS SDK, whose package initialisation alone
+// costs more CPU than bsls listing 2,000 btrfs snapshots; lib/objstore
+// names the same types (objstore.Options, objstore.Flags).
+package objopts
+
+// Options configure access to an S3 store; file stores ignore them.
+// Credentials come from the AWS SDK's default chain only (environment,
+// ~/.aws/credentials and config, AWS_PROFILE, SSO, instance roles) and are
+// never logged.
+type Options struct {
+	// Profile is the shared-config profile (else AWS_PROFILE, else default).
+	Profile string
+	// EndpointURL is an S3-compatible server (else AWS_ENDPOINT_URL).
+	EndpointURL string
+	// Region (else AWS_REGION or the profile's; us-east-1 when none).
+	Region string
+	// PathStyle addresses buckets as https://host/bucket/. It is implied by
+	// an endpoint URL.
+	PathStyle bool
+	// StorageClass and SSE apply to objects written (e.g. DEEP_ARCHIVE;
+	// AES256 or aws:kms).
+	StorageClass string
+	SSE          string
+}
+
+// Flags are the command-line flags for reaching S3, shared by every command
+// that takes s3:// locations: embed it in the command's flag struct and
+// pass Flags.Options() on.
+type Flags struct {
+	Profile     string `name:"profile" placeholder:"NAME" help:"AWS profile for s3:// locations (default: AWS_PROFILE or default)."`
+	EndpointURL string `name:"endpoint-url" placeholder:"URL" help:"S3-compatible endpoint, e.g. http://127.0.0.1:9000 (default: AWS_ENDPOINT_URL); implies --path-style."`
+	Region      string `name:"region" placeholder:"REGION" help:"AWS region (default: AWS_REGION, the profile's, or us-east-1)."`
+	PathStyle   bool   `name:"path-style" help:"Address buckets by path (https://host/bucket/) rather than by host name."`
+}
+
+// Options returns the store options the flags ask for.
+func (f Flags) Options() Options {
+	return Options{Profile: f.Profile, EndpointURL: f.EndpointURL, Region: f.Region, PathStyle: f.PathStyle}
+}
+
+// Args are the flags that give another command the access options of o
+// (those of Flags; StorageClass and SSE have no flag here).
+func (o Options) Args() []string {
+	var a []string
+	if o.Profile != "" {
+		a = append(a, "--profile="+o.Profile)
+	}
+	if o.EndpointURL != "" {
+		a = append(a, "--endpoint-url="+o.EndpointURL)
+	}
+	if o.Region != "" {
+		a = append(a, "--region="+o.Region)
+	}
+	if o.PathStyle {
+		a = append(a, "--path-style")
+	}
+	return a
+}
