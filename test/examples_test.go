@@ -223,6 +223,10 @@ func TestButtersinkScript(t *testing.T) {
 		sameTree(t, fmt.Sprintf("%s/data.%d", snaps, i), fmt.Sprintf("%s/copy/data.%d", dst, i))
 		sameTree(t, fmt.Sprintf("%s/data.%d", snaps, i), fmt.Sprintf("%s/back/data.%d", dst, i))
 	}
+	// store to store, then restored from the copy
+	store2 := t.TempDir()
+	harness.MustSh(t, fmt.Sprintf("buttersink -q file://%s/ file://%s/ && mkdir %s/back2 && buttersink -q file://%s/ %s/back2/", store, store2, dst, store2, dst))
+	sameTree(t, snaps+"/data.3", dst+"/back2/data.3")
 	// -d deletes what the source no longer has
 	harness.MustSh(t, fmt.Sprintf("btrfs -q subvolume delete %s/data.1 && buttersink -d %s/ %s/copy/", snaps, snaps, dst))
 	if _, err := os.Stat(dst + "/copy/data.1"); err == nil {

@@ -107,17 +107,11 @@ type planner struct {
 	srcIdx *recordIndex
 }
 
-// ErrObjectCopy refuses plans between two object stores.
-var ErrObjectCopy = errors.New("copying between object stores is not supported")
-
 // Plan plans sending src's snapshots to dst. src is the inventory of
 // opts.Src's directory (all of it, also when opts.Src names one snapshot:
 // the others are candidate parents), dst that of opts.Dst. The steps come
 // in dependency order: sends (parents first), then deletes.
 func Plan(ctx context.Context, src, dst []snapshot.Snapshot, opts Options) (*Result, error) {
-	if opts.Src.IsObjectStore() && opts.Dst.IsObjectStore() {
-		return nil, fmt.Errorf("%s to %s: %w", opts.Src.DirString(), opts.Dst.DirString(), ErrObjectCopy)
-	}
 	if opts.Prune && opts.Policy == nil {
 		return nil, errors.New("pruning needs a schedule")
 	}

@@ -169,8 +169,27 @@ func TestPlanRestore(t *testing.T) {
 			}
 		})
 	}
-	if _, err := Plan(context.Background(), objs, nil, Options{Src: mustLoc(t, "s3://bkt/p/"), Dst: mustLoc(t, "file:///d/")}); err == nil || !strings.Contains(err.Error(), "not supported") {
-		t.Errorf("object to object: %v", err)
+	// Copies between stores move the same objects: each snapshot from an
+	// object whose parent the destination store has or gets first.
+	copies := []struct {
+		name string
+		dst  []snapshot.Snapshot
+		want string
+	}{
+		{"to an empty store", nil, "+a +b<a +c<b"},
+		{"chain start there", []snapshot.Snapshot{mk("a", "", 1000), mk("b", "a", 10)}, "+c<b"},
+		{"a full copy there", []snapshot.Snapshot{mk("c", "", 1500)}, "+a +b<a"},
+	}
+	for _, tc := range copies {
+		t.Run("copy "+tc.name, func(t *testing.T) {
+			res, err := Plan(context.Background(), objs, tc.dst, Options{Src: mustLoc(t, "s3://bkt/p/"), Dst: mustLoc(t, "file:///d/")})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := render(res.Steps); got != tc.want {
+				t.Errorf("got %q want %q", got, tc.want)
+			}
+		})
 	}
 }
 

@@ -61,10 +61,6 @@ func Run(ctx context.Context, env *cli.Env, o Options) error {
 	if src.Scheme == dst.Scheme && src.Host == dst.Host && src.Bucket == dst.Bucket && src.Dir == dst.Dir {
 		return cli.UsageError("source and destination are the same directory %s", dst.DirString())
 	}
-	if src.IsObjectStore() && dst.IsObjectStore() {
-		return hint.Wrap(fmt.Errorf("%s to %s: %w", src.DirString(), dst.DirString(), plan.ErrObjectCopy),
-			"restore to btrfs with bsplan | bss3get | bsrecv, then plan from there")
-	}
 	if o.SrcList == "-" && o.DstList == "-" {
 		return cli.UsageError("--src-list and --dst-list cannot both read stdin")
 	}
