@@ -4,14 +4,22 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"encoding/base64"
+	"encoding/binary"
 	"errors"
+	"hash/crc32"
 	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -833,4 +841,139 @@ func TestBsrmIncomplete(t *testing.T) {
 			}
 		}
 	})
+}
+
+// recordingProxy forwards requests to endpoint and keeps each one's
+// method, query and headers.
+type recordingProxy struct {
+	mu   sync.Mutex
+	reqs []recorded
+}
+
+type recorded struct {
+	method string
+	query  url.Values
+	header http.Header
+}
+
+func startRecordingProxy(t *testing.T, endpoint string) (*recordingProxy, string) {
+	t.Helper()
+	target, err := url.Parse(endpoint)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rp := &recordingProxy{}
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rp.mu.Lock()
+		rp.reqs = append(rp.reqs, recorded{r.Method, r.URL.Query(), r.Header.Clone()})
+		rp.mu.Unlock()
+		proxy.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	return rp, srv.URL
+}
+
+func (rp *recordingProxy) take() []recorded {
+	rp.mu.Lock()
+	defer rp.mu.Unlock()
+	r := rp.reqs
+	rp.reqs = nil
+	return r
+}
+
+// TestS3PutRequests looks at what bss3put sends: parts and single puts
+// carry the CRC32C computed here and no checksum of the SDK's choosing; a
+// multipart upload asks for a full-object CRC32C (so the server verifies
+// the whole object and can set the metadata without rewriting it) and gets
+// its storage class from the metadata copy, so that archive classes,
+// which refuse reading, work. The stored objects have the class, the
+// metadata, and a CRC32C equal to the object's.
+func TestS3PutRequests(t *testing.T) {
+	m := harness.StartMinIO(t)
+	rp, proxyURL := startRecordingProxy(t, m.Endpoint)
+	env := append(m.Env(), "AWS_ENDPOINT_URL="+proxyURL)
+	src := harness.Btrfs(t, 256)
+	snaps := objSnaps(t, src, 2, 3*1024)
+	ctx := context.Background()
+	cl := m.Client()
+	sdkChosen := []string{"X-Amz-Sdk-Checksum-Algorithm", "X-Amz-Trailer", "X-Amz-Checksum-Crc32", "X-Amz-Checksum-Crc64nvme", "X-Amz-Checksum-Sha1", "X-Amz-Checksum-Sha256"}
+	for _, c := range []struct {
+		name, snap, put string
+		multipart       bool
+	}{
+		{"multipart", "s2", "--part-size 5MiB", true},
+		{"single", "s1", "", false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			url := "s3://" + m.Bucket + "/" + c.name + "/"
+			rp.take()
+			rec := objRecords(t, mustOsh(t, env, `bssend "$1/$2" | bss3put --storage-class REDUCED_REDUNDANCY `+c.put+` "$3"`, snaps, c.snap, url).Stdout)[0]
+			var parts, creates, copies, puts int
+			for _, r := range rp.take() {
+				for _, h := range sdkChosen {
+					if v := r.header.Get(h); v != "" {
+						t.Errorf("%s %v: SDK-chosen checksum header %s: %s", r.method, r.query, h, v)
+					}
+				}
+				switch {
+				case r.method == "PUT" && r.query.Has("partNumber"):
+					parts++
+					if r.header.Get("X-Amz-Checksum-Crc32c") == "" {
+						t.Errorf("part %s without its CRC32C", r.query.Get("partNumber"))
+					}
+				case r.method == "POST" && r.query.Has("uploads"):
+					creates++
+					if a, ty := r.header.Get("X-Amz-Checksum-Algorithm"), r.header.Get("X-Amz-Checksum-Type"); a != "CRC32C" || ty != "FULL_OBJECT" {
+						t.Errorf("multipart upload created with checksum %q type %q, want CRC32C FULL_OBJECT", a, ty)
+					}
+					if sc := r.header.Get("X-Amz-Storage-Class"); sc != "" {
+						t.Errorf("multipart upload created with storage class %q, want it from the copy", sc)
+					}
+				case r.method == "PUT" && r.header.Get("X-Amz-Copy-Source") != "":
+					copies++
+					if sc := r.header.Get("X-Amz-Storage-Class"); sc != "REDUCED_REDUNDANCY" {
+						t.Errorf("metadata copy with storage class %q", sc)
+					}
+					if a := r.header.Get("X-Amz-Checksum-Algorithm"); a != "" {
+						t.Errorf("metadata copy asks for a new %s checksum (the server would rewrite the object)", a)
+					}
+				case r.method == "PUT":
+					puts++
+					if r.header.Get("X-Amz-Checksum-Crc32c") == "" {
+						t.Error("single put without its CRC32C")
+					}
+					if sc := r.header.Get("X-Amz-Storage-Class"); sc != "REDUCED_REDUNDANCY" {
+						t.Errorf("single put with storage class %q", sc)
+					}
+				}
+			}
+			if c.multipart && (parts != 2 || creates != 1 || copies != 1 || puts != 0) || !c.multipart && (parts+creates+copies != 0 || puts != 1) {
+				t.Errorf("%d parts, %d uploads created, %d copies, %d single puts", parts, creates, copies, puts)
+			}
+
+			key := aws.String(c.name + "/" + rec.Key)
+			h, err := cl.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(m.Bucket), Key: key, ChecksumMode: types.ChecksumModeEnabled})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if h.StorageClass != "REDUCED_REDUNDANCY" || len(h.Metadata["bs-stream-sha256"]) != 64 || h.Metadata["bs-encoded-size"] != strconv.FormatInt(aws.ToInt64(h.ContentLength), 10) {
+				t.Errorf("stored with class %q, metadata %v", h.StorageClass, h.Metadata)
+			}
+			obj, err := cl.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(m.Bucket), Key: key})
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, err := io.ReadAll(obj.Body)
+			obj.Body.Close()
+			if err != nil {
+				t.Fatal(err)
+			}
+			var sum [4]byte
+			binary.BigEndian.PutUint32(sum[:], crc32.Checksum(body, crc32.MakeTable(crc32.Castagnoli)))
+			if want := base64.StdEncoding.EncodeToString(sum[:]); aws.ToString(h.ChecksumCRC32C) != want || h.ChecksumType != types.ChecksumTypeFullObject {
+				t.Errorf("object checksum CRC32C %q type %q, want %s of the whole object", aws.ToString(h.ChecksumCRC32C), h.ChecksumType, want)
+			}
+		})
+	}
 }

@@ -495,10 +495,17 @@ func (p *s3Putter) Write(b []byte) (int, error) {
 func (p *s3Putter) flush() error {
 	if p.uploadID == "" {
 		out, err := p.s.client.CreateMultipartUpload(p.ctx, &s3.CreateMultipartUploadInput{
-			Bucket:            aws.String(p.s.loc.Bucket),
-			Key:               aws.String(p.s.full(p.key)),
-			Metadata:          p.meta.toMap(),
+			Bucket:   aws.String(p.s.loc.Bucket),
+			Key:      aws.String(p.s.full(p.key)),
+			Metadata: p.meta.toMap(),
+			// The object gets a full-object CRC32C, which the server
+			// combines from the parts' (none is sent at the end, so a
+			// server that only knows composite checksums works too).
+			// With it, MinIO's metadata copy below is metadata-only;
+			// with a composite one it rewrites the whole object to
+			// compute a full-object checksum of its own.
 			ChecksumAlgorithm: types.ChecksumAlgorithmCrc32c,
+			ChecksumType:      types.ChecksumTypeFullObject,
 			// No storage class yet: the metadata copy at the end reads
 			// the object, which an archive class (GLACIER, DEEP_ARCHIVE)
 			// would refuse. The copy sets the class.
@@ -601,7 +608,8 @@ func (p *s3Putter) Close(meta Meta) (Object, error) {
 	}
 	p.opts.Log("upload completed", "key", p.key)
 	// The digest is only known now, and S3 takes metadata only when an
-	// object is created: rewrite it in place (a metadata-only copy).
+	// object is created (CreateMultipartUpload, before the first part):
+	// set it by copying the object onto itself with new metadata.
 	if err := p.s.replaceMeta(p.ctx, p.key, p.size, meta); err != nil {
 		return Object{}, err
 	}
