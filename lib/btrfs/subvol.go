@@ -204,6 +204,28 @@ type listEntry struct {
 	sub     Subvol
 	hasRoot bool
 	hasRef  bool
+	// resolved is 0 before fromDirTree looked at the entry, 1 when path
+	// holds its path from the listed directory's subvolume, 2 when it is
+	// not inside it.
+	resolved uint8
+	path     string
+}
+
+// joinPath joins non-empty components with "/": path.Join without its
+// Clean, for components that are already clean (subvolume names never
+// hold a "/", INO_LOOKUP paths have no "." or ".." components).
+func joinPath(a, b, c string) string {
+	s := a
+	for _, x := range [...]string{b, c} {
+		switch {
+		case x == "":
+		case s == "":
+			s = x
+		default:
+			s += "/" + x
+		}
+	}
+	return s
 }
 
 type dirKey struct{ tree, ino uint64 }
@@ -302,39 +324,37 @@ func listPrivileged(fd int) ([]Subvol, error) {
 	}
 
 	// fromDirTree is a subvolume's path from the root of dirTree, or
-	// ok=false when it is not inside dirTree.
-	type resolved struct {
-		path string
-		ok   bool
-	}
-	memo := map[uint64]resolved{}
+	// ok=false when it is not inside dirTree; memoised in the entries.
 	var fromDirTree func(id uint64, depth int) (string, bool, error)
 	fromDirTree = func(id uint64, depth int) (string, bool, error) {
-		if r, ok := memo[id]; ok {
-			return r.path, r.ok, nil
-		}
 		e := find(id)
-		if e == nil || !e.hasRef || !e.hasRoot || e.sub.Flags&rootSubvolDead != 0 || depth > 4096 {
-			memo[id] = resolved{}
+		if e == nil {
+			return "", false, nil
+		}
+		switch e.resolved {
+		case 1:
+			return e.path, true, nil
+		case 2:
+			return "", false, nil
+		}
+		e.resolved = 2
+		if !e.hasRef || !e.hasRoot || e.sub.Flags&rootSubvolDead != 0 || depth > 4096 {
 			return "", false, nil
 		}
 		var base string
 		if e.sub.ParentID != dirTree {
 			p, ok, err := fromDirTree(e.sub.ParentID, depth+1)
 			if err != nil || !ok {
-				memo[id] = resolved{}
 				return "", false, err
 			}
 			base = p
 		}
 		d, ok, err := lookup(e.sub.ParentID, e.sub.DirID)
 		if err != nil || !ok {
-			memo[id] = resolved{}
 			return "", false, err
 		}
-		p := path.Join(base, d, e.sub.Name)
-		memo[id] = resolved{p, true}
-		return p, true, nil
+		e.path, e.resolved = joinPath(base, d, e.sub.Name), 1
+		return e.path, true, nil
 	}
 
 	// Order by path through small (path, index) pairs, then copy each
