@@ -2,43 +2,24 @@
 # bench bsls: listing 2,000 read-only snapshots (in 20 directories) on a
 # loop btrfs it makes and removes, bsls DIR/ against
 # `btrfs subvolume list -u -q -R DIR`, both to /dev/null. Each side runs
-# in rounds of $batch back-to-back invocations (timer resolution is 10 ms);
-# the median round gives the time per listing. Target: ratio <= 1.0.
+# in rounds of $batch back-to-back invocations (timer resolution is 10 ms),
+# the two sides' rounds alternating; the median round gives the time per
+# listing. Target: ratio <= 1.0.
 # Commands come from $BS_BIN, else ./bin (make build). Root needed (loop
 # device, mount, privileged listing). BENCH_QUICK=1 makes 200 snapshots.
 set -eu
 
-bin=${BS_BIN:-./bin}
-bin=$(cd "$bin" && pwd)
-PATH=$bin:$PATH
-export PATH LC_ALL=C
+. "$(dirname "$0")/lib.sh"
+bench_init bsls bsls btrfs /usr/bin/time
 
 if [ "${BENCH_QUICK:-}" = 1 ]; then
-	nsnap=200 rounds=5 batch=10
+	nsnap=200 rounds=5 batch=20
 else
-	nsnap=2000 rounds=7 batch=10
+	nsnap=2000 rounds=7 batch=30
 fi
 ndirs=20
 
-command -v bsls >/dev/null || { echo "bench bsls: no bsls in $bin (make build)" >&2; exit 1; }
-[ "$(id -u)" = 0 ] || { echo "bench bsls: needs root (loop device, mount)" >&2; exit 1; }
-
-work=$(mktemp -d "${TMPDIR:-/tmp}/bs-bench-bsls.XXXXXX")
-dev=
-cleanup() {
-	cd /
-	if mountpoint -q "$work/mnt" 2>/dev/null; then umount "$work/mnt" || umount -l "$work/mnt"; fi
-	[ -z "$dev" ] || losetup -d "$dev"
-	rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-truncate -s 1G "$work/img"
-mkfs.btrfs -q -f "$work/img" >/dev/null
-dev=$(losetup --find --show "$work/img")
-mkdir "$work/mnt"
-mount -t btrfs "$dev" "$work/mnt"
+bench_fs mnt 1024
 mnt=$work/mnt
 
 btrfs -q subvolume create "$mnt/vol"
@@ -60,21 +41,16 @@ p=$(btrfs subvolume list -u -q -R "$mnt/" | grep -c ' path snaps/')
 	exit 1
 }
 
-# rounds NAME CMD...: runs $rounds rounds of $batch CMDs, writing
-# "seconds-per-run peak-kib" lines to $work/NAME.
-rounds() {
+# round NAME CMD...: one round of $batch CMDs, appending a
+# "seconds-per-run cpu-seconds-per-run peak-kib" line to $work/NAME.
+round() {
 	name=$1
 	shift
-	: >"$work/$name"
-	r=0
-	while [ "$r" -lt "$rounds" ]; do
-		/usr/bin/time -f '%e %M %U %S' -o "$work/time" sh -c '
-			n=$1; shift; i=0
-			while [ "$i" -lt "$n" ]; do "$@" >/dev/null; i=$((i + 1)); done' sh "$batch" "$@"
-		read -r s k u y <"$work/time"
-		echo "$(awk -v s="$s" -v b="$batch" -v u="$u" -v y="$y" 'BEGIN { printf "%.4f %.4f", s / b, (u + y) / b }') $k" >>"$work/$name"
-		r=$((r + 1))
-	done
+	/usr/bin/time -f '%e %M %U %S' -o "$work/time" sh -c '
+		n=$1; shift; i=0
+		while [ "$i" -lt "$n" ]; do "$@" >/dev/null; i=$((i + 1)); done' sh "$batch" "$@"
+	read -r s k u y <"$work/time"
+	echo "$(awk -v s="$s" -v b="$batch" -v u="$u" -v y="$y" 'BEGIN { printf "%.4f %.4f", s / b, (u + y) / b }') $k" >>"$work/$name"
 }
 # median FILE: the median wall time, the median CPU time (user + system)
 # and the largest peak RSS (KiB).
@@ -86,8 +62,21 @@ median() {
 # Warm the caches once for both.
 bsls --json "$mnt/" >/dev/null
 btrfs subvolume list -u -q -R "$mnt/" >/dev/null
-rounds bs bsls --json "$mnt/"
-rounds peer btrfs subvolume list -u -q -R "$mnt/"
+# Rounds alternate which side goes first, so that neither always runs
+# on the machine the other just warmed up or slowed down.
+: >"$work/bs"
+: >"$work/peer"
+r=0
+while [ "$r" -lt "$rounds" ]; do
+	if [ $((r % 2)) = 0 ]; then
+		round bs bsls --json "$mnt/"
+		round peer btrfs subvolume list -u -q -R "$mnt/"
+	else
+		round peer btrfs subvolume list -u -q -R "$mnt/"
+		round bs bsls --json "$mnt/"
+	fi
+	r=$((r + 1))
+done
 read -r bs_s bs_kib bs_cpu <<EOF2
 $(median "$work/bs")
 EOF2
