@@ -200,7 +200,7 @@ func (g *getter) fetch(ctx context.Context, src source) error {
 		return fmt.Errorf("%s: %w", where, err)
 	}
 	defer dec.Close()
-	rd := sendstream.NewReader(dec)
+	rd := sendstream.NewReaderSize(dec, readBuffer)
 	s, err := rd.Next()
 	if err != nil {
 		return g.corrupt(where, err)
@@ -220,10 +220,12 @@ func (g *getter) fetch(ctx context.Context, src source) error {
 		hw.meter.Start(k.Path, obj.Meta.StreamSize)
 		defer hw.meter.Finish()
 	}
-	if _, err := s.WriteTo(hw); err != nil {
-		if out.err != nil {
-			return fmt.Errorf("stdout: %w", out.err)
-		}
+	_, err = s.WriteTo(hw)
+	// The writing goroutine is done with the stream and out after Close.
+	if werr := hw.Close(); werr != nil {
+		return fmt.Errorf("stdout: %w", werr)
+	}
+	if err != nil {
 		return g.corrupt(where, err)
 	}
 	if _, err := rd.Next(); err != io.EOF {

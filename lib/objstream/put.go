@@ -54,7 +54,7 @@ func Put(ctx context.Context, env *cli.Env, opts PutOptions) error {
 		return err
 	}
 	out := jsonl.NewWriter(env.Stdout)
-	rd := sendstream.NewReader(env.Stdin)
+	rd := sendstream.NewReaderSize(env.Stdin, readBuffer)
 	var stored, skipped int
 	var bytesIn int64
 	start := time.Now()
@@ -132,11 +132,14 @@ func putStream(ctx context.Context, env *cli.Env, st objstore.Store, s *sendstre
 		w.meter.Start(k.Path, 0)
 		defer w.meter.Finish()
 	}
-	if _, err := s.WriteTo(w); err != nil {
+	_, err = s.WriteTo(w)
+	// The writing goroutine is done with the stream and the encoder after
+	// Close.
+	if werr := w.Close(); werr != nil || err != nil {
 		enc.Abort()
 		p.Abort()
-		if w.werr != nil {
-			return snapshot.Snapshot{}, false, w.werr
+		if werr != nil {
+			return snapshot.Snapshot{}, false, werr
 		}
 		return snapshot.Snapshot{}, false, streamError(err, where)
 	}
@@ -188,55 +191,93 @@ func verifyStored(env *cli.Env, s *sendstream.Stream, old objstore.Object, where
 	return rec, true, nil
 }
 
-// hashWriter hashes what it passes on. The hash runs in its own goroutine
-// on the same bytes while the next writer works on them, so on a machine
-// with a second core the digest costs no wall time; Write returns only
-// when both are done with p, since the caller reuses it.
+// hashWriter hashes what it passes on, while the writer underneath (the
+// encoder and the store) works on the same bytes in its own goroutine:
+// Write hands p to that goroutine, hashes p and returns, without waiting
+// for the writer, which has until the next Write to be done with p
+// (sendstream's WriteTo keeps p unchanged until then). So one core reads,
+// verifies and hashes the input while another encodes and stores it,
+// without copying the bytes. Close waits for the last p.
 type hashWriter struct {
-	h     hash.Hash
-	w     io.Writer
-	in    chan []byte
-	done  chan struct{}
-	werr  error
-	meter *progress.Meter // nil: no progress line
+	h       hash.Hash
+	w       io.Writer
+	in      chan []byte
+	done    chan writeResult
+	pending bool
+	closed  bool
+	werr    error
+	meter   *progress.Meter // nil: no progress line
+}
+
+type writeResult struct {
+	n   int
+	err error
 }
 
 func newHashWriter(h hash.Hash, w io.Writer) *hashWriter {
-	hw := &hashWriter{h: h, w: w, in: make(chan []byte), done: make(chan struct{})}
+	hw := &hashWriter{h: h, w: w, in: make(chan []byte), done: make(chan writeResult)}
 	go func() {
 		for p := range hw.in {
-			hw.h.Write(p)
-			hw.done <- struct{}{}
+			n, err := hw.w.Write(p)
+			hw.done <- writeResult{n, err}
 		}
 	}()
 	return hw
 }
 
-// parallelMin is the least write worth handing to the hashing goroutine.
+// readBuffer is the size of each of the input reader's two buffers: the
+// hashing and the writing goroutine meet once per buffer, and 2 MiB makes
+// that rare enough while it still fits a core's cache.
+const readBuffer = 2 << 20
+
+// parallelMin is the least write worth handing to the writing goroutine.
 const parallelMin = 32 << 10
 
-func (w *hashWriter) Write(p []byte) (int, error) {
-	var n int
-	var err error
-	if len(p) < parallelMin {
-		w.h.Write(p)
-		n, err = w.w.Write(p)
-	} else {
-		w.in <- p
-		n, err = w.w.Write(p)
-		<-w.done
+// wait waits until the writing goroutine is done with the previous p.
+func (w *hashWriter) wait() error {
+	if w.pending {
+		w.pending = false
+		r := <-w.done
+		w.written(r.n, r.err)
 	}
+	return w.werr
+}
+
+func (w *hashWriter) written(n int, err error) {
 	if err != nil && w.werr == nil {
 		w.werr = err
 	}
 	if w.meter != nil {
 		w.meter.Add(int64(n))
 	}
-	return n, err
 }
 
-// Close stops the hashing goroutine; the hash is complete after it.
-func (w *hashWriter) Close() { close(w.in) }
+func (w *hashWriter) Write(p []byte) (int, error) {
+	if err := w.wait(); err != nil {
+		return 0, err
+	}
+	if len(p) < parallelMin {
+		w.h.Write(p)
+		n, err := w.w.Write(p)
+		w.written(n, err)
+		return n, w.werr
+	}
+	w.in <- p
+	w.pending = true
+	w.h.Write(p)
+	return len(p), nil
+}
+
+// Close waits for the last Write and stops the goroutine; it returns the
+// first error of the writer underneath.
+func (w *hashWriter) Close() error {
+	err := w.wait()
+	if !w.closed {
+		w.closed = true
+		close(w.in)
+	}
+	return err
+}
 
 func sizeString(n int64) string {
 	switch {

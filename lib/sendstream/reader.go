@@ -66,8 +66,9 @@ const (
 )
 
 // Reader splits concatenated send streams and verifies them. Memory is
-// bounded by the largest command (at most MaxCommand) plus a 512 KiB
-// buffer, whatever the stream size.
+// bounded by two buffers of 512 KiB (NewReaderSize: of its size), or of
+// twice the largest command (at most MaxCommand) when that is more,
+// whatever the stream size.
 //
 // Its buffer holds, in order: verified bytes not yet handed out
 // (buf[start:rel]) and read bytes of the command being assembled
@@ -75,9 +76,13 @@ const (
 // matched, so a consumer (btrfs receive) never sees a corrupt command, in
 // particular never a corrupt END that would make it finalise a subvolume.
 type Reader struct {
-	src  io.Reader
-	buf  []byte
-	base int64 // input offset of buf[0]
+	src   io.Reader
+	buf   []byte
+	spare []byte // the other buffer (see read)
+	// spareBusy: the spare holds the bytes of WriteTo's latest Write,
+	// which its writer may still be using.
+	spareBusy bool
+	base      int64 // input offset of buf[0]
 
 	start, rel, end int
 
@@ -95,8 +100,13 @@ type Reader struct {
 }
 
 // NewReader reads streams from src.
-func NewReader(src io.Reader) *Reader {
-	return &Reader{src: src, buf: make([]byte, bufSize)}
+func NewReader(src io.Reader) *Reader { return NewReaderSize(src, bufSize) }
+
+// NewReaderSize reads streams from src with buffers of size bytes (at
+// least 512 KiB): bigger buffers hand out bigger slices to WriteTo's
+// writer, fewer times.
+func NewReaderSize(src io.Reader, size int) *Reader {
+	return &Reader{src: src, buf: make([]byte, max(size, bufSize))}
 }
 
 // Stream is one send stream inside the input, from its header through its
@@ -176,26 +186,33 @@ func (r *Reader) fail(err error) error {
 }
 
 // read reads once from the source into the buffer, making room first.
+//
+// Room is made in the other of two buffers, never by moving bytes within
+// the one that was handed out from: a slice WriteTo passed to its writer
+// stays as it is while the reader fills the other buffer, that is until
+// WriteTo's next Write (or until the stream's end), so a writer may work
+// on it in the background until then.
 func (r *Reader) read() int {
 	if r.start == r.end {
-		// Nothing pending: start over at the front without copying.
+		// Nothing pending: start over at the front, without copying.
 		r.base += int64(r.end)
 		r.start, r.rel, r.end = 0, 0, 0
+		r.swap(len(r.buf))
 	}
 	if len(r.buf)-r.end < minRead || r.rel+r.need > len(r.buf) {
-		if r.start > 0 {
-			// Only the command being assembled (and verified bytes not
-			// yet handed out, rarely) move.
-			copy(r.buf, r.buf[r.start:r.end])
-			r.base += int64(r.start)
-			r.rel -= r.start
-			r.end -= r.start
-			r.start = 0
+		// Only the command being assembled (and verified bytes not yet
+		// handed out, rarely) move.
+		rel, end := r.rel-r.start, r.end-r.start
+		size := len(r.buf)
+		if want := max(rel+r.need, end+minRead); want > size {
+			size = max(want, 2*len(r.buf))
 		}
-		if want := max(r.rel+r.need, r.end+minRead); want > len(r.buf) {
-			nb := make([]byte, max(want, 2*len(r.buf)))
-			copy(nb, r.buf[:r.end])
-			r.buf = nb
+		if r.start > 0 || size > len(r.buf) {
+			pending := r.buf[r.start:r.end]
+			r.swap(size)
+			copy(r.buf, pending)
+			r.base += int64(r.start)
+			r.start, r.rel, r.end = 0, rel, end
 		}
 	}
 	n, err := r.src.Read(r.buf[r.end:])
@@ -207,6 +224,19 @@ func (r *Reader) read() int {
 		r.srcErr = err
 	}
 	return n
+}
+
+// swap makes the other buffer, of at least size bytes, the current one.
+// The one left may hold the bytes of WriteTo's latest Write: it is not
+// reused before the next Write (a second swap meanwhile, to grow for a big
+// command, takes a new buffer).
+func (r *Reader) swap(size int) {
+	b := r.spare
+	if len(b) < size || r.spareBusy {
+		b = make([]byte, size)
+	}
+	r.spare, r.buf = r.buf, b
+	r.spareBusy = true
 }
 
 // more reads and verifies what it can. An end of input inside a stream is
@@ -331,6 +361,7 @@ func (s *Stream) Read(p []byte) (int, error) {
 	}
 	r := s.r
 	n := copy(p, r.buf[r.start:r.rel])
+	r.spareBusy = false
 	r.start += n
 	s.n += int64(n)
 	return n, nil
@@ -362,7 +393,10 @@ func (s *Stream) fill() error {
 }
 
 // WriteTo writes the rest of the stream to w straight from the reader's
-// buffer, without another copy.
+// buffer, without another copy. The bytes of each Write stay unchanged
+// until the next Write begins, or until the Reader is used again after
+// WriteTo returns: w may go on using them after Write returned, in the
+// background, and must be done with them by then.
 func (s *Stream) WriteTo(w io.Writer) (int64, error) {
 	var total int64
 	if len(s.head) > 0 {
@@ -383,6 +417,8 @@ func (s *Stream) WriteTo(w io.Writer) (int64, error) {
 			return total, err
 		}
 		n, err := w.Write(r.buf[r.start:r.rel])
+		// Only these bytes may still be in use: the other buffer is free.
+		r.spareBusy = false
 		r.start += n
 		s.n += int64(n)
 		total += int64(n)

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"io"
+	"math/rand"
 	"os"
 	"path/filepath"
 	"strings"
@@ -146,6 +147,7 @@ func TestConcatenatedBoundaries(t *testing.T) {
 		"read17":   readWithBuf(17),
 		"read4096": readWithBuf(4096),
 		"writeto":  readWithWriteTo,
+		"held":     readWithHeldWrites(t),
 	}
 	for sn, src := range sources {
 		for rn, rd := range reads {
@@ -417,6 +419,127 @@ func TestAttrsV2Data(t *testing.T) {
 			t.Errorf("v%d: path %q", v, p)
 		}
 	}
+}
+
+// heldWriter checks WriteTo's promise: the bytes of a Write stay
+// unchanged until the next Write begins.
+type heldWriter struct {
+	t          testing.TB
+	out        []byte
+	prev, copy []byte
+}
+
+func (w *heldWriter) check() {
+	if !bytes.Equal(w.prev, w.copy) {
+		w.t.Fatalf("bytes of the previous Write (%d) changed before the next one", len(w.prev))
+	}
+}
+
+func (w *heldWriter) Write(p []byte) (int, error) {
+	w.check()
+	w.out = append(w.out, p...)
+	w.prev, w.copy = p, append(w.copy[:0], p...)
+	return len(p), nil
+}
+
+func readWithHeldWrites(t testing.TB) func(s *Stream) ([]byte, error) {
+	return func(s *Stream) ([]byte, error) {
+		w := &heldWriter{t: t}
+		_, err := s.WriteTo(w)
+		w.check()
+		return w.out, err
+	}
+}
+
+// Streams many buffers long, read in chunks that split commands at every
+// offset, keep each Write's bytes until the next (the reader alternates
+// between two buffers) and come out whole.
+func TestWriteToHoldsBytes(t *testing.T) {
+	var all [][]byte
+	var input []byte
+	for i := range 3 {
+		b := AppendHeader(nil, 1)
+		b = AppendCommand(b, 1, CmdSubvol, Attr{AttrPath, []byte("s")}, Attr{AttrUUID, bytes.Repeat([]byte{byte(i)}, 16)}, Attr{AttrCTransID, make([]byte, 8)})
+		for j := range 60 {
+			data := bytes.Repeat([]byte{byte(i*60 + j)}, 1000+j*997)
+			b = AppendCommand(b, 1, CmdWrite, Attr{AttrPath, []byte("f")}, Attr{AttrData, data})
+			if i == 2 && j%20 == 19 {
+				// Bigger than one buffer, smaller than the one grown
+				// for stream 1's: the reader must not reuse a buffer
+				// the writer may still be using to grow.
+				b = AppendCommand(b, 1, CmdWrite, Attr{AttrPath, []byte("h")}, Attr{AttrData, bytes.Repeat([]byte{byte(j)}, bufSize+bufSize/2+j)})
+			}
+		}
+		if i == 1 {
+			b = AppendCommand(b, 1, CmdWrite, Attr{AttrPath, []byte("g")}, Attr{AttrData, bytes.Repeat([]byte{7}, 2*bufSize+5)})
+		}
+		b = AppendCommand(b, 1, CmdEnd)
+		all = append(all, b)
+		input = append(input, b...)
+	}
+	for _, size := range []int{bufSize, 1 << 20} {
+		for _, n := range []int{len(input), 1 << 20, 65536, 40000, 4093} {
+			got, _, err := readAll(NewReaderSize(&chunkReader{b: input, n: n}, size), readWithHeldWrites(t))
+			if err != nil || len(got) != len(all) {
+				t.Fatalf("buffer %d, reads of %d: err %v, %d streams", size, n, err, len(got))
+			}
+			for i := range got {
+				if !bytes.Equal(got[i], all[i]) {
+					t.Errorf("buffer %d, reads of %d: stream %d differs", size, n, i)
+				}
+			}
+		}
+	}
+}
+
+// Commands of random sizes up to several buffers, read in random chunks:
+// the reader grows and swaps its buffers in every order, and still keeps
+// each Write's bytes until the next one.
+func TestWriteToHoldsBytesRandom(t *testing.T) {
+	rng := rand.New(rand.NewSource(3))
+	var all [][]byte
+	var input []byte
+	for i := range 8 {
+		b := AppendHeader(nil, 1)
+		b = AppendCommand(b, 1, CmdSubvol, Attr{AttrPath, []byte("s")}, Attr{AttrUUID, bytes.Repeat([]byte{byte(i)}, 16)}, Attr{AttrCTransID, make([]byte, 8)})
+		for j := range 40 {
+			n := rng.Intn(60000)
+			if rng.Intn(6) == 0 {
+				n = rng.Intn(4 * bufSize)
+			}
+			b = AppendCommand(b, 1, CmdWrite, Attr{AttrPath, []byte("f")}, Attr{AttrData, bytes.Repeat([]byte{byte(i*40 + j)}, n)})
+		}
+		b = AppendCommand(b, 1, CmdEnd)
+		all = append(all, b)
+		input = append(input, b...)
+	}
+	for round := range 20 {
+		src := &randomChunkReader{b: input, rng: rand.New(rand.NewSource(int64(round))), max: []int{4096, 65536, 1 << 20, 3 << 20}[round%4]}
+		got, _, err := readAll(NewReaderSize(src, []int{bufSize, 1 << 20}[round%2]), readWithHeldWrites(t))
+		if err != nil || len(got) != len(all) {
+			t.Fatalf("round %d: err %v, %d streams", round, err, len(got))
+		}
+		for i := range got {
+			if !bytes.Equal(got[i], all[i]) {
+				t.Fatalf("round %d: stream %d differs", round, i)
+			}
+		}
+	}
+}
+
+type randomChunkReader struct {
+	b   []byte
+	rng *rand.Rand
+	max int
+}
+
+func (c *randomChunkReader) Read(p []byte) (int, error) {
+	if len(c.b) == 0 {
+		return 0, io.EOF
+	}
+	n := copy(p[:min(len(p), 1+c.rng.Intn(c.max))], c.b)
+	c.b = c.b[n:]
+	return n, nil
 }
 
 // A command bigger than the reader's buffer (allowed up to MaxCommand)

@@ -153,3 +153,59 @@ func TestNewFilterName(t *testing.T) {
 		t.Error("empty filter accepted")
 	}
 }
+
+// zstd output depends on the bytes alone, not on how they were written
+// (a resumed upload keeps the parts that match), also when the stream is
+// compressed in sections on several cores; and it compresses literals
+// without matches, as zstd -3 does.
+func TestZstdReproducible(t *testing.T) {
+	rng := rand.New(rand.NewSource(2))
+	words := []string{"snapshot ", "btrfs ", "send ", "receive ", "object ", "store "}
+	var b bytes.Buffer
+	for b.Len() < 9<<20 {
+		if rng.Intn(50) == 0 {
+			chunk := make([]byte, 30000)
+			rng.Read(chunk)
+			b.Write(chunk)
+		}
+		b.WriteString(words[rng.Intn(len(words))])
+	}
+	text := make([]byte, 1<<20) // no repeats, 6 bits a byte: entropy coding only
+	for i := range text {
+		text[i] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"[rng.Intn(64)]
+	}
+	b.Write(text)
+	data := b.Bytes()
+	for _, level := range []int{1, 3, 7} {
+		var first []byte
+		for _, chunk := range []int{len(data), 1 << 20, 65536, 4093} {
+			var out bytes.Buffer
+			e, err := NewEncoder(&out, Encoding{Zstd: true, ZstdLevel: level})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for p := data; len(p) > 0; p = p[min(chunk, len(p)):] {
+				if _, err := e.Write(p[:min(chunk, len(p))]); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := e.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if first == nil {
+				first = out.Bytes()
+				continue
+			}
+			if !bytes.Equal(out.Bytes(), first) {
+				t.Errorf("level %d: writes of %d give other bytes than one write", level, chunk)
+			}
+		}
+		var only bytes.Buffer
+		e, _ := NewEncoder(&only, Encoding{Zstd: true, ZstdLevel: level})
+		e.Write(text)
+		e.Close()
+		if only.Len() > len(text)*8/10 {
+			t.Errorf("level %d: text without repeats stored at %d of %d bytes", level, only.Len(), len(text))
+		}
+	}
+}
