@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"io"
 	"path"
+	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -70,9 +71,12 @@ type sender struct {
 	direct bool
 	// splice is cleared once stdout refuses a splice.
 	splice bool
-	meter  *progress.Meter
-	buf    []byte
-	opts   Options
+	// unhurried: no reader waits on stdout (not a pipe or socket, e.g.
+	// /dev/null), so the copy may let the kernel's pipe fill first.
+	unhurried bool
+	meter     *progress.Meter
+	buf       []byte
+	opts      Options
 }
 
 // Run sends the snapshots of opts, or of the plan steps on env.Stdin.
@@ -110,6 +114,7 @@ func Run(ctx context.Context, env *cli.Env, opts Options) error {
 	// The kernel's send writes into pipes and regular files; it refuses
 	// character devices such as /dev/null (EINVAL).
 	s.direct = s.block && (st.Mode&unix.S_IFMT == unix.S_IFIFO || st.Mode&unix.S_IFMT == unix.S_IFREG)
+	s.unhurried = st.Mode&unix.S_IFMT != unix.S_IFIFO && st.Mode&unix.S_IFMT != unix.S_IFSOCK
 	if st.Mode&unix.S_IFMT == unix.S_IFIFO {
 		// A 1 MiB pipe (the default limit for users) instead of 64 KiB
 		// lets the kernel and the reader downstream move larger pieces
@@ -338,8 +343,15 @@ func brokenPipe(j job) error {
 	return fmt.Errorf("output closed (broken pipe) while sending %s", j.label)
 }
 
-// sendPiped runs the kernel's send into a pipe and moves its bytes to
-// stdout. Closing the pipe's read end is what stops the kernel early.
+// sendPiped runs the kernel's send into a pipe of ours and moves its bytes
+// to stdout, as btrfs send does: blocking splices (or reads and writes) on
+// a goroutine of their own, never a poll on the pipe. A pipe once polled
+// makes the kernel's send wake its reader on every write, and a send
+// stream is hundreds of thousands of small writes.
+//
+// Closing the pipe's read end is what stops the kernel early, once the
+// copy has failed. On SIGINT neither the ioctl nor a blocked splice can be
+// stopped from here; returning ends the process, which ends both.
 func (s *sender) sendPiped(ctx context.Context, j job) (int64, error) {
 	var p [2]int
 	if err := unix.Pipe2(p[:], unix.O_CLOEXEC); err != nil {
@@ -347,19 +359,42 @@ func (s *sender) sendPiped(ctx context.Context, j job) (int64, error) {
 	}
 	pr, pw := p[0], p[1]
 	// A bigger pipe means fewer wake-ups; the default size works too.
-	unix.FcntlInt(uintptr(pr), unix.F_SETPIPE_SZ, 1<<20)
-	done := make(chan error, 1)
+	room, err := unix.FcntlInt(uintptr(pr), unix.F_SETPIPE_SZ, 1<<20)
+	if err != nil {
+		room, _ = unix.FcntlInt(uintptr(pr), unix.F_GETPIPE_SZ, 0)
+	}
+	sent := make(chan error, 1)
 	go func() {
 		err := btrfs.Send(j.path, pw, j.parent, j.clones, s.proto, s.flags)
 		unix.Close(pw)
-		done <- err
+		sent <- err
 	}()
 	if s.meter != nil {
 		s.meter.Start(j.label, j.size)
 	}
-	n, copyErr := s.copyOut(ctx, pr, j)
+	type result struct {
+		n   int64
+		err error
+	}
+	copied := make(chan result, 1)
+	go func() {
+		n, err := s.copyOut(pr, j, room)
+		copied <- result{n, err}
+	}()
+	var r result
+	select {
+	case r = <-copied:
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	}
+	n, copyErr := r.n, r.err
 	unix.Close(pr)
-	sendErr := <-done
+	var sendErr error
+	select {
+	case sendErr = <-sent:
+	case <-ctx.Done():
+		return n, ctx.Err()
+	}
 	if s.meter != nil {
 		s.meter.Finish()
 	}
@@ -376,10 +411,11 @@ func (s *sender) sendPiped(ctx context.Context, j job) (int64, error) {
 	return n, nil
 }
 
-// copyOut moves what the kernel writes into pr to stdout until the
-// kernel closes its end, rewriting the first command's path on the way
-// when the job asks for it.
-func (s *sender) copyOut(ctx context.Context, pr int, j job) (int64, error) {
+// copyOut moves what the kernel writes into pr (a pipe holding room
+// bytes) to stdout until the kernel closes its end, rewriting the first
+// command's path on the way when the job asks for it. It blocks in the
+// kernel, waiting for data or for room downstream.
+func (s *sender) copyOut(pr int, j job, room int) (int64, error) {
 	var n int64
 	if j.rename != "" {
 		head, _, _, err := sendstream.ReadHead(fdReader(pr))
@@ -395,9 +431,16 @@ func (s *sender) copyOut(ctx context.Context, pr int, j job) (int64, error) {
 		n += int64(len(head))
 		s.count(len(head))
 	}
+	pace := pacer{room: room, last: time.Now()}
+	yielded := pace.last
 	for {
-		if err := ctx.Err(); err != nil {
-			return n, err
+		// Through the scheduler now and then: a goroutine that only
+		// enters and leaves system calls keeps one schedule tick, and
+		// after 10 ms on one tick Go's sysmon takes its P away at every
+		// call, waking threads for nothing, thousands of times a second.
+		if now := time.Now(); now.Sub(yielded) > 5*time.Millisecond {
+			runtime.Gosched()
+			yielded = now
 		}
 		var m int
 		var err error
@@ -407,23 +450,7 @@ func (s *sender) copyOut(ctx context.Context, pr int, j job) (int64, error) {
 				s.splice = false // stdout takes no splice (e.g. O_APPEND)
 				continue
 			}
-			if err == unix.EAGAIN {
-				// No data yet or no room downstream: wait for both, a
-				// while at a time, so that an interrupt is seen even
-				// while the kernel is busy without writing or the reader
-				// downstream stalls.
-				if err := s.wait(ctx, pr, unix.POLLIN); err != nil {
-					return n, err
-				}
-				if err := s.wait(ctx, s.out, unix.POLLOUT); err != nil {
-					return n, err
-				}
-				continue
-			}
 		} else {
-			if err := s.wait(ctx, pr, unix.POLLIN); err != nil {
-				return n, err
-			}
 			m, err = s.copyOnce(pr)
 		}
 		if err != nil {
@@ -434,25 +461,42 @@ func (s *sender) copyOut(ctx context.Context, pr int, j job) (int64, error) {
 		}
 		n += int64(m)
 		s.count(m)
+		if s.unhurried {
+			pace.nap(m)
+		}
 	}
 }
 
-// wait polls fd for events until it is ready or ctx is done. A hang-up or
-// error counts as ready: the next read or write reports it.
-func (s *sender) wait(ctx context.Context, fd int, events int16) error {
-	for {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		fds := []unix.PollFd{{Fd: int32(fd), Events: events}}
-		n, err := unix.Poll(fds, 200)
-		if err != nil && err != unix.EINTR {
-			return fmt.Errorf("poll: %w", err)
-		}
-		if n > 0 && fds[0].Revents != 0 {
-			return nil
-		}
+// A pacer spaces the drains of a pipe that nobody downstream waits for.
+// The kernel's send writes a command at a time, often a few dozen bytes;
+// a reader blocked on the pipe is woken for nearly every one of them, and
+// each wake-up costs the sending thread too. Napping instead until the
+// pipe is about a quarter full, at the rate it has just been filled, at
+// most a millisecond, turns tens of thousands of wake-ups into a few
+// thousand without letting the pipe fill up. A drain of a quarter or more
+// means the writer is the faster side (or stdout the slower): no nap then.
+type pacer struct {
+	room int       // bytes the pipe holds
+	last time.Time // when the last drain ended
+}
+
+// nap follows a drain of m bytes.
+func (p *pacer) nap(m int) {
+	now := time.Now()
+	d := now.Sub(p.last)
+	p.last = now
+	if p.room < 256<<10 || m <= 0 || m >= p.room/4 {
+		return // a small pipe would fill during a nap; a fast writer would wait
 	}
+	wait := time.Millisecond
+	if d < time.Second {
+		wait = min(wait, time.Duration(int64(d)*int64(p.room/4)/int64(m)))
+	}
+	if wait < 50*time.Microsecond {
+		return // not worth a nap
+	}
+	ts := unix.NsecToTimespec(int64(wait))
+	unix.Nanosleep(&ts, nil) // an interruption only shortens the nap
 }
 
 func (s *sender) count(n int) {
@@ -461,15 +505,16 @@ func (s *sender) count(n int) {
 	}
 }
 
-// spliceOnce moves up to 1 MiB from pr to stdout without blocking;
-// EAGAIN means there is nothing to move or no room for it.
+// spliceOnce moves up to 1 MiB from pr to stdout, waiting for data in pr
+// and for room in stdout; 0 is the end of the stream, EINVAL a stdout that
+// takes no splice.
 func (s *sender) spliceOnce(pr int) (int, error) {
 	for {
-		m, err := unix.Splice(pr, nil, s.out, nil, 1<<20, unix.SPLICE_F_MOVE|unix.SPLICE_F_NONBLOCK)
+		m, err := unix.Splice(pr, nil, s.out, nil, 1<<20, unix.SPLICE_F_MOVE)
 		if err == unix.EINTR {
 			continue
 		}
-		if err == unix.EINVAL || err == unix.EAGAIN {
+		if err == unix.EINVAL {
 			return 0, err
 		}
 		if err != nil {

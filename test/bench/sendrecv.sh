@@ -4,9 +4,11 @@
 # makes and removes. Two comparisons in the same run, same snapshot:
 #   send: bssend --proto 2 SNAP > /dev/null   vs  btrfs send --proto 2 SNAP > /dev/null
 #   pipe: bssend --proto 2 SNAP | bsrecv DST/ vs  btrfs send --proto 2 SNAP | btrfs receive DST/
-# Caches are dropped before every run; each side runs three times, in
-# alternating order (bs peer peer bs bs peer), and the fastest run counts. A pipe's time is its
-# slower side; its RSS the larger of its two processes.
+# Caches are dropped before every run (both sides cold); each side runs
+# three times, in alternating order (bs peer peer bs bs peer), and the
+# fastest run counts. A pipe's time is its slower side, its CPU time (user +
+# system) the sum of both sides, its RSS the larger of its two processes.
+# Both sides run quiet (-q): bssend on a terminal would draw progress.
 # Targets: ratio <= 1.05, bs_rss < 64 MiB for every bs process.
 # Commands come from $BS_BIN, else ./bin (make build). Root needed (loop
 # devices, mount, send). BENCH_QUICK=1: 64 MiB of data and 2,000 files.
@@ -75,11 +77,11 @@ btrfs filesystem sync "$src"
 
 drop() { sync; echo 3 >/proc/sys/vm/drop_caches; }
 
-# timed OUT CMD...: runs CMD under /usr/bin/time, "seconds kib" into OUT.
+# timed OUT CMD...: runs CMD under /usr/bin/time, "seconds kib cpu" into OUT.
 timed() {
 	o=$1
 	shift
-	/usr/bin/time -f '%e %M' -o "$o" "$@"
+	/usr/bin/time -f '%e %M %U %S' -o "$o" "$@"
 }
 
 clean_dst() {
@@ -87,37 +89,39 @@ clean_dst() {
 	btrfs -q subvolume sync "$dst"
 }
 
-run_send() { # bs|peer -> "secs kib"
+run_send() { # bs|peer -> "secs kib cpu"
 	drop
 	if [ "$1" = bs ]; then
-		timed "$work/t" bssend --proto 2 "$src/snap" >/dev/null
+		timed "$work/t" bssend -q --proto 2 "$src/snap" >/dev/null
 	else
 		timed "$work/t" btrfs send -q --proto 2 "$src/snap" >/dev/null
 	fi
-	cat "$work/t"
+	awk '{ print $1, $2, $3 + $4 }' "$work/t"
 }
 
-run_pipe() { # bs|peer -> "secs kib"
+run_pipe() { # bs|peer -> "secs kib cpu"
 	clean_dst
 	drop
 	if [ "$1" = bs ]; then
-		timed "$work/t1" bssend --proto 2 "$src/snap" | timed "$work/t2" bsrecv "$dst/" >/dev/null
+		timed "$work/t1" bssend -q --proto 2 "$src/snap" | timed "$work/t2" bsrecv -q "$dst/" >/dev/null
 	else
 		timed "$work/t1" btrfs send -q --proto 2 "$src/snap" | timed "$work/t2" btrfs receive -q "$dst/"
 	fi
 	[ -e "$dst/snap" ] || { echo "bench sendrecv: nothing received" >&2; exit 1; }
-	awk '{ if ($1 > s) s = $1; if ($2 > m) m = $2 } END { print s, m }' "$work/t1" "$work/t2"
+	awk '{ if ($1 > s) s = $1; if ($2 > m) m = $2; c += $3 + $4 } END { print s, m, c }' "$work/t1" "$work/t2"
 }
 
-# best A B: the faster of two "secs kib" lines, with the larger RSS.
+# best A B: of two "secs kib cpu" lines, the shorter time, the larger RSS
+# and the smaller CPU time.
 best() {
-	echo "$1 $2" | awk '{ s = ($1 < $3) ? $1 : $3; m = ($2 > $4) ? $2 : $4; print s, m }'
+	echo "$1 $2" | awk '{ print ($1 < $4) ? $1 : $4, ($2 > $5) ? $2 : $5, ($3 < $6) ? $3 : $6 }'
 }
 
-report() { # name "bs secs kib" "peer secs kib"
+report() { # name "bs secs kib cpu" "peer secs kib cpu"
 	echo "$2 $3" | awk -v n="$1" '{
-		r = ($3 > 0) ? $1 / $3 : 0
-		printf "bench %s: bs=%.2fs peer=%.2fs ratio=%.2f bs_rss=%dMiB peer_rss=%dMiB\n", n, $1, $3, r, ($2 + 1023) / 1024, ($4 + 1023) / 1024
+		r = ($4 > 0) ? $1 / $4 : 0
+		cr = ($6 > 0) ? $3 / $6 : 0
+		printf "bench %s: bs=%.2fs peer=%.2fs ratio=%.2f bs_rss=%dMiB peer_rss=%dMiB bs_cpu=%.2fs peer_cpu=%.2fs cpu_ratio=%.2f\n", n, $1, $4, r, ($2 + 1023) / 1024, ($5 + 1023) / 1024, $3, $6, cr
 	}'
 }
 
