@@ -200,7 +200,9 @@ func (g *getter) fetch(ctx context.Context, src source) error {
 		return fmt.Errorf("%s: %w", where, err)
 	}
 	defer dec.Close()
-	rd := sendstream.NewReaderSize(dec, readBuffer)
+	// 512 KiB buffers: bigger ones, written to a pipe, cost more than
+	// they save here.
+	rd := sendstream.NewReader(dec)
 	s, err := rd.Next()
 	if err != nil {
 		return g.corrupt(where, err)
