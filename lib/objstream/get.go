@@ -200,9 +200,9 @@ func (g *getter) fetch(ctx context.Context, src source) error {
 		return fmt.Errorf("%s: %w", where, err)
 	}
 	defer dec.Close()
-	// 512 KiB buffers: bigger ones, written to a pipe, cost more than
-	// they save here.
-	rd := sendstream.NewReader(dec)
+	// Two buffers, for hw's goroutine; of 512 KiB: bigger ones, written
+	// to a pipe, cost more than they save here.
+	rd := sendstream.NewReaderSize(dec, 512<<10)
 	s, err := rd.Next()
 	if err != nil {
 		return g.corrupt(where, err)

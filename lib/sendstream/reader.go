@@ -66,7 +66,7 @@ const (
 )
 
 // Reader splits concatenated send streams and verifies them. Memory is
-// bounded by two buffers of 512 KiB (NewReaderSize: of its size), or of
+// bounded by a buffer of 512 KiB (NewReaderSize: two of its size), or of
 // twice the largest command (at most MaxCommand) when that is more,
 // whatever the stream size.
 //
@@ -76,9 +76,11 @@ const (
 // matched, so a consumer (btrfs receive) never sees a corrupt command, in
 // particular never a corrupt END that would make it finalise a subvolume.
 type Reader struct {
-	src   io.Reader
-	buf   []byte
-	spare []byte // the other buffer (see read)
+	src io.Reader
+	buf []byte
+	// double: two buffers in turns, spare the other one (see read).
+	double bool
+	spare  []byte
 	// spareBusy: the spare holds the bytes of WriteTo's latest Write,
 	// which its writer may still be using.
 	spareBusy bool
@@ -99,14 +101,18 @@ type Reader struct {
 	onCommand func(s *Stream, c *Command) error
 }
 
-// NewReader reads streams from src.
-func NewReader(src io.Reader) *Reader { return NewReaderSize(src, bufSize) }
+// NewReader reads streams from src. The bytes WriteTo passes to its
+// writer are valid during the Write only.
+func NewReader(src io.Reader) *Reader {
+	return &Reader{src: src, buf: make([]byte, bufSize)}
+}
 
-// NewReaderSize reads streams from src with buffers of size bytes (at
-// least 512 KiB): bigger buffers hand out bigger slices to WriteTo's
-// writer, fewer times.
+// NewReaderSize reads streams from src into two buffers of size bytes (at
+// least 512 KiB), in turns, so that the bytes WriteTo passes to its writer
+// stay unchanged until its next Write: the writer may go on using them in
+// the background meanwhile.
 func NewReaderSize(src io.Reader, size int) *Reader {
-	return &Reader{src: src, buf: make([]byte, max(size, bufSize))}
+	return &Reader{src: src, buf: make([]byte, max(size, bufSize)), double: true}
 }
 
 // Stream is one send stream inside the input, from its header through its
@@ -187,17 +193,18 @@ func (r *Reader) fail(err error) error {
 
 // read reads once from the source into the buffer, making room first.
 //
-// Room is made in the other of two buffers, never by moving bytes within
-// the one that was handed out from: a slice WriteTo passed to its writer
-// stays as it is while the reader fills the other buffer, that is until
-// WriteTo's next Write (or until the stream's end), so a writer may work
-// on it in the background until then.
+// A double reader makes room in the other of its two buffers, never by
+// moving bytes within the one that was handed out from: a slice WriteTo
+// passed to its writer stays as it is while the reader fills the other
+// buffer, that is until WriteTo's next Write (or until the stream's end).
 func (r *Reader) read() int {
 	if r.start == r.end {
 		// Nothing pending: start over at the front, without copying.
 		r.base += int64(r.end)
 		r.start, r.rel, r.end = 0, 0, 0
-		r.swap(len(r.buf))
+		if r.double {
+			r.swap(len(r.buf))
+		}
 	}
 	if len(r.buf)-r.end < minRead || r.rel+r.need > len(r.buf) {
 		// Only the command being assembled (and verified bytes not yet
@@ -209,7 +216,12 @@ func (r *Reader) read() int {
 		}
 		if r.start > 0 || size > len(r.buf) {
 			pending := r.buf[r.start:r.end]
-			r.swap(size)
+			switch {
+			case r.double:
+				r.swap(size)
+			case size > len(r.buf):
+				r.buf = make([]byte, size)
+			}
 			copy(r.buf, pending)
 			r.base += int64(r.start)
 			r.start, r.rel, r.end = 0, rel, end
@@ -393,10 +405,11 @@ func (s *Stream) fill() error {
 }
 
 // WriteTo writes the rest of the stream to w straight from the reader's
-// buffer, without another copy. The bytes of each Write stay unchanged
-// until the next Write begins, or until the Reader is used again after
-// WriteTo returns: w may go on using them after Write returned, in the
-// background, and must be done with them by then.
+// buffer, without another copy. With a Reader from NewReaderSize, the
+// bytes of each Write stay unchanged until the next Write begins, or until
+// the Reader is used again after WriteTo returns: w may go on using them
+// after Write returned, in the background, and must be done with them by
+// then. With one from NewReader, they are valid during the Write only.
 func (s *Stream) WriteTo(w io.Writer) (int64, error) {
 	var total int64
 	if len(s.head) > 0 {
