@@ -5,6 +5,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -200,10 +201,14 @@ func TestSSHPull(t *testing.T) {
 	mustSh(t, nil, `cd "$1" && mkdir snaps/nested && btrfs -q subvolume snapshot -r vol snaps/nested/n1`, mnt)
 	dst := harness.Btrfs(t, 256) + "/"
 	env := []string{s.Env}
-	mustSh(t, env, sendStep+`
+	r := mustSh(t, env, sendStep+`
 		{ send_step "$1" "$2" s1; send_step "$1" "$2" s2 s1; send_step "$1" "$2" nested/n1 s2; } |
-			bssend | bsrecv "$2"`, s.URL(src), dst)
+			bssend -v | bsrecv "$2" >/dev/null`, s.URL(src), dst)
 	received(t, src, dst, "s1", "s2", "nested/n1")
+	// Pulled bytes are counted like local ones (the stream is over 2 MiB).
+	if !regexp.MustCompile(`bssend: sent 3 snapshots, [2-9][.0-9]* MiB in `).MatchString(r.Stderr) {
+		t.Errorf("no byte count for pulled streams:\n%s", r.Stderr)
+	}
 }
 
 // TestSSHRemoteToRemote: bsplan lists both ssh:// sides, bssend pulls from

@@ -299,7 +299,15 @@ func checkSource(j job) error {
 // send sends one job and returns the bytes written (when counted).
 func (s *sender) send(ctx context.Context, j job) (int64, error) {
 	if j.ssh != nil {
-		return 0, remote.Send(ctx, s.env, s.opts.Remote, *j.ssh, s.env.Stdout, s.remoteArgs()...)
+		if s.meter == nil {
+			// ssh writes into stdout itself: no copy through here.
+			return 0, remote.Send(ctx, s.env, s.opts.Remote, *j.ssh, s.env.Stdout, s.remoteArgs()...)
+		}
+		s.meter.Start(j.label, j.size)
+		w := &meteredWriter{w: s.env.Stdout, s: s}
+		err := remote.Send(ctx, s.env, s.opts.Remote, *j.ssh, w, s.remoteArgs()...)
+		s.meter.Finish()
+		return w.n, err
 	}
 	if s.meter == nil && j.rename == "" && s.direct {
 		return 0, s.sendDirect(ctx, j)
@@ -497,6 +505,20 @@ func (p *pacer) nap(m int) {
 	}
 	ts := unix.NsecToTimespec(int64(wait))
 	unix.Nanosleep(&ts, nil) // an interruption only shortens the nap
+}
+
+// meteredWriter counts a pulled stream's bytes into the progress meter.
+type meteredWriter struct {
+	w io.Writer
+	s *sender
+	n int64
+}
+
+func (m *meteredWriter) Write(p []byte) (int, error) {
+	n, err := m.w.Write(p)
+	m.n += int64(n)
+	m.s.count(n)
+	return n, err
 }
 
 func (s *sender) count(n int) {
