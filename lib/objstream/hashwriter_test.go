@@ -58,7 +58,7 @@ func testStreams(rng *rand.Rand, n int) ([]byte, [][]byte) {
 func TestHashWriterPipeline(t *testing.T) {
 	rng := rand.New(rand.NewSource(1))
 	all, streams := testStreams(rng, 3)
-	rd := sendstream.NewReaderSize(iotestChunks(all, rng), readBuffer)
+	rd := sendstream.NewReaderSize(iotestChunks(all, rng), 1<<20)
 	for i := 0; ; i++ {
 		s, err := rd.Next()
 		if err == io.EOF {
@@ -89,7 +89,7 @@ func TestHashWriterPipeline(t *testing.T) {
 func TestHashWriterError(t *testing.T) {
 	rng := rand.New(rand.NewSource(2))
 	all, _ := testStreams(rng, 1)
-	rd := sendstream.NewReaderSize(bytes.NewReader(all), readBuffer)
+	rd := sendstream.NewReaderSize(bytes.NewReader(all), 1<<20)
 	s, err := rd.Next()
 	if err != nil {
 		t.Fatal(err)
