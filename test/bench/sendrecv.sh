@@ -14,10 +14,8 @@
 # devices, mount, send). BENCH_QUICK=1: 64 MiB of data and 2,000 files.
 set -eu
 
-bin=${BS_BIN:-./bin}
-bin=$(cd "$bin" && pwd)
-PATH=$bin:$PATH
-export PATH LC_ALL=C
+. "$(dirname "$0")/lib.sh"
+bench_init sendrecv bssend bsrecv btrfs /usr/bin/time
 
 if [ "${BENCH_QUICK:-}" = 1 ]; then
 	nbig=4 bigmib=16 ndirs=4 perdir=500 fsmib=1024
@@ -25,35 +23,8 @@ else
 	nbig=8 bigmib=128 ndirs=100 perdir=500 fsmib=3072
 fi
 
-for c in bssend bsrecv; do
-	command -v $c >/dev/null || { echo "bench sendrecv: no $c in $bin (make build)" >&2; exit 1; }
-done
-[ "$(id -u)" = 0 ] || { echo "bench sendrecv: needs root (loop devices, mount)" >&2; exit 1; }
-[ -x /usr/bin/time ] || { echo "bench sendrecv: needs /usr/bin/time" >&2; exit 1; }
-
-work=$(mktemp -d "${TMPDIR:-/tmp}/bs-bench-sendrecv.XXXXXX")
-devs=
-cleanup() {
-	cd /
-	for m in "$work/src" "$work/dst"; do
-		if mountpoint -q "$m" 2>/dev/null; then umount "$m" || umount -l "$m"; fi
-	done
-	for d in $devs; do losetup -d "$d"; done
-	rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-mkfs() { # name
-	truncate -s "${fsmib}M" "$work/$1.img"
-	mkfs.btrfs -q -f "$work/$1.img" >/dev/null
-	d=$(losetup --find --show "$work/$1.img")
-	devs="$devs $d"
-	mkdir "$work/$1"
-	mount -t btrfs "$d" "$work/$1"
-}
-mkfs src
-mkfs dst
+bench_fs src "$fsmib"
+bench_fs dst "$fsmib"
 src=$work/src dst=$work/dst
 
 btrfs -q subvolume create "$src/vol"
@@ -75,7 +46,6 @@ done
 btrfs -q subvolume snapshot -r "$src/vol" "$src/snap"
 btrfs filesystem sync "$src"
 
-drop() { sync; echo 3 >/proc/sys/vm/drop_caches; }
 
 # timed OUT CMD...: runs CMD under /usr/bin/time, "seconds kib cpu" into OUT.
 timed() {
@@ -90,7 +60,7 @@ clean_dst() {
 }
 
 run_send() { # bs|peer -> "secs kib cpu"
-	drop
+	bench_drop
 	if [ "$1" = bs ]; then
 		timed "$work/t" bssend -q --proto 2 "$src/snap" >/dev/null
 	else
@@ -101,7 +71,7 @@ run_send() { # bs|peer -> "secs kib cpu"
 
 run_pipe() { # bs|peer -> "secs kib cpu"
 	clean_dst
-	drop
+	bench_drop
 	if [ "$1" = bs ]; then
 		timed "$work/t1" bssend -q --proto 2 "$src/snap" | timed "$work/t2" bsrecv -q "$dst/" >/dev/null
 	else
