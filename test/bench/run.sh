@@ -15,9 +15,11 @@ out="$here/out/results-$(date +%Y%m%d-%H%M%S).txt"
 } | tee "$out"
 status=0
 for b in "$here"/*.sh; do
-	[ "$(basename "$b")" = run.sh ] && continue
+	case $(basename "$b") in run.sh | lib.sh) continue ;; esac
 	echo "## $(basename "$b" .sh)" | tee -a "$out"
-	if ! { sh "$b" 2>&1; echo "exit=$?" >"$here/out/.rc"; } | tee -a "$out" || [ "$(cat "$here/out/.rc")" != exit=0 ]; then
+	# Each script runs under the shell its first line names.
+	shell=$(sed -n '1s/^#! *//p' "$b")
+	if ! { ${shell:-sh} "$b" 2>&1; echo "exit=$?" >"$here/out/.rc"; } | tee -a "$out" || [ "$(cat "$here/out/.rc")" != exit=0 ]; then
 		status=1
 	fi
 done
