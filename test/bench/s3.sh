@@ -37,7 +37,7 @@ trap cleanup EXIT INT TERM
 # A snapshot of half random, half compressible data, sent once to a file.
 mkdir -p "$MNT"
 truncate -s $((MIB * 2 + 512))M "$W/img"
-mkfs.btrfs -q "$W/img"
+mkfs.btrfs -q "$W/img" >/dev/null 2>&1
 mount -o loop "$W/img" "$MNT"
 btrfs -q subvolume create "$MNT/vol"
 half=$((MIB / 2))
