@@ -159,7 +159,8 @@ func (g *getter) objectArg(ctx context.Context, arg string) (source, error) {
 		}
 		return source{store: s, key: key}, nil
 	}
-	return source{}, fmt.Errorf("%s: not a buttersink, buttersink-v0 or btrfs2s3 object key", arg)
+	return source{}, hint.Wrap(fmt.Errorf("%s: not a buttersink, buttersink-v0 or btrfs2s3 object key", arg),
+		"name an object by its key, as bsls --json prints it, or restore a snapshot with bsplan STORE/NAME DIR/ | bss3get")
 }
 
 // fetch writes one object's raw stream to stdout. The stream's final
