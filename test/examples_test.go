@@ -3,7 +3,9 @@ package test
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -250,5 +252,99 @@ func TestButtersinkScript(t *testing.T) {
 	}
 	if v := harness.MustSh(t, "buttersink -V"); !strings.HasPrefix(v.Stdout, "buttersink ") {
 		t.Fatalf("-V: %q", v.Stdout)
+	}
+}
+
+// The ssh example as its README sets it up: a non-root account whose key
+// has the filter as forced command (with --sudo), and the README's sudoers
+// lines; push, pull and prune through it. Only the paths differ: the
+// commands are where the test built them, the backup is on loop btrfs.
+func TestExampleSSHSudoers(t *testing.T) {
+	harness.RequireCommand(t, "useradd")
+	harness.RequireCommand(t, "sudo")
+	harness.RequireCommand(t, "visudo")
+	s := harness.StartSSHD(t, harness.SSHDOptions{})
+	bin := harness.Bin(t)
+	src := harness.Btrfs(t, 512)
+	backupFS := harness.Btrfs(t, 512)
+	pulled := harness.Btrfs(t, 512)
+	snaps := makeSnapshots(t, src, 3)
+	backup := backupFS + "/backup"
+	harness.MustSh(t, "mkdir "+backup)
+	// The account reaches the backup directory and the filter (the
+	// harness keeps its directories private to root).
+	for _, d := range []string{filepath.Dir(backupFS)} {
+		if err := os.Chmod(d, 0o711); err != nil {
+			t.Fatal(err)
+		}
+	}
+	filterDir, err := os.MkdirTemp("", "bs-filter-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(filterDir) })
+	harness.MustSh(t, fmt.Sprintf("chmod 755 %[1]s && install -m 0755 %[2]s/bs-ssh-filter %[1]s/", filterDir, examplesDir()))
+
+	user := "bsbk" + strconv.Itoa(os.Getpid()%100000)
+	if out, err := exec.Command("useradd", "--system", "--no-create-home", "--shell", "/bin/sh", "-p", "*", user).CombinedOutput(); err != nil {
+		t.Fatalf("useradd: %v: %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("userdel", user).Run() })
+
+	readme, err := os.ReadFile(filepath.Join(examplesDir(), "ssh", "README"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sudoers, keyLine string
+	for _, l := range strings.Split(string(readme), "\n") {
+		l = strings.TrimSpace(l)
+		switch {
+		case strings.HasPrefix(l, "backup ALL=(root) NOPASSWD: "):
+			sudoers += l + "\n"
+		case strings.HasPrefix(l, `command="/usr/local/bin/bs-ssh-filter --read --append --delete `):
+			keyLine = l
+		}
+	}
+	if strings.Count(sudoers, "\n") != 3 || keyLine == "" {
+		t.Fatalf("README lost its sudoers lines or the pruning key line:\n%s\n%s", sudoers, keyLine)
+	}
+	// sudo finds the commands through secure_path: where they are here.
+	sudoers = "Defaults:" + user + " secure_path=" + bin + ":/usr/sbin:/usr/bin:/sbin:/bin\n" +
+		strings.NewReplacer("backup ALL", user+" ALL", "/usr/local/bin/", bin+"/").Replace(sudoers)
+	rules := "/etc/sudoers.d/bs-test-" + user
+	if err := os.WriteFile(rules, []byte(sudoers), 0o440); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.Remove(rules) })
+	harness.MustSh(t, "visudo -c -q -f "+rules)
+
+	// The README's key options, with --sudo added as step 3 says.
+	options, _, _ := strings.Cut(keyLine, " ssh-ed25519 ")
+	options = strings.NewReplacer(
+		"/usr/local/bin/bs-ssh-filter", filterDir+"/bs-ssh-filter --sudo",
+		"/srv/backup", backup,
+	).Replace(options)
+	env := []string{"BS_SSH=" + s.AddKey(t, options)}
+	url := "ssh://" + user + "@127.0.0.1:" + strconv.Itoa(s.Port) + backup + "/"
+
+	// Push, as step 4 shows; a second run has nothing to do.
+	harness.MustSh(t, fmt.Sprintf(`bsplan -q %[1]s/ %[2]s | bssend | bsrecv %[2]s > /dev/null
+		[ -z "$(bsplan -q %[1]s/ %[2]s)" ]`, snaps, url), env...)
+	for i := 1; i <= 3; i++ {
+		sameTree(t, fmt.Sprintf("%s/data.%d", snaps, i), fmt.Sprintf("%s/data.%d", backup, i))
+	}
+	// Pull back onto another filesystem.
+	harness.MustSh(t, fmt.Sprintf(`bsplan -q %[1]s %[2]s/ | bssend | bsrecv %[2]s/ > /dev/null`, url, pulled), env...)
+	sameTree(t, snaps+"/data.3", pulled+"/data.3")
+	// Prune what the source no longer has.
+	harness.MustSh(t, fmt.Sprintf(`btrfs -q subvolume delete %[1]s/data.1
+		bsplan -q -d %[1]s/ %[2]s | bsrm %[2]s > /dev/null`, snaps, url), env...)
+	if _, err := os.Stat(backup + "/data.1"); err == nil {
+		t.Fatal("prune over ssh left data.1")
+	}
+	// The key cannot leave its directory, sudo or not.
+	r := harness.Sh(t, fmt.Sprintf(`bsls ssh://%s@127.0.0.1:%d%s/`, user, s.Port, src), env...)
+	if r.Code == 0 || !strings.Contains(r.Stderr, "denied") {
+		t.Fatalf("listing outside the granted path: exit %d\n%s", r.Code, r.Stderr)
 	}
 }
