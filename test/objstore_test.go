@@ -243,10 +243,10 @@ func storeSuite(t *testing.T, st objstore.Store) {
 	if _, ok := listed()[third]; ok {
 		t.Fatal("abandoned upload listed as an object")
 	}
-	if done, err := st.AbortIncomplete(ctx, time.Hour); err != nil || len(done) != 0 {
+	if done, err := objstore.AbortIncomplete(ctx, st, time.Hour); err != nil || len(done) != 0 {
 		t.Fatalf("AbortIncomplete(1h) = %+v, %v; want nothing", done, err)
 	}
-	if done, err := st.AbortIncomplete(ctx, time.Second); err != nil || len(done) != 1 {
+	if done, err := objstore.AbortIncomplete(ctx, st, time.Second); err != nil || len(done) != 1 {
 		t.Fatalf("AbortIncomplete(1s) = %+v, %v; want the upload", done, err)
 	}
 	if ups, _ := st.ListIncomplete(ctx); len(ups) != 0 {

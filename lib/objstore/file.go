@@ -203,25 +203,13 @@ func (s *fileStore) ListIncomplete(ctx context.Context) ([]Upload, error) {
 	return out, err
 }
 
-func (s *fileStore) AbortIncomplete(ctx context.Context, olderThan time.Duration) ([]Upload, error) {
-	ups, err := s.ListIncomplete(ctx)
-	if err != nil {
-		return nil, err
+func (s *fileStore) Abort(ctx context.Context, u Upload) error {
+	p := s.path(u.internal)
+	if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return s.fail(u.internal, err)
 	}
-	cutoff := time.Now().Add(-olderThan)
-	var done []Upload
-	for _, u := range ups {
-		if !u.Started.Before(cutoff) {
-			continue
-		}
-		p := s.path(u.internal)
-		if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return done, s.fail(u.internal, err)
-		}
-		s.pruneDirs(filepath.Dir(p))
-		done = append(done, u)
-	}
-	return done, nil
+	s.pruneDirs(filepath.Dir(p))
+	return nil
 }
 
 func (s *fileStore) Create(ctx context.Context, key string, meta Meta, opts PutOptions) (Putter, error) {

@@ -158,9 +158,44 @@ type Store interface {
 	Delete(ctx context.Context, keys ...string) error
 	// ListIncomplete returns the uploads that were started and never completed.
 	ListIncomplete(ctx context.Context) ([]Upload, error)
-	// AbortIncomplete discards the incomplete uploads started before
-	// now-olderThan and returns them.
-	AbortIncomplete(ctx context.Context, olderThan time.Duration) ([]Upload, error)
+	// Abort discards an incomplete upload ListIncomplete returned; one
+	// gone meanwhile is not an error.
+	Abort(ctx context.Context, u Upload) error
+}
+
+// StaleUploads returns st's incomplete uploads started before
+// now-olderThan.
+func StaleUploads(ctx context.Context, st Store, olderThan time.Duration) ([]Upload, error) {
+	ups, err := st.ListIncomplete(ctx)
+	if err != nil {
+		return nil, err
+	}
+	cutoff := time.Now().Add(-olderThan)
+	var stale []Upload
+	for _, u := range ups {
+		if u.Started.Before(cutoff) {
+			stale = append(stale, u)
+		}
+	}
+	return stale, nil
+}
+
+// AbortIncomplete discards st's incomplete uploads started before
+// now-olderThan. It returns those it discarded, also when a later one
+// failed.
+func AbortIncomplete(ctx context.Context, st Store, olderThan time.Duration) ([]Upload, error) {
+	stale, err := StaleUploads(ctx, st, olderThan)
+	if err != nil {
+		return nil, err
+	}
+	var done []Upload
+	for _, u := range stale {
+		if err := st.Abort(ctx, u); err != nil {
+			return done, err
+		}
+		done = append(done, u)
+	}
+	return done, nil
 }
 
 // GetOptions tune reading an object.

@@ -265,28 +265,16 @@ func (s *s3Store) listUploads(ctx context.Context, prefix string) ([]Upload, err
 	}
 }
 
-func (s *s3Store) AbortIncomplete(ctx context.Context, olderThan time.Duration) ([]Upload, error) {
-	ups, err := s.ListIncomplete(ctx)
+func (s *s3Store) Abort(ctx context.Context, u Upload) error {
+	_, err := s.client.AbortMultipartUpload(ctx, &s3.AbortMultipartUploadInput{
+		Bucket: aws.String(s.loc.Bucket), Key: aws.String(u.internal), UploadId: aws.String(u.ID),
+	})
 	if err != nil {
-		return nil, err
-	}
-	cutoff := time.Now().Add(-olderThan)
-	var done []Upload
-	for _, u := range ups {
-		if !u.Started.Before(cutoff) {
-			continue
+		if e := s.fail(u.Key, err); !errors.Is(e, ErrNotExist) {
+			return e
 		}
-		_, err := s.client.AbortMultipartUpload(ctx, &s3.AbortMultipartUploadInput{
-			Bucket: aws.String(s.loc.Bucket), Key: aws.String(u.internal), UploadId: aws.String(u.ID),
-		})
-		if err != nil {
-			if e := s.fail(u.Key, err); !errors.Is(e, ErrNotExist) {
-				return done, e
-			}
-		}
-		done = append(done, u)
 	}
-	return done, nil
+	return nil
 }
 
 // listParts returns the parts an interrupted upload holds.

@@ -71,18 +71,10 @@ func incomplete(ctx context.Context, env *cli.Env, dirs []location.Location, age
 		status := "aborted"
 		if o.DryRun {
 			status = "dry-run"
-			all, lerr := st.ListIncomplete(ctx)
-			cutoff := time.Now().Add(-age)
-			for _, u := range all {
-				if u.Started.Before(cutoff) {
-					ups = append(ups, u)
-				}
-			}
-			err = lerr
+			ups, err = objstore.StaleUploads(ctx, st, age)
 		} else {
-			// AbortIncomplete returns what it aborted also when a later
-			// one failed: those get their lines too.
-			ups, err = st.AbortIncomplete(ctx, age)
+			// What was aborted before a failure gets its lines too.
+			ups, err = objstore.AbortIncomplete(ctx, st, age)
 		}
 		if werr := writeAborted(out, d, ups, status, env); werr != nil {
 			return werr
