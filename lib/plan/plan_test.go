@@ -42,7 +42,10 @@ func TestPlanTable(t *testing.T) {
 		{name: "objects, broken chain repaired by sending its parent", src: "a b c", dst: "b<a", objects: true, want: "+a +c<a"},
 		{name: "objects, broken chain", src: "a b c", dst: "b<x", objects: true, want: "+a +b<a +c<a"},
 		{name: "objects, chain present", src: "a b c", dst: "a b<a", objects: true, want: "+c<a"},
-		{name: "objects, long chain avoided", src: "a@1 b@20000 c@40000 d@60000", dst: "a b<a c<b", objects: true, maxChain: 3, want: "+d<b"},
+		{name: "objects, long chain avoided", src: "a@1 b@200 c@400 d@600", dst: "a b<a c<b", objects: true, maxChain: 3, want: "+d<b"},
+		// From c the diff would be over a quarter of a full stream: more
+		// than a parent two links below a full may serve.
+		{name: "objects, large diffs from near the top", src: "a@1 b@20000 c@40000 d@60000", dst: "a b<a c<b", objects: true, want: "+d<b"},
 		{name: "objects, max chain forces full", src: "a@1 b@20000 c@40000 d@60000", dst: "a b<a c<b", objects: true, maxChain: 1, want: "+d"},
 		{name: "objects, delete keeps chain of kept", src: "c", dst: "a b<a c<b", objects: true, del: true, want: ""},
 		{name: "objects, delete children first", src: "a", dst: "a b<a c<b", objects: true, del: true, want: "-c_b -b_a"},
