@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"sort"
 	"strings"
 	"time"
@@ -298,6 +299,16 @@ func (pl *planner) reach(full int64, chain int) int64 {
 	return full >> min(chain-1, 62)
 }
 
+// weigh is the cost of sending a diff of the given size from c, for a
+// snapshot whose full stream has the given size: +Inf where c may not be
+// its parent (reach).
+func (pl *planner) weigh(c *node, diff, full int64) float64 {
+	if pl.dstObjects && pl.opts.Policy == nil && diff > pl.reach(full, c.chain) {
+		return math.Inf(1)
+	}
+	return pl.cost(diff, c.chain+1, c.diffs+diff)
+}
+
 // chainParent is the source snapshot whose stream c's object at the
 // destination is relative to, or nil.
 func (pl *planner) chainParent(c *node) *node {
@@ -337,7 +348,7 @@ func (pl *planner) send(ctx context.Context, n *node) error {
 		var r []ranked
 		for i, c := range cands[near:] {
 			sz := sizes[near+i+1]
-			r = append(r, ranked{c, sz, pl.cost(sz.bytes, c.chain+1, c.diffs+sz.bytes)})
+			r = append(r, ranked{c, sz, pl.weigh(c, sz.bytes, sizes[0].bytes)})
 		}
 		sort.SliceStable(r, func(i, j int) bool { return r[i].cost < r[j].cost })
 		cands, sizes = cands[:near], sizes[:near+1]
@@ -368,10 +379,7 @@ func (pl *planner) send(ctx context.Context, n *node) error {
 	best, bestCost := -1, pl.cost(sizes[0].bytes, 1, 0)
 	for i, c := range cands {
 		sz := sizes[i+1]
-		if pl.dstObjects && pl.opts.Policy == nil && sz.bytes > pl.reach(sizes[0].bytes, c.chain) {
-			continue
-		}
-		if cost := pl.cost(sz.bytes, c.chain+1, c.diffs+sz.bytes); cost < bestCost {
+		if cost := pl.weigh(c, sz.bytes, sizes[0].bytes); cost < bestCost {
 			best, bestCost = i, cost
 		}
 	}
