@@ -84,13 +84,7 @@ func incomplete(ctx context.Context, env *cli.Env, dirs []location.Location, age
 			return err
 		}
 	}
-	if env.Verbose > 0 || o.DryRun {
-		verb := "aborted"
-		if o.DryRun {
-			verb = "would abort"
-		}
-		env.Log.Info(fmt.Sprintf("%s %d incomplete uploads", verb, n))
-	}
+	summary(env, o.DryRun, "aborted", "would abort", n, "incomplete uploads")
 	return nil
 }
 

@@ -109,14 +109,21 @@ func Run(ctx context.Context, env *cli.Env, o Options) error {
 		}
 		deleted++
 	}
-	if env.Verbose > 0 || o.DryRun {
-		verb := "deleted"
-		if o.DryRun {
-			verb = "would delete"
-		}
-		env.Log.Info(fmt.Sprintf("%s %d snapshots", verb, deleted))
-	}
+	summary(env, o.DryRun, "deleted", "would delete", deleted, "snapshots")
 	return nil
+}
+
+// summary tells, with -v or -n, how many things were done or, with -n,
+// would be.
+func summary(env *cli.Env, dryRun bool, did, would string, n int, what string) {
+	if env.Verbose == 0 && !dryRun {
+		return
+	}
+	verb := did
+	if dryRun {
+		verb = would
+	}
+	env.Log.Info(fmt.Sprintf("%s %d %s", verb, n, what))
 }
 
 // checked is a delete step and the allowed directory it is within.
