@@ -119,13 +119,7 @@ func appendUUID(b []byte, u uuid.UUID) []byte {
 		return append(b, "null"...)
 	}
 	b = append(b, '"')
-	for i, c := range u {
-		if i == 4 || i == 6 || i == 8 || i == 10 {
-			b = append(b, '-')
-		}
-		b = append(b, hexDigits[c>>4], hexDigits[c&0xf])
-	}
-	return append(b, '"')
+	return append(u.AppendCanonical(b), '"')
 }
 
 // appendString quotes s as encoding/json does without HTML escaping:

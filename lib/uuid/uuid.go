@@ -27,17 +27,21 @@ func (u UUID) String() string {
 // Canonical returns the 36-character form even for the zero UUID.
 func (u UUID) Canonical() string {
 	var b [36]byte
-	hex.Encode(b[0:8], u[0:4])
-	b[8] = '-'
-	hex.Encode(b[9:13], u[4:6])
-	b[13] = '-'
-	hex.Encode(b[14:18], u[6:8])
-	b[18] = '-'
-	hex.Encode(b[19:23], u[8:10])
-	b[23] = '-'
-	hex.Encode(b[24:], u[10:])
-	return string(b[:])
+	return string(u.AppendCanonical(b[:0]))
 }
+
+// AppendCanonical appends the 36-character form, even for the zero UUID.
+func (u UUID) AppendCanonical(b []byte) []byte {
+	for i, c := range u {
+		if i == 4 || i == 6 || i == 8 || i == 10 {
+			b = append(b, '-')
+		}
+		b = append(b, hexDigits[c>>4], hexDigits[c&0xf])
+	}
+	return b
+}
+
+const hexDigits = "0123456789abcdef"
 
 // Parse reads the canonical form (case-insensitive). The all-zero UUID
 // parses to Zero.
