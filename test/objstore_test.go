@@ -20,6 +20,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -438,6 +439,66 @@ func TestBss3putResume(t *testing.T) {
 	mustOsh(t, m.Env(), `a=$(bss3get "$1$2" | sha256sum); b=$(sha256sum < "$3"); [ "$a" = "$b" ]`, url, recs[0].Key, stream)
 	if ups, _ := c.ListMultipartUploads(ctx, &s3.ListMultipartUploadsInput{Bucket: aws.String(m.Bucket)}); len(ups.Uploads) != 0 {
 		t.Errorf("uploads left: %d", len(ups.Uploads))
+	}
+}
+
+// TestBss3putMemoryBound: bss3put's peak RSS stays below the bound
+// bss3put(1) gives, n × part size + 64 MiB, on a stream several times
+// that size, with and without stages.
+func TestBss3putMemoryBound(t *testing.T) {
+	m := harness.StartMinIO(t)
+	src := harness.Btrfs(t, 1024)
+	stream := filepath.Join(t.TempDir(), "stream")
+	// Half random, half base64 text: zstd works on both kinds of block.
+	mustOsh(t, nil, `
+		cd "$1"; btrfs -q subvolume create vol
+		for i in 1 2 3 4 5; do
+			head -c 40M /dev/urandom > vol/r$i
+			head -c 30M /dev/urandom | base64 > vol/t$i
+		done
+		btrfs -q subvolume snapshot -r vol snap
+		bssend snap > "$2"`, src, stream)
+	fi, err := os.Stat(stream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := mustOsh(t, nil, `age-keygen 2>/dev/null | sed -n 's/^# public key: //p'`)
+	key := strings.TrimSpace(r.Stdout)
+	for _, c := range []struct {
+		name  string
+		flags []string
+		n     int64
+	}{
+		{"plain", nil, 4},
+		{"zstd", []string{"--zstd"}, 4},
+		{"zstd-age", []string{"--zstd", "-r", key}, 2},
+		{"zstd-j8", []string{"--zstd", "-j8"}, 8},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			const part = 5 << 20
+			bound := c.n*part + 64<<20
+			if fi.Size() < 3*bound {
+				t.Fatalf("stream of %d bytes is too small to test a bound of %d", fi.Size(), bound)
+			}
+			args := append([]string{"-q", "--part-size", "5MiB", "-j", strconv.FormatInt(c.n, 10)}, c.flags...)
+			cmd := exec.Command(filepath.Join(harness.Bin(t), "bss3put"), append(args, "s3://"+m.Bucket+"/mem-"+c.name+"/")...)
+			cmd.Env = append(os.Environ(), m.Env()...)
+			in, err := os.Open(stream)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer in.Close()
+			var stderr bytes.Buffer
+			cmd.Stdin, cmd.Stderr = in, &stderr
+			if err := cmd.Run(); err != nil {
+				t.Fatalf("bss3put %v: %v\n%s", args, err, stderr.String())
+			}
+			rss := cmd.ProcessState.SysUsage().(*syscall.Rusage).Maxrss << 10
+			t.Logf("peak RSS %d MiB, bound %d MiB", rss>>20, bound>>20)
+			if rss >= bound {
+				t.Errorf("peak RSS %d MiB over the bound %d MiB (%d × %d MiB parts + 64 MiB)", rss>>20, bound>>20, c.n, part>>20)
+			}
+		})
 	}
 }
 

@@ -56,7 +56,7 @@ func main() {
 		store := f.Store.Options()
 		store.StorageClass, store.SSE = f.StorageClass, f.SSE
 		return objstream.Put(ctx, env, objstream.PutOptions{
-			Dst: dst, Store: store, Encoding: enc, PartSize: int64(f.PartSize), Concurrency: f.Concurrency,
+			Dst: dst, Store: store, Encoding: enc, PartSize: int64(f.PartSize), Concurrency: f.Concurrency, MemoryLimit: true,
 		})
 	}))
 }

@@ -128,6 +128,10 @@ type PutOptions struct {
 	Discard bool
 	// Log receives a debug line per part sent or kept when resuming.
 	Log func(msg string, args ...any)
+	// PartMemory, when set, is told how many bytes the part buffers may
+	// take (Concurrency × part size) before they first grow to it: the
+	// automatic part size doubles on long streams.
+	PartMemory func(bytes int64)
 }
 
 // Putter receives one object's bytes. Close completes the object and makes

@@ -383,6 +383,7 @@ type s3Putter struct {
 	buf       []byte // the part being filled
 	partNum   int    // parts handed off so far
 	allocated int
+	partBytes int64 // Concurrency × the biggest part size so far
 	pool      chan []byte
 	wg        sync.WaitGroup
 
@@ -413,6 +414,12 @@ func (p *s3Putter) firstErr() error {
 // getBuf returns an empty buffer able to hold part n.
 func (p *s3Putter) getBuf(n int) ([]byte, error) {
 	size := PartSize(p.opts.PartSize, n)
+	if all := size * int64(p.opts.Concurrency); all > p.partBytes {
+		p.partBytes = all
+		if p.opts.PartMemory != nil {
+			p.opts.PartMemory(all)
+		}
+	}
 	var b []byte
 	if p.allocated < p.opts.Concurrency {
 		p.allocated++

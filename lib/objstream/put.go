@@ -12,6 +12,8 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"os"
+	"runtime/debug"
 	"time"
 
 	"github.com/buttersink/buttersink/lib/cli"
@@ -35,6 +37,24 @@ type PutOptions struct {
 	// PartSize 0 = automatic; Concurrency = parts in flight.
 	PartSize    int64
 	Concurrency int
+	// MemoryLimit keeps the Go heap within the bound bss3put(1) gives; it
+	// is a setting of the whole process (debug.SetMemoryLimit).
+	MemoryLimit bool
+}
+
+// memoryBase is the Go memory bss3put allows itself beside its part
+// buffers: the bound it documents is n × part size + 64 MiB of RSS, of
+// which the binary's own pages take about 12 MiB outside the Go limit.
+// Without a limit, the garbage of a long run may take the heap to twice
+// what is live.
+const memoryBase = 48 << 20
+
+// memoryLimit raises the Go memory limit as the part buffers grow.
+type memoryLimit struct{ base, parts int64 }
+
+func (m *memoryLimit) setParts(n int64) {
+	m.parts = max(m.parts, n)
+	debug.SetMemoryLimit(m.base + m.parts)
 }
 
 // Put reads concatenated send streams from env.Stdin and stores each as one
@@ -53,6 +73,13 @@ func Put(ctx context.Context, env *cli.Env, opts PutOptions) error {
 	if err != nil {
 		return err
 	}
+	// A GOMEMLIMIT in the environment wins.
+	var partMemory func(int64)
+	if opts.MemoryLimit && os.Getenv("GOMEMLIMIT") == "" {
+		m := &memoryLimit{base: memoryBase + opts.Encoding.ExtraMemory()}
+		m.setParts(0)
+		partMemory = m.setParts
+	}
 	out := jsonl.NewWriter(env.Stdout)
 	rd := sendstream.NewReaderSize(env.Stdin, readBuffer(opts.Encoding))
 	var stored, skipped int
@@ -67,7 +94,7 @@ func Put(ctx context.Context, env *cli.Env, opts PutOptions) error {
 		if err != nil {
 			return fmt.Errorf("stdin: %w", err)
 		}
-		rec, skip, err := putStream(ctx, env, st, s, opts)
+		rec, skip, err := putStream(ctx, env, st, s, opts, partMemory)
 		if err != nil {
 			return err
 		}
@@ -89,7 +116,7 @@ func Put(ctx context.Context, env *cli.Env, opts PutOptions) error {
 	return nil
 }
 
-func putStream(ctx context.Context, env *cli.Env, st objstore.Store, s *sendstream.Stream, opts PutOptions) (snapshot.Snapshot, bool, error) {
+func putStream(ctx context.Context, env *cli.Env, st objstore.Store, s *sendstream.Stream, opts PutOptions, partMemory func(int64)) (snapshot.Snapshot, bool, error) {
 	parent := s.Subvol.CloneUUID
 	if !s.Subvol.Snapshot {
 		parent = uuid.Zero
@@ -115,6 +142,7 @@ func putStream(ctx context.Context, env *cli.Env, st objstore.Store, s *sendstre
 		Concurrency: opts.Concurrency,
 		Discard:     !opts.Encoding.Reproducible(),
 		Log:         func(msg string, args ...any) { env.Log.Debug(msg, args...) },
+		PartMemory:  partMemory,
 	})
 	if err != nil {
 		return snapshot.Snapshot{}, false, err
