@@ -20,7 +20,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -464,6 +463,7 @@ func TestBss3putMemoryBound(t *testing.T) {
 	}
 	r := mustOsh(t, nil, `age-keygen 2>/dev/null | sed -n 's/^# public key: //p'`)
 	key := strings.TrimSpace(r.Stdout)
+	harness.RequireCommand(t, "/usr/bin/time")
 	for _, c := range []struct {
 		name  string
 		flags []string
@@ -481,25 +481,64 @@ func TestBss3putMemoryBound(t *testing.T) {
 				t.Fatalf("stream of %d bytes is too small to test a bound of %d", fi.Size(), bound)
 			}
 			args := append([]string{"-q", "--part-size", "5MiB", "-j", strconv.FormatInt(c.n, 10)}, c.flags...)
-			cmd := exec.Command(filepath.Join(harness.Bin(t), "bss3put"), append(args, "s3://"+m.Bucket+"/mem-"+c.name+"/")...)
-			cmd.Env = append(os.Environ(), m.Env()...)
-			in, err := os.Open(stream)
+			// Through /usr/bin/time: a process started by os/exec (vfork)
+			// inherits this test's peak RSS as its own at exec, so its
+			// rusage would report ours.
+			rssFile := filepath.Join(t.TempDir(), "rss")
+			r := osh(t, m.Env(), `rss=$1 in=$2; shift 2; /usr/bin/time -f %M -o "$rss" bss3put "$@" < "$in" > /dev/null`,
+				append([]string{rssFile, stream}, append(args, "s3://"+m.Bucket+"/mem-"+c.name+"/")...)...)
+			if r.Code != 0 {
+				t.Fatalf("bss3put %v: exit %d\n%s", args, r.Code, r.Stderr)
+			}
+			b, err := os.ReadFile(rssFile)
 			if err != nil {
 				t.Fatal(err)
 			}
-			defer in.Close()
-			var stderr bytes.Buffer
-			cmd.Stdin, cmd.Stderr = in, &stderr
-			if err := cmd.Run(); err != nil {
-				t.Fatalf("bss3put %v: %v\n%s", args, err, stderr.String())
+			kib, err := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
+			if err != nil {
+				t.Fatalf("/usr/bin/time: %q", b)
 			}
-			rss := cmd.ProcessState.SysUsage().(*syscall.Rusage).Maxrss << 10
+			rss := kib << 10
 			t.Logf("peak RSS %d MiB, bound %d MiB", rss>>20, bound>>20)
 			if rss >= bound {
 				t.Errorf("peak RSS %d MiB over the bound %d MiB (%d × %d MiB parts + 64 MiB)", rss>>20, bound>>20, c.n, part>>20)
 			}
 		})
 	}
+}
+
+// TestBss3putFileStoreFull: a file:// store on a disk that fills up (a
+// USB disk) fails the upload with one line naming the cause, leaves no
+// object and no temporary file, and takes the stream once there is room.
+func TestBss3putFileStoreFull(t *testing.T) {
+	src := harness.Btrfs(t, 600)
+	stream := filepath.Join(t.TempDir(), "stream")
+	mustOsh(t, nil, `
+		cd "$1"; btrfs -q subvolume create vol
+		head -c 300M /dev/urandom > vol/big
+		btrfs -q subvolume snapshot -r vol snap
+		bssend snap > "$2"`, src, stream)
+	disk := harness.Btrfs(t, 200)
+	store := "file://" + disk + "/bk/"
+	r := osh(t, nil, `bss3put "$1" < "$2"`, store, stream)
+	if r.Code != 1 || r.Stdout != "" {
+		t.Fatalf("exit %d, stdout %q, stderr:\n%s", r.Code, r.Stdout, r.Stderr)
+	}
+	lines := strings.Split(strings.TrimSpace(r.Stderr), "\n")
+	if len(lines) != 1 || !strings.HasPrefix(lines[0], "bss3put: error: ") || !strings.Contains(lines[0], "no space left on device") {
+		t.Fatalf("want one error line naming the full disk; stderr:\n%s", r.Stderr)
+	}
+	if left := mustOsh(t, nil, `find "$1/bk" -type f`, disk).Stdout; left != "" {
+		t.Fatalf("files left in the store:\n%s", left)
+	}
+	if out := mustOsh(t, nil, `bsls "$1"`, store).Stdout; out != "" {
+		t.Fatalf("bsls lists:\n%s", out)
+	}
+	// With room (a bigger disk) the same stream is stored whole.
+	disk = harness.Btrfs(t, 600)
+	store = "file://" + disk + "/bk/"
+	recs := objRecords(t, mustOsh(t, nil, `bss3put "$1" < "$2"`, store, stream).Stdout)
+	mustOsh(t, nil, `a=$(bss3get "$1$2" | sha256sum); b=$(sha256sum < "$3"); [ "$a" = "$b" ]`, store, recs[0].Key, stream)
 }
 
 // TestBss3getCorrupt: a flipped byte, a truncated object or a wrong digest
