@@ -8,6 +8,12 @@
 #                            $work/DIR; unmounted and detached on exit
 #   bench_on_exit CMD        runs CMD (a shell command) first on exit
 #   bench_drop               syncs and drops the page cache
+#   bench_best A B           of two "secs kib [cpu]" lines: the shorter
+#                            time, the larger RSS, the smaller CPU time
+#   bench_report NAME BS PEER [NOTE]
+#                            the result line of a comparison, from the
+#                            "secs kib [cpu]" lines of each side; with
+#                            CPU times and their ratio when given
 #
 # POSIX sh; the caller has `set -eu`.
 
@@ -56,4 +62,21 @@ bench_fs() {
 bench_drop() {
 	sync
 	echo 3 >/proc/sys/vm/drop_caches
+}
+
+bench_best() {
+	echo "$1 $2" | awk 'NF == 6 { print ($1 < $4) ? $1 : $4, ($2 > $5) ? $2 : $5, ($3 < $6) ? $3 : $6; next }
+		{ print ($1 < $3) ? $1 : $3, ($2 > $4) ? $2 : $4 }'
+}
+
+bench_report() {
+	echo "$2 | $3" | awk -v n="$1" -v note="${4:-}" -F ' [|] ' '{
+		split($1, b, " "); split($2, p, " ")
+		printf "bench %s: bs=%.2fs peer=%.2fs ratio=%.2f bs_rss=%dMiB peer_rss=%dMiB", n, b[1], p[1], (p[1] > 0) ? b[1] / p[1] : 0, (b[2] + 1023) / 1024, (p[2] + 1023) / 1024
+		if (b[3] != "" && p[3] != "")
+			printf " bs_cpu=%.2fs peer_cpu=%.2fs cpu_ratio=%.2f", b[3], p[3], (p[3] > 0) ? b[3] / p[3] : 0
+		if (note != "")
+			printf " (%s)", note
+		printf "\n"
+	}'
 }

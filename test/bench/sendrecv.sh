@@ -81,28 +81,14 @@ run_pipe() { # bs|peer -> "secs kib cpu"
 	awk '{ if ($1 > s) s = $1; if ($2 > m) m = $2; c += $3 + $4 } END { print s, m, c }' "$work/t1" "$work/t2"
 }
 
-# best A B: of two "secs kib cpu" lines, the shorter time, the larger RSS
-# and the smaller CPU time.
-best() {
-	echo "$1 $2" | awk '{ print ($1 < $4) ? $1 : $4, ($2 > $5) ? $2 : $5, ($3 < $6) ? $3 : $6 }'
-}
-
-report() { # name "bs secs kib cpu" "peer secs kib cpu"
-	echo "$2 $3" | awk -v n="$1" '{
-		r = ($4 > 0) ? $1 / $4 : 0
-		cr = ($6 > 0) ? $3 / $6 : 0
-		printf "bench %s: bs=%.2fs peer=%.2fs ratio=%.2f bs_rss=%dMiB peer_rss=%dMiB bs_cpu=%.2fs peer_cpu=%.2fs cpu_ratio=%.2f\n", n, $1, $4, r, ($2 + 1023) / 1024, ($5 + 1023) / 1024, $3, $6, cr
-	}'
-}
-
 for what in send pipe; do
 	b=$(run_$what bs)
 	p=$(run_$what peer)
-	p=$(best "$p" "$(run_$what peer)")
-	b=$(best "$b" "$(run_$what bs)")
-	b=$(best "$b" "$(run_$what bs)")
-	p=$(best "$p" "$(run_$what peer)")
-	report "sendrecv-$what" "$b" "$p"
+	p=$(bench_best "$p" "$(run_$what peer)")
+	b=$(bench_best "$b" "$(run_$what bs)")
+	b=$(bench_best "$b" "$(run_$what bs)")
+	p=$(bench_best "$p" "$(run_$what peer)")
+	bench_report "sendrecv-$what" "$b" "$p"
 done
 
 # The received copy must be the snapshot (bs side ran last).

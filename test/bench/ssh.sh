@@ -99,27 +99,15 @@ run() { # bs|peer -> "secs kib"
 	awk '{ if ($1 > s) s = $1; if ($2 > m) m = $2 } END { print s, m }' "$work/t1" "$work/t2"
 }
 
-# best A B: the faster of two "secs kib" lines, with the larger RSS.
-best() {
-	echo "$1 $2" | awk '{ s = ($1 < $3) ? $1 : $3; m = ($2 > $4) ? $2 : $4; print s, m }'
-}
-
-report() { # name "bs secs kib" "peer secs kib"
-	echo "$2 $3" | awk -v n="$1" '{
-		r = ($3 > 0) ? $1 / $3 : 0
-		printf "bench %s: bs=%.2fs peer=%.2fs ratio=%.2f bs_rss=%dMiB peer_rss=%dMiB\n", n, $1, $3, r, ($2 + 1023) / 1024, ($4 + 1023) / 1024
-	}'
-}
-
 b1=$(run bs)
 p1=$(run peer)
 m1=$(run plain)
 m2=$(run plain)
 p2=$(run peer)
 b2=$(run bs)
-report ssh-push "$(best "$b1" "$b2")" "$(best "$p1" "$p2")"
+bench_report ssh-push "$(bench_best "$b1" "$b2")" "$(bench_best "$p1" "$p2")"
 # peer here: the same bs commands joined by a hand-written ssh.
-report ssh-layer "$(best "$b1" "$b2")" "$(best "$m1" "$m2")"
+bench_report ssh-layer "$(bench_best "$b1" "$b2")" "$(bench_best "$m1" "$m2")"
 
 # The copy received by the bs side (it ran last) must be the snapshot.
 if ! diff -r "$src/snap" "$dst/snap" >/dev/null; then
