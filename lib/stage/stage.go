@@ -188,8 +188,9 @@ func zstdOptions(level int) []zstd.EOption {
 }
 
 // ExtraMemory is what the stages need beyond the 64 MiB that bss3put
-// allows itself besides its part buffers: zstd above level 3 keeps an 8 MiB window and match tables for it (measured: 30 MiB more
-// than level 3 at level 19).
+// allows itself besides its part buffers: zstd above level 3 keeps an
+// 8 MiB window and match tables for it (measured: 30 MiB more than level
+// 3 at level 19).
 func (e Encoding) ExtraMemory() int64 {
 	if e.Zstd && e.ZstdLevel > 3 {
 		return 40 << 20
