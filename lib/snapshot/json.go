@@ -62,31 +62,33 @@ func (s *Snapshot) AppendJSON(b []byte) ([]byte, error) {
 	if s.Partial {
 		b = append(b, `,"partial":true`...)
 	}
-	if s.Key != "" {
-		b = append(b, `,"key":`...)
-		b = appendString(b, s.Key)
-	}
+	b = appendOmitString(b, `,"key":`, s.Key)
 	if !s.SendParentUUID.IsZero() {
 		b = append(b, `,"send_parent_uuid":`...)
 		b = appendUUID(b, s.SendParentUUID)
 	}
-	if s.Size != nil {
-		b = append(b, `,"size":`...)
-		b = strconv.AppendInt(b, *s.Size, 10)
-	}
-	if s.Encoding != "" {
-		b = append(b, `,"encoding":`...)
-		b = appendString(b, s.Encoding)
-	}
-	if s.StreamSize != nil {
-		b = append(b, `,"stream_size":`...)
-		b = strconv.AppendInt(b, *s.StreamSize, 10)
-	}
-	if s.Format != "" {
-		b = append(b, `,"format":`...)
-		b = appendString(b, s.Format)
-	}
+	b = appendOmitInt(b, `,"size":`, s.Size)
+	b = appendOmitString(b, `,"encoding":`, s.Encoding)
+	b = appendOmitInt(b, `,"stream_size":`, s.StreamSize)
+	b = appendOmitString(b, `,"format":`, s.Format)
 	return append(b, '}'), nil
+}
+
+// appendOmitString appends a string field (name holds its comma, key and
+// colon) unless it is empty: omitempty.
+func appendOmitString(b []byte, name, s string) []byte {
+	if s == "" {
+		return b
+	}
+	return appendString(append(b, name...), s)
+}
+
+// appendOmitInt appends a number field unless n is nil: omitempty.
+func appendOmitInt(b []byte, name string, n *int64) []byte {
+	if n == nil {
+		return b
+	}
+	return strconv.AppendInt(append(b, name...), *n, 10)
 }
 
 // jsonTime reports whether time.Time.MarshalJSON accepts t: RFC 3339
