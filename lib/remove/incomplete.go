@@ -68,15 +68,13 @@ func incomplete(ctx context.Context, env *cli.Env, dirs []location.Location, age
 			return err
 		}
 		var ups []objstore.Upload
-		status := "aborted"
 		if o.DryRun {
-			status = "dry-run"
 			ups, err = objstore.StaleUploads(ctx, st, age)
 		} else {
 			// What was aborted before a failure gets its lines too.
 			ups, err = objstore.AbortIncomplete(ctx, st, age)
 		}
-		if werr := writeAborted(out, d, ups, status, env); werr != nil {
+		if werr := writeAborted(out, d, ups, o.DryRun, env); werr != nil {
 			return werr
 		}
 		n += len(ups)
@@ -88,9 +86,13 @@ func incomplete(ctx context.Context, env *cli.Env, dirs []location.Location, age
 	return nil
 }
 
-func writeAborted(out *jsonl.Writer, d location.Location, ups []objstore.Upload, status string, env *cli.Env) error {
+func writeAborted(out *jsonl.Writer, d location.Location, ups []objstore.Upload, dryRun bool, env *cli.Env) error {
+	status := "aborted"
+	if dryRun {
+		status = "dry-run"
+	}
 	for _, u := range ups {
-		if status == "aborted" {
+		if !dryRun {
 			env.Log.Debug("aborted incomplete upload", "key", d.DirString()+u.Key, "id", u.ID, "started", u.Started)
 		}
 		r := IncompleteResult{Op: OpAbort, Dst: d.DirString(), Key: u.Key, UploadID: u.ID, Started: u.Started.UTC(), Size: u.Size, Status: status}
