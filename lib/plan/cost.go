@@ -21,7 +21,7 @@ import (
 // that. So short chains of small diffs cost almost nothing more, while
 // MaxChain is the hard limit; near it, diffs from an older snapshot with
 // a shorter chain (its chain ancestors are candidates too) beat both a
-// longer chain and a new full stream; planner.reach keeps big diffs off
+// longer chain and a new full stream; reach keeps big diffs off
 // deep links. btrfs destinations hold subvolumes, which need no chain to
 // restore, and pay no penalty.
 func (pl *planner) cost(size int64, chain int, diffs int64) float64 {

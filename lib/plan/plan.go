@@ -295,7 +295,7 @@ func (pl *planner) candidates(n *node) ([]*node, int) {
 // from ever older ones, which adds up to many full streams (a simulated
 // year of hourly snapshots: 583 GiB stored, 191 GiB with this rule); with
 // it the parents form a tree whose deeper links carry smaller changes.
-func (pl *planner) reach(full int64, chain int) int64 {
+func reach(full int64, chain int) int64 {
 	return full >> min(chain-1, 62)
 }
 
@@ -303,7 +303,7 @@ func (pl *planner) reach(full int64, chain int) int64 {
 // snapshot whose full stream has the given size: +Inf where c may not be
 // its parent (reach).
 func (pl *planner) weigh(c *node, diff, full int64) float64 {
-	if pl.dstObjects && pl.opts.Policy == nil && diff > pl.reach(full, c.chain) {
+	if pl.dstObjects && pl.opts.Policy == nil && diff > reach(full, c.chain) {
 		return math.Inf(1)
 	}
 	return pl.cost(diff, c.chain+1, c.diffs+diff)
