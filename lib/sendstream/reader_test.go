@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"math/rand"
 	"os"
@@ -483,15 +484,23 @@ func TestWriteToHoldsBytes(t *testing.T) {
 	}
 	for _, size := range []int{bufSize, 1 << 20} {
 		for _, n := range []int{len(input), 1 << 20, 65536, 40000, 4093} {
-			got, _, err := readAll(NewReaderSize(&chunkReader{b: input, n: n}, size), readWithHeldWrites(t))
-			if err != nil || len(got) != len(all) {
-				t.Fatalf("buffer %d, reads of %d: err %v, %d streams", size, n, err, len(got))
-			}
-			for i := range got {
-				if !bytes.Equal(got[i], all[i]) {
-					t.Errorf("buffer %d, reads of %d: stream %d differs", size, n, i)
-				}
-			}
+			checkHeldStreams(t, fmt.Sprintf("buffer %d, reads of %d", size, n), &chunkReader{b: input, n: n}, size, all)
+		}
+	}
+}
+
+// checkHeldStreams reads src through a two-buffer Reader of size whose
+// writer keeps each Write's bytes until the next, and checks that it
+// yields want, stream for stream.
+func checkHeldStreams(t *testing.T, what string, src io.Reader, size int, want [][]byte) {
+	t.Helper()
+	got, _, err := readAll(NewReaderSize(src, size), readWithHeldWrites(t))
+	if err != nil || len(got) != len(want) {
+		t.Fatalf("%s: err %v, %d streams", what, err, len(got))
+	}
+	for i := range got {
+		if !bytes.Equal(got[i], want[i]) {
+			t.Fatalf("%s: stream %d differs", what, i)
 		}
 	}
 }
@@ -519,15 +528,7 @@ func TestWriteToHoldsBytesRandom(t *testing.T) {
 	}
 	for round := range 20 {
 		src := &randomChunkReader{b: input, rng: rand.New(rand.NewSource(int64(round))), max: []int{4096, 65536, 1 << 20, 3 << 20}[round%4]}
-		got, _, err := readAll(NewReaderSize(src, []int{bufSize, 1 << 20}[round%2]), readWithHeldWrites(t))
-		if err != nil || len(got) != len(all) {
-			t.Fatalf("round %d: err %v, %d streams", round, err, len(got))
-		}
-		for i := range got {
-			if !bytes.Equal(got[i], all[i]) {
-				t.Fatalf("round %d: stream %d differs", round, i)
-			}
-		}
+		checkHeldStreams(t, fmt.Sprintf("round %d", round), src, []int{bufSize, 1 << 20}[round%2], all)
 	}
 }
 
