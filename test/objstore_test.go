@@ -484,19 +484,14 @@ func TestBss3putMemoryBound(t *testing.T) {
 			// Through /usr/bin/time: a process started by os/exec (vfork)
 			// inherits this test's peak RSS as its own at exec, so its
 			// rusage would report ours.
-			rssFile := filepath.Join(t.TempDir(), "rss")
-			r := osh(t, m.Env(), `rss=$1 in=$2; shift 2; /usr/bin/time -f %M -o "$rss" bss3put "$@" < "$in" > /dev/null`,
-				append([]string{rssFile, stream}, append(args, "s3://"+m.Bucket+"/mem-"+c.name+"/")...)...)
+			r := osh(t, m.Env(), `in=$1; shift; /usr/bin/time -f %M -o /dev/fd/3 bss3put "$@" < "$in" 3>&1 > /dev/null`,
+				append([]string{stream}, append(args, "s3://"+m.Bucket+"/mem-"+c.name+"/")...)...)
 			if r.Code != 0 {
 				t.Fatalf("bss3put %v: exit %d\n%s", args, r.Code, r.Stderr)
 			}
-			b, err := os.ReadFile(rssFile)
+			kib, err := strconv.ParseInt(strings.TrimSpace(r.Stdout), 10, 64)
 			if err != nil {
-				t.Fatal(err)
-			}
-			kib, err := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
-			if err != nil {
-				t.Fatalf("/usr/bin/time: %q", b)
+				t.Fatalf("/usr/bin/time: %q", r.Stdout)
 			}
 			rss := kib << 10
 			t.Logf("peak RSS %d MiB, bound %d MiB", rss>>20, bound>>20)
