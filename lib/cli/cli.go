@@ -162,6 +162,11 @@ func main(name, description string, args []string, flags Flags, run func(ctx con
 
 // Report prints err (if any) and returns the exit code for it.
 func Report(name string, err error, interrupted bool, log *slog.Logger) int {
+	return report(os.Stderr, name, err, interrupted, log)
+}
+
+// report prints the lines ParseMessage reads.
+func report(w io.Writer, name string, err error, interrupted bool, log *slog.Logger) int {
 	if err == nil {
 		return ExitOK
 	}
@@ -183,9 +188,9 @@ func Report(name string, err error, interrupted bool, log *slog.Logger) int {
 	if log != nil {
 		log.Debug("exit", "code", code, "error", msg)
 	}
-	fmt.Fprintf(os.Stderr, "%s: error: %s\n", name, msg)
+	fmt.Fprintf(w, "%s: error: %s\n", name, msg)
 	if h := hint.Of(err); h != "" {
-		fmt.Fprintf(os.Stderr, "%s: hint: %s\n", name, h)
+		fmt.Fprintf(w, "%s: hint: %s\n", name, oneLine(h))
 	}
 	return code
 }
