@@ -8,7 +8,6 @@ import (
 
 	"github.com/buttersink/buttersink/lib/cli"
 	"github.com/buttersink/buttersink/lib/objstore"
-	"github.com/buttersink/buttersink/lib/planning"
 	"github.com/buttersink/buttersink/lib/remote"
 )
 
@@ -35,7 +34,7 @@ type flags struct {
 func main() {
 	var f flags
 	os.Exit(cli.Main("bsplan", "Plan what to send from SRC to DST and from which parents, as JSON Lines steps.", &f, func(ctx context.Context, env *cli.Env) error {
-		return planning.Run(ctx, env, planning.Options{
+		return Run(ctx, env, Options{
 			Src: f.Src, Dst: f.Dst, SrcList: f.SrcList, DstList: f.DstList,
 			DryRun: f.DryRun, Delete: f.Delete, Estimate: f.Estimate, MaxChain: f.MaxChain,
 			Schedule: f.Schedule, TZ: f.TZ, Now: f.Now, Prune: f.Prune,

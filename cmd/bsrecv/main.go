@@ -7,7 +7,6 @@ import (
 	"os"
 
 	"github.com/buttersink/buttersink/lib/cli"
-	"github.com/buttersink/buttersink/lib/receiver"
 	"github.com/buttersink/buttersink/lib/remote"
 )
 
@@ -21,6 +20,6 @@ type flags struct {
 func main() {
 	var f flags
 	os.Exit(cli.Main("bsrecv", "Receive btrfs send streams from stdin into a directory.", &f, func(ctx context.Context, env *cli.Env) error {
-		return receiver.Run(ctx, env, receiver.Options{Dest: f.Dest, Remote: f.Remote})
+		return Run(ctx, env, Options{Dest: f.Dest, Remote: f.Remote})
 	}))
 }

@@ -10,7 +10,6 @@ import (
 	"github.com/buttersink/buttersink/lib/cli"
 	"github.com/buttersink/buttersink/lib/objstore"
 	"github.com/buttersink/buttersink/lib/remote"
-	"github.com/buttersink/buttersink/lib/remove"
 )
 
 type flags struct {
@@ -26,6 +25,6 @@ type flags struct {
 func main() {
 	var f flags
 	os.Exit(cli.Main("bsrm", "Delete snapshots: plan delete steps on stdin, or snapshots named on the command line.", &f, func(ctx context.Context, env *cli.Env) error {
-		return remove.Run(ctx, env, remove.Options{Locations: f.Locations, DryRun: f.DryRun, Incomplete: f.Incomplete, Remote: f.Remote, Objects: f.Objects.Options()})
+		return Run(ctx, env, Options{Locations: f.Locations, DryRun: f.DryRun, Incomplete: f.Incomplete, Remote: f.Remote, Objects: f.Objects.Options()})
 	}))
 }

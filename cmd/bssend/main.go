@@ -8,7 +8,6 @@ import (
 
 	"github.com/buttersink/buttersink/lib/cli"
 	"github.com/buttersink/buttersink/lib/remote"
-	"github.com/buttersink/buttersink/lib/sender"
 )
 
 type flags struct {
@@ -26,7 +25,7 @@ type flags struct {
 func main() {
 	var f flags
 	os.Exit(cli.Main("bssend", "Write btrfs send streams of snapshots to stdout.", &f, func(ctx context.Context, env *cli.Env) error {
-		return sender.Run(ctx, env, sender.Options{
+		return Run(ctx, env, Options{
 			Snapshots: f.Snapshots, Parent: f.Parent, Clones: f.Clone,
 			Proto: f.Proto, Compressed: f.Compressed, NoData: f.NoData, Remote: f.Remote,
 		})

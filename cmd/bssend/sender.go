@@ -1,4 +1,4 @@
-// Package sender is bssend: it runs the kernel's send for each snapshot
+// How bssend works: it runs the kernel's send for each snapshot
 // named on the command line or by a plan step on stdin and writes the
 // streams, back to back, to stdout.
 //
@@ -7,7 +7,8 @@
 // file, the kernel writes straight into it. Otherwise it writes into a pipe of
 // ours that is spliced to stdout (a copy through a reused buffer only when
 // stdout cannot take a splice), counting bytes on the way.
-package sender
+
+package main
 
 import (
 	"context"

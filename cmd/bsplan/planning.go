@@ -1,7 +1,8 @@
-// Package planning is bsplan: it lists the source and the destination (or
+// How bsplan works: it lists the source and the destination (or
 // reads saved listings), plans with lib/plan and prints the steps as JSON
 // Lines, with a one-line summary on stderr.
-package planning
+
+package main
 
 import (
 	"bytes"

@@ -1,4 +1,4 @@
-package planning
+package main
 
 // bsplan links lib/objstore anyway: list s3:// and file:// locations
 // in-process rather than through bss3ls.

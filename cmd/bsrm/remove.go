@@ -1,4 +1,4 @@
-// Package remove is bsrm: it deletes snapshots (subvolumes or stored
+// How bsrm works: it deletes snapshots (subvolumes or stored
 // streams) named by plan delete steps on stdin, or named on the command
 // line, and prints one JSON line per deletion. With --incomplete it
 // discards the incomplete uploads of object stores instead (incomplete.go).
@@ -8,7 +8,8 @@
 // with "..", is refused, and then nothing at all is deleted. Steps are
 // checked before the first deletion; they run in the order given (bsplan
 // orders children before parents) and the first failure stops the rest.
-package remove
+
+package main
 
 import (
 	"context"

@@ -1,4 +1,4 @@
-// Package receiver is bsrecv: it splits the concatenated send streams on
+// How bsrecv works: it splits the concatenated send streams on
 // stdin and has btrfs receive apply each one below a destination
 // directory, one child process per stream, so that every failure belongs
 // to one stream and its partial subvolume can be deleted.
@@ -8,7 +8,8 @@
 // finalises a subvolume (received UUID, read-only) only on END: a damaged
 // or missing END never reaches it, and on any fault the child is killed
 // before it could see more, then the partial subvolume deleted.
-package receiver
+
+package main
 
 import (
 	"bytes"

@@ -1,4 +1,4 @@
-package remove
+package main
 
 import (
 	"context"
