@@ -7,7 +7,6 @@ import (
 	"os"
 
 	"github.com/buttersink/buttersink/lib/cli"
-	"github.com/buttersink/buttersink/lib/listing"
 	"github.com/buttersink/buttersink/lib/objstore/objopts"
 	"github.com/buttersink/buttersink/lib/remote"
 )
@@ -29,13 +28,13 @@ type flags struct {
 func main() {
 	var f flags
 	os.Exit(cli.Main("bsls", "List the snapshots at a location, sorted by path.", &f, func(ctx context.Context, env *cli.Env) error {
-		opts := listing.Options{Location: f.Location, All: f.All, Remote: f.Remote, Objects: f.Objects.Options()}
+		opts := Options{Location: f.Location, All: f.All, Remote: f.Remote, Objects: f.Objects.Options()}
 		switch {
 		case f.JSON:
-			opts.Format = listing.JSON
+			opts.Format = JSON
 		case f.Table:
-			opts.Format = listing.Table
+			opts.Format = Table
 		}
-		return listing.Run(ctx, env, opts)
+		return Run(ctx, env, opts)
 	}))
 }

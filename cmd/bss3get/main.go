@@ -7,7 +7,6 @@ import (
 
 	"github.com/buttersink/buttersink/lib/cli"
 	"github.com/buttersink/buttersink/lib/objstore"
-	"github.com/buttersink/buttersink/lib/objstream"
 	"github.com/buttersink/buttersink/lib/stage"
 )
 
@@ -35,7 +34,7 @@ func main() {
 		if err != nil {
 			return cli.UsageError("%v", err)
 		}
-		return objstream.Get(ctx, env, objstream.GetOptions{
+		return Get(ctx, env, GetOptions{
 			Objects:     f.Objects,
 			Store:       f.Store.Options(),
 			Decoding:    stage.Decoding{Identities: ids, Filters: f.Filter, Stderr: env.Stderr},

@@ -5,13 +5,16 @@ package main
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"os"
+	"syscall"
 
 	"github.com/buttersink/buttersink/lib/cli"
 	"github.com/buttersink/buttersink/lib/inventory/objlist"
-	"github.com/buttersink/buttersink/lib/listing"
 	"github.com/buttersink/buttersink/lib/location"
 	"github.com/buttersink/buttersink/lib/objstore"
+	"github.com/buttersink/buttersink/lib/snapshot"
 )
 
 type flags struct {
@@ -35,6 +38,13 @@ func main() {
 		if err != nil {
 			return err
 		}
-		return listing.Output(env, recs, listing.JSON)
+		if err := snapshot.WriteLines(env.Stdout, recs); err != nil {
+			if errors.Is(err, syscall.EPIPE) {
+				// The reader took what it wanted (bss3ls | head).
+				return &cli.ExitError{Code: cli.ExitFailure}
+			}
+			return fmt.Errorf("write output: %w", err)
+		}
+		return nil
 	}))
 }

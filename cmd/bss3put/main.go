@@ -9,7 +9,6 @@ import (
 	"github.com/buttersink/buttersink/lib/cli"
 	"github.com/buttersink/buttersink/lib/location"
 	"github.com/buttersink/buttersink/lib/objstore"
-	"github.com/buttersink/buttersink/lib/objstream"
 	"github.com/buttersink/buttersink/lib/stage"
 )
 
@@ -55,7 +54,7 @@ func main() {
 		}
 		store := f.Store.Options()
 		store.StorageClass, store.SSE = f.StorageClass, f.SSE
-		return objstream.Put(ctx, env, objstream.PutOptions{
+		return Put(ctx, env, PutOptions{
 			Dst: dst, Store: store, Encoding: enc, PartSize: int64(f.PartSize), Concurrency: f.Concurrency, MemoryLimit: true,
 		})
 	}))

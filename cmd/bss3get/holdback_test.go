@@ -1,4 +1,4 @@
-package objstream
+package main
 
 import (
 	"bytes"

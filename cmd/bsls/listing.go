@@ -1,7 +1,8 @@
-// Package listing is bsls: it lists the snapshots at a location and prints
-// them as JSON Lines (for the next command in a pipe) or as an aligned
-// table (for a person at a terminal).
-package listing
+// How bsls works: it lists the snapshots at a location and prints them as
+// JSON Lines (for the next command in a pipe) or as an aligned table (for
+// a person at a terminal).
+
+package main
 
 import (
 	"context"
@@ -80,7 +81,7 @@ func Output(env *cli.Env, recs []snapshot.Snapshot, format Format) error {
 	if format == Table {
 		err = WriteTable(env.Stdout, recs)
 	} else {
-		err = WriteJSON(env.Stdout, recs)
+		err = snapshot.WriteLines(env.Stdout, recs)
 	}
 	if errors.Is(err, syscall.EPIPE) {
 		// The reader has all it wanted (bsls | head): no message, but
@@ -102,32 +103,6 @@ func sortByPath(recs []snapshot.Snapshot) {
 			return
 		}
 	}
-}
-
-// WriteJSON prints one record per line, in writes of about 64 KiB
-// (whole lines), encoded by snapshot.AppendJSON: the bytes encoding/json
-// would write, several times faster.
-func WriteJSON(w io.Writer, recs []snapshot.Snapshot) error {
-	const chunk = 64 << 10
-	buf := make([]byte, 0, chunk+4<<10)
-	for i := range recs {
-		var err error
-		if buf, err = recs[i].AppendJSON(buf); err != nil {
-			return err
-		}
-		buf = append(buf, '\n')
-		if len(buf) >= chunk {
-			if _, err := w.Write(buf); err != nil {
-				return err
-			}
-			buf = buf[:0]
-		}
-	}
-	if len(buf) > 0 {
-		_, err := w.Write(buf)
-		return err
-	}
-	return nil
 }
 
 // column is one table column: its heading, its cell for a record, and

@@ -1,8 +1,7 @@
-// Package objstream moves send streams into and out of object stores: the
-// pipelines behind bss3put (split stdin at stream boundaries, encode, store
-// one object per stream) and bss3get (fetch, decode, verify, write raw
-// streams for bsrecv).
-package objstream
+// How bss3put works: it splits stdin at stream boundaries, encodes each
+// stream and stores it as one object.
+
+package main
 
 import (
 	"context"
@@ -10,7 +9,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"hash"
 	"io"
 	"os"
 	"runtime/debug"
@@ -153,12 +151,13 @@ func putStream(ctx context.Context, env *cli.Env, st objstore.Store, s *sendstre
 		return snapshot.Snapshot{}, false, err
 	}
 	h := sha256.New()
-	w := newHashWriter(h, enc)
+	w := sendstream.NewHashWriter(h, enc)
 	defer w.Close()
 	if env.ShowProgress() {
-		w.meter = progress.New(env.Stderr, env.Name)
-		w.meter.Start(k.Path, 0)
-		defer w.meter.Finish()
+		meter := progress.New(env.Stderr, env.Name)
+		meter.Start(k.Path, 0)
+		defer meter.Finish()
+		w.Counted = meter.Add
 	}
 	_, err = s.WriteTo(w)
 	// The writing goroutine is done with the stream and the encoder after
@@ -219,40 +218,6 @@ func verifyStored(env *cli.Env, s *sendstream.Stream, old objstore.Object, where
 	return rec, true, nil
 }
 
-// hashWriter hashes what it passes on, while the writer underneath (the
-// encoder and the store) works on the same bytes in its own goroutine:
-// Write hands p to that goroutine, hashes p and returns, without waiting
-// for the writer, which has until the next Write to be done with p
-// (sendstream's WriteTo keeps p unchanged until then). So one core reads,
-// verifies and hashes the input while another encodes and stores it,
-// without copying the bytes. Close waits for the last p.
-type hashWriter struct {
-	h       hash.Hash
-	w       io.Writer
-	in      chan []byte
-	done    chan writeResult
-	pending bool
-	closed  bool
-	werr    error
-	meter   *progress.Meter // nil: no progress line
-}
-
-type writeResult struct {
-	n   int
-	err error
-}
-
-func newHashWriter(h hash.Hash, w io.Writer) *hashWriter {
-	hw := &hashWriter{h: h, w: w, in: make(chan []byte), done: make(chan writeResult)}
-	go func() {
-		for p := range hw.in {
-			n, err := hw.w.Write(p)
-			hw.done <- writeResult{n, err}
-		}
-	}()
-	return hw
-}
-
 // readBuffer is the size of each of the input reader's two buffers: the
 // hashing and the writing goroutine meet about once per buffer, so bigger
 // is better (age stage: 512 KiB 15%, 1 MiB 4% slower than 2 MiB), until
@@ -264,55 +229,6 @@ func readBuffer(e stage.Encoding) int {
 		return 1 << 20
 	}
 	return 2 << 20
-}
-
-// parallelMin is the least write worth handing to the writing goroutine.
-const parallelMin = 32 << 10
-
-// wait waits until the writing goroutine is done with the previous p.
-func (w *hashWriter) wait() error {
-	if w.pending {
-		w.pending = false
-		r := <-w.done
-		w.written(r.n, r.err)
-	}
-	return w.werr
-}
-
-func (w *hashWriter) written(n int, err error) {
-	if err != nil && w.werr == nil {
-		w.werr = err
-	}
-	if w.meter != nil {
-		w.meter.Add(int64(n))
-	}
-}
-
-func (w *hashWriter) Write(p []byte) (int, error) {
-	if err := w.wait(); err != nil {
-		return 0, err
-	}
-	if len(p) < parallelMin {
-		w.h.Write(p)
-		n, err := w.w.Write(p)
-		w.written(n, err)
-		return n, w.werr
-	}
-	w.in <- p
-	w.pending = true
-	w.h.Write(p)
-	return len(p), nil
-}
-
-// Close waits for the last Write and stops the goroutine; it returns the
-// first error of the writer underneath.
-func (w *hashWriter) Close() error {
-	err := w.wait()
-	if !w.closed {
-		w.closed = true
-		close(w.in)
-	}
-	return err
 }
 
 func sizeString(n int64) string {

@@ -1,4 +1,4 @@
-package objstream
+package main
 
 import (
 	"context"
@@ -216,12 +216,13 @@ func (g *getter) fetch(ctx context.Context, src source) error {
 	// fail the next Next), so hash it there, next to the write.
 	out := &holdback{w: g.env.Stdout, hold: make([]byte, 0, sendstream.CmdHeaderLen)}
 	h := sha256.New()
-	hw := newHashWriter(h, out)
+	hw := sendstream.NewHashWriter(h, out)
 	defer hw.Close()
 	if g.env.ShowProgress() {
-		hw.meter = progress.New(g.env.Stderr, g.env.Name)
-		hw.meter.Start(k.Path, obj.Meta.StreamSize)
-		defer hw.meter.Finish()
+		meter := progress.New(g.env.Stderr, g.env.Name)
+		meter.Start(k.Path, obj.Meta.StreamSize)
+		defer meter.Finish()
+		hw.Counted = meter.Add
 	}
 	_, err = s.WriteTo(hw)
 	// The writing goroutine is done with the stream and out after Close.
@@ -337,4 +338,14 @@ func (r *countReader) Read(p []byte) (int, error) {
 	n, err := r.r.Read(p)
 	r.n += int64(n)
 	return n, err
+}
+
+func sizeString(n int64) string {
+	switch {
+	case n >= 1<<30:
+		return fmt.Sprintf("%.2f GiB", float64(n)/(1<<30))
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	}
+	return fmt.Sprintf("%d B", n)
 }

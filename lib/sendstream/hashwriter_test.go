@@ -1,4 +1,4 @@
-package objstream
+package sendstream
 
 import (
 	"bytes"
@@ -8,11 +8,9 @@ import (
 	"math/rand"
 	"testing"
 	"time"
-
-	"github.com/buttersink/buttersink/lib/sendstream"
 )
 
-// slowWriter keeps what it is given, slowly, so that the hashWriter's
+// slowWriter keeps what it is given, slowly, so that the HashWriter's
 // goroutine is still on a chunk while the reader reads the next.
 type slowWriter struct {
 	out  bytes.Buffer
@@ -38,27 +36,27 @@ func testStreams(rng *rand.Rand, n int) ([]byte, [][]byte) {
 	var all []byte
 	var streams [][]byte
 	for i := range n {
-		b := sendstream.AppendHeader(nil, 1)
-		b = sendstream.AppendCommand(b, 1, sendstream.CmdSubvol, sendstream.Attr{Type: sendstream.AttrPath, Value: []byte("s")},
-			sendstream.Attr{Type: sendstream.AttrUUID, Value: bytes.Repeat([]byte{byte(i)}, 16)}, sendstream.Attr{Type: sendstream.AttrCTransID, Value: make([]byte, 8)})
+		b := AppendHeader(nil, 1)
+		b = AppendCommand(b, 1, CmdSubvol, Attr{Type: AttrPath, Value: []byte("s")},
+			Attr{Type: AttrUUID, Value: bytes.Repeat([]byte{byte(i)}, 16)}, Attr{Type: AttrCTransID, Value: make([]byte, 8)})
 		for range 100 {
 			data := make([]byte, rng.Intn(200000))
 			rng.Read(data)
-			b = sendstream.AppendCommand(b, 1, sendstream.CmdWrite, sendstream.Attr{Type: sendstream.AttrPath, Value: []byte("f")}, sendstream.Attr{Type: sendstream.AttrData, Value: data})
+			b = AppendCommand(b, 1, CmdWrite, Attr{Type: AttrPath, Value: []byte("f")}, Attr{Type: AttrData, Value: data})
 		}
-		b = sendstream.AppendCommand(b, 1, sendstream.CmdEnd)
+		b = AppendCommand(b, 1, CmdEnd)
 		streams = append(streams, b)
 		all = append(all, b...)
 	}
 	return all, streams
 }
 
-// The hashWriter passes every stream on whole and hashes it, while the
+// The HashWriter passes every stream on whole and hashes it, while the
 // reader goes on reading into its other buffer.
 func TestHashWriterPipeline(t *testing.T) {
 	rng := rand.New(rand.NewSource(1))
 	all, streams := testStreams(rng, 3)
-	rd := sendstream.NewReaderSize(iotestChunks(all, rng), 1<<20)
+	rd := NewReaderSize(iotestChunks(all, rng), 1<<20)
 	for i := 0; ; i++ {
 		s, err := rd.Next()
 		if err == io.EOF {
@@ -72,7 +70,7 @@ func TestHashWriterPipeline(t *testing.T) {
 		}
 		var out slowWriter
 		h := sha256.New()
-		w := newHashWriter(h, &out)
+		w := NewHashWriter(h, &out)
 		_, err = s.WriteTo(w)
 		if werr := w.Close(); werr != nil || err != nil {
 			t.Fatalf("stream %d: %v, %v", i, err, werr)
@@ -89,13 +87,13 @@ func TestHashWriterPipeline(t *testing.T) {
 func TestHashWriterError(t *testing.T) {
 	rng := rand.New(rand.NewSource(2))
 	all, _ := testStreams(rng, 1)
-	rd := sendstream.NewReaderSize(bytes.NewReader(all), 1<<20)
+	rd := NewReaderSize(bytes.NewReader(all), 1<<20)
 	s, err := rd.Next()
 	if err != nil {
 		t.Fatal(err)
 	}
 	out := slowWriter{fail: 5 << 20}
-	w := newHashWriter(sha256.New(), &out)
+	w := NewHashWriter(sha256.New(), &out)
 	_, err = s.WriteTo(w)
 	werr := w.Close()
 	if werr == nil || werr.Error() != "disk full" {

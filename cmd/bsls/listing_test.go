@@ -1,13 +1,11 @@
-package listing
+package main
 
 import (
 	"bytes"
-	"fmt"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/buttersink/buttersink/lib/jsonl"
 	"github.com/buttersink/buttersink/lib/snapshot"
 	"github.com/buttersink/buttersink/lib/uuid"
 )
@@ -84,44 +82,5 @@ func TestSortByPath(t *testing.T) {
 	}
 	if strings.Join(got, " ") != "a1 a2 b c" {
 		t.Errorf("sorted %v, want stable by path", got)
-	}
-}
-
-// TestWriteJSONMatchesJSONL: bsls's JSON Lines are the bytes lib/jsonl
-// (encoding/json) writes for the same records, across write chunks.
-func TestWriteJSONMatchesJSONL(t *testing.T) {
-	var recs []snapshot.Snapshot
-	for i := range 3000 {
-		ref := uint64(i) << 12
-		size := int64(i) - 5
-		u := uuid.UUID{byte(i), byte(i >> 8), 3: 0xff, 15: 1}
-		r := snapshot.Snapshot{
-			Kind: snapshot.KindSubvolume, Path: fmt.Sprintf("snaps/d%d/s%d\u2028<&>\"\\\x01\xff", i%20, i), ID: uint64(256 + i),
-			UUID: u, CTransID: uint64(i), OTransID: uint64(i * 3), ReadOnly: i%3 != 0, Partial: i%7 == 0,
-			CTime: time.Unix(int64(1764625318+i), int64(i*1000)).UTC(),
-		}
-		if i%2 == 0 {
-			r.Referenced, r.Exclusive, r.ParentUUID = &ref, &ref, u
-			r.OTime = r.CTime.Add(time.Duration(i))
-		}
-		if i%5 == 0 {
-			r.Kind, r.Key, r.Size, r.Encoding, r.Format, r.SendParentUUID = snapshot.KindObject, "host/"+r.Path+".bs", &size, "zstd", "buttersink", u
-		}
-		recs = append(recs, r)
-	}
-	for _, n := range []int{0, 1, 2, 200, len(recs)} {
-		var want, got bytes.Buffer
-		jw := jsonl.NewWriter(&want)
-		for i := range recs[:n] {
-			if err := jw.Write(&recs[i]); err != nil {
-				t.Fatal(err)
-			}
-		}
-		if err := WriteJSON(&got, recs[:n]); err != nil {
-			t.Fatal(err)
-		}
-		if !bytes.Equal(got.Bytes(), want.Bytes()) {
-			t.Fatalf("%d records: WriteJSON differs from jsonl.Writer", n)
-		}
 	}
 }
