@@ -3,10 +3,11 @@
 // streams, back to back, to stdout.
 //
 // Bytes are copied as little as possible. When nothing needs to see them
-// (no progress, no summary, no path rewrite) and stdout is a blocking pipe or
-// file, the kernel writes straight into it. Otherwise it writes into a pipe of
-// ours that is spliced to stdout (a copy through a reused buffer only when
-// stdout cannot take a splice), counting bytes on the way.
+// (no progress, no summary, no path rewrite) and stdout is a blocking pipe,
+// the kernel writes straight into it. Otherwise it writes into a pipe of
+// ours that is spliced to stdout at stdout's position (a copy through a
+// reused buffer only when stdout cannot take a splice, e.g. a file opened
+// with O_APPEND), counting bytes on the way.
 package sender
 
 import (
@@ -111,9 +112,14 @@ func Run(ctx context.Context, env *cli.Env, opts Options) error {
 	if err := unix.Fstat(s.out, &st); err != nil {
 		return fmt.Errorf("stdout: %w", err)
 	}
-	// The kernel's send writes into pipes and regular files; it refuses
-	// character devices such as /dev/null (EINVAL).
-	s.direct = s.block && (st.Mode&unix.S_IFMT == unix.S_IFIFO || st.Mode&unix.S_IFMT == unix.S_IFREG)
+	// The kernel may write into a pipe itself, and nothing else: into a
+	// regular file it writes from offset 0, whatever the descriptor's
+	// position (every send of a run, and of an earlier run, overwriting
+	// the one before), and leaves that position where it was; character
+	// devices such as /dev/null it refuses (EINVAL). Anything but a pipe
+	// goes through a pipe of ours, spliced (or copied) to stdout at its
+	// position, which moves on.
+	s.direct = s.block && st.Mode&unix.S_IFMT == unix.S_IFIFO
 	s.unhurried = st.Mode&unix.S_IFMT != unix.S_IFIFO && st.Mode&unix.S_IFMT != unix.S_IFSOCK
 	if st.Mode&unix.S_IFMT == unix.S_IFIFO {
 		// A 1 MiB pipe (the default limit for users) instead of 64 KiB
