@@ -131,3 +131,77 @@ func soCheck(t *testing.T, got, want []byte, head, tail string) {
 	}
 	t.Fatalf("output is %d bytes, want %d (head %q, %d bytes of btrfs send, tail %q); first difference at byte %d", len(got), len(exp), head, len(want), tail, at)
 }
+
+// Same bytes as btrfs send for every combination of flags, -c without -p
+// included: btrfs send then sends each snapshot incrementally from a
+// parent it picks among the clone sources (the snapshot's origin, else
+// the sibling nearest it), or refuses.
+func TestSendSameBytesAsBtrfsSendFlagTable(t *testing.T) {
+	src := srSource(t, 300)
+	harness.MustSh(t, `
+		cd "$SRC"
+		btrfs -q subvolume create other && cp --reflink=always s1/data other/copy
+		btrfs -q subvolume snapshot -r other o1
+		echo three >> vol/dir/f && cp --reflink=always s2/new vol/again
+		btrfs -q subvolume snapshot -r vol s3
+		echo four >> vol/dir/f
+		btrfs -q subvolume snapshot -r s1 s1b
+	`, "SRC="+src)
+	same := []string{
+		"--proto 1 s1",
+		"--proto 2 s1",
+		"--proto 1 -p s1 s2",
+		"--proto 2 -p s1 -c o1 s2",
+		"--proto 1 -p s1 -c s2 -c o1 s3",
+		"--proto 1 -p s1 s2 s3",
+		"--proto 1 s1 s2 o1",
+		"--proto 2 --compressed-data s1",
+		"--proto 1 --no-data s2",
+		"--proto 1 --no-data -p s1 s2",
+		// -c without -p: a sibling, either way round.
+		"--proto 1 -c s1 s2",
+		"--proto 1 -c s2 s1",
+		"--proto 2 -c s1 s2",
+		"--proto 2 --compressed-data -c s1 s2",
+		"--proto 1 --no-data -c s1 s2",
+		// Repeated -c: the nearest sibling, wherever it stands.
+		"--proto 1 -c s1 -c s3 s2",
+		"--proto 1 -c s3 -c s1 s2",
+		"--proto 1 -c o1 -c s1 -c s2 s3",
+		"--proto 1 -c s1 -c o1 s2",
+		// The origin itself before any sibling.
+		"--proto 1 -c s2 -c s1 s1b",
+		// Several snapshots: each sent one joins the clone sources.
+		"--proto 1 -c s1 s2 s3",
+		"--proto 1 -c o1 -c s1 s3 s2",
+	}
+	for _, args := range same {
+		t.Run(args, func(t *testing.T) {
+			harness.MustSh(t, `cd "$SRC"
+				bssend `+args+` | cat > "$SRC/got"
+				btrfs send -q `+args+` > "$SRC/want"
+				cmp "$SRC/got" "$SRC/want"`, "SRC="+src)
+		})
+	}
+	// No clone source can be the parent: btrfs send refuses, and so does
+	// bssend, in one line before any byte.
+	refused := []string{
+		"--proto 1 -c o1 s2",
+		"--proto 1 -c s1b s2",
+		"--proto 1 -c s1 o1",
+		"--proto 1 -c s1 s2 o1",
+	}
+	for _, args := range refused {
+		t.Run(args, func(t *testing.T) {
+			r := harness.Sh(t, `cd "$SRC"; ! btrfs send -q `+args+` > /dev/null 2>&1 || { echo "btrfs send accepted it" >&2; exit 9; }
+				bssend `+args+` > "$SRC/got"`, "SRC="+src)
+			if r.Code != 1 || !strings.HasPrefix(r.Stderr, "bssend: error: ") || strings.Count(r.Stderr, "error:") != 1 ||
+				!strings.Contains(r.Stderr, "no parent among the clone sources") || !strings.Contains(r.Stderr, "bssend: hint: name the parent with -p") {
+				t.Fatalf("exit %d, stderr %q", r.Code, r.Stderr)
+			}
+			if fi, err := os.Stat(src + "/got"); err != nil || fi.Size() != 0 {
+				t.Fatalf("bssend wrote a stream: %v %v", fi, err)
+			}
+		})
+	}
+}

@@ -149,6 +149,11 @@ func Run(ctx context.Context, env *cli.Env, opts Options) error {
 			return err
 		}
 	}
+	if len(opts.Snapshots) > 0 && opts.Parent == "" && len(opts.Clones) > 0 {
+		if err := pickParents(jobs); err != nil {
+			return err
+		}
+	}
 	if env.ShowProgress() {
 		s.meter = progress.New(env.Stderr, env.Name)
 		defer s.meter.Finish()
@@ -180,6 +185,28 @@ func argJobs(opts Options) []job {
 		jobs = append(jobs, job{path: p, parent: opts.Parent, clones: opts.Clones, label: p})
 	}
 	return jobs
+}
+
+// pickParents gives each job a parent among its clone sources, as btrfs
+// send does with -c and no -p: after each snapshot, the snapshot itself
+// becomes a clone source of the next ones, and each is sent incrementally
+// from the parent btrfs.SendParent picks, or not at all.
+func pickParents(jobs []job) error {
+	var sent []string
+	for i := range jobs {
+		j := &jobs[i]
+		j.clones = append(append([]string(nil), j.clones...), sent...)
+		k, err := btrfs.SendParent(j.path, j.clones)
+		if errors.Is(err, btrfs.ErrNoParent) {
+			return hint.Wrap(err, "name the parent with -p, or leave out -c for a full stream")
+		}
+		if err != nil {
+			return err
+		}
+		j.parent = j.clones[k]
+		sent = append(sent, j.path)
+	}
+	return nil
 }
 
 // planJobs reads the send steps on stdin, skipping delete steps (bsrm's
