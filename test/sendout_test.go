@@ -109,6 +109,21 @@ func TestSendOutputKinds(t *testing.T) {
 		}
 		soCheck(t, got, want, "", "")
 	})
+	// A stdout that fills up: one error line, exit 1, spliced (a
+	// regular file on a full tmpfs) or written (/dev/full).
+	t.Run("full", func(t *testing.T) {
+		tiny := t.TempDir()
+		harness.MustSh(t, `mount -t tmpfs -o size=1M tmpfs "$TINY"`, "TINY="+tiny)
+		defer harness.MustSh(t, `umount "$TINY"`, "TINY="+tiny)
+		for _, out := range []string{"/dev/full", tiny + "/out"} {
+			for _, flags := range []string{"", "-v"} {
+				r := harness.Sh(t, `cd "$SRC"; bssend `+flags+` --proto 1 < plan > "$OUT"`, append(env, "OUT="+out)...)
+				if r.Code != 1 || !strings.HasSuffix(r.Stderr, "bssend: error: writing stdout: no space left on device\n") || strings.Count(r.Stderr, "error:") != 1 {
+					t.Errorf("bssend %s > %s: exit %d, stderr %q", flags, out, r.Code, r.Stderr)
+				}
+			}
+		}
+	})
 	t.Run("/dev/null", func(t *testing.T) {
 		r := harness.MustSh(t, `cd "$SRC"; bssend --proto 1 < plan > /dev/null
 			bssend -v --proto 1 < plan 2>&1 >/dev/null | sed -n 's/.* bytes=\([0-9]*\)$/\1/p' | awk '{ s += $1 } END { print s }'`, env...)

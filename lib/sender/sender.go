@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"path"
 	"runtime"
 	"strconv"
@@ -606,6 +607,11 @@ func (s *sender) write(b []byte) error {
 func outputError(err error) error {
 	if errors.Is(err, unix.EPIPE) {
 		return unix.EPIPE
+	}
+	// os.File names itself ("write /dev/stdout: ..."): one prefix is enough.
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		err = pe.Err
 	}
 	return fmt.Errorf("writing stdout: %w", err)
 }
