@@ -3,10 +3,11 @@
 // streams, back to back, to stdout.
 //
 // Bytes are copied as little as possible. When nothing needs to see them
-// (no progress, no summary, no path rewrite) and stdout is a blocking pipe or
-// file, the kernel writes straight into it. Otherwise it writes into a pipe of
-// ours that is spliced to stdout (a copy through a reused buffer only when
-// stdout cannot take a splice), counting bytes on the way.
+// (no progress, no summary, no path rewrite) and stdout is a blocking pipe,
+// the kernel writes straight into it. Otherwise it writes into a pipe of
+// ours that is spliced to stdout at stdout's position (a copy through a
+// reused buffer only when stdout cannot take a splice, e.g. a file opened
+// with O_APPEND), counting bytes on the way.
 
 package main
 
@@ -15,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"path"
 	"runtime"
 	"strconv"
@@ -112,9 +114,14 @@ func Run(ctx context.Context, env *cli.Env, opts Options) error {
 	if err := unix.Fstat(s.out, &st); err != nil {
 		return fmt.Errorf("stdout: %w", err)
 	}
-	// The kernel's send writes into pipes and regular files; it refuses
-	// character devices such as /dev/null (EINVAL).
-	s.direct = s.block && (st.Mode&unix.S_IFMT == unix.S_IFIFO || st.Mode&unix.S_IFMT == unix.S_IFREG)
+	// The kernel may write into a pipe itself, and nothing else: into a
+	// regular file it writes from offset 0, whatever the descriptor's
+	// position (every send of a run, and of an earlier run, overwriting
+	// the one before), and leaves that position where it was; character
+	// devices such as /dev/null it refuses (EINVAL). Anything but a pipe
+	// goes through a pipe of ours, spliced (or copied) to stdout at its
+	// position, which moves on.
+	s.direct = s.block && st.Mode&unix.S_IFMT == unix.S_IFIFO
 	s.unhurried = st.Mode&unix.S_IFMT != unix.S_IFIFO && st.Mode&unix.S_IFMT != unix.S_IFSOCK
 	if st.Mode&unix.S_IFMT == unix.S_IFIFO {
 		// A 1 MiB pipe (the default limit for users) instead of 64 KiB
@@ -141,6 +148,11 @@ func Run(ctx context.Context, env *cli.Env, opts Options) error {
 	// Check every source before the first byte goes out.
 	for _, j := range jobs {
 		if err := checkSource(j); err != nil {
+			return err
+		}
+	}
+	if len(opts.Snapshots) > 0 && opts.Parent == "" && len(opts.Clones) > 0 {
+		if err := pickParents(jobs); err != nil {
 			return err
 		}
 	}
@@ -175,6 +187,28 @@ func argJobs(opts Options) []job {
 		jobs = append(jobs, job{path: p, parent: opts.Parent, clones: opts.Clones, label: p})
 	}
 	return jobs
+}
+
+// pickParents gives each job a parent among its clone sources, as btrfs
+// send does with -c and no -p: after each snapshot, the snapshot itself
+// becomes a clone source of the next ones, and each is sent incrementally
+// from the parent btrfs.SendParent picks, or not at all.
+func pickParents(jobs []job) error {
+	var sent []string
+	for i := range jobs {
+		j := &jobs[i]
+		j.clones = append(append([]string(nil), j.clones...), sent...)
+		k, err := btrfs.SendParent(j.path, j.clones)
+		if errors.Is(err, btrfs.ErrNoParent) {
+			return hint.Wrap(err, "name the parent with -p, or leave out -c for a full stream")
+		}
+		if err != nil {
+			return err
+		}
+		j.parent = j.clones[k]
+		sent = append(sent, j.path)
+	}
+	return nil
 }
 
 // planJobs reads the send steps on stdin, skipping delete steps (bsrm's
@@ -574,6 +608,11 @@ func (s *sender) write(b []byte) error {
 func outputError(err error) error {
 	if errors.Is(err, unix.EPIPE) {
 		return unix.EPIPE
+	}
+	// os.File names itself ("write /dev/stdout: ..."): one prefix is enough.
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		err = pe.Err
 	}
 	return fmt.Errorf("writing stdout: %w", err)
 }

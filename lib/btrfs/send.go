@@ -21,11 +21,14 @@ const (
 )
 
 // Send runs the SEND ioctl on the read-only subvolume at path, writing the
-// stream into outFD. outFD must be blocking: a pipe from
+// stream into outFD. outFD must be a blocking pipe: one from
 // unix.Pipe2(O_CLOEXEC) (os.Pipe is non-blocking and the kernel aborts with
-// EAGAIN), a regular file, or an inherited stdout. parent and clones are
-// paths of read-only subvolumes ("" = none); like btrfs send, the parent is
-// added to the clone sources. proto 0 is the kernel default (version 1).
+// EAGAIN) or an inherited one. The kernel writes a regular file (without
+// O_APPEND) from its offset 0 on, whatever the descriptor's position, and
+// leaves the position where it was, so sends into one file overwrite each
+// other; it refuses character devices. parent and clones are paths of
+// read-only subvolumes ("" = none); like btrfs send, the parent is added
+// to the clone sources. proto 0 is the kernel default (version 1).
 // Send blocks until the kernel is done and returns its error (EPIPE when
 // the reader went away: closing the read end is how to cancel).
 func Send(path string, outFD int, parent string, clones []string, proto uint32, flags SendFlags) error {
