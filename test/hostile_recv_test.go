@@ -113,6 +113,9 @@ func hsSetup(t *testing.T) *hsWorld {
 		btrfs -q subvolume create "$FS/outside"
 		head -c 200000 /dev/urandom > "$FS/outside/secret"
 		btrfs -q subvolume snapshot -r "$FS/outside" "$FS/outside-ro"
+		# A received copy outside the destination: btrfs receive finds
+		# parents and clone sources by received UUID first.
+		mkdir "$FS/elsewhere" && btrfs send -q "$FS/outside-ro" | btrfs receive "$FS/elsewhere/" 2>/dev/null
 		echo keep > "$FS/x"; setfattr -n user.keep -v 1 "$FS/x"; mkdir "$FS/d"
 		for d in "$S" "$FS/outside"; do
 			echo keep > "$d/x"; setfattr -n user.keep -v 1 "$d/x"; mkdir "$d/d"; echo keep > "$d/stolen"
@@ -215,7 +218,7 @@ func TestHostileStreamPaths(t *testing.T) {
 	}
 	// Through a symbolic link the stream itself made: the path checks let
 	// these by; btrfs receive's chroot keeps them inside.
-	for _, link := range []string{w.sentinel, "../../outside"} {
+	for i, link := range []string{w.sentinel, "../../outside"} {
 		for cname, cmds := range hsOnPath("l/x") {
 			switch cname {
 			case "hardlink in", "rename from", "clone from", "second path", "update_extent":
@@ -224,7 +227,7 @@ func TestHostileStreamPaths(t *testing.T) {
 			if cname == "rmdir" {
 				cmds = hsOnPath("l/d")[cname]
 			}
-			t.Run("symlink "+link+"/"+cname, func(t *testing.T) {
+			t.Run(fmt.Sprintf("symlink%d/%s", i, cname), func(t *testing.T) {
 				all := append([]hsCmd{hsSubvol("evil"), hsC(sendstream.CmdSymlink, hsS(sendstream.AttrPath, "l"), hsS(sendstream.AttrPathLink, link))}, cmds...)
 				w.refused(t, hsStream(append(all, hsEnd())...), "btrfs receive failed")
 			})
@@ -250,7 +253,7 @@ func TestHostileStreamSources(t *testing.T) {
 	}
 	mkf := hsC(sendstream.CmdMkfile, hsS(sendstream.AttrPath, "f"))
 	t.Run("parent outside", func(t *testing.T) {
-		w.refused(t, hsStream(hsSnapshot("evil", w.outsideRO, w.outsideCT), hsEnd()), "parent "+fmtUUID(w.outsideRO)+" is outside the destination: "+w.fs+"/outside-ro")
+		w.refused(t, hsStream(hsSnapshot("evil", w.outsideRO, w.outsideCT), hsEnd()), "parent "+fmtUUID(w.outsideRO)+" is outside the destination: "+w.fs+"/elsewhere/outside-ro")
 	})
 	t.Run("clone outside", func(t *testing.T) {
 		w.refused(t, hsStream(hsSubvol("evil"), mkf, clone(w.outsideRO, w.outsideCT), hsEnd()), "CLONE: clone source "+fmtUUID(w.outsideRO)+" is outside the destination")
@@ -261,6 +264,7 @@ func TestHostileStreamSources(t *testing.T) {
 		w.refused(t, hsStream(hsSubvol("evil"), mkf, c, hsEnd()), "is outside the destination")
 	})
 	t.Run("clone outside after a parent inside", func(t *testing.T) {
+		harness.MustSh(t, `btrfs -q subvolume delete "$FS/elsewhere/outside-ro"`, "FS="+w.fs)
 		// A parent below the destination: outside-ro received there, its
 		// received UUID is outside-ro's UUID (btrfs receive looks for
 		// received UUIDs first).
