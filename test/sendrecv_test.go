@@ -468,15 +468,38 @@ func TestSendRecvEmptyPlan(t *testing.T) {
 	}
 }
 
-// A leftover of an interrupted receive is replaced.
+// A leftover of an interrupted bsrecv (its receive marker left unlocked)
+// is replaced; a writable subvolume without a marker, or one whose marker
+// a live receive holds, is an error and stays.
 func TestSendRecvReplacesLeftover(t *testing.T) {
 	src := srSource(t, 300)
 	dst := harness.Btrfs(t, 300)
-	r := harness.MustSh(t, `
-		bssend "$SRC/s1" | head -c 2000000 | btrfs receive "$DST/" 2>/dev/null || true
+	harness.MustSh(t, `bssend "$SRC/s1" > "$DST/../s1.stream"`, "SRC="+src, "DST="+dst)
+	// btrfs receive's own leftover: no marker.
+	r := harness.Sh(t, `
+		head -c 2000000 "$DST/../s1.stream" | btrfs receive "$DST/" 2>/dev/null || true
 		btrfs subvolume show "$DST/s1" >/dev/null
-		bssend "$SRC/s1" | bsrecv "$DST/"
-	`, "SRC="+src, "DST="+dst)
+		bsrecv "$DST/" < "$DST/../s1.stream"`, "SRC="+src, "DST="+dst)
+	if r.Code != 1 || !strings.Contains(r.Stderr, dst+"/s1: already exists and is a writable subvolume that no bsrecv left") {
+		t.Fatalf("exit %d, stderr %q", r.Code, r.Stderr)
+	}
+	harness.MustSh(t, `btrfs subvolume show "$DST/s1" >/dev/null; [ ! -e "$DST/.s1.bsrecv" ]; btrfs -q subvolume delete "$DST/s1"`, "DST="+dst)
+	// bsrecv killed mid-stream: its partial subvolume and unlocked marker stay.
+	harness.MustSh(t, `
+		{ head -c 2000000 "$DST/../s1.stream"; sleep 4; } | bsrecv "$DST/" & pid=$!
+		for i in $(seq 50); do [ -e "$DST/.s1.bsrecv" ] && break; sleep 0.1; done
+		sleep 1; kill -9 $pid; wait $pid || true
+		for i in $(seq 50); do pgrep -f "btrfs receive -e --chroot $DST" >/dev/null || break; sleep 0.1; done
+		btrfs subvolume show "$DST/s1" >/dev/null; [ -f "$DST/.s1.bsrecv" ]`, "DST="+dst)
+	// The marker held by a live receive (flock(1) stands in for it).
+	r = harness.Sh(t, `
+		flock "$DST/.s1.bsrecv" sleep 3 & sleep 0.5
+		rc=0; bsrecv "$DST/" < "$DST/../s1.stream" || rc=$?; wait; exit $rc`, "DST="+dst)
+	if r.Code != 1 || !strings.Contains(r.Stderr, dst+"/s1: being received by another bsrecv") {
+		t.Fatalf("exit %d, stderr %q", r.Code, r.Stderr)
+	}
+	// Unlocked: the leftover is deleted and received again.
+	r = harness.MustSh(t, `bsrecv "$DST/" < "$DST/../s1.stream"; [ ! -e "$DST/.s1.bsrecv" ]`, "DST="+dst)
 	if !strings.Contains(r.Stderr, "deleting the leftover of an interrupted receive") {
 		t.Errorf("stderr %q", r.Stderr)
 	}

@@ -33,6 +33,7 @@ import (
 	"github.com/buttersink/buttersink/lib/inventory"
 	"github.com/buttersink/buttersink/lib/jsonl"
 	"github.com/buttersink/buttersink/lib/location"
+	"github.com/buttersink/buttersink/lib/names"
 	"github.com/buttersink/buttersink/lib/progress"
 	"github.com/buttersink/buttersink/lib/remote"
 	"github.com/buttersink/buttersink/lib/sendstream"
@@ -75,9 +76,11 @@ type receiver struct {
 	argv    []string
 	meter   *progress.Meter
 	records *jsonl.Writer
-	// received holds the UUIDs this run has received: the parents of
-	// later incremental streams in the same pipe.
-	received map[uuid.UUID]bool
+	// scope is what the current stream may refer to, loaded once per
+	// stream (scope.go).
+	scope *scope
+	// cur is the UUID of the stream being checked: its CLONEs may name it.
+	cur uuid.UUID
 }
 
 func receiveLocal(ctx context.Context, env *cli.Env, opts Options, dest string) error {
@@ -96,7 +99,10 @@ func receiveLocal(ctx context.Context, env *cli.Env, opts Options, dest string) 
 	if _, err := exec.LookPath("btrfs"); err != nil {
 		return hint.Wrap(errors.New("btrfs receive: the btrfs command is not on PATH"), "install btrfs-progs")
 	}
-	rv := &receiver{env: env, dest: dest, argv: []string{"btrfs", "receive", "-e"}, records: jsonl.NewWriter(env.Stdout), received: map[uuid.UUID]bool{}}
+	// --chroot: btrfs receive chroots into the directory it receives
+	// into before applying a command, so that no stream path (one through
+	// a symbolic link the stream made included) reaches above it.
+	rv := &receiver{env: env, dest: dest, argv: []string{"btrfs", "receive", "-e", "--chroot"}, records: jsonl.NewWriter(env.Stdout)}
 	if env.ShowProgress() {
 		rv.meter = progress.New(env.Stderr, env.Name)
 		defer rv.meter.Finish()
@@ -108,6 +114,7 @@ func receiveLocal(ctx context.Context, env *cli.Env, opts Options, dest string) 
 	in := newCtxReader(ctx, env.Stdin)
 	defer in.Close()
 	r := sendstream.NewReader(in)
+	r.OnCommand(rv.check)
 	for {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -147,40 +154,21 @@ func growPipe(f *os.File) {
 	}
 }
 
-// relPath checks the path a stream names, relative to the destination.
-func relPath(p string) error {
-	if strings.HasPrefix(p, "/") {
-		return errors.New("absolute path")
-	}
-	if strings.ContainsRune(p, 0) {
-		return errors.New("NUL in path")
-	}
-	for _, c := range strings.Split(p, "/") {
-		switch {
-		case c == "" || c == "." || c == "..":
-			return fmt.Errorf("empty, '.' or '..' component")
-		case len(c) > 255:
-			return fmt.Errorf("component longer than 255 bytes")
-		}
-	}
-	return nil
-}
-
 // What a stream's name is held by at the destination.
 type holder int
 
 const (
 	holdNothing  holder = iota
 	holdComplete        // the same snapshot, completely received
-	holdLeftover        // a writable leftover of an interrupted receive
+	holdWritable        // a writable subvolume, maybe a leftover of an interrupted receive
 )
 
 // receive receives one stream; skipped reports that it was already there.
 func (rv *receiver) receive(ctx context.Context, s *sendstream.Stream) (skipped bool, err error) {
 	h := s.Subvol
 	rel := h.Path
-	if err := relPath(rel); err != nil {
-		return false, fmt.Errorf("stream %q: %v: not a path below the destination", rel, err)
+	if err := names.Snapshot(rel); err != nil {
+		return false, fmt.Errorf("stream %v: not a path below the destination", err)
 	}
 	dir, base := path.Split(rel)
 	targetDir := filepath.Join(rv.dest, dir)
@@ -195,52 +183,87 @@ func (rv *receiver) receive(ctx context.Context, s *sendstream.Stream) (skipped 
 		return false, err
 	}
 	if hold == holdComplete {
-		// Still read (and verify) the stream, to reach the next one.
-		if _, err := io.Copy(io.Discard, s); err != nil {
-			return false, err
-		}
-		rv.env.Log.Info(rel + ": already received, skipped")
-		return true, rv.report(ctx, rel)
+		return true, rv.skip(ctx, s, rel)
 	}
 	if h.Snapshot {
-		if err := rv.findParent(h.CloneUUID); err != nil {
-			return false, hint.Wrap(fmt.Errorf("%s: parent %s is not at the destination: %w", target, h.CloneUUID.Canonical(), err),
-				"receive the parent snapshot first, or send a full stream")
-		}
-	}
-	if hold == holdLeftover {
-		rv.env.Log.Warn(target + ": deleting the leftover of an interrupted receive")
-		if err := btrfs.Delete(target); err != nil {
-			return false, err
+		if err := rv.inScope(h.CloneUUID); err != nil {
+			return false, hint.Wrap(fmt.Errorf("%s: parent %s %w", target, h.CloneUUID.Canonical(), err),
+				"receive the parent snapshot into "+rv.dest+" first, or send a full stream")
 		}
 	}
 	created, err := walkDirs(rv.dest, dir, true)
 	if err != nil {
 		return false, err
 	}
+	m, err := takeMarker(targetDir, base, target)
+	if err != nil {
+		removeDirs(created)
+		return false, err
+	}
+	// Under the marker's lock, look again: another run may have been
+	// at it in between.
+	hold, err = examine(target, h)
+	switch {
+	case err != nil:
+	case hold == holdComplete:
+		m.release()
+		return true, rv.skip(ctx, s, rel)
+	case hold == holdWritable && m.created:
+		err = hint.Wrap(fmt.Errorf("%s: already exists and is a writable subvolume that no bsrecv left (no receive marker %s)", target, m.path),
+			"move or delete it, or receive into another directory")
+	case hold == holdWritable:
+		rv.env.Log.Warn(target + ": deleting the leftover of an interrupted receive")
+		err = btrfs.Delete(target)
+	}
+	if err != nil {
+		if m.created {
+			m.release()
+		} else {
+			m.keep()
+		}
+		removeDirs(created)
+		return false, err
+	}
 	if rel != base {
 		// btrfs receive creates the subvolume under its own directory
 		// argument by the stream's name: give it the basename.
 		if err := s.RewritePath(base); err != nil {
+			m.release()
+			removeDirs(created)
 			return false, err
 		}
 	}
-	if err := rv.run(ctx, s, targetDir, target, rel); err != nil {
-		rv.cleanup(target, created)
-		return false, err
-	}
-	info, err := btrfs.Info(target)
-	if err == nil && !complete(info, h) {
-		err = fmt.Errorf("%s: incomplete after btrfs receive (read-only %v, received uuid %s, stransid %d; want %s, %d)",
-			target, info.ReadOnly, info.ReceivedUUID.Canonical(), info.STransID, h.UUID.Canonical(), h.CTransID)
+	err = rv.run(ctx, s, targetDir, target, rel)
+	if err == nil {
+		var info btrfs.Subvol
+		info, err = btrfs.Info(target)
+		if err == nil && !complete(info, h) {
+			err = fmt.Errorf("%s: incomplete after btrfs receive (read-only %v, received uuid %s, stransid %d; want %s, %d)",
+				target, info.ReadOnly, info.ReceivedUUID.Canonical(), info.STransID, h.UUID.Canonical(), h.CTransID)
+		}
 	}
 	if err != nil {
-		rv.cleanup(target, created)
+		if rv.cleanup(target) {
+			m.release()
+		} else {
+			m.keep()
+		}
+		removeDirs(created)
 		return false, err
 	}
-	rv.received[h.UUID] = true
+	m.release()
 	rv.env.Log.Debug("received", "snapshot", rel, "bytes", s.Size())
 	return false, rv.report(ctx, rel)
+}
+
+// skip reads (and verifies) a stream whose snapshot is already there, to
+// reach the next one, and reports the snapshot.
+func (rv *receiver) skip(ctx context.Context, s *sendstream.Stream, rel string) error {
+	if _, err := io.Copy(io.Discard, s); err != nil {
+		return err
+	}
+	rv.env.Log.Info(rel + ": already received, skipped")
+	return rv.report(ctx, rel)
 }
 
 func complete(info btrfs.Subvol, h sendstream.Head) bool {
@@ -277,34 +300,10 @@ func examine(target string, h sendstream.Head) (holder, error) {
 	case !info.ReadOnly && (info.ReceivedUUID.IsZero() || info.ReceivedUUID == h.UUID):
 		// What btrfs receive leaves when cut short: writable, without
 		// (or, cut between the two final steps, with) the received UUID.
-		return holdLeftover, nil
+		// Only a receive marker tells whether bsrecv made it.
+		return holdWritable, nil
 	}
 	return 0, notOurs(fmt.Sprintf("is another snapshot (uuid %s, received uuid %s)", info.UUID.Canonical(), info.ReceivedUUID.Canonical()))
-}
-
-// findParent looks for the subvolume an incremental stream applies to,
-// as btrfs receive will: by received UUID or UUID, below the destination
-// or anywhere on its mounted filesystem.
-func (rv *receiver) findParent(u uuid.UUID) error {
-	if rv.received[u] {
-		return nil
-	}
-	dirs := []string{rv.dest}
-	if mnt, err := mountPoint(rv.dest); err == nil && mnt != rv.dest {
-		dirs = append(dirs, mnt)
-	}
-	for _, d := range dirs {
-		subs, err := btrfs.List(d)
-		if err != nil {
-			return err
-		}
-		for _, s := range subs {
-			if s.ReceivedUUID == u || s.UUID == u {
-				return nil
-			}
-		}
-	}
-	return errors.New("no subvolume with that uuid or received uuid")
 }
 
 // mountPoint is the mount point of the filesystem holding dir.
@@ -391,16 +390,22 @@ func walkDirs(dest, rel string, create bool) ([]string, error) {
 	return created, nil
 }
 
-// cleanup deletes what a failed receive left: the partial subvolume and
-// the directories made for it.
-func (rv *receiver) cleanup(target string, created []string) {
+// cleanup deletes the partial subvolume a failed receive left at target.
+// It reports whether no subvolume is left there.
+func (rv *receiver) cleanup(target string) bool {
 	if ok, _ := btrfs.IsSubvolume(target); ok {
 		if err := btrfs.Delete(target); err != nil {
 			rv.env.Log.Error("could not delete the partial subvolume; delete it by hand", "path", target, "error", err)
-		} else {
-			rv.env.Log.Debug("deleted partial subvolume", "path", target)
+			return false
 		}
+		rv.env.Log.Debug("deleted partial subvolume", "path", target)
 	}
+	return true
+}
+
+// removeDirs removes the directories walkDirs made, innermost first, as
+// far as they are empty.
+func removeDirs(created []string) {
 	for i := len(created) - 1; i >= 0; i-- {
 		os.Remove(created[i])
 	}
@@ -499,7 +504,7 @@ func (t *tail) message() string {
 	var lines []string
 	for _, l := range bytes.Split(t.b, []byte("\n")) {
 		s := strings.TrimSpace(string(l))
-		if s == "" || strings.HasPrefix(s, "At subvol ") || strings.HasPrefix(s, "At snapshot ") {
+		if s == "" || strings.HasPrefix(s, "At subvol ") || strings.HasPrefix(s, "At snapshot ") || strings.HasPrefix(s, "Chroot to ") {
 			continue
 		}
 		lines = append(lines, s)

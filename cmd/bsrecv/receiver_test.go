@@ -10,31 +10,6 @@ import (
 	"time"
 )
 
-func TestRelPath(t *testing.T) {
-	tests := []struct {
-		path string
-		err  string
-	}{
-		{"snap", ""},
-		{"home/2024-01-01", ""},
-		{"a/b/c", ""},
-		{"/abs", "absolute path"},
-		{"../up", "'..' component"},
-		{"a/../b", "'..' component"},
-		{"a/./b", "'..' component"},
-		{"a//b", "empty"},
-		{"a/", "empty"},
-		{"a\x00b", "NUL"},
-		{strings.Repeat("x", 256), "longer than 255"},
-	}
-	for _, tt := range tests {
-		err := relPath(tt.path)
-		if (err == nil) != (tt.err == "") || (err != nil && !strings.Contains(err.Error(), tt.err)) {
-			t.Errorf("relPath(%q) = %v, want %q", tt.path, err, tt.err)
-		}
-	}
-}
-
 func TestUnescapeMount(t *testing.T) {
 	tests := []struct{ in, want string }{
 		{"/mnt/plain", "/mnt/plain"},

@@ -1,0 +1,124 @@
+package receiver
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/buttersink/buttersink/lib/hint"
+)
+
+// A receive marker proves that a subvolume is a receive by bsrecv: before
+// it starts btrfs receive for NAME, bsrecv creates the regular file
+// .NAME.bsrecv beside it (O_EXCL, no symbolic link followed) and holds an
+// exclusive flock on it until the subvolume is complete or deleted, then
+// removes it. A marker left behind unlocked is the trace of a bsrecv that
+// died; a locked one belongs to a receive still running. So a writable
+// subvolume at NAME is deleted as a leftover only when its marker exists
+// and can be locked, never because of its name alone.
+type marker struct {
+	path    string
+	f       *os.File
+	created bool // made by this run, not left by an earlier one
+}
+
+// markerName is the marker's file name for subvolume name base.
+func markerName(base string) string {
+	if n := "." + base + ".bsrecv"; len(n) <= 255 {
+		return n
+	}
+	sum := sha256.Sum256([]byte(base))
+	return ".bsrecv-" + hex.EncodeToString(sum[:]) // a name too long for the plain form
+}
+
+// errMarkerBusy is a marker locked by a live receive.
+var errMarkerBusy = errors.New("busy")
+
+// takeMarker creates or takes over the marker for base in dir and locks
+// it. A marker another process holds is an error naming it.
+func takeMarker(dir, base, target string) (*marker, error) {
+	p := filepath.Join(dir, markerName(base))
+	for try := 0; try < 10; try++ {
+		created := true
+		f, err := os.OpenFile(p, os.O_RDWR|os.O_CREATE|os.O_EXCL|unix.O_NOFOLLOW, 0o600)
+		if errors.Is(err, os.ErrExist) {
+			created = false
+			f, err = os.OpenFile(p, os.O_RDWR|unix.O_NOFOLLOW|unix.O_NONBLOCK, 0)
+		}
+		if errors.Is(err, os.ErrNotExist) {
+			continue // removed meanwhile by the receive that held it
+		}
+		if err != nil {
+			return nil, fmt.Errorf("receive marker %s: %w", p, errors.Unwrap(err))
+		}
+		m := &marker{path: p, f: f, created: created}
+		err = m.lock()
+		if errors.Is(err, errMarkerBusy) {
+			f.Close()
+			owner := ""
+			if b, _ := os.ReadFile(p); len(b) > 0 && len(b) < 100 {
+				owner = " (" + strings.TrimSpace(string(b)) + ")"
+			}
+			return nil, hint.Wrap(fmt.Errorf("%s: being received by another bsrecv%s: %s is locked", target, owner, p),
+				"wait for it to finish, or receive into another directory")
+		}
+		if err == errMarkerGone {
+			f.Close()
+			continue
+		}
+		if err != nil {
+			f.Close()
+			return nil, fmt.Errorf("receive marker %s: %v", p, err)
+		}
+		f.Truncate(0)
+		f.WriteAt([]byte("bsrecv pid "+strconv.Itoa(os.Getpid())+"\n"), 0)
+		return m, nil
+	}
+	return nil, fmt.Errorf("receive marker %s: keeps changing under this process", p)
+}
+
+var errMarkerGone = errors.New("marker replaced")
+
+// lock locks the marker's file and makes sure it still is the file at the
+// marker's path (the receive that held it may have removed it meanwhile).
+func (m *marker) lock() error {
+	var st unix.Stat_t
+	if err := unix.Fstat(int(m.f.Fd()), &st); err != nil {
+		return err
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFREG {
+		return errors.New("not a regular file")
+	}
+	err := unix.Flock(int(m.f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
+	if errors.Is(err, unix.EWOULDBLOCK) {
+		return errMarkerBusy
+	}
+	if err != nil {
+		return err
+	}
+	var now unix.Stat_t
+	if err := unix.Lstat(m.path, &now); err != nil || now.Ino != st.Ino || now.Dev != st.Dev {
+		return errMarkerGone
+	}
+	return nil
+}
+
+// release removes the marker, if it still is ours, and unlocks it.
+func (m *marker) release() {
+	var st, now unix.Stat_t
+	if unix.Fstat(int(m.f.Fd()), &st) == nil && unix.Lstat(m.path, &now) == nil && now.Ino == st.Ino && now.Dev == st.Dev {
+		os.Remove(m.path)
+	}
+	m.f.Close()
+}
+
+// keep unlocks the marker and leaves it in place: the subvolume beside it
+// is a leftover that a later run may delete.
+func (m *marker) keep() { m.f.Close() }

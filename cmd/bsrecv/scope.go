@@ -1,0 +1,120 @@
+package receiver
+
+import (
+	"errors"
+	"fmt"
+	"path/filepath"
+
+	"github.com/buttersink/buttersink/lib/btrfs"
+	"github.com/buttersink/buttersink/lib/sendstream"
+	"github.com/buttersink/buttersink/lib/uuid"
+)
+
+// scope is what a stream may refer to: the subvolumes of the destination's
+// filesystem (as far as its mount reaches) and which of them lie below the
+// destination directory.
+type scope struct {
+	mnt   string
+	all   []btrfs.Subvol
+	below map[uint64]bool // subvolume ids below the destination
+}
+
+func (rv *receiver) loadScope() (*scope, error) {
+	if rv.scope != nil {
+		return rv.scope, nil
+	}
+	mnt, err := mountPoint(rv.dest)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", rv.dest, err)
+	}
+	all, err := btrfs.List(mnt)
+	if err != nil {
+		return nil, err
+	}
+	sc := &scope{mnt: mnt, all: all, below: map[uint64]bool{}}
+	inDest, err := btrfs.List(rv.dest)
+	if err != nil {
+		return nil, err
+	}
+	for _, s := range inDest {
+		sc.below[s.ID] = true
+	}
+	rv.scope = sc
+	return sc, nil
+}
+
+// inScope checks that the subvolume btrfs receive will take for u (a
+// parent or a clone source) lies below the destination. btrfs receive
+// looks u up in the filesystem's UUID tree, among received UUIDs first,
+// then among UUIDs, and takes the first match, wherever it is: so every
+// candidate it could take must be below the destination. The error reads
+// after the UUID ("parent UUID ...").
+func (rv *receiver) inScope(u uuid.UUID) error {
+	sc, err := rv.loadScope()
+	if err != nil {
+		return err
+	}
+	var cands []btrfs.Subvol
+	for _, s := range sc.all {
+		if s.ReceivedUUID == u {
+			cands = append(cands, s)
+		}
+	}
+	if len(cands) == 0 {
+		for _, s := range sc.all {
+			if s.UUID == u {
+				cands = append(cands, s)
+			}
+		}
+	}
+	if len(cands) == 0 {
+		return errors.New("is not at the destination: no subvolume with that uuid or received uuid")
+	}
+	for _, s := range cands {
+		if !sc.below[s.ID] {
+			return fmt.Errorf("is outside the destination: %s", filepath.Join(sc.mnt, s.Path))
+		}
+	}
+	return nil
+}
+
+// check is called for every command of the input once its CRC matched,
+// before btrfs receive sees any of it: every path must stay below the
+// subvolume being received, and every clone source must lie below the
+// destination (or be the subvolume being received).
+func (rv *receiver) check(_ *sendstream.Stream, c *sendstream.Command) error {
+	fault := func(err error) error {
+		return &sendstream.Error{Offset: c.Offset, Reason: "refused: " + err.Error(), Err: err}
+	}
+	if err := sendstream.CheckPaths(c); err != nil {
+		return fault(err)
+	}
+	switch c.Type {
+	case sendstream.CmdSubvol, sendstream.CmdSnapshot:
+		// A new stream: the subvolumes it may use are those there now.
+		rv.scope = nil
+		rv.cur = uuid.UUID{}
+		if v, ok := c.Attr(sendstream.AttrUUID); ok && len(v) == 16 {
+			copy(rv.cur[:], v)
+		}
+	case sendstream.CmdClone:
+		// Every CLONE_UUID, as a receiver may take any of two.
+		return c.Attrs(func(t uint16, v []byte) error {
+			if t != sendstream.AttrCloneUUID {
+				return nil
+			}
+			if len(v) != 16 {
+				return fault(fmt.Errorf("CLONE: clone uuid of %d bytes", len(v)))
+			}
+			u := uuid.UUID(v)
+			if u == rv.cur {
+				return nil // a clone within the subvolume being received
+			}
+			if err := rv.inScope(u); err != nil {
+				return fault(fmt.Errorf("CLONE: clone source %s %v", u.Canonical(), err))
+			}
+			return nil
+		})
+	}
+	return nil
+}

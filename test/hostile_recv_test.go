@@ -1,0 +1,302 @@
+package test
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"math/rand"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/buttersink/buttersink/lib/btrfs"
+	"github.com/buttersink/buttersink/lib/sendstream"
+	"github.com/buttersink/buttersink/test/harness"
+)
+
+// A test-only send stream encoder: a v1 header and commands with their
+// TLVs and CRC32C (sendstream.AppendCommand computes it).
+type hsCmd struct {
+	typ   uint16
+	attrs []sendstream.Attr
+}
+
+func hsStream(cmds ...hsCmd) []byte {
+	b := sendstream.AppendHeader(nil, 1)
+	for _, c := range cmds {
+		b = sendstream.AppendCommand(b, 1, c.typ, c.attrs...)
+	}
+	return b
+}
+
+// hsC is a command; those that make an inode get the INO btrfs receive
+// wants.
+func hsC(typ uint16, attrs ...sendstream.Attr) hsCmd {
+	switch typ {
+	case sendstream.CmdMkfile, sendstream.CmdMkdir, sendstream.CmdMknod, sendstream.CmdMkfifo, sendstream.CmdMksock, sendstream.CmdSymlink:
+		attrs = append(attrs, hsU64(sendstream.AttrIno, 300))
+	}
+	return hsCmd{typ, attrs}
+}
+func hsS(t uint16, v string) sendstream.Attr         { return sendstream.Attr{Type: t, Value: []byte(v)} }
+func hsU64(t uint16, v uint64) sendstream.Attr {
+	return sendstream.Attr{Type: t, Value: binary.LittleEndian.AppendUint64(nil, v)}
+}
+func hsUUID(t uint16, u [16]byte) sendstream.Attr { return sendstream.Attr{Type: t, Value: u[:]} }
+
+var hsStreamUUID = [16]byte{0xb5, 0xec, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14}
+
+func hsSubvol(name string) hsCmd {
+	return hsC(sendstream.CmdSubvol, hsS(sendstream.AttrPath, name), hsUUID(sendstream.AttrUUID, hsStreamUUID), hsU64(sendstream.AttrCTransID, 7))
+}
+
+func hsSnapshot(name string, parent [16]byte, pct uint64) hsCmd {
+	return hsC(sendstream.CmdSnapshot, hsS(sendstream.AttrPath, name), hsUUID(sendstream.AttrUUID, hsStreamUUID), hsU64(sendstream.AttrCTransID, 9),
+		hsUUID(sendstream.AttrCloneUUID, parent), hsU64(sendstream.AttrCloneCTransID, pct))
+}
+
+func hsEnd() hsCmd { return hsC(sendstream.CmdEnd) }
+
+// The commands that make or touch one path p, as the kernel would send
+// them for a new file (or, for LINK and RENAME, with p on either side).
+func hsOnPath(p string) map[string][]hsCmd {
+	P := func(v string) sendstream.Attr { return hsS(sendstream.AttrPath, v) }
+	mkf := hsC(sendstream.CmdMkfile, P("f"))
+	return map[string][]hsCmd{
+		"mkfile":        {hsC(sendstream.CmdMkfile, P(p))},
+		"mkdir":         {hsC(sendstream.CmdMkdir, P(p))},
+		"mknod":         {hsC(sendstream.CmdMknod, P(p), hsU64(sendstream.AttrMode, 0o20600), hsU64(sendstream.AttrRdev, 0x103))},
+		"mkfifo":        {hsC(sendstream.CmdMkfifo, P(p))},
+		"mksock":        {hsC(sendstream.CmdMksock, P(p))},
+		"symlink":       {hsC(sendstream.CmdSymlink, P(p), hsS(sendstream.AttrPathLink, "target"))},
+		"rename from":   {hsC(sendstream.CmdRename, P(p), hsS(sendstream.AttrPathTo, "stolen"))},
+		"rename to":     {mkf, hsC(sendstream.CmdRename, P("f"), hsS(sendstream.AttrPathTo, p))},
+		"link out":      {mkf, hsC(sendstream.CmdLink, P(p), hsS(sendstream.AttrPathLink, "f"))},
+		"hardlink in":   {hsC(sendstream.CmdLink, P("stolen"), hsS(sendstream.AttrPathLink, p))},
+		"unlink":        {hsC(sendstream.CmdUnlink, P(p))},
+		"rmdir":         {hsC(sendstream.CmdRmdir, P(p))},
+		"set_xattr":     {hsC(sendstream.CmdSetXattr, P(p), hsS(sendstream.AttrXattrName, "user.evil"), hsS(sendstream.AttrXattrData, "1"))},
+		"remove_xattr":  {hsC(sendstream.CmdRemoveXattr, P(p), hsS(sendstream.AttrXattrName, "user.keep"))},
+		"write":         {hsC(sendstream.CmdWrite, P(p), hsU64(sendstream.AttrFileOffset, 0), hsS(sendstream.AttrData, "pwned\n"))},
+		"clone to":      {hsC(sendstream.CmdClone, P(p), hsU64(sendstream.AttrFileOffset, 0), hsU64(sendstream.AttrCloneLen, 0), hsUUID(sendstream.AttrCloneUUID, hsStreamUUID), hsU64(sendstream.AttrCloneCTransID, 7), hsS(sendstream.AttrClonePath, "f"), hsU64(sendstream.AttrCloneOffset, 0))},
+		"clone from":    {mkf, hsC(sendstream.CmdClone, P("f"), hsU64(sendstream.AttrFileOffset, 0), hsU64(sendstream.AttrCloneLen, 0), hsUUID(sendstream.AttrCloneUUID, hsStreamUUID), hsU64(sendstream.AttrCloneCTransID, 7), hsS(sendstream.AttrClonePath, p), hsU64(sendstream.AttrCloneOffset, 0))},
+		"truncate":      {hsC(sendstream.CmdTruncate, P(p), hsU64(sendstream.AttrSize, 0))},
+		"chmod":         {hsC(sendstream.CmdChmod, P(p), hsU64(sendstream.AttrMode, 0o4777))},
+		"chown":         {hsC(sendstream.CmdChown, P(p), hsU64(sendstream.AttrUID, 4242), hsU64(sendstream.AttrGID, 4242))},
+		"utimes":        {hsC(sendstream.CmdUtimes, P(p), hsU64(sendstream.AttrATime, 0), hsU64(sendstream.AttrMTime, 0), hsU64(sendstream.AttrCTime, 0))},
+		"second path":   {hsC(sendstream.CmdTruncate, P("f"), P(p), hsU64(sendstream.AttrSize, 0))},
+		"fallocate":     {hsC(sendstream.CmdFallocate, P(p), hsU64(sendstream.AttrFallocateMode, 0), hsU64(sendstream.AttrFileOffset, 0), hsU64(sendstream.AttrSize, 1<<20))},
+		"update_extent": {hsC(sendstream.CmdUpdateExtent, P(p), hsU64(sendstream.AttrFileOffset, 0), hsU64(sendstream.AttrSize, 1))},
+	}
+}
+
+// hsWorld is a filesystem with a destination directory, things outside
+// it (a subvolume and its read-only snapshot, plain files) and a sentinel
+// directory elsewhere that hostile paths aim at.
+type hsWorld struct {
+	fs, dst, sentinel string
+	outsideRO         [16]byte // uuid of fs/outside-ro
+	outsideCT         uint64
+}
+
+func hsSetup(t *testing.T) *hsWorld {
+	fs := harness.Btrfs(t, 300)
+	sentinel, err := os.MkdirTemp("", "bs-sentinel-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(sentinel) })
+	harness.MustSh(t, `
+		mkdir "$FS/dst"
+		btrfs -q subvolume create "$FS/outside"
+		head -c 200000 /dev/urandom > "$FS/outside/secret"
+		btrfs -q subvolume snapshot -r "$FS/outside" "$FS/outside-ro"
+		# A received copy outside the destination: btrfs receive finds
+		# parents and clone sources by received UUID first.
+		mkdir "$FS/elsewhere" && btrfs send -q "$FS/outside-ro" | btrfs receive "$FS/elsewhere/" 2>/dev/null
+		echo keep > "$FS/x"; setfattr -n user.keep -v 1 "$FS/x"; mkdir "$FS/d"
+		for d in "$S" "$FS/outside"; do
+			echo keep > "$d/x"; setfattr -n user.keep -v 1 "$d/x"; mkdir "$d/d"; echo keep > "$d/stolen"
+		done
+		# Read everything once, so that the oracle's reads update no
+		# atime (relatime), and commit: the writable subvolume's
+		# ctransid then changes only if something writes to it.
+		sleep 0.01; find "$FS" "$S" -type f -exec cat {} + >/dev/null; ls -R "$FS" "$S" >/dev/null
+		btrfs filesystem sync "$FS"
+	`, "FS="+fs, "S="+sentinel)
+	info := srInfo(t, fs+"/outside-ro")
+	return &hsWorld{fs: fs, dst: fs + "/dst", sentinel: sentinel, outsideRO: info.UUID, outsideCT: info.CTransID}
+}
+
+// outside is the state of everything outside the destination: every
+// file of the filesystem but those below dst (names, modes, owners,
+// sizes, link counts, times, xattrs, data), its subvolumes with their
+// flags, and the sentinel directory.
+func (w *hsWorld) outside(t *testing.T) string {
+	t.Helper()
+	var lines []string
+	for p, d := range srTree(t, w.fs) {
+		if p == "dst" || strings.HasPrefix(p, "dst/") {
+			continue
+		}
+		lines = append(lines, p+" "+d)
+	}
+	for p, d := range srTree(t, w.sentinel) {
+		lines = append(lines, "sentinel/"+p+" "+d)
+	}
+	subs, err := btrfs.List(w.fs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range subs {
+		if !strings.HasPrefix(s.Path, "dst/") {
+			lines = append(lines, fmt.Sprintf("subvolume %s %s ro=%v received=%s ctransid=%d", s.Path, s.UUID.Canonical(), s.ReadOnly, s.ReceivedUUID.Canonical(), s.CTransID))
+		}
+	}
+	sort.Strings(lines)
+	return strings.Join(lines, "\n")
+}
+
+// refused feeds stream to bsrecv and checks the oracle: bsrecv fails,
+// prints no record, everything outside the destination is as before and
+// the destination holds nothing (no subvolume, no receive marker).
+func (w *hsWorld) refused(t *testing.T, stream []byte, wantErr string) {
+	t.Helper()
+	before := w.outside(t)
+	f := filepath.Join(w.sentinel, "..", filepath.Base(w.sentinel)+".stream")
+	if err := os.WriteFile(f, stream, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	defer os.Remove(f)
+	r := harness.Sh(t, `bsrecv "$DST/" < "$F"`, "DST="+w.dst, "F="+f)
+	if after := w.outside(t); after != before {
+		t.Errorf("outside the destination changed:\nbefore:\n%s\nafter:\n%s", before, after)
+	}
+	if r.Code == 0 || r.Stdout != "" {
+		t.Errorf("exit %d, stdout %q: want a failure and no record", r.Code, r.Stdout)
+	}
+	if n := strings.Count(r.Stderr, "bsrecv: error: "); n != 1 || !strings.Contains(r.Stderr, wantErr) {
+		t.Errorf("want one error line with %q; stderr:\n%s", wantErr, r.Stderr)
+	}
+	ents, _ := os.ReadDir(w.dst)
+	if len(ents) != 0 {
+		var names []string
+		for _, e := range ents {
+			names = append(names, e.Name())
+		}
+		t.Errorf("destination holds %v", names)
+		harness.Sh(t, `cd "$DST" && for e in * .[!.]*; do [ -e "$e" ] || continue; btrfs -q subvolume delete "$e" 2>/dev/null || rm -rf "$e"; done`, "DST="+w.dst)
+	}
+}
+
+// Streams with paths that leave the subvolume, in every path-carrying
+// command, and through a symbolic link the stream made.
+func TestHostileStreamPaths(t *testing.T) {
+	w := hsSetup(t)
+	up := strings.Repeat("../", 24)
+	targets := map[string]string{
+		"dotdot to sentinel":   up + strings.TrimPrefix(w.sentinel, "/") + "/x",
+		"dotdot to filesystem": "../../outside/x",
+		"absolute":             w.sentinel + "/x",
+	}
+	for tname, p := range targets {
+		for cname, cmds := range hsOnPath(p) {
+			t.Run(tname+"/"+cname, func(t *testing.T) {
+				if cname == "rmdir" {
+					cmds = hsOnPath(strings.TrimSuffix(p, "x") + "d")[cname]
+				}
+				all := append([]hsCmd{hsSubvol("evil"), hsC(sendstream.CmdMkfile, hsS(sendstream.AttrPath, "first"))}, cmds...)
+				w.refused(t, hsStream(append(all, hsEnd())...), "refused: "+sendstream.CmdName(cmds[len(cmds)-1].typ))
+			})
+		}
+	}
+	// The subvolume's own name.
+	for _, name := range []string{up + "x", w.sentinel + "/x", "a/../x"} {
+		w.refused(t, hsStream(hsSubvol(name), hsEnd()), "invalid")
+	}
+	// Through a symbolic link the stream itself made: the path checks let
+	// these by; btrfs receive's chroot keeps them inside.
+	for i, link := range []string{w.sentinel, "../../outside"} {
+		for cname, cmds := range hsOnPath("l/x") {
+			switch cname {
+			case "hardlink in", "rename from", "clone from", "second path", "update_extent":
+				continue // "first"-relative or harmless
+			}
+			if cname == "rmdir" {
+				cmds = hsOnPath("l/d")[cname]
+			}
+			t.Run(fmt.Sprintf("symlink%d/%s", i, cname), func(t *testing.T) {
+				all := append([]hsCmd{hsSubvol("evil"), hsC(sendstream.CmdSymlink, hsS(sendstream.AttrPath, "l"), hsS(sendstream.AttrPathLink, link))}, cmds...)
+				w.refused(t, hsStream(append(all, hsEnd())...), "btrfs receive failed")
+			})
+		}
+	}
+	// Hardlink and rename out of the subvolume through a symbolic link.
+	for _, c := range [][]hsCmd{
+		{hsC(sendstream.CmdLink, hsS(sendstream.AttrPath, "stolen"), hsS(sendstream.AttrPathLink, "l/x"))},
+		{hsC(sendstream.CmdRename, hsS(sendstream.AttrPath, "l/x"), hsS(sendstream.AttrPathTo, "stolen"))},
+		{hsC(sendstream.CmdMkfile, hsS(sendstream.AttrPath, "f")), hsC(sendstream.CmdRename, hsS(sendstream.AttrPath, "f"), hsS(sendstream.AttrPathTo, "l/new"))},
+	} {
+		all := append([]hsCmd{hsSubvol("evil"), hsC(sendstream.CmdSymlink, hsS(sendstream.AttrPath, "l"), hsS(sendstream.AttrPathLink, w.sentinel))}, c...)
+		w.refused(t, hsStream(append(all, hsEnd())...), "btrfs receive failed")
+	}
+}
+
+// Parents and clone sources outside the destination.
+func TestHostileStreamSources(t *testing.T) {
+	w := hsSetup(t)
+	clone := func(u [16]byte, ct uint64) hsCmd {
+		return hsC(sendstream.CmdClone, hsS(sendstream.AttrPath, "f"), hsU64(sendstream.AttrFileOffset, 0), hsU64(sendstream.AttrCloneLen, 0),
+			hsUUID(sendstream.AttrCloneUUID, u), hsU64(sendstream.AttrCloneCTransID, ct), hsS(sendstream.AttrClonePath, "secret"), hsU64(sendstream.AttrCloneOffset, 0))
+	}
+	mkf := hsC(sendstream.CmdMkfile, hsS(sendstream.AttrPath, "f"))
+	t.Run("parent outside", func(t *testing.T) {
+		w.refused(t, hsStream(hsSnapshot("evil", w.outsideRO, w.outsideCT), hsEnd()), "parent "+fmtUUID(w.outsideRO)+" is outside the destination: "+w.fs+"/elsewhere/outside-ro")
+	})
+	t.Run("clone outside", func(t *testing.T) {
+		w.refused(t, hsStream(hsSubvol("evil"), mkf, clone(w.outsideRO, w.outsideCT), hsEnd()), "CLONE: clone source "+fmtUUID(w.outsideRO)+" is outside the destination")
+	})
+	t.Run("second clone uuid outside", func(t *testing.T) {
+		c := clone(hsStreamUUID, 7)
+		c.attrs = append(c.attrs, hsUUID(sendstream.AttrCloneUUID, w.outsideRO))
+		w.refused(t, hsStream(hsSubvol("evil"), mkf, c, hsEnd()), "is outside the destination")
+	})
+	t.Run("clone outside after a parent inside", func(t *testing.T) {
+		harness.MustSh(t, `btrfs -q subvolume delete "$FS/elsewhere/outside-ro"`, "FS="+w.fs)
+		// A parent below the destination: outside-ro received there, its
+		// received UUID is outside-ro's UUID (btrfs receive looks for
+		// received UUIDs first).
+		harness.MustSh(t, `bssend "$FS/outside-ro" | bsrecv "$FS/dst/" >/dev/null`, "FS="+w.fs)
+		defer harness.MustSh(t, `btrfs -q subvolume delete "$FS/dst/outside-ro"`, "FS="+w.fs)
+		writable := srInfo(t, w.fs+"/outside")
+		// The parent check passes; the clone from fs/outside is refused.
+		before := w.outside(t)
+		st := hsStream(hsSnapshot("evil", w.outsideRO, w.outsideCT), mkf, clone(writable.UUID, writable.CTransID), hsEnd())
+		f := w.sentinel + ".stream"
+		os.WriteFile(f, st, 0o600)
+		defer os.Remove(f)
+		r := harness.Sh(t, `bsrecv "$FS/dst/" < "$F"`, "FS="+w.fs, "F="+f)
+		if r.Code == 0 || r.Stdout != "" || strings.Count(r.Stderr, "error:") != 1 || !strings.Contains(r.Stderr, "CLONE: clone source "+writable.UUID.Canonical()+" is outside the destination: "+w.fs+"/outside") {
+			t.Errorf("exit %d stdout %q stderr %q", r.Code, r.Stdout, r.Stderr)
+		}
+		if ents, _ := os.ReadDir(w.dst); len(ents) != 1 {
+			t.Errorf("destination holds %v", ents)
+		}
+		if w.outside(t) != before {
+			t.Errorf("outside changed")
+		}
+		// The same clone from the parent inside is received.
+		st = hsStream(hsSnapshot("evil", w.outsideRO, w.outsideCT), mkf, clone(w.outsideRO, w.outsideCT), hsEnd())
+		os.WriteFile(f, st, 0o600)
+		harness.MustSh(t, `bsrecv "$FS/dst/" < "$F" >/dev/null; cmp "$FS/dst/evil/f" "$FS/outside-ro/secret"; btrfs -q subvolume delete "$FS/dst/evil"`, "FS="+w.fs, "F="+f)
+	})
+}
+
+func fmtUUID(u [16]byte) string {
+	return fmt.Sprintf("%x-%x-%x-%x-%x", u[0:4], u[4:6], u[6:8], u[8:10], u[10:16])
+}
+
+var _ = bytes.Equal
+var _ = rand.New
