@@ -202,13 +202,28 @@ func check(s *plan.Step, dirs []location.Location) (location.Location, string, e
 		name = s.Snapshot.Key
 	}
 	where := dst.DirString() + name
+	check := names.Snapshot
+	if dst.IsObjectStore() {
+		check = func(k string) error { return names.Key(k, len(dst.Dir)+1) }
+	}
+	if err := check(name); err != nil {
+		return none, "", fmt.Errorf("%s: %v", where, err)
+	}
+	var scope location.Location
+	found := false
+	for _, d := range dirs {
+		if within(dst, d) {
+			scope, found = d, true
+			break
+		}
+	}
+	if !found {
+		return none, "", fmt.Errorf("refusing to delete %s: not within %s", where, listDirs(dirs))
+	}
 	if s.Snapshot.UUID.IsZero() {
 		return none, "", fmt.Errorf("%s: step has no uuid", where)
 	}
 	if dst.IsObjectStore() {
-		if err := names.Key(name, len(dst.Dir)+1); err != nil {
-			return none, "", fmt.Errorf("%s: %v", where, err)
-		}
 		k, err := objstore.ParseKey(name)
 		if err != nil {
 			return none, "", fmt.Errorf("%s: not a stored stream: %v", where, err)
@@ -216,15 +231,8 @@ func check(s *plan.Step, dirs []location.Location) (location.Location, string, e
 		if k.UUID != s.Snapshot.UUID || k.Path != s.Snapshot.Path {
 			return none, "", fmt.Errorf("%s: key is of %s %s, the step names %s %s", where, k.Path, k.UUID, s.Snapshot.Path, s.Snapshot.UUID)
 		}
-	} else if err := names.Snapshot(name); err != nil {
-		return none, "", fmt.Errorf("%s: %v", where, err)
 	}
-	for _, d := range dirs {
-		if within(dst, d) {
-			return d, path.Join(relDir(dst, d), name), nil
-		}
-	}
-	return none, "", fmt.Errorf("refusing to delete %s: not within %s", where, listDirs(dirs))
+	return scope, path.Join(relDir(dst, scope), name), nil
 }
 
 // within reports whether the directory l is d or below it.
