@@ -160,14 +160,17 @@ func TestPlanFaults(t *testing.T) {
 		{"prune without schedule", `bsplan --prune "$SRC/snaps/" "$DST/"`, "bsplan: error: --prune needs --schedule", 2},
 		{"bad schedule", `bsplan --schedule 3x "$SRC/snaps/" "$DST/"`, `bsplan: error: schedule "3x": unknown unit`, 2},
 		{"bad zone", `bsplan --schedule 1d --tz Mars/Base "$SRC/snaps/" "$DST/"`, `bsplan: error: time zone "Mars/Base"`, 2},
-		{"escaping path", `echo '{"op":"delete","dst":"'"$DST"'/","snapshot":{"kind":"subvolume","path":"../x"}}' | bsrm "$DST/"`, "/../x: path escapes its directory", 1},
-		{"unclean path", `echo '{"op":"delete","dst":"'"$DST"'/","snapshot":{"kind":"subvolume","path":"a/../../x"}}' | bsrm "$DST/"`, "path is not clean", 1},
+		{"escaping path", `echo '{"op":"delete","dst":"'"$DST"'/","snapshot":{"kind":"subvolume","path":"../x"}}' | bsrm "$DST/"`, `invalid snapshot name "../x": '..' component`, 1},
+		{"unclean path", `echo '{"op":"delete","dst":"'"$DST"'/","snapshot":{"kind":"subvolume","path":"a/../../x"}}' | bsrm "$DST/"`, `invalid snapshot name "a/../../x": '..' component`, 1},
 		{"outside", `echo '{"op":"delete","dst":"/","snapshot":{"kind":"subvolume","path":"etc"}}' | bsrm "$DST/"`, "refusing to delete /etc: not within " + dst + "/", 1},
 		{"bad step", `echo '{"op":"delete",' | bsrm "$DST/"`, "bsrm: error: stdin line 1:", 1},
 		{"unknown op", `echo '{"op":"format","dst":"'"$DST"'/","snapshot":{"path":"s1"}}' | bsrm "$DST/"`, `unknown op "format"`, 1},
 		{"writable", `btrfs -q subvolume create "$DST/w" && bsrm "$DST/w"`, "bsrm: error: " + dst + "/w: no such read-only snapshot", 1},
-		{"writable by step", `echo '{"op":"delete","dst":"'"$DST"'/","snapshot":{"kind":"subvolume","path":"w"}}' | bsrm "$DST/"`, "refusing to delete a writable subvolume", 1},
-		{"symlink out", `ln -s "$SRC/snaps" "$DST/link" && echo '{"op":"delete","dst":"'"$DST"'/","snapshot":{"kind":"subvolume","path":"link/s1"}}' | bsrm "$DST/"`, "refusing to delete: it resolves to " + src + "/snaps/s1, outside " + dst + "/", 1},
+		{"writable by step", `u=$(btrfs subvolume show "$DST/w" | awk '$1 == "UUID:" {print $2}')
+			echo '{"op":"delete","dst":"'"$DST"'/","snapshot":{"kind":"subvolume","path":"w","uuid":"'"$u"'"}}' | bsrm "$DST/"`, "refusing to delete a writable subvolume", 1},
+		{"no uuid", `echo '{"op":"delete","dst":"'"$DST"'/","snapshot":{"kind":"subvolume","path":"s1"}}' | bsrm "$DST/"`, dst + "/s1: step has no uuid", 1},
+		{"symlink out", `u=$(btrfs subvolume show "$SRC/snaps/s1" | awk '$1 == "UUID:" {print $2}'); ln -s "$SRC/snaps" "$DST/link"
+			echo '{"op":"delete","dst":"'"$DST"'/","snapshot":{"kind":"subvolume","path":"link/s1","uuid":"'"$u"'"}}' | bsrm "$DST/"`, dst + "/link: is a symbolic link", 1},
 		{"replaced", `u=$(bsls "$DST/s2" | sed 's/.*"uuid":"\([^"]*\)".*/\1/'); btrfs -q subvolume delete "$DST/s2"; btrfs -q subvolume snapshot -r "$DST/s1" "$DST/s2"
 			echo '{"op":"delete","dst":"'"$DST"'/","snapshot":{"kind":"subvolume","path":"s2","uuid":"'"$u"'"}}' | bsrm "$DST/"`, "not deleted", 1},
 	}

@@ -12,14 +12,17 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
+	"os"
 	"path"
-	"path/filepath"
 	"strings"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/buttersink/buttersink/lib/btrfs"
 	"github.com/buttersink/buttersink/lib/cli"
@@ -27,6 +30,7 @@ import (
 	"github.com/buttersink/buttersink/lib/inventory"
 	"github.com/buttersink/buttersink/lib/jsonl"
 	"github.com/buttersink/buttersink/lib/location"
+	"github.com/buttersink/buttersink/lib/names"
 	"github.com/buttersink/buttersink/lib/objstore"
 	"github.com/buttersink/buttersink/lib/plan"
 	"github.com/buttersink/buttersink/lib/remote"
@@ -100,12 +104,18 @@ func Run(ctx context.Context, env *cli.Env, o Options) error {
 		return err
 	}
 	r := &remover{env: env, opts: o, stores: make(map[string]objstore.Store), out: jsonl.NewWriter(env.Stdout)}
+	defer r.close()
+	// Every step's target is looked at before the first deletion: one
+	// that is not what the step says stops the run with nothing deleted.
+	if err := r.verify(ctx, steps); err != nil {
+		return hint.Wrap(err, "nothing was deleted")
+	}
 	deleted := 0
 	for i := range steps {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		if err := r.delete(ctx, &steps[i].Step, steps[i].scope); err != nil {
+		if err := r.delete(ctx, &steps[i]); err != nil {
 			return err
 		}
 		deleted++
@@ -127,10 +137,15 @@ func summary(env *cli.Env, dryRun bool, did, would string, n int, what string) {
 	env.Log.Info(fmt.Sprintf("%s %d %s", verb, n, what))
 }
 
-// checked is a delete step and the allowed directory it is within.
+// checked is a delete step, the allowed directory it is within and where
+// it came from.
 type checked struct {
 	plan.Step
 	scope location.Location
+	// rel is the snapshot's path (an object's key) relative to scope.Dir.
+	rel string
+	// what names the step in messages: "stdin line N" or the location.
+	what string
 }
 
 // readSteps reads plan steps, keeps the delete steps and checks every one
@@ -145,7 +160,7 @@ func readSteps(in io.Reader, dirs []location.Location, env *cli.Env) ([]checked,
 			return steps, nil
 		}
 		if err != nil {
-			return nil, err
+			return nil, hint.Wrap(err, "nothing was deleted")
 		}
 		switch s.Op {
 		case plan.OpDelete:
@@ -153,58 +168,72 @@ func readSteps(in io.Reader, dirs []location.Location, env *cli.Env) ([]checked,
 			env.Log.Debug("skipping send step", "line", jr.Line(), "path", s.Snapshot.Path)
 			continue
 		default:
-			return nil, fmt.Errorf("stdin line %d: unknown op %q", jr.Line(), s.Op)
+			return nil, hint.Wrap(fmt.Errorf("stdin line %d: unknown op %q", jr.Line(), s.Op), "nothing was deleted")
 		}
-		scope, err := check(&s, dirs)
+		scope, rel, err := check(&s, dirs)
 		if err != nil {
 			return nil, hint.Wrap(fmt.Errorf("stdin line %d: %w", jr.Line(), err), "nothing was deleted; bsrm deletes only within the directories on its command line")
 		}
-		steps = append(steps, checked{s, scope})
+		steps = append(steps, checked{s, scope, rel, fmt.Sprintf("stdin line %d", jr.Line())})
 	}
 }
 
-// check refuses a step outside the allowed directories; it returns the
-// directory the step is within.
-func check(s *plan.Step, dirs []location.Location) (location.Location, error) {
+// check refuses a step that is malformed or outside the allowed
+// directories: it needs a UUID, a clean relative path (names.Snapshot) or,
+// in an object store, a stored stream's key (objstore.ParseKey) of that
+// UUID and path. It returns the directory the step is within and the
+// step's path (key) relative to it. It reads nothing: verify looks at the
+// targets.
+func check(s *plan.Step, dirs []location.Location) (location.Location, string, error) {
 	var none location.Location
 	dst, err := location.Parse(s.Dst)
 	if err != nil {
-		return none, fmt.Errorf("step dst: %v", err)
+		return none, "", fmt.Errorf("step dst: %v", err)
 	}
 	if dst.Snapshot != "" {
-		return none, fmt.Errorf("step dst %q is not a directory (no trailing slash)", s.Dst)
+		return none, "", fmt.Errorf("step dst %q is not a directory (no trailing slash)", s.Dst)
+	}
+	switch dst.Scheme {
+	case location.Btrfs, location.SSH, location.S3, location.File:
+	default:
+		return none, "", fmt.Errorf("step dst %q: unknown scheme", s.Dst)
 	}
 	name := s.Snapshot.Path
 	if dst.IsObjectStore() {
 		name = s.Snapshot.Key
 	}
-	if err := checkRelative(name); err != nil {
-		return none, fmt.Errorf("%s: %v", dst.DirString()+name, err)
+	where := dst.DirString() + name
+	check := names.Snapshot
+	if dst.IsObjectStore() {
+		check = func(k string) error { return names.Key(k, len(dst.Dir)+1) }
 	}
+	if err := check(name); err != nil {
+		return none, "", fmt.Errorf("%s: %v", where, err)
+	}
+	var scope location.Location
+	found := false
 	for _, d := range dirs {
 		if within(dst, d) {
-			return d, nil
+			scope, found = d, true
+			break
 		}
 	}
-	return none, fmt.Errorf("refusing to delete %s: not within %s", dst.DirString()+name, listDirs(dirs))
-}
-
-// checkRelative accepts a clean relative path that stays below its
-// directory.
-func checkRelative(p string) error {
-	switch {
-	case p == "":
-		return errors.New("empty path")
-	case strings.HasPrefix(p, "/"):
-		return errors.New("absolute path")
-	case strings.ContainsAny(p, "\x00\n"):
-		return errors.New("control character in path")
-	case path.Clean(p) != p:
-		return errors.New("path is not clean")
-	case p == ".." || strings.HasPrefix(p, "../") || p == ".":
-		return errors.New("path escapes its directory")
+	if !found {
+		return none, "", fmt.Errorf("refusing to delete %s: not within %s", where, listDirs(dirs))
 	}
-	return nil
+	if s.Snapshot.UUID.IsZero() {
+		return none, "", fmt.Errorf("%s: step has no uuid", where)
+	}
+	if dst.IsObjectStore() {
+		k, err := objstore.ParseKey(name)
+		if err != nil {
+			return none, "", fmt.Errorf("%s: not a stored stream: %v", where, err)
+		}
+		if k.UUID != s.Snapshot.UUID || k.Path != s.Snapshot.Path {
+			return none, "", fmt.Errorf("%s: key is of %s %s, the step names %s %s", where, k.Path, k.UUID, s.Snapshot.Path, s.Snapshot.UUID)
+		}
+	}
+	return scope, path.Join(relDir(dst, scope), name), nil
 }
 
 // within reports whether the directory l is d or below it.
@@ -216,6 +245,14 @@ func within(l, d location.Location) bool {
 		return true
 	}
 	return strings.HasPrefix(l.Dir, d.Dir+"/")
+}
+
+// relDir is the directory l relative to d, which it is within ("" for d).
+func relDir(l, d location.Location) string {
+	if l.Dir == d.Dir {
+		return ""
+	}
+	return strings.TrimPrefix(strings.TrimPrefix(l.Dir, d.Dir), "/")
 }
 
 func listDirs(dirs []location.Location) string {
@@ -235,7 +272,7 @@ func listDirs(dirs []location.Location) string {
 func namedSteps(ctx context.Context, named []location.Location, o Options) ([]checked, error) {
 	var steps []checked
 	for _, l := range named {
-		if err := checkRelative(l.Snapshot); err != nil {
+		if err := names.Snapshot(l.Snapshot); err != nil {
 			return nil, cli.UsageError("%s: %v", l, err)
 		}
 		dir := l.AsDir()
@@ -259,7 +296,11 @@ func namedSteps(ctx context.Context, named []location.Location, o Options) ([]ch
 				"delete the snapshots that depend on it first, or plan with bsplan -d")
 		}
 		for _, x := range s {
-			steps = append(steps, checked{x, dir})
+			scope, rel, err := check(&x, []location.Location{dir})
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", l, err)
+			}
+			steps = append(steps, checked{x, scope, rel, l.String()})
 		}
 	}
 	return steps, nil
@@ -270,10 +311,101 @@ type remover struct {
 	opts   Options
 	stores map[string]objstore.Store
 	out    *jsonl.Writer
+	// scopes holds the open allowed btrfs directories.
+	scopes map[string]int
 }
 
-// delete carries out one checked step, within scope.
-func (r *remover) delete(ctx context.Context, s *plan.Step, scope location.Location) error {
+func (r *remover) close() {
+	for _, fd := range r.scopes {
+		unix.Close(fd)
+	}
+}
+
+// verify looks at every step's target before anything is deleted: a
+// subvolume must be reached from the allowed directory without a symbolic
+// link, be read-only and have the step's UUID; an object must be reached
+// the same way (file://) and be a regular file; the remote bsrm checks
+// the ssh:// steps in a dry run. A target that is already gone passes.
+func (r *remover) verify(ctx context.Context, steps []checked) error {
+	var remoteSteps []checked
+	for i := range steps {
+		c := &steps[i]
+		var err error
+		switch c.scope.Scheme {
+		case location.Btrfs:
+			var fd int
+			var parent []int
+			parent, fd, _, err = r.openSubvolume(c)
+			if err == nil && fd >= 0 {
+				unix.Close(fd)
+			}
+			closeAll(parent)
+		case location.S3, location.File:
+			_, err = r.statObject(ctx, c)
+		case location.SSH:
+			remoteSteps = append(remoteSteps, *c)
+		}
+		if err != nil {
+			return fmt.Errorf("%s: %w", c.what, err)
+		}
+	}
+	if len(remoteSteps) > 0 {
+		return r.verifyRemote(ctx, remoteSteps)
+	}
+	return nil
+}
+
+// verifyRemote runs the remote bsrm with --dry-run on the ssh:// steps,
+// which makes it check each snapshot there, and compares the UUIDs it
+// reports with the steps'.
+func (r *remover) verifyRemote(ctx context.Context, steps []checked) error {
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		return err
+	}
+	var out bytes.Buffer
+	copied := make(chan struct{})
+	go func() { io.Copy(&out, pr); pr.Close(); close(copied) }()
+	env := *r.env
+	env.Stdout = pw
+	plain := make([]plan.Step, len(steps))
+	for i := range steps {
+		plain[i] = steps[i].Step
+	}
+	err = remote.Remove(ctx, &env, r.opts.Remote, plain, true)
+	pw.Close()
+	<-copied
+	if err != nil {
+		return err
+	}
+	jr := jsonl.NewReader(&out, "remote bsrm output")
+	got := map[string]uuid.UUID{}
+	for {
+		var res Result
+		err := jr.Next(&res)
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return err
+		}
+		if res.Status != "absent" {
+			got[res.Dst+res.Path] = res.UUID
+		}
+	}
+	for _, c := range steps {
+		dst, _ := location.Parse(c.Dst)
+		u, ok := got[dst.DirString()+c.Snapshot.Path]
+		if ok && u != c.Snapshot.UUID {
+			return fmt.Errorf("%s: %s%s holds subvolume %s, not %s the step names; not deleted", c.what, dst.DirString(), c.Snapshot.Path, u, c.Snapshot.UUID)
+		}
+	}
+	return nil
+}
+
+// delete carries out one checked step.
+func (r *remover) delete(ctx context.Context, c *checked) error {
+	s := &c.Step
 	dst, err := location.Parse(s.Dst)
 	if err != nil {
 		return err
@@ -281,9 +413,9 @@ func (r *remover) delete(ctx context.Context, s *plan.Step, scope location.Locat
 	res := Result{Op: plan.OpDelete, Dst: dst.DirString(), Path: s.Snapshot.Path, Key: s.Snapshot.Key, UUID: s.Snapshot.UUID}
 	switch dst.Scheme {
 	case location.Btrfs:
-		res.Status, err = r.deleteSubvolume(dst, s, scope)
+		res.Status, err = r.deleteSubvolume(c)
 	case location.S3, location.File:
-		res.Status, err = r.deleteObject(ctx, dst, s)
+		res.Status, err = r.deleteObject(ctx, c)
 	case location.SSH:
 		// The remote bsrm checks the snapshot and prints the result line.
 		return remote.Remove(ctx, r.env, r.opts.Remote, []plan.Step{*s}, r.opts.DryRun)
@@ -291,7 +423,7 @@ func (r *remover) delete(ctx context.Context, s *plan.Step, scope location.Locat
 		err = fmt.Errorf("%s: unknown scheme", dst)
 	}
 	if err != nil {
-		return err
+		return fmt.Errorf("%s: %w", c.what, err)
 	}
 	if res.Status == "deleted" {
 		r.env.Log.Debug("deleted", "path", dst.DirString()+s.Snapshot.Path, "key", s.Snapshot.Key)
@@ -299,62 +431,160 @@ func (r *remover) delete(ctx context.Context, s *plan.Step, scope location.Locat
 	return r.out.Write(&res)
 }
 
-// deleteSubvolume deletes the read-only subvolume the step names, after
-// checking that the path still holds that very snapshot.
-func (r *remover) deleteSubvolume(dst location.Location, s *plan.Step, scope location.Location) (string, error) {
-	p := path.Join(dst.Dir, s.Snapshot.Path)
-	// A symbolic link below the allowed directory must not lead out of it.
-	if real, err := filepath.EvalSymlinks(p); err == nil {
-		top, err := filepath.EvalSymlinks(scope.Dir)
+// openSubvolume walks from the allowed directory to the step's snapshot
+// one component at a time, following no symbolic link, and checks that it
+// holds the read-only subvolume of the step's UUID. It returns the open
+// directories down to the snapshot's parent (the caller closes them) and
+// the snapshot, or fd -1 when it is gone.
+func (r *remover) openSubvolume(c *checked) (parents []int, fd int, sv btrfs.Subvol, err error) {
+	full := path.Join(c.scope.Dir, c.rel)
+	top, err := r.scope(c.scope.Dir)
+	if err != nil {
+		return nil, -1, sv, err
+	}
+	parents = []int{-1}
+	parents[0], err = unix.Dup(top)
+	if err != nil {
+		return nil, -1, sv, err
+	}
+	comps := strings.Split(c.rel, "/")
+	for i, comp := range comps[:len(comps)-1] {
+		d, err := unix.Openat(parents[len(parents)-1], comp, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 		if err != nil {
-			return "", err
+			if errors.Is(err, fs.ErrNotExist) {
+				return parents, -1, sv, nil
+			}
+			return parents, -1, sv, notFollowed(parents[len(parents)-1], path.Join(c.scope.Dir, path.Join(comps[:i+1]...)), comp, err)
 		}
-		if real != top && !strings.HasPrefix(real, strings.TrimSuffix(top, "/")+"/") {
-			return "", fmt.Errorf("%s: refusing to delete: it resolves to %s, outside %s", p, real, scope.DirString())
+		parents = append(parents, d)
+	}
+	last := comps[len(comps)-1]
+	fd, sv, err = btrfs.OpenSubvolumeAt(parents[len(parents)-1], last)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return parents, -1, sv, nil
+	case err != nil:
+		if errors.Is(err, btrfs.ErrNotSubvolume) || errors.Is(err, btrfs.ErrNotBtrfs) {
+			return parents, -1, sv, fmt.Errorf("%s: %w; not deleted", full, err)
+		}
+		return parents, -1, sv, notFollowed(parents[len(parents)-1], full, last, err)
+	case sv.UUID != c.Snapshot.UUID:
+		err = fmt.Errorf("%s: holds subvolume %s, not %s the step names; not deleted", full, sv.UUID, c.Snapshot.UUID)
+	case !sv.ReadOnly:
+		err = fmt.Errorf("%s: refusing to delete a writable subvolume", full)
+	}
+	if err != nil {
+		unix.Close(fd)
+		return parents, -1, sv, err
+	}
+	return parents, fd, sv, nil
+}
+
+// notFollowed explains a failed open of name in dirfd: a symbolic link
+// (not followed), or the error itself.
+func notFollowed(dirfd int, full, name string, err error) error {
+	var st unix.Stat_t
+	if unix.Fstatat(dirfd, name, &st, unix.AT_SYMLINK_NOFOLLOW) == nil && st.Mode&unix.S_IFMT == unix.S_IFLNK {
+		return fmt.Errorf("%s: is a symbolic link; bsrm does not follow links below its directory", full)
+	}
+	if errors.Is(err, unix.ENOTDIR) {
+		return fmt.Errorf("%s: not a directory", full)
+	}
+	return fmt.Errorf("%s: %w", full, err)
+}
+
+// scope returns the open allowed directory dir (named on the command line,
+// so symbolic links in it are followed).
+func (r *remover) scope(dir string) (int, error) {
+	if r.scopes == nil {
+		r.scopes = map[string]int{}
+	}
+	if fd, ok := r.scopes[dir]; ok {
+		return fd, nil
+	}
+	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return -1, fmt.Errorf("%s: %w", dir, err)
+	}
+	r.scopes[dir] = fd
+	return fd, nil
+}
+
+func closeAll(fds []int) {
+	for _, fd := range fds {
+		if fd >= 0 {
+			unix.Close(fd)
 		}
 	}
-	info, err := btrfs.Info(p)
-	if errors.Is(err, fs.ErrNotExist) {
-		return "absent", nil
-	}
+}
+
+// deleteSubvolume deletes the read-only subvolume the step names, after
+// checking again that the path holds that very snapshot; it is deleted by
+// id through its parent directory's descriptor.
+func (r *remover) deleteSubvolume(c *checked) (string, error) {
+	parents, fd, sv, err := r.openSubvolume(c)
+	defer closeAll(parents)
 	if err != nil {
 		return "", err
 	}
-	if !s.Snapshot.UUID.IsZero() && info.UUID != s.Snapshot.UUID {
-		return "", fmt.Errorf("%s: holds subvolume %s, not %s the step names; not deleted", p, info.UUID, s.Snapshot.UUID)
+	if fd < 0 {
+		return "absent", nil
 	}
-	if !info.ReadOnly {
-		return "", fmt.Errorf("%s: refusing to delete a writable subvolume", p)
-	}
+	unix.Close(fd)
 	if r.opts.DryRun {
 		return "dry-run", nil
 	}
-	if err := btrfs.Delete(p); err != nil {
-		return "", err
+	comps := strings.Split(c.rel, "/")
+	if err := btrfs.DeleteAt(parents[len(parents)-1], comps[len(comps)-1], sv); err != nil {
+		return "", fmt.Errorf("%s: %w", path.Join(c.scope.Dir, c.rel), err)
 	}
 	return "deleted", nil
 }
 
-// deleteObject deletes the stored stream the step names.
-func (r *remover) deleteObject(ctx context.Context, dst location.Location, s *plan.Step) (string, error) {
-	key := dst.DirString()
+// store returns the object store of the allowed directory: steps' keys
+// are resolved from it, so that a file:// step below it cannot lead
+// through a symbolic link.
+func (r *remover) store(ctx context.Context, scope location.Location) (objstore.Store, error) {
+	key := scope.DirString()
 	st := r.stores[key]
 	if st == nil {
 		var err error
-		if st, err = objstore.Open(ctx, dst, r.opts.Objects); err != nil {
-			return "", err
+		if st, err = objstore.Open(ctx, scope, r.opts.Objects); err != nil {
+			return nil, err
 		}
 		r.stores[key] = st
 	}
-	if _, err := st.Stat(ctx, s.Snapshot.Key); errors.Is(err, objstore.ErrNotExist) {
-		return "absent", nil
+	return st, nil
+}
+
+// statObject reports whether the step's object exists.
+func (r *remover) statObject(ctx context.Context, c *checked) (bool, error) {
+	st, err := r.store(ctx, c.scope)
+	if err != nil {
+		return false, err
+	}
+	if _, err := st.Stat(ctx, c.rel); errors.Is(err, objstore.ErrNotExist) {
+		return false, nil
 	} else if err != nil {
+		return false, err
+	}
+	return true, nil
+}
+
+// deleteObject deletes the stored stream the step names.
+func (r *remover) deleteObject(ctx context.Context, c *checked) (string, error) {
+	ok, err := r.statObject(ctx, c)
+	if err != nil {
 		return "", err
+	}
+	if !ok {
+		return "absent", nil
 	}
 	if r.opts.DryRun {
 		return "dry-run", nil
 	}
-	if err := st.Delete(ctx, s.Snapshot.Key); err != nil {
+	st, _ := r.store(ctx, c.scope)
+	if err := st.Delete(ctx, c.rel); err != nil {
 		return "", err
 	}
 	return "deleted", nil

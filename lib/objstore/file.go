@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/buttersink/buttersink/lib/location"
+	"github.com/buttersink/buttersink/lib/names"
 )
 
 // fileStore keeps objects as files below a directory, the key being the
@@ -101,21 +102,139 @@ func (s *fileStore) List(ctx context.Context) ([]Object, error) {
 }
 
 func (s *fileStore) Stat(ctx context.Context, key string) (Object, error) {
-	p := s.path(key)
-	fi, err := os.Stat(p)
+	f, fi, err := s.openObject(key)
 	if err != nil {
-		return Object{}, s.fail(key, err)
+		return Object{}, err
 	}
-	if !fi.Mode().IsRegular() {
-		return Object{}, fmt.Errorf("%s: not a regular file", s.where(key))
-	}
-	return Object{Key: key, Size: fi.Size(), Modified: fi.ModTime(), Meta: readXattrs(p)}, nil
+	defer f.Close()
+	return Object{Key: key, Size: fi.Size(), Modified: fi.ModTime(), Meta: readXattrs(f)}, nil
 }
 
-func readXattrs(p string) Meta {
+// errSymlink is a symbolic link met on the way to an object: a store's
+// objects are below its directory, and links are never followed there.
+var errSymlink = errors.New("is a symbolic link, not followed in a store")
+
+// openParents opens, one component at a time and following no symbolic
+// link, the directories from the store's down to the one holding key. It
+// returns their descriptors (the caller closes them) and key's last
+// component.
+func (s *fileStore) openParents(key string) ([]int, string, error) {
+	if err := names.Key(key, 0); err != nil {
+		return nil, "", err
+	}
+	root, err := unix.Open(s.loc.Dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, "", s.fail(key, err)
+	}
+	fds := []int{root}
+	comps := strings.Split(key, "/")
+	for i, c := range comps[:len(comps)-1] {
+		fd, err := unix.Openat(fds[len(fds)-1], c, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		if err != nil {
+			err = s.notFollowed(fds[len(fds)-1], strings.Join(comps[:i+1], "/"), c, err)
+			closeFDs(fds)
+			return nil, "", err
+		}
+		fds = append(fds, fd)
+	}
+	return fds, comps[len(comps)-1], nil
+}
+
+// notFollowed explains why name in dirfd did not open: a symbolic link,
+// or err.
+func (s *fileStore) notFollowed(dirfd int, rel, name string, err error) error {
+	var st unix.Stat_t
+	if unix.Fstatat(dirfd, name, &st, unix.AT_SYMLINK_NOFOLLOW) == nil && st.Mode&unix.S_IFMT == unix.S_IFLNK {
+		return fmt.Errorf("%s: %w", s.where(rel), errSymlink)
+	}
+	return s.fail(rel, err)
+}
+
+func closeFDs(fds []int) {
+	for _, fd := range fds {
+		unix.Close(fd)
+	}
+}
+
+// openObject opens the regular file of key, reached without following a
+// symbolic link; anything else (a FIFO, a device) is not opened.
+func (s *fileStore) openObject(key string) (*os.File, fs.FileInfo, error) {
+	fds, name, err := s.openParents(key)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer closeFDs(fds)
+	dir := fds[len(fds)-1]
+	var st unix.Stat_t
+	if err := unix.Fstatat(dir, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		return nil, nil, s.fail(key, err)
+	}
+	if st.Mode&unix.S_IFMT == unix.S_IFLNK {
+		return nil, nil, fmt.Errorf("%s: %w", s.where(key), errSymlink)
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFREG {
+		return nil, nil, fmt.Errorf("%s: not a regular file", s.where(key))
+	}
+	fd, err := unix.Openat(dir, name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, nil, s.notFollowed(dir, key, name, err)
+	}
+	f := os.NewFile(uintptr(fd), s.path(key))
+	fi, err := f.Stat()
+	if err == nil && !fi.Mode().IsRegular() {
+		err = errors.New("not a regular file")
+	}
+	if err != nil {
+		f.Close()
+		return nil, nil, s.fail(key, err)
+	}
+	return f, fi, nil
+}
+
+// remove unlinks the regular file rel (a key, or a temporary file) and
+// then the directories it leaves empty, up to the store's, all through
+// descriptors reached without following a symbolic link. A missing file
+// is not an error.
+func (s *fileStore) remove(rel string) error {
+	fds, name, err := s.openParents(rel)
+	if errors.Is(err, ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	defer closeFDs(fds)
+	dir := fds[len(fds)-1]
+	var st unix.Stat_t
+	if err := unix.Fstatat(dir, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		return s.fail(rel, err)
+	}
+	if st.Mode&unix.S_IFMT == unix.S_IFLNK {
+		return fmt.Errorf("%s: %w", s.where(rel), errSymlink)
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFREG {
+		return fmt.Errorf("%s: not a regular file; not deleted", s.where(rel))
+	}
+	if err := unix.Unlinkat(dir, name, 0); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return s.fail(rel, err)
+	}
+	// Directories left empty go too, deepest first.
+	comps := strings.Split(rel, "/")
+	for i := len(fds) - 1; i >= 1; i-- {
+		if unix.Unlinkat(fds[i-1], comps[i-1], unix.AT_REMOVEDIR) != nil {
+			break
+		}
+	}
+	return nil
+}
+
+func readXattrs(f *os.File) Meta {
 	return metaFromMap(func(k string) (string, bool) {
 		buf := make([]byte, 256)
-		n, err := unix.Getxattr(p, "user."+strings.ReplaceAll(k, "-", "."), buf)
+		n, err := unix.Fgetxattr(int(f.Fd()), "user."+strings.ReplaceAll(k, "-", "."), buf)
 		if err != nil {
 			return "", false
 		}
@@ -133,14 +252,16 @@ func writeXattrs(f *os.File, m Meta) error {
 }
 
 func (s *fileStore) Open(ctx context.Context, key string, _ GetOptions) (io.ReadCloser, Object, error) {
-	o, err := s.Stat(ctx, key)
+	f, fi, err := s.openObject(key)
 	if err != nil {
 		return nil, Object{}, err
 	}
-	f, err := os.Open(s.path(key))
-	if err != nil {
+	// Reads block, as on any regular file.
+	if err := unix.SetNonblock(int(f.Fd()), false); err != nil {
+		f.Close()
 		return nil, Object{}, s.fail(key, err)
 	}
+	o := Object{Key: key, Size: fi.Size(), Modified: fi.ModTime(), Meta: readXattrs(f)}
 	unix.Fadvise(int(f.Fd()), 0, 0, unix.FADV_SEQUENTIAL)
 	return &fileReader{f: f, s: s, key: key}, o, nil
 }
@@ -163,10 +284,9 @@ func (r *fileReader) Close() error { return r.f.Close() }
 
 func (s *fileStore) Delete(ctx context.Context, keys ...string) error {
 	for _, k := range keys {
-		if err := os.Remove(s.path(k)); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return s.fail(k, err)
+		if err := s.remove(k); err != nil {
+			return err
 		}
-		s.pruneDirs(filepath.Dir(s.path(k)))
 	}
 	return nil
 }
@@ -204,12 +324,7 @@ func (s *fileStore) ListIncomplete(ctx context.Context) ([]Upload, error) {
 }
 
 func (s *fileStore) Abort(ctx context.Context, u Upload) error {
-	p := s.path(u.internal)
-	if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return s.fail(u.internal, err)
-	}
-	s.pruneDirs(filepath.Dir(p))
-	return nil
+	return s.remove(u.internal)
 }
 
 func (s *fileStore) Create(ctx context.Context, key string, meta Meta, opts PutOptions) (Putter, error) {

@@ -225,17 +225,35 @@ func (s *s3Store) Delete(ctx context.Context, keys ...string) error {
 
 func (s *s3Store) ListIncomplete(ctx context.Context) ([]Upload, error) {
 	ups, err := s.listUploads(ctx, s.prefix())
-	if err != nil || len(ups) > 0 || s.prefix() == "" {
-		return ups, err
-	}
-	// Some S3-compatible servers (MinIO) match an upload's prefix only
-	// against the whole key: list every upload and filter here.
-	all, err := s.listUploads(ctx, "")
 	if err != nil {
 		return nil, err
 	}
-	for _, u := range all {
-		if strings.HasPrefix(u.internal, s.prefix()) {
+	if len(ups) == 0 && s.prefix() != "" {
+		// Some S3-compatible servers (MinIO) match an upload's prefix
+		// only against the whole key: list every upload and filter here.
+		all, err := s.listUploads(ctx, "")
+		if err != nil {
+			return nil, err
+		}
+		for _, u := range all {
+			if strings.HasPrefix(u.internal, s.prefix()) {
+				ups = append(ups, u)
+			}
+		}
+	}
+	// MinIO, once restarted, lists none by prefix at all: ask for the
+	// exact keys recorded when their uploads started.
+	rec, err := s.recordedUploads(ctx)
+	if err != nil {
+		return nil, err
+	}
+	seen := map[string]bool{}
+	for _, u := range ups {
+		seen[u.ID] = true
+	}
+	for _, u := range rec {
+		if !seen[u.ID] {
+			seen[u.ID] = true
 			ups = append(ups, u)
 		}
 	}
@@ -273,6 +291,9 @@ func (s *s3Store) Abort(ctx context.Context, u Upload) error {
 		if e := s.fail(u.Key, err); !errors.Is(e, ErrNotExist) {
 			return e
 		}
+	}
+	if left, err := s.findUpload(ctx, u.Key); err == nil && left == nil {
+		s.forgetUpload(ctx, u.Key)
 	}
 	return nil
 }
@@ -362,6 +383,11 @@ func (s *s3Store) Create(ctx context.Context, key string, meta Meta, opts PutOpt
 			return nil, err
 		}
 		opts.Log("resuming upload", "key", key, "parts", len(p.existing))
+		// Uploads started before records were kept get one now.
+		if err := s.noteUpload(ctx, key); err != nil {
+			cancel(nil)
+			return nil, err
+		}
 	}
 	return p, nil
 }
@@ -489,6 +515,11 @@ func (p *s3Putter) Write(b []byte) (int, error) {
 // upload already holds it with the same size and CRC32C, else uploaded.
 func (p *s3Putter) flush() error {
 	if p.uploadID == "" {
+		// Recorded first, so that no upload exists unrecorded.
+		if err := p.s.noteUpload(p.ctx, p.key); err != nil {
+			p.setErr(err)
+			return err
+		}
 		out, err := p.s.client.CreateMultipartUpload(p.ctx, &s3.CreateMultipartUploadInput{
 			Bucket:   aws.String(p.s.loc.Bucket),
 			Key:      aws.String(p.s.full(p.key)),
@@ -608,6 +639,7 @@ func (p *s3Putter) Close(meta Meta) (Object, error) {
 	if err := p.s.replaceMeta(p.ctx, p.key, p.size, meta); err != nil {
 		return Object{}, err
 	}
+	p.s.forgetUpload(p.ctx, p.key)
 	return Object{Key: p.key, Size: p.size, Modified: time.Now(), Meta: meta}, nil
 }
 
@@ -712,6 +744,7 @@ func (p *s3Putter) Abort() {
 		p.s.client.AbortMultipartUpload(context.WithoutCancel(p.ctx), &s3.AbortMultipartUploadInput{
 			Bucket: aws.String(p.s.loc.Bucket), Key: aws.String(p.s.full(p.key)), UploadId: aws.String(p.uploadID),
 		})
+		p.s.forgetUpload(p.ctx, p.key)
 	}
 }
 

@@ -27,6 +27,69 @@ type MinIO struct {
 	SecretKey string
 	Bucket    string
 	DataDir   string
+
+	bin, dir, addr, caddr string
+	cmd                   *exec.Cmd
+	logf                  *os.File
+	exited                chan struct{}
+}
+
+// start runs the server on m's addresses and waits until it is ready.
+func (m *MinIO) start(t testing.TB) bool {
+	m.cmd = exec.Command(m.bin, "server", "--quiet", "--address", m.addr, "--console-address", m.caddr, m.DataDir)
+	m.cmd.Env = append(os.Environ(), "MINIO_ROOT_USER="+m.AccessKey, "MINIO_ROOT_PASSWORD="+m.SecretKey,
+		"MINIO_BROWSER=off", "MINIO_UPDATE=off")
+	var err error
+	if m.logf, err = os.OpenFile(filepath.Join(m.dir, "minio.log"), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	m.cmd.Stdout, m.cmd.Stderr = m.logf, m.logf
+	m.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := m.cmd.Start(); err != nil {
+		t.Fatalf("start minio: %v", err)
+	}
+	m.exited = make(chan struct{})
+	go func(cmd *exec.Cmd, exited chan struct{}) { cmd.Wait(); close(exited) }(m.cmd, m.exited)
+	return waitReady(m.Endpoint, m.exited, 30*time.Second)
+}
+
+func (m *MinIO) kill() {
+	syscall.Kill(-m.cmd.Process.Pid, syscall.SIGKILL)
+	<-m.exited
+	m.logf.Close()
+}
+
+// stop ends the server: SIGTERM, SIGKILL after 10 s.
+func (m *MinIO) stop() {
+	m.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-m.exited:
+	case <-time.After(10 * time.Second):
+		syscall.Kill(-m.cmd.Process.Pid, syscall.SIGKILL)
+		<-m.exited
+	}
+	m.logf.Close()
+}
+
+// Restart stops the server and starts it again on the same address and
+// data, as a host reboot would: what it kept only in memory is gone.
+func (m *MinIO) Restart(t testing.TB) {
+	t.Helper()
+	m.stop()
+	if !m.start(t) {
+		log, _ := os.ReadFile(filepath.Join(m.dir, "minio.log"))
+		t.Fatalf("minio did not come back: %s", log)
+	}
+	// The object layer can lag behind "ready".
+	for start := time.Now(); ; time.Sleep(200 * time.Millisecond) {
+		_, err := m.Client().HeadBucket(context.Background(), &s3.HeadBucketInput{Bucket: aws.String(m.Bucket)})
+		if err == nil {
+			return
+		}
+		if time.Since(start) > 30*time.Second {
+			t.Fatalf("after restart: %v", err)
+		}
+	}
 }
 
 // MinIOBinary finds the server: $MINIO_BIN, /root/go/bin/minio, $(go env
@@ -67,49 +130,20 @@ func StartMinIO(t testing.TB) *MinIO {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
-	m := &MinIO{AccessKey: "bs" + randomHex(8), SecretKey: randomHex(20), Bucket: "bs-test", DataDir: filepath.Join(dir, "data")}
-	var cmd *exec.Cmd
-	var logf *os.File
-	var exited chan struct{}
+	m := &MinIO{AccessKey: "bs" + randomHex(8), SecretKey: randomHex(20), Bucket: "bs-test", DataDir: filepath.Join(dir, "data"), bin: bin, dir: dir}
 	for attempt := 0; ; attempt++ {
-		port, cport := freePort(t), freePort(t)
-		m.Endpoint = fmt.Sprintf("http://127.0.0.1:%d", port)
-		cmd = exec.Command(bin, "server", "--quiet", "--address", fmt.Sprintf("127.0.0.1:%d", port),
-			"--console-address", fmt.Sprintf("127.0.0.1:%d", cport), m.DataDir)
-		cmd.Env = append(os.Environ(), "MINIO_ROOT_USER="+m.AccessKey, "MINIO_ROOT_PASSWORD="+m.SecretKey,
-			"MINIO_BROWSER=off", "MINIO_UPDATE=off")
-		logf, err = os.Create(filepath.Join(dir, "minio.log"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		cmd.Stdout, cmd.Stderr = logf, logf
-		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-		if err := cmd.Start(); err != nil {
-			t.Fatalf("start minio: %v", err)
-		}
-		exited = make(chan struct{})
-		go func(cmd *exec.Cmd, exited chan struct{}) { cmd.Wait(); close(exited) }(cmd, exited)
-		if waitReady(m.Endpoint, exited, 30*time.Second) {
+		m.addr, m.caddr = fmt.Sprintf("127.0.0.1:%d", freePort(t)), fmt.Sprintf("127.0.0.1:%d", freePort(t))
+		m.Endpoint = "http://" + m.addr
+		if m.start(t) {
 			break
 		}
-		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		<-exited
-		logf.Close()
+		m.kill()
 		if attempt == 2 {
 			log, _ := os.ReadFile(filepath.Join(dir, "minio.log"))
 			t.Fatalf("minio did not become ready: %s", log)
 		}
 	}
-	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(10 * time.Second):
-			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-			<-exited
-		}
-		logf.Close()
-	})
+	t.Cleanup(m.stop)
 	// "ready" can come before the object layer is initialized: retry.
 	for start := time.Now(); ; time.Sleep(200 * time.Millisecond) {
 		_, err := m.Client().CreateBucket(context.Background(), &s3.CreateBucketInput{Bucket: aws.String(m.Bucket)})
