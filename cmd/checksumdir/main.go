@@ -7,7 +7,6 @@ import (
 	"context"
 	"os"
 
-	"github.com/buttersink/buttersink/lib/checksumdir"
 	"github.com/buttersink/buttersink/lib/cli"
 	"github.com/buttersink/buttersink/lib/remote"
 )
@@ -26,7 +25,7 @@ type flags struct {
 func main() {
 	var f flags
 	os.Exit(cli.Main("checksumdir", "Checksum directory trees and verify them.", &f, func(ctx context.Context, env *cli.Env) error {
-		return checksumdir.Run(ctx, env, checksumdir.RunOptions{
+		return Run(ctx, env, RunOptions{
 			Dirs: f.Dirs, Check: f.Check, Stdout: f.Stdout, Full: f.Full, Jobs: f.Jobs, Remote: f.Remote,
 		})
 	}))

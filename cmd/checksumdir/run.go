@@ -1,4 +1,4 @@
-package checksumdir
+package main
 
 import (
 	"bytes"
@@ -13,6 +13,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/buttersink/buttersink/lib/checksumdir"
 	"github.com/buttersink/buttersink/lib/cli"
 	"github.com/buttersink/buttersink/lib/hint"
 	"github.com/buttersink/buttersink/lib/location"
@@ -118,12 +119,12 @@ func setName(dir string) (string, error) {
 	return filepath.Base(abs), nil
 }
 
-// scan runs Scan with progress on stderr and problems logged.
-func scan(ctx context.Context, env *cli.Env, dir string, jobs int, full bool) (*Tree, error) {
-	var prog Progress
+// scan runs checksumdir.Scan with progress on stderr and problems logged.
+func scan(ctx context.Context, env *cli.Env, dir string, jobs int, full bool) (*checksumdir.Tree, error) {
+	var prog checksumdir.Progress
 	start := time.Now()
 	stopProgress := showProgress(env, dir, &prog)
-	tree, err := Scan(ctx, dir, Options{Jobs: jobs, Full: full, OnProblem: func(err error, changed bool) {
+	tree, err := checksumdir.Scan(ctx, dir, checksumdir.Options{Jobs: jobs, Full: full, OnProblem: func(err error, changed bool) {
 		if changed {
 			env.Log.Warn(err.Error() + "; its checksum may not match any state of it")
 			return
@@ -132,7 +133,7 @@ func scan(ctx context.Context, env *cli.Env, dir string, jobs int, full bool) (*
 	}}, &prog)
 	stopProgress()
 	if err != nil {
-		if errors.Is(err, ErrUnreadable) {
+		if errors.Is(err, checksumdir.ErrUnreadable) {
 			return nil, hint.Wrap(err, "see the errors above; run as a user who can read the whole tree")
 		}
 		return nil, err
@@ -165,7 +166,7 @@ func sumLocal(ctx context.Context, env *cli.Env, opts RunOptions, dir string, ou
 		_, err := io.WriteString(out, set.DigestLine()+"\n")
 		return err
 	}
-	if err := WriteSet(".", set); err != nil {
+	if err := checksumdir.WriteSet(".", set); err != nil {
 		return err
 	}
 	env.Log.Debug("wrote " + strings.Join(append(set.FileNames(), name+".sha256sum"), ", "))
@@ -175,7 +176,7 @@ func sumLocal(ctx context.Context, env *cli.Env, opts RunOptions, dir string, ou
 // checkLocal compares the local directory dir with the saved set and
 // writes the differences to out.
 func checkLocal(ctx context.Context, env *cli.Env, opts RunOptions, dir string, out io.Writer) error {
-	saved, err := LoadSet(opts.Check)
+	saved, err := checksumdir.LoadSet(opts.Check)
 	if err != nil {
 		return err
 	}
@@ -189,7 +190,7 @@ func checkLocal(ctx context.Context, env *cli.Env, opts RunOptions, dir string, 
 		return err
 	}
 	cur := tree.Set(saved.Name, full)
-	d, err := Compare(out, saved, cur)
+	d, err := checksumdir.Compare(out, saved, cur)
 	if err != nil {
 		return err
 	}
@@ -229,61 +230,9 @@ func refuseInside(dir string) error {
 	}
 }
 
-// WriteSet writes the set's files into dir. Each is written to a
-// temporary name, synced and renamed; the old NAME.sha256sum is removed
-// first and the new one renamed last, so that no NAME.sha256sum ever
-// vouches for files it was not made from.
-func WriteSet(dir string, s *Set) (err error) {
-	names := append(s.FileNames(), s.Name+".sha256sum")
-	contents := append(s.contents(), s.SumFile())
-	var temps []string
-	defer func() {
-		if err != nil {
-			for _, t := range temps {
-				os.Remove(t)
-			}
-		}
-	}()
-	for i, name := range names {
-		f, err := os.CreateTemp(dir, "."+name+".*.tmp")
-		if err != nil {
-			return err
-		}
-		temps = append(temps, f.Name())
-		_, err = f.Write(contents[i])
-		if err == nil {
-			err = f.Sync()
-		}
-		if cerr := f.Close(); err == nil {
-			err = cerr
-		}
-		if err != nil {
-			// The temporary name means nothing to the user.
-			var pe *os.PathError
-			if errors.As(err, &pe) {
-				err = pe.Err
-			}
-			return fmt.Errorf("%s: %w", filepath.Join(dir, name), err)
-		}
-		if err := os.Chmod(f.Name(), 0o644); err != nil {
-			return err
-		}
-	}
-	sumFile := filepath.Join(dir, s.Name+".sha256sum")
-	if err := os.Remove(sumFile); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return err
-	}
-	for i, name := range names {
-		if err := os.Rename(temps[i], filepath.Join(dir, name)); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
 // showProgress draws a progress line on stderr until the returned func
 // is called, when env wants progress.
-func showProgress(env *cli.Env, dir string, prog *Progress) func() {
+func showProgress(env *cli.Env, dir string, prog *checksumdir.Progress) func() {
 	if !env.ShowProgress() {
 		return func() {}
 	}
