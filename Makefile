@@ -5,7 +5,7 @@ BINDIR   = $(DESTDIR)$(PREFIX)/bin
 MANDIR   = $(DESTDIR)$(PREFIX)/share/man
 
 VERSION := $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
-LDFLAGS := -s -w -X github.com/buttersink/buttersink/lib/cli.Version=$(VERSION)
+LDFLAGS := -s -w -X github.com/buttersink/buttersink/lib/version.Version=$(VERSION)
 COMMANDS := $(notdir $(wildcard cmd/*))
 GO_COMMANDS := $(filter-out buttersink,$(COMMANDS))
 MAN1 := $(wildcard man/*.1)

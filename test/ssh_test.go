@@ -107,7 +107,7 @@ func TestSSHFailures(t *testing.T) {
 	bare := harness.StartSSHD(t, harness.SSHDOptions{Path: "/usr/bin:/bin"})
 	// A server with a bsls of another version.
 	other := t.TempDir()
-	build := exec.Command("go", "build", "-ldflags", "-X github.com/buttersink/buttersink/lib/cli.Version=other-9", "-o", other+"/", "./cmd/bsls")
+	build := exec.Command("go", "build", "-ldflags", "-X github.com/buttersink/buttersink/lib/version.Version=other-9", "-o", other+"/", "./cmd/bsls")
 	build.Dir = harness.Root()
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("build: %v: %s", err, out)

@@ -67,7 +67,7 @@ func Run(ctx context.Context, env *cli.Env, opts Options) error {
 
 // receiveSSH is the hook for receiving on a remote host (ssh:// destinations).
 func receiveSSH(ctx context.Context, env *cli.Env, opts Options, loc location.Location) error {
-	return remote.Exec(ctx, env, opts.Remote, loc, "bsrecv", remote.Path(loc))
+	return remote.Exec(ctx, remote.Stdio{Stdin: env.Stdin, Stdout: env.Stdout, Stderr: env.Stderr, Log: env.Log, Quiet: env.Quiet, Verbose: env.Verbose}, opts.Remote, loc, "bsrecv", remote.Path(loc))
 }
 
 type receiver struct {

@@ -372,7 +372,7 @@ func (r *remover) verifyRemote(ctx context.Context, steps []checked) error {
 	for i := range steps {
 		plain[i] = steps[i].Step
 	}
-	err = remote.Remove(ctx, &env, r.opts.Remote, plain, true)
+	err = remote.Remove(ctx, remote.Stdio{Stdin: env.Stdin, Stdout: env.Stdout, Stderr: env.Stderr, Log: env.Log, Quiet: env.Quiet, Verbose: env.Verbose}, r.opts.Remote, plain, true)
 	pw.Close()
 	<-copied
 	if err != nil {
@@ -418,7 +418,7 @@ func (r *remover) delete(ctx context.Context, c *checked) error {
 		res.Status, err = r.deleteObject(ctx, c)
 	case location.SSH:
 		// The remote bsrm checks the snapshot and prints the result line.
-		return remote.Remove(ctx, r.env, r.opts.Remote, []plan.Step{*s}, r.opts.DryRun)
+		return remote.Remove(ctx, remote.Stdio{Stdin: r.env.Stdin, Stdout: r.env.Stdout, Stderr: r.env.Stderr, Log: r.env.Log, Quiet: r.env.Quiet, Verbose: r.env.Verbose}, r.opts.Remote, []plan.Step{*s}, r.opts.DryRun)
 	default:
 		err = fmt.Errorf("%s: unknown scheme", dst)
 	}

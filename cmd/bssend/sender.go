@@ -336,11 +336,11 @@ func (s *sender) send(ctx context.Context, j job) (int64, error) {
 	if j.ssh != nil {
 		if s.meter == nil {
 			// ssh writes into stdout itself: no copy through here.
-			return 0, remote.Send(ctx, s.env, s.opts.Remote, *j.ssh, s.env.Stdout, s.remoteArgs()...)
+			return 0, remote.Send(ctx, remote.Stdio{Stdin: s.env.Stdin, Stdout: s.env.Stdout, Stderr: s.env.Stderr, Log: s.env.Log, Quiet: s.env.Quiet, Verbose: s.env.Verbose}, s.opts.Remote, *j.ssh, s.env.Stdout, s.remoteArgs()...)
 		}
 		s.meter.Start(j.label, j.size)
 		w := &meteredWriter{w: s.env.Stdout, s: s}
-		err := remote.Send(ctx, s.env, s.opts.Remote, *j.ssh, w, s.remoteArgs()...)
+		err := remote.Send(ctx, remote.Stdio{Stdin: s.env.Stdin, Stdout: s.env.Stdout, Stderr: s.env.Stderr, Log: s.env.Log, Quiet: s.env.Quiet, Verbose: s.env.Verbose}, s.opts.Remote, *j.ssh, w, s.remoteArgs()...)
 		s.meter.Finish()
 		return w.n, err
 	}

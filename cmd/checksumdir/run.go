@@ -87,7 +87,7 @@ func Run(ctx context.Context, env *cli.Env, opts RunOptions) error {
 			if !opts.Stdout || opts.Check != "" {
 				return hint.Wrap(cli.UsageError("%s: over ssh only --stdout is supported", arg), "compare checksumdir --stdout of both trees")
 			}
-			if err := remote.Checksum(ctx, env, opts.Remote, arg, opts.Full); err != nil {
+			if err := remote.Checksum(ctx, remote.Stdio{Stdin: env.Stdin, Stdout: env.Stdout, Stderr: env.Stderr, Log: env.Log, Quiet: env.Quiet, Verbose: env.Verbose}, opts.Remote, arg, opts.Full); err != nil {
 				return err
 			}
 		default:

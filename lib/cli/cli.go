@@ -25,10 +25,8 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/buttersink/buttersink/lib/hint"
+	"github.com/buttersink/buttersink/lib/version"
 )
-
-// Version is set at build time with -ldflags "-X .../lib/cli.Version=...".
-var Version = "dev"
 
 // Exit codes.
 const (
@@ -109,7 +107,7 @@ func main(name, description string, args []string, flags Flags, run func(ctx con
 	opts := []kong.Option{
 		kong.Name(name),
 		kong.Description(description),
-		kong.Vars{"version": name + " (buttersink) " + Version},
+		kong.Vars{"version": name + " (buttersink) " + version.Version},
 		kong.Writers(os.Stdout, os.Stderr),
 		kong.Exit(func(c int) { panic(exitCode(c)) }),
 		kong.ConfigureHelp(kong.HelpOptions{Compact: true}),
@@ -134,8 +132,8 @@ func main(name, description string, args []string, flags Flags, run func(ctx con
 		return ExitUsage
 	}
 	g := flags.Common()
-	if g.ClientVersion != "" && g.ClientVersion != Version {
-		fmt.Fprintf(os.Stderr, "%s: error: version mismatch: client %s, server %s\n", name, g.ClientVersion, Version)
+	if g.ClientVersion != "" && g.ClientVersion != version.Version {
+		fmt.Fprintf(os.Stderr, "%s: error: version mismatch: client %s, server %s\n", name, g.ClientVersion, version.Version)
 		fmt.Fprintf(os.Stderr, "%s: hint: install the same buttersink version on both hosts\n", name)
 		return ExitFailure
 	}
@@ -172,11 +170,17 @@ func report(w io.Writer, name string, err error, interrupted bool, log *slog.Log
 	}
 	code := ExitFailure
 	var ee *ExitError
-	if errors.As(err, &ee) {
+	var coded interface{ ExitCode() int }
+	switch {
+	case errors.As(err, &ee):
 		code = ee.Code
 		if ee.Err == nil {
 			return code
 		}
+	case errors.As(err, &coded):
+		// A domain package's typed error (lib/remote's usage fault, a
+		// busy lock) names its exit status without importing this kit.
+		code = coded.ExitCode()
 	}
 	msg := oneLine(err.Error())
 	if interrupted {

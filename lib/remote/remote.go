@@ -19,9 +19,9 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/buttersink/buttersink/lib/cli"
 	"github.com/buttersink/buttersink/lib/hint"
 	"github.com/buttersink/buttersink/lib/location"
+	"github.com/buttersink/buttersink/lib/version"
 )
 
 // Flags are the ssh options of every command that takes ssh:// locations.
@@ -78,7 +78,7 @@ func (f Flags) argv(loc location.Location, c *Command) ([]string, error) {
 	if loc.Port != 0 {
 		argv = append(argv, "-p", strconv.Itoa(loc.Port))
 	}
-	args := []string{"--client-version", cli.Version}
+	args := []string{"--client-version", version.Version}
 	for i := 0; i < c.Quiet; i++ {
 		args = append(args, "-q")
 	}
@@ -96,7 +96,7 @@ func (f Flags) argv(loc location.Location, c *Command) ([]string, error) {
 func (f Flags) Run(ctx context.Context, loc location.Location, c Command) error {
 	argv, err := f.argv(loc, &c)
 	if err != nil {
-		return cli.UsageError("%v", err)
+		return &UsageError{err}
 	}
 	log := c.Log
 	if log == nil {
@@ -142,10 +142,29 @@ func (f Flags) Run(ctx context.Context, loc location.Location, c Command) error 
 
 // Exec runs the bs command name with args on loc's host with env's stdin
 // and stdout: the one-line dispatch of a command whose location is ssh://.
-func Exec(ctx context.Context, env *cli.Env, f Flags, loc location.Location, name string, args ...string) error {
+func Exec(ctx context.Context, env Stdio, f Flags, loc location.Location, name string, args ...string) error {
 	return f.Run(ctx, loc, Command{
 		Name: name, Args: args,
 		Stdin: env.Stdin, Stdout: env.Stdout, Stderr: env.Stderr, Log: env.Log,
 		Quiet: env.Quiet, Verbose: env.Verbose,
 	})
 }
+
+// Stdio is what a command run over ssh is joined to: the local streams,
+// the logger, and the -q and -v counts it is given.
+type Stdio struct {
+	Stdin          io.Reader
+	Stdout, Stderr io.Writer
+	Log            *slog.Logger
+	Quiet, Verbose int
+}
+
+// UsageError is a fault in the arguments (an ssh option, a location):
+// the command exits 2, as for a bad flag.
+type UsageError struct{ Err error }
+
+func (e *UsageError) Error() string { return e.Err.Error() }
+func (e *UsageError) Unwrap() error { return e.Err }
+
+// ExitCode is cli.ExitUsage.
+func (e *UsageError) ExitCode() int { return 2 }

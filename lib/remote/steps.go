@@ -9,7 +9,6 @@ import (
 	"path"
 	"strings"
 
-	"github.com/buttersink/buttersink/lib/cli"
 	"github.com/buttersink/buttersink/lib/jsonl"
 	"github.com/buttersink/buttersink/lib/location"
 	"github.com/buttersink/buttersink/lib/plan"
@@ -27,7 +26,7 @@ import (
 // stream's first command here (the remote send carries only the base
 // name), the one case where the bytes pass through this process; otherwise
 // out, when it is an *os.File, is handed to ssh directly.
-func Send(ctx context.Context, env *cli.Env, f Flags, step plan.Step, out io.Writer, args ...string) error {
+func Send(ctx context.Context, env Stdio, f Flags, step plan.Step, out io.Writer, args ...string) error {
 	src, err := location.Parse(step.Src)
 	if err != nil {
 		return err
@@ -111,7 +110,7 @@ func renamed(r io.Reader, w io.Writer, rel string) error {
 // line (never steps on stdin), so that the server's forced command sees,
 // canonicalises and can refuse each path. The remote bsrm prints one
 // result line per snapshot; their "dst" is put back into ssh:// form.
-func Remove(ctx context.Context, env *cli.Env, f Flags, steps []plan.Step, dryRun bool) error {
+func Remove(ctx context.Context, env Stdio, f Flags, steps []plan.Step, dryRun bool) error {
 	type batch struct {
 		host  location.Location
 		paths []string
@@ -193,10 +192,10 @@ func resultsToSSH(r io.Reader, w io.Writer, host location.Location) error {
 // Checksum prints the checksumdir digest line of the directory at the
 // ssh:// location arg, computed on its host (checksumdir --stdout there:
 // no files are written on either side).
-func Checksum(ctx context.Context, env *cli.Env, f Flags, arg string, full bool) error {
+func Checksum(ctx context.Context, env Stdio, f Flags, arg string, full bool) error {
 	loc, err := location.Parse(arg)
 	if err != nil {
-		return cli.UsageError("%v", err)
+		return &UsageError{err}
 	}
 	args := []string{"--stdout"}
 	if full {
