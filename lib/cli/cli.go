@@ -174,14 +174,15 @@ func Report(name string, err error, interrupted bool, log *slog.Logger) int {
 		}
 	}
 	msg := oneLine(err.Error())
-	if interrupted {
-		code = ExitInterrupted
-		if errors.Is(err, context.Canceled) {
-			msg = "interrupted"
-		}
-	}
 	if log != nil {
 		log.Debug("exit", "code", code, "error", msg)
+	}
+	if interrupted {
+		// Whatever failed after the signal (a cancelled request, a
+		// stream cut short by the same Ctrl-C upstream) failed because
+		// of it: one line says so, the detail is in the debug log.
+		fmt.Fprintf(os.Stderr, "%s: error: interrupted\n", name)
+		return ExitInterrupted
 	}
 	fmt.Fprintf(os.Stderr, "%s: error: %s\n", name, msg)
 	if h := hint.Of(err); h != "" {

@@ -81,7 +81,7 @@ func Put(ctx context.Context, env *cli.Env, opts PutOptions) error {
 		partMemory = m.setParts
 	}
 	out := jsonl.NewWriter(env.Stdout)
-	rd := sendstream.NewReaderSize(env.Stdin, readBuffer(opts.Encoding))
+	rd := sendstream.NewReaderSize(ctxReader{ctx, env.Stdin}, readBuffer(opts.Encoding))
 	var stored, skipped int
 	var bytesIn int64
 	start := time.Now()
@@ -137,7 +137,12 @@ func putStream(ctx context.Context, env *cli.Env, st objstore.Store, s *sendstre
 		return snapshot.Snapshot{}, false, err
 	}
 	meta := objstore.Meta{Encoding: k.Encoding()}
-	p, err := st.Create(ctx, key, meta, objstore.PutOptions{
+	// Stopping the upload first makes the stages' writes into it fail at
+	// once, so that aborting the stages (which waits for their
+	// goroutines) never waits on a part upload.
+	pctx, stop := context.WithCancelCause(ctx)
+	defer stop(nil)
+	p, err := st.Create(pctx, key, meta, objstore.PutOptions{
 		PartSize:    opts.PartSize,
 		Concurrency: opts.Concurrency,
 		Discard:     !opts.Encoding.Reproducible(),
@@ -164,6 +169,9 @@ func putStream(ctx context.Context, env *cli.Env, st objstore.Store, s *sendstre
 	// The writing goroutine is done with the stream and the encoder after
 	// Close.
 	if werr := w.Close(); werr != nil || err != nil {
+		// Order matters: the encoder's goroutines write into p until
+		// enc.Abort returns, and p.Abort hands p's buffers back.
+		stop(errors.New("aborted"))
 		enc.Abort()
 		p.Abort()
 		if werr != nil {
@@ -172,6 +180,8 @@ func putStream(ctx context.Context, env *cli.Env, st objstore.Store, s *sendstre
 		return snapshot.Snapshot{}, false, streamError(err, where)
 	}
 	if err := enc.Close(); err != nil {
+		stop(errors.New("aborted"))
+		enc.Abort()
 		p.Abort()
 		return snapshot.Snapshot{}, false, fmt.Errorf("%s: %w", where, err)
 	}
@@ -313,6 +323,21 @@ func (w *hashWriter) Close() error {
 		close(w.in)
 	}
 	return err
+}
+
+// ctxReader stops reading once ctx is done: an interrupt ends the run at
+// the next read even when the stages buffer what was written, instead of
+// when their buffers reach the store.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (r ctxReader) Read(p []byte) (int, error) {
+	if err := r.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return r.r.Read(p)
 }
 
 func sizeString(n int64) string {

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"sync/atomic"
 	"syscall"
 )
 
@@ -17,6 +18,9 @@ type filterWriter struct {
 	stdin io.WriteCloser
 	err   error
 	done  bool
+	// reaping is set before the filter is waited for: signal, called
+	// from another goroutine, then leaves its (soon reused) pid alone.
+	reaping atomic.Bool
 }
 
 func command(f Filter, stderr io.Writer) *exec.Cmd {
@@ -71,6 +75,7 @@ func (w *filterWriter) wait() error {
 		return w.err
 	}
 	w.done = true
+	w.reaping.Store(true)
 	return exitError(w.f, w.cmd.Wait())
 }
 
@@ -83,6 +88,14 @@ func (w *filterWriter) Close() error {
 		w.err = err
 	}
 	return w.err
+}
+
+// signal kills the filter's process group and nothing else: it is safe
+// while another goroutine writes to the filter, which then fails.
+func (w *filterWriter) signal() {
+	if !w.reaping.Load() {
+		killGroup(w.cmd)
+	}
 }
 
 func (w *filterWriter) kill() {
