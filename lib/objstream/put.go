@@ -185,6 +185,11 @@ func putStream(ctx context.Context, env *cli.Env, st objstore.Store, s *sendstre
 		p.Abort()
 		return snapshot.Snapshot{}, false, fmt.Errorf("%s: %w", where, err)
 	}
+	if err := ctx.Err(); err != nil {
+		// Interrupted after the last byte: the object is not completed.
+		p.Abort()
+		return snapshot.Snapshot{}, false, err
+	}
 	meta.StreamSize = s.Size()
 	meta.StreamSHA256 = hex.EncodeToString(h.Sum(nil))
 	obj, err := p.Close(meta)
