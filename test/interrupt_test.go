@@ -95,7 +95,9 @@ func TestBss3putInterrupt(t *testing.T) {
 				if run%2 == 0 {
 					sig = syscall.SIGTERM
 				}
-				after := time.Duration(rng.Int64N(int64(feedTime + 300*time.Millisecond)))
+				// From when the command surely handles signals to just
+				// after the end of its input.
+				after := 100*time.Millisecond + time.Duration(rng.Int64N(int64(feedTime+200*time.Millisecond)))
 				args := append([]string{"--part-size", "5MiB", "-j", "2"}, combo.put...)
 				cmd := exec.Command(filepath.Join(bin, "bss3put"), append(args, url)...)
 				cmd.Env = append(os.Environ(), m.Env()...)
