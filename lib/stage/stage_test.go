@@ -275,3 +275,40 @@ func TestEncoderAbortStopsWriting(t *testing.T) {
 		})
 	}
 }
+
+// failingWriter fails every write, as an upload cancelled by an interrupt.
+type failingWriter struct{}
+
+func (failingWriter) Write([]byte) (int, error) { return 0, errors.New("upload cancelled") }
+
+// TestFilterNextFails: when the writer after a filter fails, writing into
+// the filter fails too, soon, and Close reports the writer's error: the
+// filter, blocked on its full stdout, is killed instead of waited for.
+func TestFilterNextFails(t *testing.T) {
+	cat, _ := NewFilter("cat")
+	enc, err := NewEncoder(failingWriter{}, Encoding{Zstd: true, Filters: []Filter{cat}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := make([]byte, 1<<20)
+	rand.New(rand.NewSource(3)).Read(data)
+	done := make(chan error, 1)
+	go func() {
+		for i := 0; i < 64; i++ {
+			if _, err := enc.Write(data); err != nil {
+				done <- err
+				return
+			}
+		}
+		done <- enc.Close()
+	}()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "upload cancelled") {
+			t.Errorf("error %v, want the writer's", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("writing into a filter whose output cannot be written hangs")
+	}
+	enc.Abort()
+}
