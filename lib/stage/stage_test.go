@@ -282,8 +282,9 @@ type failingWriter struct{}
 func (failingWriter) Write([]byte) (int, error) { return 0, errors.New("upload cancelled") }
 
 // TestFilterNextFails: when the writer after a filter fails, writing into
-// the filter fails too, soon, and Close reports the writer's error: the
-// filter, blocked on its full stdout, is killed instead of waited for.
+// the filter fails too, soon, with the writer's error (a cancelled upload
+// stays recognisable as an interrupt), not as the filter's death by
+// SIGPIPE.
 func TestFilterNextFails(t *testing.T) {
 	cat, _ := NewFilter("cat")
 	enc, err := NewEncoder(failingWriter{}, Encoding{Zstd: true, Filters: []Filter{cat}})
