@@ -168,7 +168,7 @@ func TestBss3putInterrupt(t *testing.T) {
 			}
 			// The rerun stores the stream (resuming a kept upload) and it
 			// comes back whole.
-			r := mustOsh(t, m.Env(), `bss3put --part-size 5MiB "$@" < "$STREAM"`, append(combo.put, url)...)
+			r := mustOsh(t, append(m.Env(), "STREAM="+streamFile), `bss3put --part-size 5MiB "$@" < "$STREAM"`, append(combo.put, url)...)
 			recs := objRecords(t, r.Stdout)
 			if len(recs) != 1 {
 				t.Fatalf("%s %s rerun: %s", st, combo.name, r.Stdout)
