@@ -185,6 +185,7 @@ func TestBss3putInterrupt(t *testing.T) {
 			}
 		}
 	}
+	t.Logf("%d runs, %d interrupted mid-way", run, interrupted)
 	if run != 50 || interrupted < 40 {
 		t.Errorf("%d runs, %d interrupted: the signals should land mid-transfer", run, interrupted)
 	}
