@@ -390,3 +390,35 @@ func TestChecksumdirFullDisk(t *testing.T) {
 		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", r.Code, r.Stdout, r.Stderr)
 	}
 }
+
+// TestChecksumdirCheckSpecialFiles: a FIFO or a device in place of a
+// set's file (the sum file itself, or a file it names) is an error naming
+// it, never blocked on or read forever; and --check ends with 130 soon
+// after SIGTERM.
+func TestChecksumdirCheckSpecialFiles(t *testing.T) {
+	dir := t.TempDir()
+	harness.MustSh(t, `mkdir -p "$DIR/t" "$DIR/out" && echo a > "$DIR/t/a" && cd "$DIR/out" && checksumdir ../t`, "DIR="+dir)
+	for _, c := range []struct{ name, script, want string }{
+		{"fifo ls", `rm t.ls; mkfifo t.ls`, "t.ls: not a regular file (a fifo)"},
+		{"fifo sum file", `rm t.sha256sum; mkfifo t.sha256sum`, "t.sha256sum: not a regular file (a fifo)"},
+		{"device files", `rm t.files; ln -s /dev/zero t.files`, "t.files: not a regular file (a character device)"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			r := harness.Sh(t, `cd "$DIR/out" && rm -rf ../copy && mkdir ../copy && cp t.* ../copy/ && cd ../copy && `+c.script+`
+				timeout -s KILL 10 checksumdir --check t.sha256sum ../t`, "DIR="+dir)
+			if r.Code != 1 || !strings.Contains(r.Stderr, c.want) || strings.Count(r.Stderr, "error:") != 1 {
+				t.Errorf("exit %d, want 1 with %q\nstderr:\n%s", r.Code, c.want, r.Stderr)
+			}
+		})
+	}
+	t.Run("sigterm", func(t *testing.T) {
+		r := harness.Sh(t, `cd "$DIR/out" && truncate -s 1T ../t/huge
+			checksumdir -j 1 --check t.sha256sum ../t & pid=$!
+			sleep 1; kill -TERM $pid; start=$(date +%s); code=0; wait $pid || code=$?
+			echo "code=$code took=$(( $(date +%s) - start ))"; rm ../t/huge`, "DIR="+dir)
+		if r.Code != 0 || !strings.Contains(r.Stdout, "code=130") || !strings.Contains(r.Stdout, "took=0") && !strings.Contains(r.Stdout, "took=1") ||
+			!strings.HasSuffix(r.Stderr, "checksumdir: error: interrupted\n") {
+			t.Errorf("exit %d\nstdout:\n%s\nstderr:\n%s", r.Code, r.Stdout, r.Stderr)
+		}
+	})
+}

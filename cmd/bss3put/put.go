@@ -79,7 +79,7 @@ func Put(ctx context.Context, env *cli.Env, opts PutOptions) error {
 		partMemory = m.setParts
 	}
 	out := jsonl.NewWriter(env.Stdout)
-	rd := sendstream.NewReaderSize(env.Stdin, readBuffer(opts.Encoding))
+	rd := sendstream.NewReaderSize(ctxReader{ctx, env.Stdin}, readBuffer(opts.Encoding))
 	var stored, skipped int
 	var bytesIn int64
 	start := time.Now()
@@ -135,7 +135,12 @@ func putStream(ctx context.Context, env *cli.Env, st objstore.Store, s *sendstre
 		return snapshot.Snapshot{}, false, err
 	}
 	meta := objstore.Meta{Encoding: k.Encoding()}
-	p, err := st.Create(ctx, key, meta, objstore.PutOptions{
+	// Stopping the upload first makes the stages' writes into it fail at
+	// once, so that aborting the stages (which waits for their
+	// goroutines) never waits on a part upload.
+	pctx, stop := context.WithCancelCause(ctx)
+	defer stop(nil)
+	p, err := st.Create(pctx, key, meta, objstore.PutOptions{
 		PartSize:    opts.PartSize,
 		Concurrency: opts.Concurrency,
 		Discard:     !opts.Encoding.Reproducible(),
@@ -163,6 +168,9 @@ func putStream(ctx context.Context, env *cli.Env, st objstore.Store, s *sendstre
 	// The writing goroutine is done with the stream and the encoder after
 	// Close.
 	if werr := w.Close(); werr != nil || err != nil {
+		// Order matters: the encoder's goroutines write into p until
+		// enc.Abort returns, and p.Abort hands p's buffers back.
+		stop(errors.New("aborted"))
 		enc.Abort()
 		p.Abort()
 		if werr != nil {
@@ -171,8 +179,15 @@ func putStream(ctx context.Context, env *cli.Env, st objstore.Store, s *sendstre
 		return snapshot.Snapshot{}, false, streamError(err, where)
 	}
 	if err := enc.Close(); err != nil {
+		stop(errors.New("aborted"))
+		enc.Abort()
 		p.Abort()
 		return snapshot.Snapshot{}, false, fmt.Errorf("%s: %w", where, err)
+	}
+	if err := ctx.Err(); err != nil {
+		// Interrupted after the last byte: the object is not completed.
+		p.Abort()
+		return snapshot.Snapshot{}, false, err
 	}
 	meta.StreamSize = s.Size()
 	meta.StreamSHA256 = hex.EncodeToString(h.Sum(nil))
@@ -229,6 +244,21 @@ func readBuffer(e stage.Encoding) int {
 		return 1 << 20
 	}
 	return 2 << 20
+}
+
+// ctxReader stops reading once ctx is done: an interrupt ends the run at
+// the next read even when the stages buffer what was written, instead of
+// when their buffers reach the store.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (r ctxReader) Read(p []byte) (int, error) {
+	if err := r.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return r.r.Read(p)
 }
 
 func sizeString(n int64) string {

@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+
+	"golang.org/x/sys/unix"
 )
 
 // maxSumFile bounds NAME.sha256sum, which holds two or three lines.
@@ -211,14 +213,9 @@ func parseSet(s *Set) (*parsedSet, error) {
 // LoadSet reads a saved set through its NAME.sha256sum, checking that
 // the files it lists are intact. They are found next to it.
 func LoadSet(sumPath string) (*Set, error) {
-	f, err := os.Open(sumPath)
+	b, err := readSetFile(sumPath, maxSumFile+1)
 	if err != nil {
 		return nil, err
-	}
-	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, maxSumFile+1))
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", sumPath, err)
 	}
 	if len(b) > maxSumFile {
 		return nil, fmt.Errorf("%s: too large for a checksumdir sum file", sumPath)
@@ -257,7 +254,7 @@ func LoadSet(sumPath string) (*Set, error) {
 		if !filepath.IsAbs(p) {
 			p = filepath.Join(dir, p)
 		}
-		content, err := os.ReadFile(p)
+		content, err := readSetFile(p, -1)
 		if err != nil {
 			return nil, err
 		}
@@ -273,6 +270,51 @@ func LoadSet(sumPath string) (*Set, error) {
 		return nil, fmt.Errorf("%s: does not list both a .ls and a .files file", sumPath)
 	}
 	return set, nil
+}
+
+// readSetFile reads a file of a saved set, at most limit bytes (-1: no
+// limit). It must be a regular file: the open never blocks (O_NONBLOCK,
+// for a FIFO put in a set's place) and a FIFO or a device (/dev/zero,
+// endless) is refused before anything is read.
+func readSetFile(path string, limit int64) ([]byte, error) {
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, &os.PathError{Op: "open", Path: path, Err: err}
+	}
+	f := os.NewFile(uintptr(fd), path)
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s: not a regular file (%s)", path, fileType(fi.Mode()))
+	}
+	var r io.Reader = f
+	if limit >= 0 {
+		r = io.LimitReader(f, limit)
+	}
+	b, err := io.ReadAll(r)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return b, nil
+}
+
+func fileType(m os.FileMode) string {
+	switch {
+	case m&os.ModeNamedPipe != 0:
+		return "a fifo"
+	case m&os.ModeCharDevice != 0:
+		return "a character device"
+	case m&os.ModeDevice != 0:
+		return "a block device"
+	case m&os.ModeSocket != 0:
+		return "a socket"
+	case m.IsDir():
+		return "a directory"
+	}
+	return m.Type().String()
 }
 
 // Diff counts the differences Compare found.

@@ -160,11 +160,11 @@ func main(name, description string, args []string, flags Flags, run func(ctx con
 
 // Report prints err (if any) and returns the exit code for it.
 func Report(name string, err error, interrupted bool, log *slog.Logger) int {
-	return report(os.Stderr, name, err, interrupted, log)
+	return reportTo(os.Stderr, name, err, interrupted, log)
 }
 
 // report prints the lines ParseMessage reads.
-func report(w io.Writer, name string, err error, interrupted bool, log *slog.Logger) int {
+func reportTo(w io.Writer, name string, err error, interrupted bool, log *slog.Logger) int {
 	if err == nil {
 		return ExitOK
 	}
@@ -183,14 +183,15 @@ func report(w io.Writer, name string, err error, interrupted bool, log *slog.Log
 		code = coded.ExitCode()
 	}
 	msg := oneLine(err.Error())
-	if interrupted {
-		code = ExitInterrupted
-		if errors.Is(err, context.Canceled) {
-			msg = "interrupted"
-		}
-	}
 	if log != nil {
 		log.Debug("exit", "code", code, "error", msg)
+	}
+	if interrupted {
+		// Whatever failed after the signal (a cancelled request, a
+		// stream cut short by the same Ctrl-C upstream) failed because
+		// of it: one line says so, the detail is in the debug log.
+		fmt.Fprintf(w, "%s: error: interrupted\n", name)
+		return ExitInterrupted
 	}
 	fmt.Fprintf(w, "%s: error: %s\n", name, msg)
 	if h := hint.Of(err); h != "" {

@@ -35,7 +35,7 @@ func TestParseMessage(t *testing.T) {
 func TestReportParsesBack(t *testing.T) {
 	var buf bytes.Buffer
 	err := hint.Wrap(errors.New("dest is\nlocked"), "use --wait")
-	report(&buf, "bsrecv", err, false, nil)
+	reportTo(&buf, "bsrecv", err, false, nil)
 	lines := strings.SplitAfter(strings.TrimSuffix(buf.String(), "\n"), "\n")
 	if len(lines) != 2 {
 		t.Fatalf("printed %q", buf.String())

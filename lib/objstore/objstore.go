@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/buttersink/buttersink/lib/location"
@@ -31,6 +32,10 @@ type Object struct {
 	Modified time.Time
 	// StorageClass as the store reports it ("" for file stores).
 	StorageClass string
+	// Multipart is set by List for an S3 object completed from a
+	// multipart upload (its ETag has a part count): its metadata may lack
+	// the digest (see Stored).
+	Multipart bool
 	// Meta is only filled by Stat and Open, not by List.
 	Meta Meta
 }
@@ -200,6 +205,65 @@ func AbortIncomplete(ctx context.Context, st Store, olderThan time.Duration) ([]
 		done = append(done, u)
 	}
 	return done, nil
+}
+
+// statConcurrency is the number of HEAD requests Stored has in flight.
+const statConcurrency = 16
+
+// Stored drops from objs (a List) the buttersink-format objects that are
+// not stored streams: an object bss3put completed and never gave its
+// digest (interrupted between completing the multipart upload and the
+// metadata copy). Only objects completed from a multipart upload can be
+// such (a single PUT carries its metadata), so only those are read with
+// a HEAD request; objects of other formats never carry metadata and are
+// kept.
+func Stored(ctx context.Context, st Store, objs []Object) ([]Object, error) {
+	var check []int
+	for i, o := range objs {
+		if !o.Multipart {
+			continue
+		}
+		if k, err := ParseKey(o.Key); err == nil && k.Format == FormatBS1 {
+			check = append(check, i)
+		}
+	}
+	if len(check) == 0 {
+		return objs, nil
+	}
+	drop := make([]bool, len(objs))
+	errs := make([]error, len(check))
+	sem := make(chan struct{}, statConcurrency)
+	var wg sync.WaitGroup
+	for j, i := range check {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			o, err := st.Stat(ctx, objs[i].Key)
+			switch {
+			case errors.Is(err, ErrNotExist):
+				drop[i] = true // deleted meanwhile
+			case err != nil:
+				errs[j] = err
+			default:
+				drop[i] = !o.Meta.Complete()
+			}
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return nil, err
+		}
+	}
+	out := objs[:0:0]
+	for i, o := range objs {
+		if !drop[i] {
+			out = append(out, o)
+		}
+	}
+	return out, nil
 }
 
 // GetOptions tune reading an object.

@@ -178,7 +178,8 @@ func (s *s3Store) List(ctx context.Context) ([]Object, error) {
 		}
 		for _, o := range page.Contents {
 			k := strings.TrimPrefix(aws.ToString(o.Key), s.prefix())
-			out = append(out, Object{Key: k, Size: aws.ToInt64(o.Size), Modified: aws.ToTime(o.LastModified), StorageClass: string(o.StorageClass)})
+			out = append(out, Object{Key: k, Size: aws.ToInt64(o.Size), Modified: aws.ToTime(o.LastModified), StorageClass: string(o.StorageClass),
+				Multipart: strings.Contains(aws.ToString(o.ETag), "-")})
 		}
 	}
 	return out, nil
@@ -437,6 +438,15 @@ func (p *s3Putter) firstErr() error {
 	return p.err
 }
 
+// stopped is the error once the upload's context is done: the first
+// error, else why the context ended (an interrupt, or Abort).
+func (p *s3Putter) stopped() error {
+	if err := p.firstErr(); err != nil {
+		return err
+	}
+	return p.s.fail(p.key, context.Cause(p.ctx))
+}
+
 // getBuf returns an empty buffer able to hold part n.
 func (p *s3Putter) getBuf(n int) ([]byte, error) {
 	size := PartSize(p.opts.PartSize, n)
@@ -453,7 +463,7 @@ func (p *s3Putter) getBuf(n int) ([]byte, error) {
 		select {
 		case b = <-p.pool:
 		case <-p.ctx.Done():
-			return nil, p.firstErr()
+			return nil, p.stopped()
 		}
 	}
 	if int64(cap(b)) < size {
@@ -479,9 +489,20 @@ func (p *s3Putter) release() {
 	}
 }
 
+// Write must not be called concurrently with itself, Close or Abort, nor
+// after them: the caller (the encoder's goroutines included) is done
+// writing before it closes or aborts. A Write after them is refused, as
+// is one once the context is done, so a part buffer handed back by
+// release is never written into.
 func (p *s3Putter) Write(b []byte) (int, error) {
+	if p.ended {
+		return 0, fmt.Errorf("%s: write after close", p.s.where(p.key))
+	}
 	if err := p.firstErr(); err != nil {
 		return 0, err
+	}
+	if p.ctx.Err() != nil {
+		return 0, p.stopped()
 	}
 	total := len(b)
 	for len(b) > 0 {
@@ -594,32 +615,44 @@ func unsignedPayload(o *s3.Options) {
 	o.APIOptions = append(o.APIOptions, v4.SwapComputePayloadSHA256ForUnsignedPayloadMiddleware)
 }
 
+// Close completes the upload. The object under its final key carries
+// the digest only after the metadata copy; when a step fails or is
+// interrupted, Close leaves no object that looks stored: a non-resumable
+// upload (Discard) is aborted, and an object completed without its digest
+// is deleted. A resumable upload whose completion failed stays for the
+// next run.
 func (p *s3Putter) Close(meta Meta) (Object, error) {
-	defer p.release()
-	defer p.cancel(nil)
 	if p.ended {
 		return Object{}, fmt.Errorf("%s: closed twice", p.s.where(p.key))
 	}
 	p.ended = true
+	defer p.release()
+	defer p.cancel(nil)
 	meta.PartScheme = p.meta.PartScheme
 	meta.EncodedSize = p.size
 	meta.Format = metaFormat
-	if err := p.firstErr(); err != nil {
+	fail := func(err error) (Object, error) {
 		p.wg.Wait()
+		p.discard()
 		return Object{}, err
+	}
+	if err := p.firstErr(); err != nil {
+		return fail(err)
+	}
+	if p.ctx.Err() != nil {
+		return fail(p.stopped())
 	}
 	if p.uploadID == "" {
 		return p.putSingle(meta)
 	}
 	if len(p.buf) > 0 || p.partNum == 0 {
 		if err := p.flush(); err != nil {
-			p.wg.Wait()
-			return Object{}, err
+			return fail(err)
 		}
 	}
 	p.wg.Wait()
 	if err := p.firstErr(); err != nil {
-		return Object{}, err
+		return fail(err)
 	}
 	sort.Slice(p.done, func(i, j int) bool { return *p.done[i].PartNumber < *p.done[j].PartNumber })
 	p.opts.Log("upload parts", "key", p.key, "sent", p.sent, "kept", p.kept)
@@ -630,17 +663,57 @@ func (p *s3Putter) Close(meta Meta) (Object, error) {
 		MultipartUpload: &types.CompletedMultipartUpload{Parts: p.done},
 	})
 	if err != nil {
-		return Object{}, p.s.fail(p.key, fmt.Errorf("complete upload: %w", err))
+		err = p.s.fail(p.key, fmt.Errorf("complete upload: %w", err))
+		// An interrupted request may still have completed the upload.
+		p.discard()
+		p.removeUndigested()
+		return Object{}, err
 	}
 	p.opts.Log("upload completed", "key", p.key)
 	// The digest is only known now, and S3 takes metadata only when an
 	// object is created (CreateMultipartUpload, before the first part):
-	// set it by copying the object onto itself with new metadata.
+	// set it by copying the object onto itself with new metadata. Until
+	// then the object carries the metadata of CreateMultipartUpload,
+	// without a digest, which no lister counts as a stored stream.
 	if err := p.s.replaceMeta(p.ctx, p.key, p.size, meta); err != nil {
+		p.removeUndigested()
 		return Object{}, err
 	}
 	p.s.forgetUpload(p.ctx, p.key)
 	return Object{Key: p.key, Size: p.size, Modified: time.Now(), Meta: meta}, nil
+}
+
+// cleanupTimeout bounds the requests that clean up after a failure or an
+// interrupt: they run after the run's context is done.
+const cleanupTimeout = 30 * time.Second
+
+func (p *s3Putter) cleanupContext() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(p.ctx), cleanupTimeout)
+}
+
+// discard aborts the multipart upload when it cannot be resumed.
+func (p *s3Putter) discard() {
+	if !p.opts.Discard || p.uploadID == "" {
+		return
+	}
+	ctx, cancel := p.cleanupContext()
+	defer cancel()
+	p.s.client.AbortMultipartUpload(ctx, &s3.AbortMultipartUploadInput{
+		Bucket: aws.String(p.s.loc.Bucket), Key: aws.String(p.s.full(p.key)), UploadId: aws.String(p.uploadID),
+	})
+	p.s.forgetUpload(ctx, p.key)
+}
+
+// removeUndigested deletes the object under the key when it has no
+// digest: an upload completed whose metadata copy did not happen.
+func (p *s3Putter) removeUndigested() {
+	ctx, cancel := p.cleanupContext()
+	defer cancel()
+	o, err := p.s.Stat(ctx, p.key)
+	if err != nil || o.Meta.Complete() {
+		return
+	}
+	p.s.client.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(p.s.loc.Bucket), Key: aws.String(p.s.full(p.key))})
 }
 
 func (p *s3Putter) putSingle(meta Meta) (Object, error) {
@@ -736,16 +809,16 @@ func escapeKey(k string) string {
 // Abort stops the upload. Parts already sent stay in the unfinished
 // multipart upload so that the next run of the same stream resumes; when
 // discard is set (encodings that are not reproducible, like age) the
-// upload is aborted instead.
+// upload is aborted instead. The caller has stopped writing: the part
+// buffers go back to the free list.
 func (p *s3Putter) Abort() {
+	if p.ended {
+		return
+	}
+	p.ended = true
 	p.cancel(errors.New("aborted"))
 	p.release()
-	if p.opts.Discard && p.uploadID != "" {
-		p.s.client.AbortMultipartUpload(context.WithoutCancel(p.ctx), &s3.AbortMultipartUploadInput{
-			Bucket: aws.String(p.s.loc.Bucket), Key: aws.String(p.s.full(p.key)), UploadId: aws.String(p.uploadID),
-		})
-		p.s.forgetUpload(p.ctx, p.key)
-	}
+	p.discard()
 }
 
 var _ io.Writer = (*s3Putter)(nil)

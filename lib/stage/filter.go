@@ -6,17 +6,30 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"sync/atomic"
 	"syscall"
 )
 
 // filterWriter feeds a filter's stdin; the filter's stdout goes to the next
 // writer. Close ends stdin and waits: the filter's exit status is never lost.
+//
+// The output is copied by a goroutine of ours: when the next writer fails
+// (an upload cancelled by an interrupt), it kills the filter, so that the
+// goroutine writing to the filter's stdin gets an error instead of waiting
+// forever on a filter blocked on its own full stdout.
 type filterWriter struct {
 	f     Filter
 	cmd   *exec.Cmd
 	stdin io.WriteCloser
 	err   error
 	done  bool
+	// copied is closed when the output copier is done; copyErr is the
+	// next writer's error, if any.
+	copied  chan struct{}
+	copyErr error
+	// reaping is set before the filter is waited for: signal, called
+	// from another goroutine, then leaves its (soon reused) pid alone.
+	reaping atomic.Bool
 }
 
 func command(f Filter, stderr io.Writer) *exec.Cmd {
@@ -39,15 +52,28 @@ func killGroup(cmd *exec.Cmd) {
 
 func startFilterWriter(next io.Writer, f Filter, stderr io.Writer) (*filterWriter, error) {
 	cmd := command(f, stderr)
-	cmd.Stdout = next
 	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		return nil, err
+	}
+	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		return nil, err
 	}
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("filter %s: %v", f.Name, err)
 	}
-	return &filterWriter{f: f, cmd: cmd, stdin: stdin}, nil
+	w := &filterWriter{f: f, cmd: cmd, stdin: stdin, copied: make(chan struct{})}
+	go func() {
+		defer close(w.copied)
+		if _, err := io.Copy(next, stdout); err != nil {
+			w.copyErr = err
+			// Not reaped before copied is closed: the pid is the filter's.
+			killGroup(cmd)
+			io.Copy(io.Discard, stdout)
+		}
+	}()
+	return w, nil
 }
 
 func (w *filterWriter) Write(p []byte) (int, error) {
@@ -71,7 +97,13 @@ func (w *filterWriter) wait() error {
 		return w.err
 	}
 	w.done = true
-	return exitError(w.f, w.cmd.Wait())
+	<-w.copied
+	w.reaping.Store(true)
+	err := w.cmd.Wait()
+	if w.copyErr != nil {
+		return w.copyErr
+	}
+	return exitError(w.f, err)
 }
 
 func (w *filterWriter) Close() error {
@@ -83,6 +115,14 @@ func (w *filterWriter) Close() error {
 		w.err = err
 	}
 	return w.err
+}
+
+// signal kills the filter's process group and nothing else: it is safe
+// while another goroutine writes to the filter, which then fails.
+func (w *filterWriter) signal() {
+	if !w.reaping.Load() {
+		killGroup(w.cmd)
+	}
 }
 
 func (w *filterWriter) kill() {

@@ -210,15 +210,38 @@ func (e *Encoder) Close() error {
 	return e.err
 }
 
-// Abort stops the stages without flushing (filters are killed).
+// Abort stops the stages without flushing. When it returns, no stage
+// writes to the writer underneath any more, so the caller may release
+// what that writer holds (an aborted upload hands its part buffers back
+// for reuse). The zstd encoder compresses and writes in goroutines of its
+// own, which keep writing after the last Write returned: Abort waits for
+// them. Filters are killed first, so that those goroutines, blocked
+// writing to a filter whose output is no longer read, fail instead.
 func (e *Encoder) Abort() {
+	for _, c := range e.closers {
+		if fw, ok := c.(*filterWriter); ok {
+			fw.signal()
+		}
+	}
+	for _, c := range e.closers {
+		if zw, ok := c.(*zstd.Encoder); ok {
+			// Reset stops the encoder's workers and waits for them,
+			// dropping what was not written yet.
+			zw.Reset(io.Discard)
+		}
+	}
 	for _, c := range e.closers {
 		if fw, ok := c.(*filterWriter); ok {
 			fw.kill()
 		}
 	}
 	e.closers = nil
+	if e.err == nil {
+		e.err = errAborted
+	}
 }
+
+var errAborted = errors.New("encoder aborted")
 
 // Decoding is what undoing the stages of an object needs.
 type Decoding struct {

@@ -6,7 +6,9 @@ import (
 	"io"
 	"math/rand"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"filippo.io/age"
 )
@@ -208,4 +210,106 @@ func TestZstdReproducible(t *testing.T) {
 			t.Errorf("level %d: text without repeats stored at %d of %d bytes", level, only.Len(), len(text))
 		}
 	}
+}
+
+// lateWriter counts the writes that reach it after it was told the
+// encoder was aborted; each write is slow, so that the stages have
+// output pending when Abort is called.
+type lateWriter struct {
+	mu      sync.Mutex
+	aborted bool
+	late    int
+}
+
+func (w *lateWriter) Write(p []byte) (int, error) {
+	time.Sleep(2 * time.Millisecond)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.aborted {
+		w.late++
+	}
+	return len(p), nil
+}
+
+// TestEncoderAbortStopsWriting: when Abort returns, no stage writes to the
+// writer underneath any more (the zstd encoder writes from goroutines of
+// its own; a filter from its output copier), so the caller may hand back
+// the buffers of what it aborted.
+func TestEncoderAbortStopsWriting(t *testing.T) {
+	data := make([]byte, 16<<20)
+	rand.New(rand.NewSource(2)).Read(data)
+	cat, _ := NewFilter("cat")
+	for _, c := range []struct {
+		name string
+		enc  Encoding
+	}{
+		{"zstd", Encoding{Zstd: true}},
+		{"zstd19", Encoding{Zstd: true, ZstdLevel: 19}},
+		{"zstd+filter", Encoding{Zstd: true, Filters: []Filter{cat}}},
+		{"filter", Encoding{Filters: []Filter{cat}}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			w := &lateWriter{}
+			enc, err := NewEncoder(w, c.enc)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for off := 0; off < len(data); off += 1 << 20 {
+				if _, err := enc.Write(data[off : off+1<<20]); err != nil {
+					t.Fatal(err)
+				}
+			}
+			enc.Abort()
+			w.mu.Lock()
+			w.aborted = true
+			w.mu.Unlock()
+			time.Sleep(300 * time.Millisecond)
+			w.mu.Lock()
+			defer w.mu.Unlock()
+			if w.late > 0 {
+				t.Errorf("%d writes after Abort returned", w.late)
+			}
+			if _, err := enc.Write(data[:10]); err == nil {
+				t.Error("Write after Abort succeeded")
+			}
+		})
+	}
+}
+
+// failingWriter fails every write, as an upload cancelled by an interrupt.
+type failingWriter struct{}
+
+func (failingWriter) Write([]byte) (int, error) { return 0, errors.New("upload cancelled") }
+
+// TestFilterNextFails: when the writer after a filter fails, writing into
+// the filter fails too, soon, with the writer's error (a cancelled upload
+// stays recognisable as an interrupt), not as the filter's death by
+// SIGPIPE.
+func TestFilterNextFails(t *testing.T) {
+	cat, _ := NewFilter("cat")
+	enc, err := NewEncoder(failingWriter{}, Encoding{Zstd: true, Filters: []Filter{cat}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := make([]byte, 1<<20)
+	rand.New(rand.NewSource(3)).Read(data)
+	done := make(chan error, 1)
+	go func() {
+		for i := 0; i < 64; i++ {
+			if _, err := enc.Write(data); err != nil {
+				done <- err
+				return
+			}
+		}
+		done <- enc.Close()
+	}()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "upload cancelled") {
+			t.Errorf("error %v, want the writer's", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("writing into a filter whose output cannot be written hangs")
+	}
+	enc.Abort()
 }

@@ -19,7 +19,10 @@ func init() { inventory.SetObjectLister(List) }
 // List lists the streams stored below an s3:// or file:// directory: one
 // record per object whose key is in a known format (buttersink,
 // buttersink-v0, btrfs2s3), from the keys alone: one ListObjectsV2 per
-// 1,000 objects, no GET or HEAD. Other objects are skipped. A location
+// 1,000 objects, no GET; a HEAD only for each buttersink object completed
+// from a multipart upload, whose digest the listing cannot show (an
+// object without it is not stored, see objstore.Stored). Other objects
+// are skipped. A location
 // naming a snapshot lists that snapshot's objects only. Records are
 // sorted by path, then key.
 func List(ctx context.Context, loc location.Location, opts objstore.Options) ([]snapshot.Snapshot, error) {
@@ -29,6 +32,10 @@ func List(ctx context.Context, loc location.Location, opts objstore.Options) ([]
 	}
 	objs, err := st.List(ctx)
 	if err != nil {
+		return nil, err
+	}
+	// An object completed without its digest is not a stored stream.
+	if objs, err = objstore.Stored(ctx, st, objs); err != nil {
 		return nil, err
 	}
 	var out []snapshot.Snapshot

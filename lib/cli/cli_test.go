@@ -1,0 +1,57 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"testing"
+
+	"github.com/buttersink/buttersink/lib/hint"
+)
+
+// report runs Report with os.Stderr captured.
+func report(t *testing.T, err error, interrupted bool) (int, string) {
+	t.Helper()
+	r, w, perr := os.Pipe()
+	if perr != nil {
+		t.Fatal(perr)
+	}
+	saved := os.Stderr
+	os.Stderr = w
+	code := Report("cmd", err, interrupted, nil)
+	os.Stderr = saved
+	w.Close()
+	out, _ := io.ReadAll(r)
+	return code, string(out)
+}
+
+// TestReport: an error is one line (and its hint); once interrupted,
+// whatever failed failed because of the signal: exit 130 and the one line
+// "interrupted", whatever the error says.
+func TestReport(t *testing.T) {
+	for _, c := range []struct {
+		name        string
+		err         error
+		interrupted bool
+		code        int
+		stderr      string
+	}{
+		{"ok", nil, false, 0, ""},
+		{"ok though interrupted", nil, true, 0, ""},
+		{"failure", errors.New("x: broken\nsecond line"), false, 1, "cmd: error: x: broken; second line\n"},
+		{"hint", hint.Wrap(errors.New("x: broken"), "try y"), false, 1, "cmd: error: x: broken\ncmd: hint: try y\n"},
+		{"usage", UsageError("bad"), false, 2, "cmd: error: bad\n"},
+		{"interrupted", fmt.Errorf("s3://b/k: %w", context.Canceled), true, 130, "cmd: error: interrupted\n"},
+		{"interrupted, other error", hint.Wrap(errors.New("stdin: stream truncated at byte 7"), "check the sender"), true, 130, "cmd: error: interrupted\n"},
+		{"interrupted, silent exit", &ExitError{Code: 1}, true, 1, ""},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			code, stderr := report(t, c.err, c.interrupted)
+			if code != c.code || stderr != c.stderr {
+				t.Errorf("exit %d, stderr %q; want %d, %q", code, stderr, c.code, c.stderr)
+			}
+		})
+	}
+}
