@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/buttersink/buttersink/lib/location"
+	"github.com/buttersink/buttersink/lib/names"
 )
 
 // fileStore keeps objects as files below a directory, the key being the
@@ -40,6 +41,17 @@ func (s *fileStore) Location() location.Location { return s.loc }
 func (s *fileStore) path(key string) string { return filepath.Join(s.loc.Dir, filepath.FromSlash(key)) }
 
 func (s *fileStore) where(key string) string { return s.loc.DirString() + key }
+
+// checkKeys refuses keys that would leave the directory or that S3 could
+// not store below it.
+func (s *fileStore) checkKeys(keys ...string) error {
+	for _, k := range keys {
+		if err := names.Key(k, len(s.loc.Dir)+1); err != nil {
+			return fmt.Errorf("%s: %w", s.loc.DirString(), err)
+		}
+	}
+	return nil
+}
 
 func (s *fileStore) fail(key string, err error) error {
 	var pe *fs.PathError
@@ -101,6 +113,9 @@ func (s *fileStore) List(ctx context.Context) ([]Object, error) {
 }
 
 func (s *fileStore) Stat(ctx context.Context, key string) (Object, error) {
+	if err := s.checkKeys(key); err != nil {
+		return Object{}, err
+	}
 	p := s.path(key)
 	fi, err := os.Stat(p)
 	if err != nil {
@@ -142,16 +157,20 @@ func (s *fileStore) Open(ctx context.Context, key string, _ GetOptions) (io.Read
 		return nil, Object{}, s.fail(key, err)
 	}
 	unix.Fadvise(int(f.Fd()), 0, 0, unix.FADV_SEQUENTIAL)
-	return &fileReader{f: f, s: s, key: key}, o, nil
+	return &fileReader{ctx: ctx, f: f, s: s, key: key}, o, nil
 }
 
 type fileReader struct {
+	ctx context.Context
 	f   *os.File
 	s   *fileStore
 	key string
 }
 
 func (r *fileReader) Read(p []byte) (int, error) {
+	if err := r.ctx.Err(); err != nil {
+		return 0, fmt.Errorf("%s: %w", r.s.where(r.key), err)
+	}
 	n, err := r.f.Read(p)
 	if err != nil && err != io.EOF {
 		err = r.s.fail(r.key, err)
@@ -162,6 +181,9 @@ func (r *fileReader) Read(p []byte) (int, error) {
 func (r *fileReader) Close() error { return r.f.Close() }
 
 func (s *fileStore) Delete(ctx context.Context, keys ...string) error {
+	if err := s.checkKeys(keys...); err != nil {
+		return err
+	}
 	for _, k := range keys {
 		if err := os.Remove(s.path(k)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return s.fail(k, err)
@@ -213,27 +235,40 @@ func (s *fileStore) Abort(ctx context.Context, u Upload) error {
 }
 
 func (s *fileStore) Create(ctx context.Context, key string, meta Meta, opts PutOptions) (Putter, error) {
+	if err := s.checkKeys(key); err != nil {
+		return nil, err
+	}
 	if _, err := ParseKey(key); err != nil {
 		return nil, err
 	}
 	final := s.path(key)
-	if err := os.MkdirAll(filepath.Dir(final), 0o755); err != nil {
-		return nil, s.fail(key, err)
+	var tmp string
+	var f *os.File
+	var err error
+	for attempt := 0; ; attempt++ {
+		if err = os.MkdirAll(filepath.Dir(final), 0o755); err == nil {
+			var rnd [6]byte
+			rand.Read(rnd[:])
+			tmp = filepath.Join(filepath.Dir(final), "."+filepath.Base(final)+partialMark+hex.EncodeToString(rnd[:]))
+			f, err = os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+		}
+		// A Delete or Abort beside may prune the directory meanwhile.
+		if err == nil || attempt == 3 || !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, fs.ErrExist) {
+			break
+		}
 	}
-	var rnd [6]byte
-	rand.Read(rnd[:])
-	tmp := filepath.Join(filepath.Dir(final), "."+filepath.Base(final)+partialMark+hex.EncodeToString(rnd[:]))
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 	if err != nil {
 		return nil, s.fail(key, err)
 	}
-	return &filePutter{s: s, key: key, f: f, tmp: tmp, final: final}, nil
+	return &filePutter{ctx: ctx, s: s, key: key, f: f, tmp: tmp, final: final}, nil
 }
 
 // filePutter writes to the temporary file; Close fsyncs it, sets the
 // metadata, renames it into place and fsyncs the directory, so the object
-// is either absent or complete, even across a crash.
+// is either absent or complete, even across a crash. A cancelled ctx
+// fails Write and Close.
 type filePutter struct {
+	ctx        context.Context
 	s          *fileStore
 	key        string
 	f          *os.File
@@ -244,6 +279,9 @@ type filePutter struct {
 }
 
 func (p *filePutter) Write(b []byte) (int, error) {
+	if p.err == nil && p.ctx.Err() != nil {
+		p.err = fmt.Errorf("%s: %w", p.s.where(p.key), p.ctx.Err())
+	}
 	if p.err != nil {
 		return 0, p.err
 	}
@@ -265,8 +303,14 @@ func (p *filePutter) Close(meta Meta) (Object, error) {
 		os.Remove(p.tmp)
 		return Object{}, p.s.fail(p.key, err)
 	}
+	if p.err == nil && p.ctx.Err() != nil {
+		p.err = fmt.Errorf("%s: %w", p.s.where(p.key), p.ctx.Err())
+	}
 	if p.err != nil {
-		return fail(p.err)
+		p.f.Close()
+		os.Remove(p.tmp)
+		p.s.pruneDirs(filepath.Dir(p.final))
+		return Object{}, p.err
 	}
 	meta.EncodedSize = p.size
 	meta.Format = metaFormat
