@@ -50,7 +50,7 @@ type Options struct {
 func Run(ctx context.Context, env *cli.Env, opts Options) error {
 	loc, err := location.Parse(opts.Location)
 	if err != nil {
-		return err
+		return cli.UsageError("%v", err)
 	}
 	recs, err := inventory.List(ctx, loc, inventory.Options{All: opts.All, Remote: opts.Remote, Objects: opts.Objects})
 	if err != nil {
