@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"sort"
-	"strconv"
 	"strings"
 	"syscall"
 	"text/tabwriter"
@@ -21,6 +20,7 @@ import (
 	"github.com/buttersink/buttersink/lib/objstore/objopts"
 	"github.com/buttersink/buttersink/lib/remote"
 	"github.com/buttersink/buttersink/lib/snapshot"
+	"github.com/buttersink/buttersink/lib/units"
 )
 
 // Format is how records are printed.
@@ -219,30 +219,12 @@ func sizeOf(n *uint64) string {
 	if n == nil {
 		return "-"
 	}
-	return HumanSize(*n)
+	return units.Short(*n)
 }
 
 func sizeOf64(n *int64) string {
 	if n == nil || *n < 0 {
 		return "-"
 	}
-	return HumanSize(uint64(*n))
-}
-
-// HumanSize writes n bytes with a binary unit: 512B, 1.5KiB, 20GiB.
-func HumanSize(n uint64) string {
-	const units = "KMGTPE"
-	if n < 1024 {
-		return strconv.FormatUint(n, 10) + "B"
-	}
-	v := float64(n)
-	u := -1
-	for v >= 1024 && u < len(units)-1 {
-		v /= 1024
-		u++
-	}
-	if v < 10 {
-		return strconv.FormatFloat(v, 'f', 1, 64) + string(units[u]) + "iB"
-	}
-	return strconv.FormatFloat(v, 'f', 0, 64) + string(units[u]) + "iB"
+	return units.Short(uint64(*n))
 }
