@@ -314,28 +314,6 @@ func (s *s3Store) listParts(ctx context.Context, key, id string) (map[int32]type
 	}
 }
 
-// ListParts lists the parts of key's newest interrupted upload (for tests
-// and diagnostics): part number → size.
-func ListParts(ctx context.Context, st Store, key string) (map[int]int64, error) {
-	s, ok := st.(*s3Store)
-	if !ok {
-		return nil, fmt.Errorf("%s: not an s3 store", st.Location())
-	}
-	u, err := s.findUpload(ctx, key)
-	if err != nil || u == nil {
-		return nil, err
-	}
-	parts, err := s.listParts(ctx, key, u.ID)
-	if err != nil {
-		return nil, err
-	}
-	out := map[int]int64{}
-	for n, p := range parts {
-		out[int(n)] = aws.ToInt64(p.Size)
-	}
-	return out, nil
-}
-
 // findUpload returns the newest unfinished upload of exactly key, or nil.
 func (s *s3Store) findUpload(ctx context.Context, key string) (*Upload, error) {
 	ups, err := s.listUploads(ctx, s.full(key))
