@@ -308,6 +308,19 @@ func roundTripParts(t *testing.T, c Config) error {
 	if err := get(ctx, st, k, data, objstore.GetOptions{Concurrency: 2, ChunkSize: 3<<20 + 1}); err != nil {
 		return err
 	}
+	// A reader closed early stops cleanly.
+	rc, _, err := st.Open(ctx, k, objstore.GetOptions{Concurrency: 2, ChunkSize: 1 << 20})
+	if err != nil {
+		return fmt.Errorf("open: %w", err)
+	}
+	head := make([]byte, 3<<20)
+	if _, err := io.ReadFull(rc, head); err != nil || !bytes.Equal(head, data[:len(head)]) {
+		rc.Close()
+		return fmt.Errorf("read the head: %v (bytes equal: %v)", err, bytes.Equal(head, data[:len(head)]))
+	}
+	if err := rc.Close(); err != nil {
+		return fmt.Errorf("close early: %w", err)
+	}
 	return clean(ctx, st, k)
 }
 
@@ -501,13 +514,30 @@ func resume(t *testing.T, c Config) error {
 	st := c.Open(t)
 	k := key("vol", 18)
 	data := random(2*PartSize + 100)
-	p, err := st.Create(ctx, k, objstore.Meta{}, objstore.PutOptions{PartSize: PartSize})
+	sent := make(chan struct{}, 1)
+	p, err := st.Create(ctx, k, objstore.Meta{}, objstore.PutOptions{PartSize: PartSize, Log: func(msg string, _ ...any) {
+		if msg == "part sent" {
+			select {
+			case sent <- struct{}{}:
+			default:
+			}
+		}
+	}})
 	if err != nil {
 		return fmt.Errorf("create: %w", err)
 	}
 	if _, err := p.Write(data[:PartSize+10]); err != nil {
 		p.Abort()
 		return fmt.Errorf("write: %w", err)
+	}
+	if c.Resumable {
+		// Abort stops the parts in flight: wait until the first is stored.
+		select {
+		case <-sent:
+		case <-time.After(time.Minute):
+			p.Abort()
+			return errors.New("the first part was not sent within a minute")
+		}
 	}
 	p.Abort()
 	if err := absent(ctx, st, k); err != nil {
@@ -631,8 +661,13 @@ func abortIncomplete(t *testing.T, c Config) error {
 	if err := objects(ctx, st); err != nil {
 		return fmt.Errorf("with an upload abandoned: %w", err)
 	}
-	if err := st.Abort(ctx, ups[0]); err != nil {
-		return fmt.Errorf("abort %+v: %w", ups[0], err)
+	if done, err := objstore.AbortIncomplete(ctx, st, time.Hour); err != nil || len(done) != 0 {
+		return fmt.Errorf("AbortIncomplete(1h) = %+v, %v; want nothing (the upload is new)", done, err)
+	}
+	time.Sleep(1100 * time.Millisecond)
+	done, err := objstore.AbortIncomplete(ctx, st, time.Second)
+	if err != nil || len(done) != 1 || done[0].Key != k {
+		return fmt.Errorf("AbortIncomplete(1s) = %+v, %v; want the upload of %s", done, err, k)
 	}
 	if err := st.Abort(ctx, ups[0]); err != nil {
 		return fmt.Errorf("abort again: %w", err)
