@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"io"
 	"sort"
-	"strconv"
 	"strings"
 	"syscall"
 	"text/tabwriter"
@@ -22,6 +21,7 @@ import (
 	"github.com/buttersink/buttersink/lib/objstore/objopts"
 	"github.com/buttersink/buttersink/lib/remote"
 	"github.com/buttersink/buttersink/lib/snapshot"
+	"github.com/buttersink/buttersink/lib/units"
 )
 
 // Format is how records are printed.
@@ -51,7 +51,7 @@ type Options struct {
 func Run(ctx context.Context, env *cli.Env, opts Options) error {
 	loc, err := location.Parse(opts.Location)
 	if err != nil {
-		return err
+		return cli.UsageError("%v", err)
 	}
 	recs, err := inventory.List(ctx, loc, inventory.Options{All: opts.All, Remote: opts.Remote, Objects: opts.Objects})
 	if err != nil {
@@ -194,30 +194,12 @@ func sizeOf(n *uint64) string {
 	if n == nil {
 		return "-"
 	}
-	return HumanSize(*n)
+	return units.Short(*n)
 }
 
 func sizeOf64(n *int64) string {
 	if n == nil || *n < 0 {
 		return "-"
 	}
-	return HumanSize(uint64(*n))
-}
-
-// HumanSize writes n bytes with a binary unit: 512B, 1.5KiB, 20GiB.
-func HumanSize(n uint64) string {
-	const units = "KMGTPE"
-	if n < 1024 {
-		return strconv.FormatUint(n, 10) + "B"
-	}
-	v := float64(n)
-	u := -1
-	for v >= 1024 && u < len(units)-1 {
-		v /= 1024
-		u++
-	}
-	if v < 10 {
-		return strconv.FormatFloat(v, 'f', 1, 64) + string(units[u]) + "iB"
-	}
-	return strconv.FormatFloat(v, 'f', 0, 64) + string(units[u]) + "iB"
+	return units.Short(uint64(*n))
 }

@@ -10,21 +10,6 @@ import (
 	"github.com/buttersink/buttersink/lib/uuid"
 )
 
-func TestHumanSize(t *testing.T) {
-	tests := []struct {
-		n    uint64
-		want string
-	}{
-		{0, "0B"}, {1023, "1023B"}, {1024, "1.0KiB"}, {1536, "1.5KiB"}, {10 << 10, "10KiB"},
-		{5 << 30, "5.0GiB"}, {123 << 40, "123TiB"}, {^uint64(0), "16EiB"},
-	}
-	for _, tt := range tests {
-		if got := HumanSize(tt.n); got != tt.want {
-			t.Errorf("HumanSize(%d) = %q, want %q", tt.n, got, tt.want)
-		}
-	}
-}
-
 func TestWriteTable(t *testing.T) {
 	u := uuid.UUID{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16}
 	ref := uint64(3 << 20)

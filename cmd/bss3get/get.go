@@ -19,6 +19,7 @@ import (
 	"github.com/buttersink/buttersink/lib/progress"
 	"github.com/buttersink/buttersink/lib/sendstream"
 	"github.com/buttersink/buttersink/lib/stage"
+	"github.com/buttersink/buttersink/lib/units"
 )
 
 // GetOptions are bss3get's settings.
@@ -81,8 +82,8 @@ func Get(ctx context.Context, env *cli.Env, opts GetOptions) error {
 	}
 	if env.Verbose > 0 {
 		d := time.Since(start)
-		env.Log.Info(fmt.Sprintf("restored %d stream(s), %s in %s (%.1f MiB/s)", g.count, sizeString(g.bytes),
-			d.Round(time.Millisecond), float64(g.bytes)/(1<<20)/max(d.Seconds(), 1e-9)))
+		env.Log.Info(fmt.Sprintf("restored %d stream(s), %s in %s (%s/s)", g.count, units.Bytes(g.bytes),
+			d.Round(time.Millisecond), units.Bytes(int64(float64(g.bytes)/max(d.Seconds(), 1e-9)))))
 	}
 	return nil
 }

@@ -29,7 +29,7 @@ func main() {
 	os.Exit(cli.Main("bss3ls", "List the send streams stored in an object store as JSON Lines, sorted by path.", &f, func(ctx context.Context, env *cli.Env) error {
 		loc, err := location.Parse(f.Location)
 		if err != nil {
-			return err
+			return cli.UsageError("%v", err)
 		}
 		if !loc.IsObjectStore() {
 			return cli.UsageError("%s: not an object store: want s3:// or file://", loc)

@@ -23,6 +23,7 @@ import (
 	"github.com/buttersink/buttersink/lib/sendstream"
 	"github.com/buttersink/buttersink/lib/snapshot"
 	"github.com/buttersink/buttersink/lib/stage"
+	"github.com/buttersink/buttersink/lib/units"
 	"github.com/buttersink/buttersink/lib/uuid"
 )
 
@@ -108,8 +109,8 @@ func Put(ctx context.Context, env *cli.Env, opts PutOptions) error {
 	}
 	if env.Verbose > 0 {
 		d := time.Since(start)
-		env.Log.Info(fmt.Sprintf("stored %d object(s), %d already stored, %s read in %s (%.1f MiB/s)",
-			stored, skipped, sizeString(bytesIn), d.Round(time.Millisecond), float64(bytesIn)/(1<<20)/max(d.Seconds(), 1e-9)))
+		env.Log.Info(fmt.Sprintf("stored %d object(s), %d already stored, %s read in %s (%s/s)",
+			stored, skipped, units.Bytes(bytesIn), d.Round(time.Millisecond), units.Bytes(int64(float64(bytesIn)/max(d.Seconds(), 1e-9)))))
 	}
 	return nil
 }
@@ -259,14 +260,4 @@ func (r ctxReader) Read(p []byte) (int, error) {
 		return 0, err
 	}
 	return r.r.Read(p)
-}
-
-func sizeString(n int64) string {
-	switch {
-	case n >= 1<<30:
-		return fmt.Sprintf("%.2f GiB", float64(n)/(1<<30))
-	case n >= 1<<20:
-		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
-	}
-	return fmt.Sprintf("%d B", n)
 }

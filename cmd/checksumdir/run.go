@@ -18,6 +18,7 @@ import (
 	"github.com/buttersink/buttersink/lib/hint"
 	"github.com/buttersink/buttersink/lib/location"
 	"github.com/buttersink/buttersink/lib/remote"
+	"github.com/buttersink/buttersink/lib/units"
 )
 
 // RunOptions are checksumdir's flags.
@@ -140,7 +141,7 @@ func scan(ctx context.Context, env *cli.Env, dir string, jobs int, full bool) (*
 	}
 	secs := time.Since(start).Seconds()
 	env.Log.Debug(fmt.Sprintf("%s: %d entries, %d files, %s hashed in %.2fs (%s/s)", dir,
-		len(tree.Entries), tree.Files, size(tree.Bytes), secs, size(int64(float64(tree.Bytes)/max(secs, 1e-3)))))
+		len(tree.Entries), tree.Files, units.Bytes(tree.Bytes), secs, units.Bytes(int64(float64(tree.Bytes)/max(secs, 1e-3)))))
 	return tree, nil
 }
 
@@ -248,22 +249,9 @@ func showProgress(env *cli.Env, dir string, prog *checksumdir.Progress) func() {
 				fmt.Fprintf(env.Stderr, "\r\033[K")
 				return
 			case <-tick.C:
-				fmt.Fprintf(env.Stderr, "\r\033[K%s: %s: %d entries, %s hashed", env.Name, dir, prog.Entries.Load(), size(prog.Bytes.Load()))
+				fmt.Fprintf(env.Stderr, "\r\033[K%s: %s: %d entries, %s hashed", env.Name, dir, prog.Entries.Load(), units.Bytes(prog.Bytes.Load()))
 			}
 		}
 	}()
 	return func() { close(done); <-finished }
-}
-
-// size is n bytes for people.
-func size(n int64) string {
-	switch {
-	case n >= 1<<30:
-		return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
-	case n >= 1<<20:
-		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
-	case n >= 1<<10:
-		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
-	}
-	return fmt.Sprintf("%d B", n)
 }

@@ -2,7 +2,6 @@ package checksumdir
 
 import (
 	"crypto/sha256"
-	"encoding/hex"
 	"slices"
 	"strconv"
 	"strings"
@@ -227,6 +226,3 @@ func unescapeFull(s string) (string, bool) {
 func sortEntries(es []*Entry) {
 	slices.SortFunc(es, func(a, b *Entry) int { return strings.Compare(a.Path, b.Path) })
 }
-
-// hexSum is a sum in lowercase hex.
-func hexSum(b []byte) string { return hex.EncodeToString(b) }

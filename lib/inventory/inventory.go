@@ -38,8 +38,3 @@ func List(ctx context.Context, loc location.Location, opts Options) ([]snapshot.
 	}
 	return nil, fmt.Errorf("%s: unknown scheme", loc)
 }
-
-// NotSupported is the error for a scheme whose support has not landed.
-func NotSupported(loc location.Location) error {
-	return fmt.Errorf("%s: %s:// locations are not supported yet", loc, loc.Scheme)
-}

@@ -42,6 +42,17 @@ func (s *fileStore) path(key string) string { return filepath.Join(s.loc.Dir, fi
 
 func (s *fileStore) where(key string) string { return s.loc.DirString() + key }
 
+// checkKeys refuses keys that would leave the directory or that S3 could
+// not store below it.
+func (s *fileStore) checkKeys(keys ...string) error {
+	for _, k := range keys {
+		if err := names.Key(k, len(s.loc.Dir)+1); err != nil {
+			return fmt.Errorf("%s: %w", s.loc.DirString(), err)
+		}
+	}
+	return nil
+}
+
 func (s *fileStore) fail(key string, err error) error {
 	var pe *fs.PathError
 	if errors.As(err, &pe) {
@@ -119,7 +130,7 @@ var errSymlink = errors.New("is a symbolic link, not followed in a store")
 // returns their descriptors (the caller closes them) and key's last
 // component.
 func (s *fileStore) openParents(key string) ([]int, string, error) {
-	if err := names.Key(key, 0); err != nil {
+	if err := s.checkKeys(key); err != nil {
 		return nil, "", err
 	}
 	root, err := unix.Open(s.loc.Dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
@@ -263,16 +274,20 @@ func (s *fileStore) Open(ctx context.Context, key string, _ GetOptions) (io.Read
 	}
 	o := Object{Key: key, Size: fi.Size(), Modified: fi.ModTime(), Meta: readXattrs(f)}
 	unix.Fadvise(int(f.Fd()), 0, 0, unix.FADV_SEQUENTIAL)
-	return &fileReader{f: f, s: s, key: key}, o, nil
+	return &fileReader{ctx: ctx, f: f, s: s, key: key}, o, nil
 }
 
 type fileReader struct {
+	ctx context.Context
 	f   *os.File
 	s   *fileStore
 	key string
 }
 
 func (r *fileReader) Read(p []byte) (int, error) {
+	if err := r.ctx.Err(); err != nil {
+		return 0, fmt.Errorf("%s: %w", r.s.where(r.key), err)
+	}
 	n, err := r.f.Read(p)
 	if err != nil && err != io.EOF {
 		err = r.s.fail(r.key, err)
@@ -283,6 +298,9 @@ func (r *fileReader) Read(p []byte) (int, error) {
 func (r *fileReader) Close() error { return r.f.Close() }
 
 func (s *fileStore) Delete(ctx context.Context, keys ...string) error {
+	if err := s.checkKeys(keys...); err != nil {
+		return err
+	}
 	for _, k := range keys {
 		if err := s.remove(k); err != nil {
 			return err
@@ -328,27 +346,40 @@ func (s *fileStore) Abort(ctx context.Context, u Upload) error {
 }
 
 func (s *fileStore) Create(ctx context.Context, key string, meta Meta, opts PutOptions) (Putter, error) {
+	if err := s.checkKeys(key); err != nil {
+		return nil, err
+	}
 	if _, err := ParseKey(key); err != nil {
 		return nil, err
 	}
 	final := s.path(key)
-	if err := os.MkdirAll(filepath.Dir(final), 0o755); err != nil {
-		return nil, s.fail(key, err)
+	var tmp string
+	var f *os.File
+	var err error
+	for attempt := 0; ; attempt++ {
+		if err = os.MkdirAll(filepath.Dir(final), 0o755); err == nil {
+			var rnd [6]byte
+			rand.Read(rnd[:])
+			tmp = filepath.Join(filepath.Dir(final), "."+filepath.Base(final)+partialMark+hex.EncodeToString(rnd[:]))
+			f, err = os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+		}
+		// A Delete or Abort beside may prune the directory meanwhile.
+		if err == nil || attempt == 3 || !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, fs.ErrExist) {
+			break
+		}
 	}
-	var rnd [6]byte
-	rand.Read(rnd[:])
-	tmp := filepath.Join(filepath.Dir(final), "."+filepath.Base(final)+partialMark+hex.EncodeToString(rnd[:]))
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 	if err != nil {
 		return nil, s.fail(key, err)
 	}
-	return &filePutter{s: s, key: key, f: f, tmp: tmp, final: final}, nil
+	return &filePutter{ctx: ctx, s: s, key: key, f: f, tmp: tmp, final: final}, nil
 }
 
 // filePutter writes to the temporary file; Close fsyncs it, sets the
 // metadata, renames it into place and fsyncs the directory, so the object
-// is either absent or complete, even across a crash.
+// is either absent or complete, even across a crash. A cancelled ctx
+// fails Write and Close.
 type filePutter struct {
+	ctx        context.Context
 	s          *fileStore
 	key        string
 	f          *os.File
@@ -359,6 +390,9 @@ type filePutter struct {
 }
 
 func (p *filePutter) Write(b []byte) (int, error) {
+	if p.err == nil && p.ctx.Err() != nil {
+		p.err = fmt.Errorf("%s: %w", p.s.where(p.key), p.ctx.Err())
+	}
 	if p.err != nil {
 		return 0, p.err
 	}
@@ -380,8 +414,14 @@ func (p *filePutter) Close(meta Meta) (Object, error) {
 		os.Remove(p.tmp)
 		return Object{}, p.s.fail(p.key, err)
 	}
+	if p.err == nil && p.ctx.Err() != nil {
+		p.err = fmt.Errorf("%s: %w", p.s.where(p.key), p.ctx.Err())
+	}
 	if p.err != nil {
-		return fail(p.err)
+		p.f.Close()
+		os.Remove(p.tmp)
+		p.s.pruneDirs(filepath.Dir(p.final))
+		return Object{}, p.err
 	}
 	meta.EncodedSize = p.size
 	meta.Format = metaFormat

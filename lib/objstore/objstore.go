@@ -6,8 +6,10 @@
 // becomes visible only when it is complete, carrying its metadata: the raw
 // stream's size and SHA-256 and the encoded size.
 //
-// Stores used by other commands: bsls lists with List, bsrm deletes with
-// Delete and cleans interrupted uploads with AbortIncomplete.
+// Stores used by other commands: bss3ls (and bsplan and bsrm, through
+// inventory/objlist) list with List; bsrm deletes with Delete and cleans
+// interrupted uploads with AbortIncomplete. lib/objstore/storetest is the
+// contract every store keeps.
 package objstore
 
 import (
@@ -277,7 +279,8 @@ type GetOptions struct {
 // ErrNotExist is returned by Stat and Open for a missing object.
 var ErrNotExist = errors.New("object does not exist")
 
-// ErrExists is returned by Create when the key is already stored.
+// ErrExists is the error for a put over a stored key. No store returns
+// it yet: both replace the object (storetest's OverwriteRefused is pending).
 var ErrExists = errors.New("object already exists")
 
 // Open returns the store for loc's directory (loc.Snapshot is ignored).

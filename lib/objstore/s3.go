@@ -29,6 +29,7 @@ import (
 
 	"github.com/buttersink/buttersink/lib/hint"
 	"github.com/buttersink/buttersink/lib/location"
+	"github.com/buttersink/buttersink/lib/names"
 )
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
@@ -95,6 +96,17 @@ func (s *s3Store) prefix() string {
 func (s *s3Store) full(key string) string { return s.prefix() + key }
 
 func (s *s3Store) where(key string) string { return s.loc.DirString() + key }
+
+// checkKeys refuses keys that would not stay below the prefix or that S3
+// cannot store under it.
+func (s *s3Store) checkKeys(keys ...string) error {
+	for _, k := range keys {
+		if err := names.Key(k, len(s.prefix())); err != nil {
+			return fmt.Errorf("%s: %w", s.loc.DirString(), err)
+		}
+	}
+	return nil
+}
 
 // fail turns an SDK error into one line naming the object and the fault,
 // with a hint. It is the one place S3 errors are translated; the message
@@ -186,6 +198,9 @@ func (s *s3Store) List(ctx context.Context) ([]Object, error) {
 }
 
 func (s *s3Store) Stat(ctx context.Context, key string) (Object, error) {
+	if err := s.checkKeys(key); err != nil {
+		return Object{}, err
+	}
 	h, err := s.client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(s.loc.Bucket), Key: aws.String(s.full(key))})
 	if err != nil {
 		return Object{}, s.fail(key, err)
@@ -201,6 +216,9 @@ func (s *s3Store) Stat(ctx context.Context, key string) (Object, error) {
 }
 
 func (s *s3Store) Delete(ctx context.Context, keys ...string) error {
+	if err := s.checkKeys(keys...); err != nil {
+		return err
+	}
 	for len(keys) > 0 {
 		n := min(len(keys), 1000)
 		batch := keys[:n]
@@ -318,28 +336,6 @@ func (s *s3Store) listParts(ctx context.Context, key, id string) (map[int32]type
 	}
 }
 
-// ListParts lists the parts of key's newest interrupted upload (for tests
-// and diagnostics): part number → size.
-func ListParts(ctx context.Context, st Store, key string) (map[int]int64, error) {
-	s, ok := st.(*s3Store)
-	if !ok {
-		return nil, fmt.Errorf("%s: not an s3 store", st.Location())
-	}
-	u, err := s.findUpload(ctx, key)
-	if err != nil || u == nil {
-		return nil, err
-	}
-	parts, err := s.listParts(ctx, key, u.ID)
-	if err != nil {
-		return nil, err
-	}
-	out := map[int]int64{}
-	for n, p := range parts {
-		out[int(n)] = aws.ToInt64(p.Size)
-	}
-	return out, nil
-}
-
 // findUpload returns the newest unfinished upload of exactly key, or nil.
 func (s *s3Store) findUpload(ctx context.Context, key string) (*Upload, error) {
 	ups, err := s.listUploads(ctx, s.full(key))
@@ -359,6 +355,9 @@ func (s *s3Store) findUpload(ctx context.Context, key string) (*Upload, error) {
 }
 
 func (s *s3Store) Create(ctx context.Context, key string, meta Meta, opts PutOptions) (Putter, error) {
+	if err := s.checkKeys(key); err != nil {
+		return nil, err
+	}
 	if err := CheckPartSize(opts.PartSize); err != nil {
 		return nil, err
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/buttersink/buttersink/lib/location"
 	"github.com/buttersink/buttersink/lib/schedule"
 	"github.com/buttersink/buttersink/lib/snapshot"
+	"github.com/buttersink/buttersink/lib/units"
 	"github.com/buttersink/buttersink/lib/uuid"
 )
 
@@ -504,9 +505,9 @@ func (r *Result) Summary() string {
 		case !known:
 			b.WriteString("size unknown")
 		case !exact:
-			b.WriteString("~" + HumanBytes(bytes))
+			b.WriteString("~" + units.Bytes(bytes))
 		default:
-			b.WriteString(HumanBytes(bytes))
+			b.WriteString(units.Bytes(bytes))
 		}
 	}
 	fmt.Fprintf(&b, "; %d to delete", del)
@@ -517,18 +518,4 @@ func (r *Result) Summary() string {
 		fmt.Fprintf(&b, "; %d cannot be restored", len(r.Unrestorable))
 	}
 	return b.String()
-}
-
-// HumanBytes writes n in binary units, e.g. "1.4 GiB".
-func HumanBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }

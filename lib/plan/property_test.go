@@ -81,15 +81,6 @@ func apply(t testing.TB, dst []snapshot.Snapshot, steps []Step, objects bool, ma
 	return cur
 }
 
-func indexOf(recs []snapshot.Snapshot, r *snapshot.Snapshot) int {
-	for i := range recs {
-		if recs[i].Key == r.Key && recs[i].Path == r.Path && recs[i].UUID == r.UUID {
-			return i
-		}
-	}
-	return -1
-}
-
 // checkPlan applies a plan and checks that every selected source snapshot
 // ends up restorable at the destination and nothing the source has is
 // deleted.

@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/buttersink/buttersink/lib/schedule"
-	"github.com/buttersink/buttersink/lib/snapshot"
 	"github.com/buttersink/buttersink/lib/uuid"
 )
 
@@ -150,14 +149,6 @@ func (pl *planner) scheduleSends(res *Result) []*node {
 		}
 	}
 	return order
-}
-
-func (pl *planner) srcRecords() []snapshot.Snapshot {
-	out := make([]snapshot.Snapshot, len(pl.src))
-	for i, n := range pl.src {
-		out[i] = *n.snap
-	}
-	return out
 }
 
 // checkTimes refuses a schedule over snapshots without a time.

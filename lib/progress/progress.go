@@ -11,6 +11,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/buttersink/buttersink/lib/units"
 )
 
 // Interval is how often the line is redrawn.
@@ -99,14 +101,14 @@ func (m *Meter) loop(stop, done chan struct{}) {
 
 // Line formats one meter line.
 func Line(name, label string, n, total int64, elapsed time.Duration) string {
-	s := fmt.Sprintf("%s: %s %s", name, label, Bytes(n))
+	s := fmt.Sprintf("%s: %s %s", name, label, units.Bytes(n))
 	rate := Rate(n, elapsed)
 	if total > 0 {
 		pct := min(100*n/total, 100)
-		s += fmt.Sprintf(" of %s (%d%%)", Bytes(total), pct)
+		s += fmt.Sprintf(" of %s (%d%%)", units.Bytes(total), pct)
 	}
 	if rate > 0 {
-		s += " " + Bytes(int64(rate)) + "/s"
+		s += " " + units.Bytes(int64(rate)) + "/s"
 		if total > n {
 			s += " ETA " + Duration(time.Duration(float64(total-n)/rate*float64(time.Second)))
 		}
@@ -120,22 +122,6 @@ func Rate(n int64, elapsed time.Duration) float64 {
 		return 0
 	}
 	return float64(n) / elapsed.Seconds()
-}
-
-// Bytes formats a byte count with binary units: "512 B", "1.5 KiB", "12.0 GiB".
-func Bytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	v := float64(n)
-	for _, u := range []string{"KiB", "MiB", "GiB", "TiB", "PiB"} {
-		v /= unit
-		if v < unit || u == "PiB" {
-			return fmt.Sprintf("%.1f %s", v, u)
-		}
-	}
-	panic("unreachable")
 }
 
 // Duration formats a duration as "h:mm:ss" or "m:ss".
@@ -156,9 +142,9 @@ func Summary(count int, what string, n int64, elapsed time.Duration) string {
 	if count != 1 {
 		noun += "s"
 	}
-	s := fmt.Sprintf("%d %s, %s in %s", count, noun, Bytes(n), elapsed.Round(10*time.Millisecond))
+	s := fmt.Sprintf("%d %s, %s in %s", count, noun, units.Bytes(n), elapsed.Round(10*time.Millisecond))
 	if r := Rate(n, elapsed); r > 0 {
-		s += fmt.Sprintf(" (%s/s)", Bytes(int64(r)))
+		s += fmt.Sprintf(" (%s/s)", units.Bytes(int64(r)))
 	}
 	return s
 }

@@ -8,21 +8,6 @@ import (
 	"time"
 )
 
-func TestBytes(t *testing.T) {
-	tests := []struct {
-		n    int64
-		want string
-	}{
-		{0, "0 B"}, {1023, "1023 B"}, {1024, "1.0 KiB"}, {1536, "1.5 KiB"},
-		{10 << 20, "10.0 MiB"}, {3 << 30, "3.0 GiB"}, {5 << 40, "5.0 TiB"}, {1 << 62, "4096.0 PiB"},
-	}
-	for _, tt := range tests {
-		if got := Bytes(tt.n); got != tt.want {
-			t.Errorf("Bytes(%d) = %q, want %q", tt.n, got, tt.want)
-		}
-	}
-}
-
 func TestDuration(t *testing.T) {
 	tests := []struct {
 		d    time.Duration
