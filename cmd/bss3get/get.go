@@ -340,13 +340,3 @@ func (r *countReader) Read(p []byte) (int, error) {
 	r.n += int64(n)
 	return n, err
 }
-
-func sizeString(n int64) string {
-	switch {
-	case n >= 1<<30:
-		return fmt.Sprintf("%.2f GiB", float64(n)/(1<<30))
-	case n >= 1<<20:
-		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
-	}
-	return fmt.Sprintf("%d B", n)
-}
