@@ -51,7 +51,7 @@ func TestMissingSource(t *testing.T) {
 	env := append(m.Env(), "SRC="+src, "DST="+dst, "T="+tmp)
 	harness.MustSh(t, `bsplan "$SRC/snaps/" "$DST/" | bssend | bsrecv "$DST/" >/dev/null
 		bsplan "$SRC/snaps/" "file://$T/store/" | bssend | bss3put "file://$T/store/" >/dev/null
-		mkdir "$T/empty" "$T/emptystore"`, env...)
+		mkdir "$SRC/empty" "$T/emptystore"`, env...)
 
 	for _, tc := range []struct {
 		name, script, want string
@@ -63,7 +63,7 @@ func TestMissingSource(t *testing.T) {
 		{"btrfs source missing, -d", `bsplan -d "$SRC/nonexistent/" "$DST/"`, "no such file or directory"},
 		{"bucket missing", `bsplan -d "s3://no-such-bucket-here/x/" "$DST/"`, "does not exist"},
 		{"bucket missing, bsls", `bsls "s3://no-such-bucket-here/"`, "does not exist"},
-		{"empty btrfs source, -d", `bsplan -d "$T/empty/" "$DST/"`, "--allow-empty-source"},
+		{"empty btrfs source, -d", `bsplan -d "$SRC/empty/" "$DST/"`, "--allow-empty-source"},
 		{"empty file source, -d", `bsplan -d "file://$T/emptystore/" "file://$T/store/"`, "--allow-empty-source"},
 		{"empty s3 prefix, -d", `bsplan -d "s3://$BUCKET/nothing/" "$DST/"`, "--allow-empty-source"},
 		{"empty source list, -d", `bsplan -d --src-list /dev/null "$SRC/snaps/" "$DST/"`, "--allow-empty-source"},
@@ -81,7 +81,7 @@ func TestMissingSource(t *testing.T) {
 	}
 
 	// Asked for, the empty source deletes.
-	r := harness.MustSh(t, `bsplan -d --allow-empty-source "$T/empty/" "$DST/"`, env...)
+	r := harness.MustSh(t, `bsplan -d --allow-empty-source "$SRC/empty/" "$DST/"`, env...)
 	if steps := planSteps(t, r.Stdout); len(steps) != 2 || steps[0].Op != "delete" {
 		t.Errorf("--allow-empty-source: %s", r.Stdout)
 	}
@@ -91,7 +91,7 @@ func TestMissingSource(t *testing.T) {
 		t.Errorf("plans to new stores:\n%s\n%s", r.Stdout, r.Stderr)
 	}
 	// -d with an empty source and nothing at the destination: nothing to refuse.
-	harness.MustSh(t, `bsplan -d "$T/empty/" "file://$T/new/"`, env...)
+	harness.MustSh(t, `bsplan -d "$SRC/empty/" "file://$T/new/"`, env...)
 }
 
 // TestSkippedNamed: bsplan names the writable subvolumes it skips, with
