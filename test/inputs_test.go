@@ -209,6 +209,11 @@ func TestOddNames(t *testing.T) {
 	dst := harness.Btrfs(t, 300)
 	harness.MustSh(t, `buttersink "$SRC/snaps/" "$DST/"`, "SRC="+src, "DST="+dst)
 	check(dst, "a|"+odd+"|c|"+long)
+	// A delete step names it exactly too: gone from the source, -d
+	// deletes it at the destination, and only it.
+	harness.MustSh(t, `btrfs -q subvolume delete "$SRC/snaps/$ODD"; buttersink -d "$SRC/snaps/" "$DST/"
+		btrfs -q subvolume snapshot -r "$SRC/vol" "$SRC/snaps/$ODD"`, "SRC="+src, "DST="+dst, "ODD="+odd)
+	check(dst, "a|c|"+long)
 
 	m := harness.StartMinIO(t)
 	for _, store := range []string{"s3://" + m.Bucket + "/odd/", "file://" + t.TempDir() + "/odd/"} {
