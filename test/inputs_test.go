@@ -107,6 +107,16 @@ func TestSkippedNamed(t *testing.T) {
 		!strings.Contains(r.Stderr, "btrfs subvolume snapshot -r") {
 		t.Errorf("writable snaps/rw not named:\n%s", r.Stderr)
 	}
+	// From the pool's root: the live subvolume is named too, but -q
+	// quiets it; the writable snapshot still warns.
+	r = harness.MustSh(t, `bsplan "$SRC/" "$DST/" >/dev/null`, env...)
+	if !strings.Contains(r.Stderr, src+"/vol: skipped") || !strings.Contains(r.Stderr, src+"/snaps/rw: skipped") {
+		t.Errorf("bsplan SRC/:\n%s", r.Stderr)
+	}
+	r = harness.MustSh(t, `bsplan -q "$SRC/" "$DST/" >/dev/null`, env...)
+	if strings.Contains(r.Stderr, src+"/vol: skipped") || !strings.Contains(r.Stderr, src+"/snaps/rw: skipped") {
+		t.Errorf("bsplan -q SRC/:\n%s", r.Stderr)
+	}
 	for _, name := range []string{"vol", "snaps/rw"} {
 		r = harness.Sh(t, `bsplan "$SRC/`+name+`" "$DST/"`, env...)
 		if r.Code != 1 || strings.Contains(r.Stderr, "no such snapshot") || !strings.Contains(r.Stderr, "writable subvolume") ||

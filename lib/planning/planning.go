@@ -233,7 +233,7 @@ func timeZone(name string) (*time.Location, error) {
 
 // sendable drops the source records that cannot be sent to dst, each
 // named in a warning: writable subvolumes (a send needs a read-only
-// snapshot), and, for an object-store destination, snapshots whose path
+// snapshot; one that is no snapshot at all is named at info level), and, for an object-store destination, snapshots whose path
 // is too long for a key once escaped. The snapshot src names is an error
 // instead: the plan would have nothing to do.
 func sendable(env *cli.Env, src, dst location.Location, recs []snapshot.Snapshot) ([]snapshot.Snapshot, error) {
@@ -269,7 +269,16 @@ func sendable(env *cli.Env, src, dst location.Location, recs []snapshot.Snapshot
 		if hnt != "" {
 			why += " (" + hnt + ")"
 		}
-		env.Log.Warn(fmt.Sprintf("%s: skipped: %s", where, why))
+		msg := fmt.Sprintf("%s: skipped: %s", where, why)
+		if !r.IsObject() && !r.ReadOnly && !r.Partial && r.ParentUUID.IsZero() {
+			// A subvolume that is no snapshot at all: live data (/home,
+			// a pool's @root) that sits in many source directories.
+			// Named, but -q quiets it; a writable snapshot is more
+			// likely a mistake and warns.
+			env.Log.Info(msg)
+			continue
+		}
+		env.Log.Warn(msg)
 	}
 	return out, nil
 }
