@@ -16,16 +16,17 @@ type flags struct {
 	Remote  remote.Flags   `embed:""`
 	Objects objstore.Flags `embed:""`
 
-	DryRun   bool   `short:"n" name:"dry-run" help:"Print only the summary, no steps."`
-	Delete   bool   `short:"d" name:"delete" help:"Also plan deleting destination snapshots the source does not have (never one a kept chain needs)."`
-	Estimate bool   `short:"e" name:"estimate" help:"Estimate sizes instead of measuring them with metadata-only sends."`
-	MaxChain int    `name:"max-chain" placeholder:"N" help:"Longest restore chain at object-store destinations (default 8; btrfs destinations have none)."`
-	Schedule string `name:"schedule" placeholder:"POLICY" help:"Pick parents by calendar period and send what the policy keeps, e.g. \"1y 3m 30d 24h\"."`
-	TZ       string `name:"tz" placeholder:"ZONE" help:"Time zone of the schedule's periods, e.g. Europe/Berlin (default: TZ, else the system's)."`
-	Now      string `name:"now" placeholder:"TIME" help:"Apply the schedule as at TIME (RFC 3339) instead of now."`
-	Prune    bool   `name:"prune" help:"With --schedule: also plan deleting what the policy no longer keeps."`
-	SrcList  string `name:"src-list" placeholder:"FILE" type:"path" help:"Plan from saved bsls output of the source (- for stdin) instead of listing it."`
-	DstList  string `name:"dst-list" placeholder:"FILE" type:"path" help:"Plan from saved bsls output of the destination instead of listing it."`
+	DryRun           bool   `short:"n" name:"dry-run" help:"Print only the summary, no steps."`
+	Delete           bool   `short:"d" name:"delete" help:"Also plan deleting destination snapshots the source does not have (never one a kept chain needs)."`
+	Estimate         bool   `short:"e" name:"estimate" help:"Estimate sizes instead of measuring them with metadata-only sends."`
+	MaxChain         int    `name:"max-chain" placeholder:"N" help:"Longest restore chain at object-store destinations (default 8; btrfs destinations have none)."`
+	Schedule         string `name:"schedule" placeholder:"POLICY" help:"Pick parents by calendar period and send what the policy keeps, e.g. \"1y 3m 30d 24h\"."`
+	TZ               string `name:"tz" placeholder:"ZONE" help:"Time zone of the schedule's periods, e.g. Europe/Berlin (default: TZ, else the system's)."`
+	Now              string `name:"now" placeholder:"TIME" help:"Apply the schedule as at TIME (RFC 3339) instead of now."`
+	Prune            bool   `name:"prune" help:"With --schedule: also plan deleting what the policy no longer keeps."`
+	AllowEmptySource bool   `name:"allow-empty-source" help:"With -d: plan deleting every destination snapshot even when the source has none (else refused: an unmounted source looks empty)."`
+	SrcList          string `name:"src-list" placeholder:"FILE" type:"path" help:"Plan from saved bsls output of the source (- for stdin) instead of listing it."`
+	DstList          string `name:"dst-list" placeholder:"FILE" type:"path" help:"Plan from saved bsls output of the destination instead of listing it."`
 
 	Src string `arg:"" name:"SRC" help:"SRC/ for every read-only snapshot below SRC, SRC/NAME for one."`
 	Dst string `arg:"" name:"DST" help:"Destination directory; relative paths below SRC are kept below it."`
@@ -37,7 +38,7 @@ func main() {
 		return Run(ctx, env, Options{
 			Src: f.Src, Dst: f.Dst, SrcList: f.SrcList, DstList: f.DstList,
 			DryRun: f.DryRun, Delete: f.Delete, Estimate: f.Estimate, MaxChain: f.MaxChain,
-			Schedule: f.Schedule, TZ: f.TZ, Now: f.Now, Prune: f.Prune,
+			Schedule: f.Schedule, TZ: f.TZ, Now: f.Now, Prune: f.Prune, AllowEmptySource: f.AllowEmptySource,
 			Remote: f.Remote, Objects: f.Objects.Options(),
 		})
 	}))

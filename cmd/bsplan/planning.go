@@ -13,14 +13,18 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/buttersink/buttersink/lib/cli"
 	"github.com/buttersink/buttersink/lib/hint"
 	"github.com/buttersink/buttersink/lib/inventory"
 	"github.com/buttersink/buttersink/lib/jsonl"
 	"github.com/buttersink/buttersink/lib/location"
+	"github.com/buttersink/buttersink/lib/names"
 	"github.com/buttersink/buttersink/lib/objstore"
 	"github.com/buttersink/buttersink/lib/plan"
 	"github.com/buttersink/buttersink/lib/plan/measure"
@@ -41,6 +45,9 @@ type Options struct {
 	TZ               string
 	Now              string
 	Prune            bool
+	// AllowEmptySource lets -d plan deleting every snapshot at the
+	// destination when the source has none.
+	AllowEmptySource bool
 	Remote           remote.Flags
 	Objects          objstore.Options
 }
@@ -90,16 +97,30 @@ func Run(ctx context.Context, env *cli.Env, o Options) error {
 	}
 	// One snapshot is planned among its siblings: they are its candidate
 	// parents, and with -d what the source has.
-	srcRecs, err := load(ctx, env, src.AsDir(), o.SrcList, o)
+	// The source is listed with its writable subvolumes, so that the
+	// ones skipped are named.
+	srcRecs, err := load(ctx, env, src.AsDir(), o.SrcList, true, o)
 	if err != nil {
 		return err
 	}
-	dstRecs, err := load(ctx, env, dst, o.DstList, o)
-	if errors.Is(err, fs.ErrNotExist) && dst.Scheme == location.Btrfs && o.DstList == "" {
+	if srcRecs, err = sendable(env, src, dst, srcRecs); err != nil {
+		return err
+	}
+	dstRecs, err := load(ctx, env, dst, o.DstList, false, o)
+	switch {
+	case errors.Is(err, fs.ErrNotExist) && dst.Scheme == location.Btrfs && o.DstList == "":
 		return hint.Wrap(err, "create the destination directory first (mkdir -p "+dst.Dir+")")
+	case errors.Is(err, objstore.ErrNoStore) && o.DstList == "":
+		// Only a destination store may be missing: bss3put creates
+		// it with the first object.
+		dstRecs, err = nil, nil
 	}
 	if err != nil {
 		return err
+	}
+	if o.Delete && !o.AllowEmptySource && len(srcRecs) == 0 && len(dstRecs) > 0 {
+		return hint.Wrap(fmt.Errorf("%s: no snapshots at the source: -d would delete all %d at %s", src.AsDir().DirString(), len(dstRecs), dst.DirString()),
+			"check that the source is the right directory and its disk is mounted; --allow-empty-source deletes them anyway")
 	}
 	if src.Scheme == location.Btrfs && !o.Estimate {
 		opts.Measure = &measure.Sender{Dir: src.Dir}
@@ -150,10 +171,11 @@ func Run(ctx context.Context, env *cli.Env, o Options) error {
 	return nil
 }
 
-// load lists loc, or reads a saved listing (bsls JSON Lines; "-" is stdin).
-func load(ctx context.Context, env *cli.Env, loc location.Location, file string, o Options) ([]snapshot.Snapshot, error) {
+// load lists loc (with its writable subvolumes if all), or reads a saved
+// listing (bsls JSON Lines; "-" is stdin).
+func load(ctx context.Context, env *cli.Env, loc location.Location, file string, all bool, o Options) ([]snapshot.Snapshot, error) {
 	if file == "" {
-		return inventory.List(ctx, loc, inventory.Options{Remote: o.Remote, Objects: o.Objects})
+		return inventory.List(ctx, loc, inventory.Options{All: all, Remote: o.Remote, Objects: o.Objects})
 	}
 	r, name := env.Stdin, "stdin"
 	if file != "-" {
@@ -208,4 +230,65 @@ func timeZone(name string) (*time.Location, error) {
 		return nil, fmt.Errorf("time zone %q: %v", name, err)
 	}
 	return z, nil
+}
+
+// sendable drops the source records that cannot be sent to dst, each
+// named in a warning: writable subvolumes (a send needs a read-only
+// snapshot; one that is no snapshot at all is named at info level), and, for an object-store destination, snapshots whose path
+// is too long for a key once escaped. The snapshot src names is an error
+// instead: the plan would have nothing to do.
+func sendable(env *cli.Env, src, dst location.Location, recs []snapshot.Snapshot) ([]snapshot.Snapshot, error) {
+	prefixLen := 0
+	if dst.Scheme == location.S3 && dst.Dir != "" {
+		prefixLen = len(dst.Dir) + 1
+	}
+	out := recs[:0]
+	for _, r := range recs {
+		where := show(src.AsDir().DirString() + r.Path)
+		why, hnt := "", ""
+		switch {
+		case !r.IsObject() && !r.ReadOnly && r.Partial:
+			why = "a writable subvolume that looks like an interrupted receive"
+		case !r.IsObject() && !r.ReadOnly:
+			why = "a writable subvolume, not a read-only snapshot"
+			hnt = "snapshot it read-only and send the snapshot: btrfs subvolume snapshot -r " + where + " DIR/NAME"
+		case dst.IsObjectStore():
+			if err := objstore.Storable(r.Path, prefixLen); err != nil {
+				why = "cannot be stored at " + dst.DirString() + ": " + err.Error()
+				if ne, ok := err.(*names.Error); ok {
+					why = "cannot be stored at " + dst.DirString() + ": " + ne.Reason
+				}
+			}
+		}
+		if why == "" {
+			out = append(out, r)
+			continue
+		}
+		if r.Path == src.Snapshot {
+			return nil, hint.Wrap(fmt.Errorf("%s: %s", where, why), hnt)
+		}
+		if hnt != "" {
+			why += " (" + hnt + ")"
+		}
+		msg := fmt.Sprintf("%s: skipped: %s", where, why)
+		if !r.IsObject() && !r.ReadOnly && !r.Partial && r.ParentUUID.IsZero() {
+			// A subvolume that is no snapshot at all: live data (/home,
+			// a pool's @root) that sits in many source directories.
+			// Named, but -q quiets it; a writable snapshot is more
+			// likely a mistake and warns.
+			env.Log.Info(msg)
+			continue
+		}
+		env.Log.Warn(msg)
+	}
+	return out, nil
+}
+
+// show is a path for a message: as it is when it is printable UTF-8,
+// else quoted with Go escapes ("b\xff\xfe").
+func show(p string) string {
+	if utf8.ValidString(p) && !strings.ContainsFunc(p, func(r rune) bool { return !unicode.IsPrint(r) }) {
+		return p
+	}
+	return strconv.Quote(p)
 }

@@ -96,6 +96,9 @@ func receiveLocal(ctx context.Context, env *cli.Env, opts Options, dest string) 
 	} else if !ok {
 		return hint.Wrap(fmt.Errorf("destination %s: not on a btrfs filesystem", dest), "bsrecv receives into btrfs; use bss3put file:///dir/ to store streams as files")
 	}
+	if err := btrfs.RequireAdmin(env.Name); err != nil {
+		return err
+	}
 	if _, err := exec.LookPath("btrfs"); err != nil {
 		return hint.Wrap(errors.New("btrfs receive: the btrfs command is not on PATH"), "install btrfs-progs")
 	}

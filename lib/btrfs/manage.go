@@ -48,7 +48,7 @@ func Snapshot(src, dstDir, name string, readOnly bool) error {
 	}
 	copy(a.Name[:], name)
 	if err := ioctl(dfd, iocSnapCreateV2, unsafe.Pointer(a)); err != nil {
-		return fmt.Errorf("%s: snapshot of %s: %w", filepath.Join(dstDir, name), src, err)
+		return fmt.Errorf("%s: snapshot of %s: %w", filepath.Join(dstDir, name), src, needRoot(err))
 	}
 	return nil
 }
@@ -89,7 +89,7 @@ func Delete(path string) error {
 		err = ioctl(pfd, iocSnapDestroy, unsafe.Pointer(v1))
 	}
 	if err != nil {
-		return fmt.Errorf("%s: delete subvolume: %w", path, err)
+		return fmt.Errorf("%s: delete subvolume: %w", path, needRoot(err))
 	}
 	return nil
 }
@@ -129,7 +129,7 @@ func SetReadOnly(path string, ro bool) error {
 		return nil
 	}
 	if err := ioctl(fd, iocSubvolSetFlags, unsafe.Pointer(&want)); err != nil {
-		return fmt.Errorf("%s: set subvolume flags: %w", path, err)
+		return fmt.Errorf("%s: set subvolume flags: %w", path, needRoot(err))
 	}
 	return nil
 }
@@ -147,7 +147,7 @@ func SetReceived(path string, u uuid.UUID, stransid uint64) error {
 	a.UUID = u
 	a.STransID = stransid
 	if err := ioctl(fd, iocSetReceivedSubvol, unsafe.Pointer(a)); err != nil {
-		return fmt.Errorf("%s: set received uuid: %w", path, err)
+		return fmt.Errorf("%s: set received uuid: %w", path, needRoot(err))
 	}
 	return nil
 }

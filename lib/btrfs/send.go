@@ -81,7 +81,7 @@ func Send(path string, outFD int, parent string, clones []string, proto uint32, 
 	// slice alive until the ioctl has returned.
 	runtime.KeepAlive(sources)
 	if err != nil {
-		return fmt.Errorf("%s: send: %w", path, err)
+		return fmt.Errorf("%s: send: %w", path, needRoot(err))
 	}
 	return nil
 }

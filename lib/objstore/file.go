@@ -15,6 +15,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/buttersink/buttersink/lib/hint"
 	"github.com/buttersink/buttersink/lib/location"
 	"github.com/buttersink/buttersink/lib/names"
 )
@@ -70,9 +71,12 @@ func (s *fileStore) fail(key string, err error) error {
 func (s *fileStore) walk(ctx context.Context, fn func(rel string, d fs.DirEntry) error) error {
 	if fi, err := os.Stat(s.loc.Dir); err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
-			// Like an S3 prefix nothing was stored under yet: empty.
-			// bss3put creates the directory with the first object.
-			return nil
+			// Not "empty": a store on a disk that is not mounted must
+			// never read as one with nothing in it. Only a destination
+			// may be missing (bss3put creates the directory with the
+			// first object); bsplan checks for ErrNoStore there.
+			return hint.Wrap(fmt.Errorf("%s: %w", s.loc.DirString(), ErrNoStore),
+				"a file:// store is created by its first bss3put; to read one, mount the disk that holds it")
 		}
 		return s.fail("", err)
 	} else if !fi.IsDir() {

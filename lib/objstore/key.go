@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/buttersink/buttersink/lib/names"
 	"github.com/buttersink/buttersink/lib/uuid"
 )
 
@@ -103,10 +104,40 @@ func FilterStage(name string) string { return filterPrefix + name }
 // IsFilterStage reports whether a stage is a user filter.
 func IsFilterStage(stage string) bool { return strings.HasPrefix(stage, filterPrefix) }
 
+// NameReserve is the room a key keeps after its snapshot path for the
+// object's name: "/<uuid>.<uuid>.ct<20 digits>.bs1" (101 bytes) and
+// stages (".zst", ".age" and two filters of 32 bytes).
+const NameReserve = 101 + 4 + 4 + 2*(3+32)
+
+// Storable reports whether a snapshot path can be stored as keys below a
+// prefix of prefixLen bytes (the S3 prefix with its slash, 0 for a file
+// store). The check is on the escaped path, as it is in the key, where
+// each byte that is not ASCII takes three ("ü" is "%C3%BC"): each
+// component of it must fit a file name (names.ComponentMax bytes), and
+// the whole key, with NameReserve bytes of object name, S3's
+// names.KeyMax.
+func Storable(path string, prefixLen int) error {
+	if err := names.Snapshot(path); err != nil {
+		return err
+	}
+	esc := escapePath(path)
+	for _, c := range strings.Split(esc, "/") {
+		if len(c) > names.ComponentMax {
+			return &names.Error{Kind: names.KindSnapshot, Name: path, Reason: fmt.Sprintf(
+				"a component is %d bytes in an object key (escaped), longer than %d", len(c), names.ComponentMax)}
+		}
+	}
+	if n := prefixLen + len(esc) + NameReserve; n > names.KeyMax {
+		return &names.Error{Kind: names.KindSnapshot, Name: path, Reason: fmt.Sprintf(
+			"its object keys would be %d bytes (escaped, with the prefix), longer than %d", n, names.KeyMax)}
+	}
+	return nil
+}
+
 // NewKey checks the parts of a FormatBS1 key.
 func NewKey(path string, id, parent uuid.UUID, ctransid uint64, stages []string) (Key, error) {
 	k := Key{Path: path, UUID: id, Parent: parent, CTransID: ctransid, Stages: stages, Format: FormatBS1}
-	if err := checkPath(path); err != nil {
+	if err := Storable(path, 0); err != nil {
 		return Key{}, err
 	}
 	if id.IsZero() {

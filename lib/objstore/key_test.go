@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/buttersink/buttersink/lib/names"
 	"github.com/buttersink/buttersink/lib/uuid"
 )
 
@@ -230,5 +231,44 @@ func TestMetaMap(t *testing.T) {
 	}
 	if got := metaFromMap(func(string) (string, bool) { return "", false }); got.Complete() || got.Format != "" {
 		t.Errorf("empty metadata: %+v", got)
+	}
+}
+
+// TestStorable: lengths are counted as the key spells the path, escaped.
+func TestStorable(t *testing.T) {
+	u50 := strings.Repeat("ü", 50) // 100 bytes, 300 escaped
+	u42 := strings.Repeat("ü", 42) // 84 bytes, 252 escaped
+	for _, tc := range []struct {
+		path      string
+		prefixLen int
+		ok        bool
+	}{
+		{"home.1", 0, true},
+		{u42, 0, true},
+		{u50, 0, false},
+		{"d/" + u50 + "/x", 0, false},
+		{strings.Repeat("a", 255), 0, true},
+		{strings.Repeat("a", 256), 0, false},
+		{"b\xff\xfe", 0, true},
+		{strings.Repeat("\xff", 85), 0, true},
+		{strings.Repeat("\xff", 86), 0, false},
+		{strings.Repeat("a/", 300) + "a", 0, true}, // 601 bytes: fits 1024 with the name
+		{strings.Repeat("a/", 300) + "a", 300, false},
+		{strings.Repeat("é/", 150) + "a", 0, false}, // 451 bytes, 1051 escaped
+		{"a/../b", 0, false},
+		{"", 0, false},
+	} {
+		err := Storable(tc.path, tc.prefixLen)
+		if (err == nil) != tc.ok {
+			t.Errorf("Storable(%.40q…, %d) = %v, want ok %v", tc.path, tc.prefixLen, err, tc.ok)
+		}
+		if _, kerr := NewKey(tc.path, mustUUID(u1), mustUUID(u2), 1<<63, []string{"zstd", "age", "f-" + strings.Repeat("x", 32)}); tc.prefixLen == 0 && (kerr == nil) != tc.ok {
+			t.Errorf("NewKey(%.40q…) = %v, want ok %v", tc.path, kerr, tc.ok)
+		} else if kerr == nil {
+			k, _ := NewKey(tc.path, mustUUID(u1), mustUUID(u2), 1<<63, []string{"zstd", "age", "f-" + strings.Repeat("x", 32)})
+			if err := names.Key(k.String(), tc.prefixLen); tc.ok && err != nil {
+				t.Errorf("storable %.40q… makes key %.60q…, refused: %v", tc.path, k.String(), err)
+			}
+		}
 	}
 }

@@ -276,6 +276,10 @@ type GetOptions struct {
 	ChunkSize int64
 }
 
+// ErrNoStore is returned by List and ListIncomplete for a file:// store
+// whose directory does not exist.
+var ErrNoStore = errors.New("no such store directory")
+
 // ErrNotExist is returned by Stat and Open for a missing object.
 var ErrNotExist = errors.New("object does not exist")
 

@@ -1,23 +1,94 @@
 package snapshot
 
 import (
+	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"strconv"
+	"strings"
 	"time"
 	"unicode/utf8"
 
 	"github.com/buttersink/buttersink/lib/uuid"
 )
 
+// Paths that are not UTF-8. A Linux file name is any bytes but NUL and
+// '/', and JSON strings are Unicode: encoding/json writes each byte that
+// is not UTF-8 as U+FFFD, so "b\xff\xfe" would come back as "b\ufffd\ufffd",
+// a name that does not exist. A record whose path is not valid UTF-8
+// therefore also carries "path_b64", the path's exact bytes in base64
+// (RFC 4648, standard alphabet, padded), after every other field; "path"
+// keeps the lossy form for people reading it. Decoding takes the path
+// from path_b64, and refuses one that is not base64, that decodes to
+// valid UTF-8 (the encoder never writes one), or that does not match
+// "path" (so a record cannot show one name and act on another).
+
+// plain is Snapshot without its JSON methods: what encoding/json makes of
+// the fields.
+type plain Snapshot
+
+// wire is the record on the wire: the fields, then path_b64.
+type wire struct {
+	*plain
+	PathB64 string `json:"path_b64,omitempty"`
+}
+
+// MarshalJSON writes the record as AppendJSON does.
+func (s Snapshot) MarshalJSON() ([]byte, error) {
+	return s.AppendJSON(make([]byte, 0, 512))
+}
+
+// UnmarshalJSON reads a record, its path from path_b64 when present.
+func (s *Snapshot) UnmarshalJSON(b []byte) error {
+	w := wire{plain: (*plain)(s)}
+	if err := json.Unmarshal(b, &w); err != nil {
+		return err
+	}
+	if w.PathB64 == "" {
+		return nil
+	}
+	p, err := base64.StdEncoding.Strict().DecodeString(w.PathB64)
+	switch {
+	case err != nil || base64.StdEncoding.EncodeToString(p) != w.PathB64:
+		return fmt.Errorf("path_b64 %q: not base64", w.PathB64)
+	case utf8.Valid(p):
+		return fmt.Errorf("path_b64 %q: a UTF-8 path, which belongs in path", w.PathB64)
+	case LossyPath(string(p)) != s.Path:
+		return fmt.Errorf("path_b64 %q does not match path %q", w.PathB64, s.Path)
+	}
+	s.Path = string(p)
+	return nil
+}
+
+// LossyPath is what "path" holds for p once decoded: each byte that is
+// not part of valid UTF-8 replaced by U+FFFD.
+func LossyPath(p string) string {
+	if utf8.ValidString(p) {
+		return p
+	}
+	var b strings.Builder
+	for i := 0; i < len(p); {
+		r, size := utf8.DecodeRuneInString(p[i:])
+		if r == utf8.RuneError && size == 1 {
+			b.WriteString("\uFFFD")
+		} else {
+			b.WriteString(p[i : i+size])
+		}
+		i += size
+	}
+	return b.String()
+}
+
 // AppendJSON appends s as one JSON object, without a newline, and returns
 // the extended buffer. The bytes are exactly those of encoding/json with
-// HTML escaping off (what lib/jsonl writes), field for field, but without
-// reflection or allocations: bsls prints thousands of records per run.
-// A time that encoding/json refuses (a year outside 0-9999, a zone offset
-// of a day or more) gives encoding/json's own error.
+// HTML escaping off (what lib/jsonl writes) for the wire struct, field
+// for field, but without reflection or allocations: bsls prints
+// thousands of records per run. A time that encoding/json refuses (a
+// year outside 0-9999, a zone offset of a day or more) gives
+// encoding/json's own error.
 func (s *Snapshot) AppendJSON(b []byte) ([]byte, error) {
 	if !jsonTime(s.CTime) || !jsonTime(s.OTime) {
-		if _, err := json.Marshal(s); err != nil {
+		if _, err := json.Marshal((*plain)(s)); err != nil {
 			return b, err
 		}
 	}
@@ -71,6 +142,11 @@ func (s *Snapshot) AppendJSON(b []byte) ([]byte, error) {
 	b = appendOmitString(b, `,"encoding":`, s.Encoding)
 	b = appendOmitInt(b, `,"stream_size":`, s.StreamSize)
 	b = appendOmitString(b, `,"format":`, s.Format)
+	if !utf8.ValidString(s.Path) {
+		b = append(b, `,"path_b64":"`...)
+		b = base64.StdEncoding.AppendEncode(b, []byte(s.Path))
+		b = append(b, '"')
+	}
 	return append(b, '}'), nil
 }
 

@@ -2,22 +2,28 @@ package snapshot
 
 import (
 	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"math/rand/v2"
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/buttersink/buttersink/lib/uuid"
 )
 
-// stdJSON is the reference: what lib/jsonl writes for s (encoding/json,
-// HTML escaping off), without the newline.
+// stdJSON is the reference: what lib/jsonl writes for s's wire struct
+// (encoding/json, HTML escaping off), without the newline.
 func stdJSON(s *Snapshot) ([]byte, error) {
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false)
-	if err := enc.Encode(s); err != nil {
+	w := wire{plain: (*plain)(s)}
+	if !utf8.ValidString(s.Path) {
+		w.PathB64 = base64.StdEncoding.EncodeToString([]byte(s.Path))
+	}
+	if err := enc.Encode(w); err != nil {
 		return nil, err
 	}
 	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
@@ -253,6 +259,105 @@ func BenchmarkAppendJSON(b *testing.B) {
 		for i := 0; b.Loop(); i++ {
 			w.Reset()
 			_ = enc.Encode(recs[i%len(recs)])
+		}
+	})
+}
+
+// checkRoundTrip encodes s (by AppendJSON, and by encoding/json inside a
+// plan-step-like struct as a value, a pointer and a slice element) and
+// decodes it back: the path must come back byte for byte.
+func checkRoundTrip(t *testing.T, s *Snapshot) {
+	t.Helper()
+	b, err := s.AppendJSON(nil)
+	if err != nil {
+		return // times encoding/json refuses: not a path question
+	}
+	var got Snapshot
+	if err := json.Unmarshal(b, &got); err != nil {
+		t.Fatalf("%q: decoding %s: %v", s.Path, b, err)
+	}
+	if got.Path != s.Path {
+		t.Fatalf("path %q came back as %q from %s", s.Path, got.Path, b)
+	}
+	type step struct {
+		S Snapshot   `json:"snapshot"`
+		P *Snapshot  `json:"parent"`
+		C []Snapshot `json:"clones"`
+	}
+	sb, err := json.Marshal(step{S: *s, P: s, C: []Snapshot{*s}})
+	if err != nil {
+		t.Fatalf("%q: encoding/json of a step: %v", s.Path, err)
+	}
+	var st step
+	if err := json.Unmarshal(sb, &st); err != nil {
+		t.Fatalf("%q: decoding step %s: %v", s.Path, sb, err)
+	}
+	if st.S.Path != s.Path || st.P == nil || st.P.Path != s.Path || len(st.C) != 1 || st.C[0].Path != s.Path {
+		t.Fatalf("path %q came back from a step as %q", s.Path, sb)
+	}
+}
+
+func TestPathRoundTrip(t *testing.T) {
+	for _, str := range append(oddStrings, "b\xff\xfe", "snaps/\xff/\xfe", "\ufffd\xff", strings.Repeat("\xc3\xbc", 50)) {
+		checkRoundTrip(t, &Snapshot{Kind: KindSubvolume, Path: str})
+	}
+	b, _ := (&Snapshot{Kind: KindSubvolume, Path: "b\xff\xfe"}).AppendJSON(nil)
+	if !bytes.Contains(b, []byte(`"path":"b\ufffd\ufffd"`)) || !bytes.Contains(b, []byte(`"path_b64":"Yv/+"}`)) {
+		t.Errorf("non-UTF-8 path written as %s", b)
+	}
+	if b, _ := (&Snapshot{Path: "b\u00fc"}).AppendJSON(nil); bytes.Contains(b, []byte("path_b64")) {
+		t.Errorf("UTF-8 path written with path_b64: %s", b)
+	}
+}
+
+func TestPathB64Refused(t *testing.T) {
+	for _, in := range []string{
+		`{"path":"b\ufffd\ufffd","path_b64":"Yv/+="}`,  // bad padding
+		`{"path":"b\ufffd\ufffd","path_b64":"Yv_-"}`,   // URL alphabet
+		`{"path":"bc","path_b64":"YmM="}`,              // UTF-8 in path_b64
+		`{"path":"harmless","path_b64":"Yv/+"}`,        // shows one name, acts on another
+		`{"path":"b\ufffd","path_b64":"Yv/+"}`,         // one U+FFFD for two bytes
+		`{"path":"../\ufffd","path_b64":"Li4v/w=="}`,   // ok to decode; names.Snapshot refuses it later
+		`{"path":"b\ufffd\ufffd","path_b64":"Yv/+\n"}`, // trailing newline
+	} {
+		var s Snapshot
+		err := json.Unmarshal([]byte(in), &s)
+		if strings.Contains(in, "Li4v") {
+			if err != nil || s.Path != "../\xff" {
+				t.Errorf("%s: %v, path %q", in, err, s.Path)
+			}
+			continue
+		}
+		if err == nil {
+			t.Errorf("%s: accepted, path %q", in, s.Path)
+		}
+	}
+}
+
+// FuzzPathJSON: any bytes as a path survive the record's JSON exactly,
+// and any path_b64 a decoder accepts re-encodes to the same record.
+func FuzzPathJSON(f *testing.F) {
+	for _, s := range oddStrings {
+		f.Add(s, "")
+	}
+	f.Add("b\xff\xfe", "Yv/+")
+	f.Add("b\ufffd\ufffd", "Yv/+")
+	f.Add("x", "////")
+	f.Fuzz(func(t *testing.T, path, b64 string) {
+		checkRoundTrip(t, &Snapshot{Kind: KindSubvolume, Path: path})
+		checkSame(t, &Snapshot{Kind: KindObject, Path: path, Key: b64})
+		in, _ := json.Marshal(map[string]string{"path": path, "path_b64": b64})
+		var s Snapshot
+		if err := json.Unmarshal(in, &s); err != nil {
+			return
+		}
+		out, err := s.AppendJSON(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var again Snapshot
+		if err := json.Unmarshal(out, &again); err != nil || again.Path != s.Path {
+			t.Fatalf("%s decoded to %q, re-encoded as %s, decoded to %q (%v)", in, s.Path, out, again.Path, err)
 		}
 	})
 }

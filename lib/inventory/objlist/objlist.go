@@ -6,8 +6,11 @@ package objlist
 
 import (
 	"context"
+	"fmt"
 	"sort"
+	"strings"
 
+	"github.com/buttersink/buttersink/lib/hint"
 	"github.com/buttersink/buttersink/lib/inventory"
 	"github.com/buttersink/buttersink/lib/location"
 	"github.com/buttersink/buttersink/lib/objstore"
@@ -22,9 +25,10 @@ func init() { inventory.SetObjectLister(List) }
 // 1,000 objects, no GET; a HEAD only for each buttersink object completed
 // from a multipart upload, whose digest the listing cannot show (an
 // object without it is not stored, see objstore.Stored). Other objects
-// are skipped. A location
-// naming a snapshot lists that snapshot's objects only. Records are
-// sorted by path, then key.
+// are skipped. A location naming a snapshot lists that snapshot's objects
+// only, and is an error when there are none (with a hint when the name is
+// a directory of objects: s3://bucket/prefix without its slash). Records
+// are sorted by path, then key.
 func List(ctx context.Context, loc location.Location, opts objstore.Options) ([]snapshot.Snapshot, error) {
 	st, err := objstore.Open(ctx, loc, opts)
 	if err != nil {
@@ -39,7 +43,11 @@ func List(ctx context.Context, loc location.Location, opts objstore.Options) ([]
 		return nil, err
 	}
 	var out []snapshot.Snapshot
+	dir := false // loc names a directory of objects rather than a snapshot
 	for _, o := range objs {
+		if loc.Snapshot != "" && strings.HasPrefix(o.Key, loc.Snapshot+"/") {
+			dir = true
+		}
 		rec, ok := objstore.Record(o)
 		if !ok {
 			continue
@@ -48,6 +56,13 @@ func List(ctx context.Context, loc location.Location, opts objstore.Options) ([]
 			continue
 		}
 		out = append(out, rec)
+	}
+	if loc.Snapshot != "" && len(out) == 0 {
+		if dir {
+			return nil, hint.Wrap(fmt.Errorf("%s: no stored stream of a snapshot of that name", loc),
+				fmt.Sprintf("to list the snapshots below a directory, end it with a slash: %s/", loc))
+		}
+		return nil, fmt.Errorf("%s: no stored stream of a snapshot of that name", loc)
 	}
 	sort.SliceStable(out, func(i, j int) bool {
 		if out[i].Path != out[j].Path {

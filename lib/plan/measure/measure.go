@@ -7,6 +7,7 @@ package measure
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"path"
@@ -92,6 +93,10 @@ func (m *Sender) size(ctx context.Context, snap, parent string) (int64, error) {
 	switch {
 	case ctx.Err() != nil:
 		return 0, ctx.Err()
+	case sendErr != nil && !errors.Is(sendErr, unix.EPIPE):
+		// The send's own failure (not root, say) is the cause of the
+		// walk's: an empty or cut stream. It names snap.
+		return 0, fmt.Errorf("measuring %w", sendErr)
 	case walkErr != nil:
 		return 0, fmt.Errorf("measuring %s: %w", snap, walkErr)
 	case sendErr != nil:
