@@ -11,9 +11,9 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	awsmiddleware "github.com/aws/aws-sdk-go-v2/aws/middleware"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/smithy-go"
-	awsmiddleware "github.com/aws/aws-sdk-go-v2/aws/middleware"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
 
 	"github.com/buttersink/buttersink/lib/lock"
