@@ -7,6 +7,7 @@ import (
 	"os"
 
 	"github.com/buttersink/buttersink/lib/cli"
+	"github.com/buttersink/buttersink/lib/lock"
 	"github.com/buttersink/buttersink/lib/receiver"
 	"github.com/buttersink/buttersink/lib/remote"
 )
@@ -14,6 +15,7 @@ import (
 type flags struct {
 	cli.Globals
 	Remote remote.Flags `embed:""`
+	Lock   lock.Flags   `embed:""`
 
 	Dest string `arg:"" name:"DEST" help:"Directory to receive into: [btrfs://]/dir/."`
 }
@@ -21,6 +23,6 @@ type flags struct {
 func main() {
 	var f flags
 	os.Exit(cli.Main("bsrecv", "Receive btrfs send streams from stdin into a directory.", &f, func(ctx context.Context, env *cli.Env) error {
-		return receiver.Run(ctx, env, receiver.Options{Dest: f.Dest, Remote: f.Remote})
+		return receiver.Run(ctx, env, receiver.Options{Dest: f.Dest, Remote: f.Remote, Lock: f.Lock})
 	}))
 }

@@ -8,6 +8,7 @@ import (
 	"os"
 
 	"github.com/buttersink/buttersink/lib/cli"
+	"github.com/buttersink/buttersink/lib/lock"
 	"github.com/buttersink/buttersink/lib/objstore"
 	"github.com/buttersink/buttersink/lib/remote"
 	"github.com/buttersink/buttersink/lib/remove"
@@ -17,6 +18,7 @@ type flags struct {
 	cli.Globals
 	Remote  remote.Flags   `embed:""`
 	Objects objstore.Flags `embed:""`
+	Lock    lock.Flags     `embed:""`
 
 	DryRun     bool     `short:"n" name:"dry-run" help:"Check everything and print what would be deleted, deleting nothing."`
 	Incomplete string   `name:"incomplete" placeholder:"AGE" help:"Instead of reading steps, abort the unfinished uploads older than AGE (24h, 90m, 7d, 0s) in the s3:// or file:// directories given."`
@@ -26,6 +28,6 @@ type flags struct {
 func main() {
 	var f flags
 	os.Exit(cli.Main("bsrm", "Delete snapshots: plan delete steps on stdin, or snapshots named on the command line.", &f, func(ctx context.Context, env *cli.Env) error {
-		return remove.Run(ctx, env, remove.Options{Locations: f.Locations, DryRun: f.DryRun, Incomplete: f.Incomplete, Remote: f.Remote, Objects: f.Objects.Options()})
+		return remove.Run(ctx, env, remove.Options{Locations: f.Locations, DryRun: f.DryRun, Incomplete: f.Incomplete, Remote: f.Remote, Objects: f.Objects.Options(), Lock: f.Lock})
 	}))
 }

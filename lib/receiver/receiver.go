@@ -32,6 +32,7 @@ import (
 	"github.com/buttersink/buttersink/lib/inventory"
 	"github.com/buttersink/buttersink/lib/jsonl"
 	"github.com/buttersink/buttersink/lib/location"
+	"github.com/buttersink/buttersink/lib/lock"
 	"github.com/buttersink/buttersink/lib/progress"
 	"github.com/buttersink/buttersink/lib/remote"
 	"github.com/buttersink/buttersink/lib/sendstream"
@@ -44,6 +45,8 @@ type Options struct {
 	Dest string
 	// Remote reaches ssh:// destinations (lib/remote).
 	Remote remote.Flags
+	// Lock says whether to wait for the destination's lock.
+	Lock lock.Flags
 }
 
 // Run receives the streams on env.Stdin into opts.Dest.
@@ -65,7 +68,8 @@ func Run(ctx context.Context, env *cli.Env, opts Options) error {
 
 // receiveSSH is the hook for receiving on a remote host (ssh:// destinations).
 func receiveSSH(ctx context.Context, env *cli.Env, opts Options, loc location.Location) error {
-	return remote.Exec(ctx, env, opts.Remote, loc, "bsrecv", remote.Path(loc))
+	// The remote bsrecv takes the destination's lock.
+	return remote.Exec(ctx, env, opts.Remote, loc, "bsrecv", append(opts.Lock.Args(), remote.Path(loc))...)
 }
 
 type receiver struct {
@@ -95,6 +99,14 @@ func receiveLocal(ctx context.Context, env *cli.Env, opts Options, dest string) 
 	if _, err := exec.LookPath("btrfs"); err != nil {
 		return hint.Wrap(errors.New("btrfs receive: the btrfs command is not on PATH"), "install btrfs-progs")
 	}
+	// One writer at a time: another run's receive in progress is never
+	// taken for a leftover, and what it completed meanwhile is skipped.
+	lk, err := lock.Dir(ctx, dest, location.Location{Scheme: location.Btrfs, Dir: dest}.DirString(), opts.Lock.Options(env.Name, env.Log))
+	if err != nil {
+		return err
+	}
+	defer lk.Release()
+	ctx = lk.Context()
 	rv := &receiver{env: env, dest: dest, argv: []string{"btrfs", "receive", "-e"}, records: jsonl.NewWriter(env.Stdout), received: map[uuid.UUID]bool{}}
 	if env.ShowProgress() {
 		rv.meter = progress.New(env.Stderr, env.Name)

@@ -137,7 +137,12 @@ func (f Flags) Run(ctx context.Context, loc location.Location, c Command) error 
 			return fmt.Errorf("%s: ssh killed by signal %d while running %s", Host(loc), ws.Signal(), c.Name)
 		}
 	}
-	return classify(Host(loc), c.Name, code, se.result())
+	err = classify(Host(loc), c.Name, code, se.result())
+	if code == cli.ExitLocked {
+		// The remote command found its destination locked: so does this one.
+		err = &cli.ExitError{Code: cli.ExitLocked, Err: err}
+	}
+	return err
 }
 
 // Exec runs the bs command name with args on loc's host with env's stdin

@@ -26,6 +26,7 @@ import (
 	"github.com/buttersink/buttersink/lib/inventory"
 	"github.com/buttersink/buttersink/lib/jsonl"
 	"github.com/buttersink/buttersink/lib/location"
+	"github.com/buttersink/buttersink/lib/lock"
 	"github.com/buttersink/buttersink/lib/objstore"
 	"github.com/buttersink/buttersink/lib/plan"
 	"github.com/buttersink/buttersink/lib/remote"
@@ -45,6 +46,8 @@ type Options struct {
 	Incomplete string
 	Remote     remote.Flags
 	Objects    objstore.Options
+	// Lock says whether to wait for the destinations' locks.
+	Lock lock.Flags
 }
 
 // Result is one output line.
@@ -59,7 +62,7 @@ type Result struct {
 }
 
 // Run deletes.
-func Run(ctx context.Context, env *cli.Env, o Options) error {
+func Run(ctx context.Context, env *cli.Env, o Options) (rerr error) {
 	var dirs, named []location.Location
 	for _, a := range o.Locations {
 		l, err := location.Parse(a)
@@ -85,20 +88,41 @@ func Run(ctx context.Context, env *cli.Env, o Options) error {
 	if len(dirs) > 0 && len(named) > 0 {
 		return cli.UsageError("give either directories (DIR/, steps on stdin) or snapshots (DIR/NAME), not both")
 	}
+	r := &remover{env: env, opts: o, stores: make(map[string]objstore.Store), out: jsonl.NewWriter(env.Stdout)}
 	var steps []checked
 	var err error
 	if len(named) > 0 {
+		var ds []location.Location
+		for _, l := range named {
+			ds = append(ds, l.AsDir())
+		}
+		var unlock func(*error)
+		if ctx, unlock, err = r.lock(ctx, ds); err != nil {
+			return err
+		}
+		defer unlock(&rerr)
 		steps, err = namedSteps(ctx, named, o)
 	} else {
 		if cli.IsTerminal(env.Stdin) {
 			return hint.Wrap(cli.UsageError("no delete steps on stdin"), "pipe bsplan -d output in, or name snapshots as DIR/NAME")
 		}
 		steps, err = readSteps(env.Stdin, dirs, env)
+		if err == nil {
+			var ds []location.Location
+			for _, s := range steps {
+				ds = append(ds, stepDir(&s.Step))
+			}
+			var unlock func(*error)
+			if ctx, unlock, err = r.lock(ctx, ds); err != nil {
+				return err
+			}
+			defer unlock(&rerr)
+			steps, err = r.spare(ctx, steps)
+		}
 	}
 	if err != nil {
 		return err
 	}
-	r := &remover{env: env, opts: o, stores: make(map[string]objstore.Store), out: jsonl.NewWriter(env.Stdout)}
 	deleted := 0
 	for i := range steps {
 		if err := ctx.Err(); err != nil {
@@ -285,7 +309,7 @@ func (r *remover) delete(ctx context.Context, s *plan.Step, scope location.Locat
 		res.Status, err = r.deleteObject(ctx, dst, s)
 	case location.SSH:
 		// The remote bsrm checks the snapshot and prints the result line.
-		return remote.Remove(ctx, r.env, r.opts.Remote, []plan.Step{*s}, r.opts.DryRun)
+		return remote.Remove(ctx, r.env, r.opts.Remote, []plan.Step{*s}, r.opts.DryRun, r.opts.Lock.Args()...)
 	default:
 		err = fmt.Errorf("%s: unknown scheme", dst)
 	}
