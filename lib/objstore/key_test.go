@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/buttersink/buttersink/lib/lock"
 	"github.com/buttersink/buttersink/lib/uuid"
 )
 
@@ -230,5 +231,18 @@ func TestMetaMap(t *testing.T) {
 	}
 	if got := metaFromMap(func(string) (string, bool) { return "", false }); got.Complete() || got.Format != "" {
 		t.Errorf("empty metadata: %+v", got)
+	}
+}
+
+// The writers' lock (lib/lock) lives under the store's directory as
+// lock.Name: never a stream key, at any depth, so listings skip it.
+func TestLockNameIsNoKey(t *testing.T) {
+	for _, k := range []string{lock.Name, "a/" + lock.Name, "a/b/" + lock.Name} {
+		if got, err := ParseKey(k); err == nil {
+			t.Errorf("ParseKey(%q) = %+v, want an error", k, got)
+		}
+		if _, ok := Record(Object{Key: k}); ok {
+			t.Errorf("Record(%q) is a stream", k)
+		}
 	}
 }
