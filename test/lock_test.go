@@ -419,3 +419,28 @@ var lockReps = func() int {
 	}
 	return 20
 }()
+
+// TestSSHLocked: the remote bsrecv takes the lock of its directory; its
+// exit status 75 is bsrecv's over ssh, and --wait is passed on.
+func TestSSHLocked(t *testing.T) {
+	s := harness.StartSSHD(t, harness.SSHDOptions{})
+	src := lockSnaps(t, harness.Btrfs(t, 256))
+	dst := harness.Btrfs(t, 256) + "/backup/"
+	mustSh(t, nil, `mkdir "$1"`, dst)
+	env := []string{s.Env}
+	r := sh(t, env, `
+		bsrecv "$2" < <(sleep 3) & h=$!
+		sleep 1
+		e=0; bssend "$1/s1" | bsrecv "$3" || e=$?
+		echo "nowait=$e"
+		e=0; bssend "$1/s1" | bsrecv --wait "$3" || e=$?
+		echo "wait=$e"
+		wait $h`, src, dst, s.URL(dst))
+	if r.Code != 0 || !strings.Contains(r.Stdout, "nowait=75") || !strings.Contains(r.Stdout, "wait=0") {
+		t.Fatalf("exit %d\n%s\n%s", r.Code, r.Stdout, r.Stderr)
+	}
+	if !strings.Contains(r.Stderr, "bsrecv: error: root@127.0.0.1:"+port(s)+": "+dst+" is locked by ") {
+		t.Errorf("stderr:\n%s\nstdout:\n%s", r.Stderr, r.Stdout)
+	}
+	received(t, src+"/", dst, "s1")
+}

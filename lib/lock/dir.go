@@ -44,7 +44,7 @@ func Dir(ctx context.Context, dir, dest string, opts Options) (*Lock, error) {
 		}
 		if !waited && opts.Wait {
 			h, known := readHolder(f)
-			opts.log().Info(fmt.Sprintf("%s: waiting for the lock", dest), "holder", (&LockedError{Dest: dest, Holder: h, Known: known}).Error())
+			opts.log().Info((&LockedError{Dest: dest, Holder: h, Known: known}).Error() + "; waiting")
 		}
 		ok, err := w.next(ctx)
 		if err != nil {

@@ -88,7 +88,7 @@ func ObjectLock(ctx context.Context, obj Object, dest string, opts Options) (*Lo
 		}
 		if opts.Wait && !announced {
 			announced = true
-			log.Info(fmt.Sprintf("%s: waiting for the lock", dest), "holder", (&LockedError{Dest: dest, Holder: h, Known: known}).Error())
+			log.Info((&LockedError{Dest: dest, Holder: h, Known: known}).Error() + "; waiting")
 		}
 		ok, err := w.next(ctx)
 		if err != nil {
