@@ -126,6 +126,7 @@ func TestConcurrentSyncStores(t *testing.T) {
 	mnt := harness.Btrfs(t, 512)
 	src := lockSnaps(t, mnt)
 	for _, s := range stores(t) {
+		st := s.open(t)
 		n := 5
 		if s.name == "s3" {
 			n = 3
@@ -141,8 +142,8 @@ func TestConcurrentSyncStores(t *testing.T) {
 					t.Fatalf("%s: %d streams stored, want 3: %+v", what, len(recs), recs)
 				}
 				for _, r := range recs {
-					if r.StreamSize == nil {
-						t.Errorf("%s: %s stored without its metadata", what, r.Key)
+					if o, err := st.Stat(context.Background(), "c"+wait+strconv.Itoa(i)+"/"+r.Key); err != nil || !o.Meta.Complete() {
+						t.Errorf("%s: %s stored without its metadata (%v)", what, r.Key, err)
 					}
 				}
 				if i == n-1 {
