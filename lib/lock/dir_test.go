@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -134,11 +136,47 @@ func TestDirReleaseAndRetake(t *testing.T) {
 	if err := l.Release(); err != nil {
 		t.Fatal(err)
 	}
+	if _, err := os.Lstat(filepath.Join(dir, Name)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("lock file left after release: %v", err)
+	}
 	l2, err := Dir(context.Background(), dir, dir, Options{})
 	if err != nil {
 		t.Fatalf("after release: %v", err)
 	}
 	l2.Release()
+}
+
+// Waiters that race for a lock whose file is removed on release never
+// hold it together.
+func TestDirMutualExclusion(t *testing.T) {
+	dir := t.TempDir()
+	var inside, max, total atomic.Int32
+	var wg sync.WaitGroup
+	for g := 0; g < 8; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 20; i++ {
+				l, err := Dir(context.Background(), dir, dir, Options{Wait: true, Poll: time.Millisecond})
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				n := inside.Add(1)
+				if n > max.Load() {
+					max.Store(n)
+				}
+				time.Sleep(100 * time.Microsecond)
+				inside.Add(-1)
+				total.Add(1)
+				l.Release()
+			}
+		}()
+	}
+	wg.Wait()
+	if max.Load() != 1 || total.Load() != 160 {
+		t.Fatalf("%d holders at once, %d rounds", max.Load(), total.Load())
+	}
 }
 
 // A lock file that is a symbolic link or a FIFO is refused, never

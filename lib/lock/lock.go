@@ -7,8 +7,9 @@
 // A directory (btrfs, or a file:// store) is locked with flock(2) on the
 // file Name inside it: the kernel drops the lock when its holder dies, so
 // a crashed run never leaves it held; over ssh the remote command takes
-// it. The file is left in place (removing it would race with a waiter
-// that has it open); it is never a subvolume, nor a stream key.
+// it. The holder removes the file before letting go (a waiter that got
+// the flock of a removed file opens the name again); it is never a
+// subvolume, nor a stream key.
 //
 // An S3 prefix is locked by the object Name under it, created with a
 // conditional write (If-None-Match: *) and holding its holder's command,
