@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -444,4 +445,43 @@ func TestSSHLocked(t *testing.T) {
 		t.Errorf("stderr:\n%s\nstdout:\n%s", r.Stderr, r.Stdout)
 	}
 	received(t, src+"/", dst, "s1")
+}
+
+// A lock whose holder ran in this kernel boot and PID namespace and has
+// ended is taken over at once, without waiting for it to expire; one whose
+// holder lives is not.
+func TestS3LockDeadHolder(t *testing.T) {
+	obj, url := s3LockRig(t, "dead")
+	ctx := context.Background()
+	b, err := os.ReadFile("/proc/sys/kernel/random/boot_id")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns, err := os.Readlink("/proc/self/ns/pid")
+	if err != nil {
+		t.Fatal(err)
+	}
+	boot := strings.TrimSpace(string(b)) + "/" + ns
+	put := func(pid int) {
+		body := fmt.Sprintf(`{"owner":"bss3put","pid":%d,"host":"here","started":"2026-01-02T03:04:05Z","ttl_seconds":120,"token":"x","boot":%q}`, pid, boot)
+		if _, err := obj.CreateLock(ctx, []byte(body)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	live := harness.MustSh(t, `sleep 30 >/dev/null 2>&1 & echo $!`)
+	pid, _ := strconv.Atoi(strings.TrimSpace(live.Stdout))
+	defer syscall.Kill(pid, syscall.SIGKILL)
+	put(pid)
+	if _, err := lock.ObjectLock(ctx, obj, url, lock.Options{Owner: "test"}); lockedCode(err) != cli.ExitLocked {
+		t.Fatalf("the lock of a live holder was taken: %v", err)
+	}
+	syscall.Kill(pid, syscall.SIGKILL)
+	for i := 0; i < 100 && syscall.Kill(pid, 0) == nil; i++ {
+		time.Sleep(20 * time.Millisecond)
+	}
+	l, err := lock.ObjectLock(ctx, obj, url, lock.Options{Owner: "test"})
+	if err != nil {
+		t.Fatalf("the lock of an ended holder was not taken over: %v", err)
+	}
+	l.Release()
 }

@@ -33,7 +33,10 @@ import (
 	"log/slog"
 	"os"
 	"strconv"
+	"strings"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/buttersink/buttersink/lib/cli"
 	"github.com/buttersink/buttersink/lib/hint"
@@ -57,13 +60,39 @@ type Holder struct {
 	// write of the object has a new body, hence a new ETag.
 	Token     string `json:"token,omitempty"`
 	Refreshes int    `json:"refreshes,omitempty"`
+	// Boot names the kernel boot and PID namespace the holder runs in:
+	// a run with the same Boot can tell whether PID is still alive.
+	Boot string `json:"boot,omitempty"`
+}
+
+// bootID is this process's Boot: the kernel's boot id and the PID
+// namespace ("" when either is unknown).
+var bootID = func() string {
+	b, err := os.ReadFile("/proc/sys/kernel/random/boot_id")
+	if err != nil {
+		return ""
+	}
+	ns, err := os.Readlink("/proc/self/ns/pid")
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(b)) + "/" + ns
+}()
+
+// dead reports whether h is a process that has ended, as this process
+// can tell only in the same boot and PID namespace.
+func (h Holder) dead() bool {
+	if h.Boot == "" || h.Boot != bootID || h.PID <= 0 {
+		return false
+	}
+	return unix.Kill(h.PID, 0) == unix.ESRCH
 }
 
 func newHolder(owner string, ttl time.Duration) Holder {
 	host, _ := os.Hostname()
 	var b [8]byte
 	rand.Read(b[:])
-	h := Holder{Owner: owner, PID: os.Getpid(), Host: host, Started: time.Now().UTC().Truncate(time.Second), Token: hex.EncodeToString(b[:])}
+	h := Holder{Owner: owner, PID: os.Getpid(), Host: host, Started: time.Now().UTC().Truncate(time.Second), Token: hex.EncodeToString(b[:]), Boot: bootID}
 	if ttl > 0 {
 		h.TTL = int64(ttl / time.Second)
 	}

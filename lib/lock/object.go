@@ -72,9 +72,13 @@ func ObjectLock(ctx context.Context, obj Object, dest string, opts Options) (*Lo
 		if known && h.TTL > 0 {
 			life = time.Duration(h.TTL) * time.Second
 		}
-		if age > life {
-			log.Warn(fmt.Sprintf("%s: taking over the expired lock of %s (not refreshed for %s)",
-				dest, (&LockedError{Dest: dest, Holder: h, Known: known}).holderString(), age.Round(time.Second)))
+		if dead := known && h.dead(); age > life || dead {
+			why := fmt.Sprintf("not refreshed for %s", age.Round(time.Second))
+			if dead {
+				why = "the process has ended"
+			}
+			log.Warn(fmt.Sprintf("%s: taking over the expired lock of %s (%s)",
+				dest, (&LockedError{Dest: dest, Holder: h, Known: known}).holderString(), why))
 			etag, err := obj.ReplaceLock(ctx, old, me.body())
 			if err == nil {
 				return held(ctx, obj, dest, me, etag, ttl, opts), nil
