@@ -7,12 +7,14 @@ import (
 	"os"
 
 	"github.com/buttersink/buttersink/lib/cli"
+	"github.com/buttersink/buttersink/lib/lock"
 	"github.com/buttersink/buttersink/lib/remote"
 )
 
 type flags struct {
 	cli.Globals
 	Remote remote.Flags `embed:""`
+	Lock   lock.Flags   `embed:""`
 
 	Dest string `arg:"" name:"DEST" help:"Directory to receive into: [btrfs://]/dir/."`
 }
@@ -20,6 +22,6 @@ type flags struct {
 func main() {
 	var f flags
 	os.Exit(cli.Main("bsrecv", "Receive btrfs send streams from stdin into a directory.", &f, func(ctx context.Context, env *cli.Env) error {
-		return Run(ctx, env, Options{Dest: f.Dest, Remote: f.Remote})
+		return Run(ctx, env, Options{Dest: f.Dest, Remote: f.Remote, Lock: f.Lock})
 	}))
 }

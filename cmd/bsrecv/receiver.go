@@ -34,6 +34,7 @@ import (
 	"github.com/buttersink/buttersink/lib/jsonl"
 	"github.com/buttersink/buttersink/lib/location"
 	"github.com/buttersink/buttersink/lib/names"
+	"github.com/buttersink/buttersink/lib/lock"
 	"github.com/buttersink/buttersink/lib/progress"
 	"github.com/buttersink/buttersink/lib/remote"
 	"github.com/buttersink/buttersink/lib/sendstream"
@@ -46,6 +47,8 @@ type Options struct {
 	Dest string
 	// Remote reaches ssh:// destinations (lib/remote).
 	Remote remote.Flags
+	// Lock says whether to wait for the destination's lock.
+	Lock lock.Flags
 }
 
 // Run receives the streams on env.Stdin into opts.Dest.
@@ -67,7 +70,8 @@ func Run(ctx context.Context, env *cli.Env, opts Options) error {
 
 // receiveSSH is the hook for receiving on a remote host (ssh:// destinations).
 func receiveSSH(ctx context.Context, env *cli.Env, opts Options, loc location.Location) error {
-	return remote.Exec(ctx, remote.Stdio{Stdin: env.Stdin, Stdout: env.Stdout, Stderr: env.Stderr, Log: env.Log, Quiet: env.Quiet, Verbose: env.Verbose}, opts.Remote, loc, "bsrecv", remote.Path(loc))
+	// The remote bsrecv takes the destination's lock.
+	return remote.Exec(ctx, remote.Stdio{Stdin: env.Stdin, Stdout: env.Stdout, Stderr: env.Stderr, Log: env.Log, Quiet: env.Quiet, Verbose: env.Verbose}, opts.Remote, loc, "bsrecv", append(opts.Lock.Args(), remote.Path(loc))...)
 }
 
 type receiver struct {
@@ -102,6 +106,14 @@ func receiveLocal(ctx context.Context, env *cli.Env, opts Options, dest string) 
 	if _, err := exec.LookPath("btrfs"); err != nil {
 		return hint.Wrap(errors.New("btrfs receive: the btrfs command is not on PATH"), "install btrfs-progs")
 	}
+	// One writer at a time: another run's receive in progress is never
+	// taken for a leftover, and what it completed meanwhile is skipped.
+	lk, err := lock.Dir(ctx, dest, location.Location{Scheme: location.Btrfs, Dir: dest}.DirString(), opts.Lock.Options(env.Name, env.Log))
+	if err != nil {
+		return err
+	}
+	defer lk.Release()
+	ctx = lk.Context()
 	// --chroot: btrfs receive chroots into the directory it receives
 	// into before applying a command, so that no stream path (one through
 	// a symbolic link the stream made included) reaches above it.

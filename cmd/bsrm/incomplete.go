@@ -10,6 +10,7 @@ import (
 	"github.com/buttersink/buttersink/lib/cli"
 	"github.com/buttersink/buttersink/lib/jsonl"
 	"github.com/buttersink/buttersink/lib/location"
+	"github.com/buttersink/buttersink/lib/lock"
 	"github.com/buttersink/buttersink/lib/objstore"
 )
 
@@ -71,8 +72,15 @@ func incomplete(ctx context.Context, env *cli.Env, dirs []location.Location, age
 		if o.DryRun {
 			ups, err = objstore.StaleUploads(ctx, st, age)
 		} else {
-			// What was aborted before a failure gets its lines too.
-			ups, err = objstore.AbortIncomplete(ctx, st, age)
+			// Under the store's lock: a running upload is never aborted.
+			err = lock.Hold(ctx, func(ctx context.Context) (*lock.Lock, error) {
+				return objstore.Lock(ctx, st, o.Lock.Options(env.Name, env.Log), false)
+			}, func(ctx context.Context) error {
+				// What was aborted before a failure gets its lines too.
+				var err error
+				ups, err = objstore.AbortIncomplete(ctx, st, age)
+				return err
+			})
 		}
 		if werr := writeAborted(out, d, ups, o.DryRun, env); werr != nil {
 			return werr

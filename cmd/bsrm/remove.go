@@ -30,6 +30,7 @@ import (
 	"github.com/buttersink/buttersink/lib/inventory"
 	"github.com/buttersink/buttersink/lib/jsonl"
 	"github.com/buttersink/buttersink/lib/location"
+	"github.com/buttersink/buttersink/lib/lock"
 	"github.com/buttersink/buttersink/lib/names"
 	"github.com/buttersink/buttersink/lib/objstore"
 	"github.com/buttersink/buttersink/lib/plan"
@@ -50,6 +51,8 @@ type Options struct {
 	Incomplete string
 	Remote     remote.Flags
 	Objects    objstore.Options
+	// Lock says whether to wait for the destinations' locks.
+	Lock lock.Flags
 }
 
 // Result is one output line.
@@ -64,7 +67,7 @@ type Result struct {
 }
 
 // Run deletes.
-func Run(ctx context.Context, env *cli.Env, o Options) error {
+func Run(ctx context.Context, env *cli.Env, o Options) (rerr error) {
 	var dirs, named []location.Location
 	for _, a := range o.Locations {
 		l, err := location.Parse(a)
@@ -90,21 +93,42 @@ func Run(ctx context.Context, env *cli.Env, o Options) error {
 	if len(dirs) > 0 && len(named) > 0 {
 		return cli.UsageError("give either directories (DIR/, steps on stdin) or snapshots (DIR/NAME), not both")
 	}
+	r := &remover{env: env, opts: o, stores: make(map[string]objstore.Store), out: jsonl.NewWriter(env.Stdout)}
+	defer r.close()
 	var steps []checked
 	var err error
 	if len(named) > 0 {
+		var ds []location.Location
+		for _, l := range named {
+			ds = append(ds, l.AsDir())
+		}
+		var unlock func(*error)
+		if ctx, unlock, err = r.lock(ctx, ds); err != nil {
+			return err
+		}
+		defer unlock(&rerr)
 		steps, err = namedSteps(ctx, named, o)
 	} else {
 		if cli.IsTerminal(env.Stdin) {
 			return hint.Wrap(cli.UsageError("no delete steps on stdin"), "pipe bsplan -d output in, or name snapshots as DIR/NAME")
 		}
 		steps, err = readSteps(env.Stdin, dirs, env)
+		if err == nil {
+			var ds []location.Location
+			for _, s := range steps {
+				ds = append(ds, stepDir(&s.Step))
+			}
+			var unlock func(*error)
+			if ctx, unlock, err = r.lock(ctx, ds); err != nil {
+				return err
+			}
+			defer unlock(&rerr)
+			steps, err = r.spare(ctx, steps)
+		}
 	}
 	if err != nil {
 		return err
 	}
-	r := &remover{env: env, opts: o, stores: make(map[string]objstore.Store), out: jsonl.NewWriter(env.Stdout)}
-	defer r.close()
 	// Every step's target is looked at before the first deletion: one
 	// that is not what the step says stops the run with nothing deleted.
 	if err := r.verify(ctx, steps); err != nil {
@@ -418,7 +442,7 @@ func (r *remover) delete(ctx context.Context, c *checked) error {
 		res.Status, err = r.deleteObject(ctx, c)
 	case location.SSH:
 		// The remote bsrm checks the snapshot and prints the result line.
-		return remote.Remove(ctx, remote.Stdio{Stdin: r.env.Stdin, Stdout: r.env.Stdout, Stderr: r.env.Stderr, Log: r.env.Log, Quiet: r.env.Quiet, Verbose: r.env.Verbose}, r.opts.Remote, []plan.Step{*s}, r.opts.DryRun)
+		return remote.Remove(ctx, remote.Stdio{Stdin: r.env.Stdin, Stdout: r.env.Stdout, Stderr: r.env.Stderr, Log: r.env.Log, Quiet: r.env.Quiet, Verbose: r.env.Verbose}, r.opts.Remote, []plan.Step{*s}, r.opts.DryRun, r.opts.Lock.Args()...)
 	default:
 		err = fmt.Errorf("%s: unknown scheme", dst)
 	}

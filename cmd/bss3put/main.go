@@ -8,6 +8,7 @@ import (
 
 	"github.com/buttersink/buttersink/lib/cli"
 	"github.com/buttersink/buttersink/lib/location"
+	"github.com/buttersink/buttersink/lib/lock"
 	"github.com/buttersink/buttersink/lib/objstore"
 	"github.com/buttersink/buttersink/lib/stage"
 )
@@ -15,6 +16,7 @@ import (
 type flags struct {
 	cli.Globals
 	Store objstore.Flags `embed:""`
+	Lock  lock.Flags     `embed:""`
 
 	StorageClass  string            `name:"storage-class" placeholder:"CLASS" help:"S3 storage class of new objects (STANDARD, STANDARD_IA, GLACIER, DEEP_ARCHIVE, ...)."`
 	SSE           string            `name:"sse" placeholder:"ALG" help:"Server-side encryption of new objects: AES256 or aws:kms."`
@@ -56,6 +58,7 @@ func main() {
 		store.StorageClass, store.SSE = f.StorageClass, f.SSE
 		return Put(ctx, env, PutOptions{
 			Dst: dst, Store: store, Encoding: enc, PartSize: int64(f.PartSize), Concurrency: f.Concurrency, MemoryLimit: true,
+			Lock: f.Lock.Options(env.Name, env.Log),
 		})
 	}))
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/buttersink/buttersink/lib/hint"
 	"github.com/buttersink/buttersink/lib/jsonl"
 	"github.com/buttersink/buttersink/lib/location"
+	"github.com/buttersink/buttersink/lib/lock"
 	"github.com/buttersink/buttersink/lib/objstore"
 	"github.com/buttersink/buttersink/lib/progress"
 	"github.com/buttersink/buttersink/lib/sendstream"
@@ -39,6 +40,8 @@ type PutOptions struct {
 	// MemoryLimit keeps the Go heap within the bound bss3put(1) gives; it
 	// is a setting of the whole process (debug.SetMemoryLimit).
 	MemoryLimit bool
+	// Lock is how to take the store's writers' lock (lib/lock).
+	Lock lock.Options
 }
 
 // memoryBase is the Go memory bss3put allows itself beside its part
@@ -58,7 +61,7 @@ func (m *memoryLimit) setParts(n int64) {
 
 // Put reads concatenated send streams from env.Stdin and stores each as one
 // object, printing its listing record when it is complete.
-func Put(ctx context.Context, env *cli.Env, opts PutOptions) error {
+func Put(ctx context.Context, env *cli.Env, opts PutOptions) (rerr error) {
 	if !opts.Dst.IsObjectStore() {
 		return cli.UsageError("%s: not an object store (want s3://bucket/prefix/ or file:///dir/)", opts.Dst)
 	}
@@ -72,6 +75,21 @@ func Put(ctx context.Context, env *cli.Env, opts PutOptions) error {
 	if err != nil {
 		return err
 	}
+	// One writer at a time (bss3put, bsrm): an object another run stored
+	// meanwhile is found complete and skipped.
+	lk, err := objstore.Lock(ctx, st, opts.Lock, true)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if lost := lk.Lost(); lost != nil {
+			rerr = lost
+		}
+		if err := lk.Release(); err != nil && rerr == nil {
+			rerr = err
+		}
+	}()
+	ctx = lk.Context()
 	// A GOMEMLIMIT in the environment wins.
 	var partMemory func(int64)
 	if opts.MemoryLimit && os.Getenv("GOMEMLIMIT") == "" {

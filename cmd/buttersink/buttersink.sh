@@ -41,6 +41,9 @@ Synchronise two sets of btrfs read-only snapshots. With only <dst>, list it.
       --endpoint-url URL  S3-compatible endpoint (or AWS_ENDPOINT_URL)
       --ssh CMD           ssh command for ssh:// locations (or BS_SSH)
       --sudo              run remote commands with sudo -n
+      --wait              if another run holds <dst>'s lock, wait for it
+                          (without: exit 75)
+      --wait-timeout DUR  wait at most DUR (e.g. 30m), then exit 75
   -h, --help              this help
 
 Locations: [btrfs://]/dir/[snapshot]  ssh://[user@]host[:port]/dir/[snapshot]
@@ -57,7 +60,7 @@ die() {
 # Options are collected per stage, each as a quoted word list that is
 # expanded with eval "set -- $list" so arguments with spaces survive.
 quote() { printf "'%s'" "$(printf '%s' "$1" | sed "s/'/'\\\\''/g")"; }
-common="" plan_opts="" put_opts="" get_opts="" remote_opts="" s3_opts=""
+common="" plan_opts="" put_opts="" get_opts="" remote_opts="" s3_opts="" lock_opts=""
 dry=0 delete=0 prune=0 quiet=0
 add() { eval "$1=\"\${$1} $(quote "$2")\""; }
 
@@ -92,6 +95,8 @@ while [ $# -gt 0 ]; do
 	--ssh) need_arg "$@"; add remote_opts --ssh; add remote_opts "$2"; shift ;;
 	--profile | --endpoint-url | --region) need_arg "$@"; add s3_opts "$1"; add s3_opts "$2"; shift ;;
 	--sudo) add remote_opts --sudo ;;
+	--wait) add lock_opts --wait ;;
+	--wait-timeout) need_arg "$@"; add lock_opts "$1"; add lock_opts "$2"; shift ;;
 	--) shift; break ;;
 	-?*) die "unknown option $1" "see buttersink --help" ;;
 	*) break ;;
@@ -156,16 +161,19 @@ if [ -s "$tmp/send" ]; then
 	pids="$rpid"
 	if [ "$(kind "$dst")" = store ]; then
 		writer=bss3put
-		eval "set -- $common $s3_opts $put_opts"
+		eval "set -- $common $s3_opts $put_opts $lock_opts"
 	else
 		writer=bsrecv
-		eval "set -- $common $remote_opts"
+		eval "set -- $common $remote_opts $lock_opts"
 	fi
 	"$writer" "$@" "$dst" <"$tmp/stream" >"$tmp/done"
 	wstatus=$?
 	wait "$rpid"
 	rstatus=$?
 	pids=""
+	# Another run holds the destination (75): the reader failing on the
+	# closed pipe is its consequence, not the cause.
+	[ "$wstatus" -eq 75 ] && exit 75
 	if [ "$rstatus" -ne 0 ]; then
 		[ "$wstatus" -eq 0 ] || printf '%s: error: %s failed too (exit %d)\n' "$prog" "$writer" "$wstatus" >&2
 		exit "$rstatus"
@@ -179,7 +187,7 @@ fi
 
 # 3. Delete.
 if [ -s "$tmp/delete" ]; then
-	case $dst in s3://* | file://*) eval "set -- $common $s3_opts" ;; *) eval "set -- $common $remote_opts" ;; esac
+	case $dst in s3://* | file://*) eval "set -- $common $s3_opts $lock_opts" ;; *) eval "set -- $common $remote_opts $lock_opts" ;; esac
 	bsrm "$@" "$dst" <"$tmp/delete" >/dev/null || exit $?
 	if [ "$quiet" -eq 0 ]; then
 		printf '%s: %s deleted from %s\n' "$prog" "$(grep -c . "$tmp/delete")" "$dst" >&2

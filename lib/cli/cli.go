@@ -7,6 +7,7 @@
 //	0    success
 //	1    failure (the error is printed as "NAME: error: ...")
 //	2    usage error (bad flags or arguments)
+//	75   the destination is locked by another run (EX_TEMPFAIL; see lib/lock)
 //	130  interrupted by SIGINT or SIGTERM (work in progress was cleaned up)
 package cli
 
@@ -33,6 +34,7 @@ const (
 	ExitOK          = 0
 	ExitFailure     = 1
 	ExitUsage       = 2
+	ExitLocked      = 75
 	ExitInterrupted = 130
 )
 

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/buttersink/buttersink/lib/names"
+	"github.com/buttersink/buttersink/lib/lock"
 	"github.com/buttersink/buttersink/lib/uuid"
 )
 
@@ -269,6 +270,19 @@ func TestStorable(t *testing.T) {
 			if err := names.Key(k.String(), tc.prefixLen); tc.ok && err != nil {
 				t.Errorf("storable %.40q… makes key %.60q…, refused: %v", tc.path, k.String(), err)
 			}
+		}
+	}
+}
+
+// The writers' lock (lib/lock) lives under the store's directory as
+// lock.Name: never a stream key, at any depth, so listings skip it.
+func TestLockNameIsNoKey(t *testing.T) {
+	for _, k := range []string{lock.Name, "a/" + lock.Name, "a/b/" + lock.Name} {
+		if got, err := ParseKey(k); err == nil {
+			t.Errorf("ParseKey(%q) = %+v, want an error", k, got)
+		}
+		if _, ok := Record(Object{Key: k}); ok {
+			t.Errorf("Record(%q) is a stream", k)
 		}
 	}
 }

@@ -137,7 +137,12 @@ func (f Flags) Run(ctx context.Context, loc location.Location, c Command) error 
 			return fmt.Errorf("%s: ssh killed by signal %d while running %s", Host(loc), ws.Signal(), c.Name)
 		}
 	}
-	return classify(Host(loc), c.Name, code, se.result())
+	err = classify(Host(loc), c.Name, code, se.result())
+	if code == exitLocked {
+		// The remote command found its destination locked: so does this one.
+		err = &lockedError{err}
+	}
+	return err
 }
 
 // Exec runs the bs command name with args on loc's host with env's stdin
@@ -168,3 +173,15 @@ func (e *UsageError) Unwrap() error { return e.Err }
 
 // ExitCode is cli.ExitUsage.
 func (e *UsageError) ExitCode() int { return 2 }
+
+// exitLocked is cli.ExitLocked, a remote command's "destination locked".
+const exitLocked = 75
+
+// lockedError is a remote command that found its destination locked.
+type lockedError struct{ Err error }
+
+func (e *lockedError) Error() string { return e.Err.Error() }
+func (e *lockedError) Unwrap() error { return e.Err }
+
+// ExitCode is cli.ExitLocked: this command's destination is locked too.
+func (e *lockedError) ExitCode() int { return exitLocked }

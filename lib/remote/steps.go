@@ -110,7 +110,8 @@ func renamed(r io.Reader, w io.Writer, rel string) error {
 // line (never steps on stdin), so that the server's forced command sees,
 // canonicalises and can refuse each path. The remote bsrm prints one
 // result line per snapshot; their "dst" is put back into ssh:// form.
-func Remove(ctx context.Context, env Stdio, f Flags, steps []plan.Step, dryRun bool) error {
+// flags (e.g. --wait) are passed on to each remote bsrm.
+func Remove(ctx context.Context, env Stdio, f Flags, steps []plan.Step, dryRun bool, flags ...string) error {
 	type batch struct {
 		host  location.Location
 		paths []string
@@ -138,7 +139,7 @@ func Remove(ctx context.Context, env Stdio, f Flags, steps []plan.Step, dryRun b
 		b.paths = append(b.paths, path.Join(dst.AsDir().Path(), rel))
 	}
 	for _, b := range batches {
-		var args []string
+		args := append([]string(nil), flags...)
 		if dryRun {
 			args = append(args, "--dry-run")
 		}
