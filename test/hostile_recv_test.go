@@ -40,7 +40,7 @@ func hsC(typ uint16, attrs ...sendstream.Attr) hsCmd {
 	}
 	return hsCmd{typ, attrs}
 }
-func hsS(t uint16, v string) sendstream.Attr         { return sendstream.Attr{Type: t, Value: []byte(v)} }
+func hsS(t uint16, v string) sendstream.Attr { return sendstream.Attr{Type: t, Value: []byte(v)} }
 func hsU64(t uint16, v uint64) sendstream.Attr {
 	return sendstream.Attr{Type: t, Value: binary.LittleEndian.AppendUint64(nil, v)}
 }

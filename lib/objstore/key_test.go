@@ -5,8 +5,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/buttersink/buttersink/lib/names"
 	"github.com/buttersink/buttersink/lib/lock"
+	"github.com/buttersink/buttersink/lib/names"
 	"github.com/buttersink/buttersink/lib/uuid"
 )
 
