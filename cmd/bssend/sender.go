@@ -18,10 +18,13 @@ import (
 	"io"
 	"os"
 	"path"
+	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/buttersink/buttersink/lib/uuid"
 
 	"golang.org/x/sys/unix"
 
@@ -30,6 +33,7 @@ import (
 	"github.com/buttersink/buttersink/lib/hint"
 	"github.com/buttersink/buttersink/lib/jsonl"
 	"github.com/buttersink/buttersink/lib/location"
+	"github.com/buttersink/buttersink/lib/names"
 	"github.com/buttersink/buttersink/lib/plan"
 	"github.com/buttersink/buttersink/lib/progress"
 	"github.com/buttersink/buttersink/lib/remote"
@@ -62,6 +66,11 @@ type job struct {
 	size   int64
 	// ssh is the step of a pull: the send runs on the source's host.
 	ssh *plan.Step
+	// dir is a plan step's source directory, which every subvolume the
+	// step names must resolve below; uuids are what the step says they
+	// are (zero: not said, e.g. clone sources of old plans).
+	dir   string
+	uuids map[string]uuid.UUID
 }
 
 type sender struct {
@@ -271,7 +280,8 @@ func localJob(st plan.Step, dir string) (job, error) {
 	if err != nil {
 		return job{}, err
 	}
-	j := job{path: path.Join(dir, rel), label: rel, size: st.Size}
+	j := job{path: path.Join(dir, rel), label: rel, size: st.Size, dir: dir, uuids: map[string]uuid.UUID{}}
+	j.uuids[j.path] = st.Snapshot.UUID
 	if strings.Contains(rel, "/") {
 		j.rename = rel
 	}
@@ -281,6 +291,7 @@ func localJob(st plan.Step, dir string) (job, error) {
 			return job{}, fmt.Errorf("parent: %w", err)
 		}
 		j.parent = path.Join(dir, p)
+		j.uuids[j.parent] = st.Parent.UUID
 	}
 	for _, c := range st.Clones {
 		p, err := relPath(c.Path)
@@ -288,19 +299,15 @@ func localJob(st plan.Step, dir string) (job, error) {
 			return job{}, fmt.Errorf("clone: %w", err)
 		}
 		j.clones = append(j.clones, path.Join(dir, p))
+		j.uuids[path.Join(dir, p)] = c.UUID
 	}
 	return j, nil
 }
 
-// relPath checks a path relative to a step's source directory.
+// relPath checks a snapshot path relative to a step's source directory.
 func relPath(p string) (string, error) {
-	if p == "" || strings.HasPrefix(p, "/") {
-		return "", fmt.Errorf("snapshot path %q: not relative", p)
-	}
-	for _, c := range strings.Split(p, "/") {
-		if c == "" || c == "." || c == ".." {
-			return "", fmt.Errorf("snapshot path %q: empty, '.' or '..' component", p)
-		}
+	if err := names.Snapshot(p); err != nil {
+		return "", err
 	}
 	return p, nil
 }
@@ -316,6 +323,9 @@ func checkSource(j job) error {
 		if p == "" {
 			continue
 		}
+		if err := within(p, j.dir); err != nil {
+			return err
+		}
 		info, err := btrfs.Info(p)
 		if err != nil {
 			if errors.Is(err, btrfs.ErrNotSubvolume) || errors.Is(err, btrfs.ErrNotBtrfs) {
@@ -327,6 +337,31 @@ func checkSource(j job) error {
 			return hint.Wrap(fmt.Errorf("%s: not read-only; send needs a read-only snapshot", p),
 				"make one with: btrfs subvolume snapshot -r SUBVOLUME SNAPSHOT")
 		}
+		if want := j.uuids[p]; !want.IsZero() && info.UUID != want {
+			return hint.Wrap(fmt.Errorf("%s: is snapshot %s, not %s as the plan step says", p, info.UUID.Canonical(), want.Canonical()),
+				"the source changed since the plan was made: run bsplan again")
+		}
+	}
+	return nil
+}
+
+// within refuses a plan step's path that leads out of its source
+// directory dir through a symbolic link ("" dir: named on the command
+// line, where the user's path is taken as given).
+func within(p, dir string) error {
+	if dir == "" {
+		return nil
+	}
+	rd, err := filepath.EvalSymlinks(dir)
+	if err != nil {
+		return err
+	}
+	rp, err := filepath.EvalSymlinks(p)
+	if err != nil {
+		return err
+	}
+	if rel, err := filepath.Rel(rd, rp); err != nil || rel == "." || rel == ".." || strings.HasPrefix(rel, "../") {
+		return fmt.Errorf("%s: leads out of %s (through a symbolic link)", p, dir)
 	}
 	return nil
 }
