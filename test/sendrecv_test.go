@@ -416,7 +416,7 @@ func TestSendRecvRefusals(t *testing.T) {
 		{"object store step", `echo '{"op":"send","src":"s3://bucket/p/","dst":"/x/","snapshot":{"kind":"object","path":"s1"}}' | bssend > /dev/null`, "bssend: hint: use bss3get", 1},
 		{"dotdot step", `echo '{"op":"send","src":"/x/","dst":"/y/","snapshot":{"kind":"subvolume","path":"../s1"}}' | bssend > /dev/null`, "'..' component", 1},
 		{"step through a symbolic link out of src", `mkdir -p "$SRC/other"; [ -e "$SRC/other/s1" ] || btrfs -q subvolume snapshot -r "$SRC/s1" "$SRC/other/s1"; d=$(mktemp -d); ln -s "$SRC/other/s1" "$d/s1"; rc=0; printf '{"op":"send","src":"%s/","dst":"/x/","snapshot":{"kind":"subvolume","path":"s1"}}\n' "$d" | bssend > /dev/null || rc=$?; rm -r "$d"; exit $rc`, "leads out of", 1},
-		{"step naming another snapshot's uuid", `printf '{"op":"send","src":"%s/","dst":"/x/","snapshot":{"kind":"subvolume","path":"s2","uuid":"%s"}}\n' "$SRC" "$(btrfs subvolume show "$SRC/s1" | awk '/^[[:space:]]*UUID:/{print $2}')" | bssend > /dev/null`, "not as the plan step says", 1},
+		{"step naming another snapshot's uuid", `printf '{"op":"send","src":"%s/","dst":"/x/","snapshot":{"kind":"subvolume","path":"s2","uuid":"%s"}}\n' "$SRC" "$(btrfs subvolume show "$SRC/s1" | awk '/^[[:space:]]*UUID:/{print $2}')" | bssend > /dev/null`, "as the plan step says", 1},
 		{"compressed proto 1", `bssend --proto 1 --compressed-data "$SRC/s1" > /dev/null`, "needs --proto 2", 2},
 		{"missing parent", `bssend -p "$SRC/s1" "$SRC/s2" | bsrecv "$DST/"`, "bsrecv: error: " + dst + "/s2: parent " + srInfo(t, src+"/s1").UUID.Canonical() + " is not at the destination", 1},
 		{"not a stream", `echo hello | bsrecv "$DST/"`, "bad magic, not a btrfs send stream", 1},
