@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -40,7 +41,7 @@ func hsC(typ uint16, attrs ...sendstream.Attr) hsCmd {
 	}
 	return hsCmd{typ, attrs}
 }
-func hsS(t uint16, v string) sendstream.Attr         { return sendstream.Attr{Type: t, Value: []byte(v)} }
+func hsS(t uint16, v string) sendstream.Attr { return sendstream.Attr{Type: t, Value: []byte(v)} }
 func hsU64(t uint16, v uint64) sendstream.Attr {
 	return sendstream.Attr{Type: t, Value: binary.LittleEndian.AppendUint64(nil, v)}
 }
@@ -99,6 +100,11 @@ type hsWorld struct {
 	fs, dst, sentinel string
 	outsideRO         [16]byte // uuid of fs/outside-ro
 	outsideCT         uint64
+	// base is outside's state as the world was made (or last rebased):
+	// a refused stream changes nothing outside, so each run compares
+	// with it and reads the outside once, after the run.
+	base string
+	bin  string // the built commands
 }
 
 func hsSetup(t *testing.T) *hsWorld {
@@ -111,7 +117,7 @@ func hsSetup(t *testing.T) *hsWorld {
 	harness.MustSh(t, `
 		mkdir "$FS/dst"
 		btrfs -q subvolume create "$FS/outside"
-		head -c 200000 /dev/urandom > "$FS/outside/secret"
+		head -c 65536 /dev/urandom > "$FS/outside/secret"
 		btrfs -q subvolume snapshot -r "$FS/outside" "$FS/outside-ro"
 		# A received copy outside the destination: btrfs receive finds
 		# parents and clone sources by received UUID first.
@@ -127,7 +133,33 @@ func hsSetup(t *testing.T) *hsWorld {
 		btrfs filesystem sync "$FS"
 	`, "FS="+fs, "S="+sentinel)
 	info := srInfo(t, fs+"/outside-ro")
-	return &hsWorld{fs: fs, dst: fs + "/dst", sentinel: sentinel, outsideRO: info.UUID, outsideCT: info.CTransID}
+	w := &hsWorld{fs: fs, dst: fs + "/dst", sentinel: sentinel, outsideRO: info.UUID, outsideCT: info.CTransID, bin: harness.Bin(t)}
+	w.rebase(t)
+	return w
+}
+
+// rebase takes the state outside the destination as the one runs must
+// leave unchanged, after a test changed it on purpose.
+func (w *hsWorld) rebase(t *testing.T) { w.base = w.outside(t) }
+
+// bsrecv runs bsrecv DST/ with stream on its standard input (a pipe, as
+// from ssh or bss3get), without a shell in between.
+func (w *hsWorld) bsrecv(t *testing.T, stream []byte) harness.Result {
+	t.Helper()
+	cmd := exec.Command(filepath.Join(w.bin, "bsrecv"), w.dst+"/")
+	cmd.Stdin = bytes.NewReader(stream)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	r := harness.Result{Stdout: stdout.String(), Stderr: stderr.String()}
+	if err != nil {
+		ee, ok := err.(*exec.ExitError)
+		if !ok {
+			t.Fatalf("bsrecv: %v", err)
+		}
+		r.Code = ee.ExitCode()
+	}
+	return r
 }
 
 // outside is the state of everything outside the destination: every
@@ -164,15 +196,10 @@ func (w *hsWorld) outside(t *testing.T) string {
 // the destination holds nothing (no subvolume, no receive marker).
 func (w *hsWorld) refused(t *testing.T, stream []byte, wantErr string) {
 	t.Helper()
-	before := w.outside(t)
-	f := filepath.Join(w.sentinel, "..", filepath.Base(w.sentinel)+".stream")
-	if err := os.WriteFile(f, stream, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	defer os.Remove(f)
-	r := harness.Sh(t, `bsrecv "$DST/" < "$F"`, "DST="+w.dst, "F="+f)
-	if after := w.outside(t); after != before {
-		t.Errorf("outside the destination changed:\nbefore:\n%s\nafter:\n%s", before, after)
+	r := w.bsrecv(t, stream)
+	if after := w.outside(t); after != w.base {
+		t.Errorf("outside the destination changed:\nbefore:\n%s\nafter:\n%s", w.base, after)
+		w.rebase(t) // one fault is reported once
 	}
 	if r.Code == 0 || r.Stdout != "" {
 		t.Errorf("exit %d, stdout %q: want a failure and no record", r.Code, r.Stdout)
@@ -272,25 +299,24 @@ func TestHostileStreamSources(t *testing.T) {
 		defer harness.MustSh(t, `btrfs -q subvolume delete "$FS/dst/outside-ro"`, "FS="+w.fs)
 		writable := srInfo(t, w.fs+"/outside")
 		// The parent check passes; the clone from fs/outside is refused.
-		before := w.outside(t)
+		w.rebase(t)
 		st := hsStream(hsSnapshot("evil", w.outsideRO, w.outsideCT), mkf, clone(writable.UUID, writable.CTransID), hsEnd())
-		f := w.sentinel + ".stream"
-		os.WriteFile(f, st, 0o600)
-		defer os.Remove(f)
-		r := harness.Sh(t, `bsrecv "$FS/dst/" < "$F"`, "FS="+w.fs, "F="+f)
+		r := w.bsrecv(t, st)
 		if r.Code == 0 || r.Stdout != "" || strings.Count(r.Stderr, "error:") != 1 || !strings.Contains(r.Stderr, "CLONE: clone source "+writable.UUID.Canonical()+" is outside the destination: "+w.fs+"/outside") {
 			t.Errorf("exit %d stdout %q stderr %q", r.Code, r.Stdout, r.Stderr)
 		}
 		if ents, _ := os.ReadDir(w.dst); len(ents) != 1 {
 			t.Errorf("destination holds %v", ents)
 		}
-		if w.outside(t) != before {
+		if w.outside(t) != w.base {
 			t.Errorf("outside changed")
 		}
 		// The same clone from the parent inside is received.
 		st = hsStream(hsSnapshot("evil", w.outsideRO, w.outsideCT), mkf, clone(w.outsideRO, w.outsideCT), hsEnd())
-		os.WriteFile(f, st, 0o600)
-		harness.MustSh(t, `bsrecv "$FS/dst/" < "$F" >/dev/null; cmp "$FS/dst/evil/f" "$FS/outside-ro/secret"; btrfs -q subvolume delete "$FS/dst/evil"`, "FS="+w.fs, "F="+f)
+		if r := w.bsrecv(t, st); r.Code != 0 {
+			t.Fatalf("exit %d: %s", r.Code, r.Stderr)
+		}
+		harness.MustSh(t, `cmp "$FS/dst/evil/f" "$FS/outside-ro/secret"; btrfs -q subvolume delete "$FS/dst/evil"`, "FS="+w.fs)
 	})
 }
 
