@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -24,9 +25,17 @@ type hsCmd struct {
 }
 
 func hsStream(cmds ...hsCmd) []byte {
-	b := sendstream.AppendHeader(nil, 1)
+	// Version 1, unless a command needs 2 (btrfs receive refuses
+	// FALLOCATE and later ones in a version 1 stream).
+	var v uint32 = 1
 	for _, c := range cmds {
-		b = sendstream.AppendCommand(b, 1, c.typ, c.attrs...)
+		if c.typ >= sendstream.CmdFallocate {
+			v = 2
+		}
+	}
+	b := sendstream.AppendHeader(nil, v)
+	for _, c := range cmds {
+		b = sendstream.AppendCommand(b, v, c.typ, c.attrs...)
 	}
 	return b
 }
@@ -46,6 +55,15 @@ func hsU64(t uint16, v uint64) sendstream.Attr {
 }
 func hsUUID(t uint16, u [16]byte) sendstream.Attr { return sendstream.Attr{Type: t, Value: u[:]} }
 
+func hsU32(t uint16, v uint32) sendstream.Attr {
+	return sendstream.Attr{Type: t, Value: binary.LittleEndian.AppendUint32(nil, v)}
+}
+
+// hsTime is a timespec attribute (le64 seconds, le32 nanoseconds).
+func hsTime(t uint16, sec uint64) sendstream.Attr {
+	return sendstream.Attr{Type: t, Value: binary.LittleEndian.AppendUint32(binary.LittleEndian.AppendUint64(nil, sec), 0)}
+}
+
 var hsStreamUUID = [16]byte{0xb5, 0xec, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14}
 
 func hsSubvol(name string) hsCmd {
@@ -61,33 +79,36 @@ func hsEnd() hsCmd { return hsC(sendstream.CmdEnd) }
 
 // The commands that make or touch one path p, as the kernel would send
 // them for a new file (or, for LINK and RENAME, with p on either side).
+// p names an existing file x; the commands that make one aim at a new
+// name beside it, where they would succeed if they got there.
 func hsOnPath(p string) map[string][]hsCmd {
 	P := func(v string) sendstream.Attr { return hsS(sendstream.AttrPath, v) }
 	mkf := hsC(sendstream.CmdMkfile, P("f"))
+	n := strings.TrimSuffix(p, "x") + "new"
 	return map[string][]hsCmd{
-		"mkfile":        {hsC(sendstream.CmdMkfile, P(p))},
-		"mkdir":         {hsC(sendstream.CmdMkdir, P(p))},
-		"mknod":         {hsC(sendstream.CmdMknod, P(p), hsU64(sendstream.AttrMode, 0o20600), hsU64(sendstream.AttrRdev, 0x103))},
-		"mkfifo":        {hsC(sendstream.CmdMkfifo, P(p))},
-		"mksock":        {hsC(sendstream.CmdMksock, P(p))},
-		"symlink":       {hsC(sendstream.CmdSymlink, P(p), hsS(sendstream.AttrPathLink, "target"))},
+		"mkfile":        {hsC(sendstream.CmdMkfile, P(n))},
+		"mkdir":         {hsC(sendstream.CmdMkdir, P(n))},
+		"mknod":         {hsC(sendstream.CmdMknod, P(n), hsU64(sendstream.AttrMode, 0o20600), hsU64(sendstream.AttrRdev, 0x103))},
+		"mkfifo":        {hsC(sendstream.CmdMkfifo, P(n))},
+		"mksock":        {hsC(sendstream.CmdMksock, P(n))},
+		"symlink":       {hsC(sendstream.CmdSymlink, P(n), hsS(sendstream.AttrPathLink, "target"))},
 		"rename from":   {hsC(sendstream.CmdRename, P(p), hsS(sendstream.AttrPathTo, "stolen"))},
-		"rename to":     {mkf, hsC(sendstream.CmdRename, P("f"), hsS(sendstream.AttrPathTo, p))},
-		"link out":      {mkf, hsC(sendstream.CmdLink, P(p), hsS(sendstream.AttrPathLink, "f"))},
+		"rename to":     {mkf, hsC(sendstream.CmdRename, P("f"), hsS(sendstream.AttrPathTo, n))},
+		"link out":      {mkf, hsC(sendstream.CmdLink, P(n), hsS(sendstream.AttrPathLink, "f"))},
 		"hardlink in":   {hsC(sendstream.CmdLink, P("stolen"), hsS(sendstream.AttrPathLink, p))},
 		"unlink":        {hsC(sendstream.CmdUnlink, P(p))},
 		"rmdir":         {hsC(sendstream.CmdRmdir, P(p))},
 		"set_xattr":     {hsC(sendstream.CmdSetXattr, P(p), hsS(sendstream.AttrXattrName, "user.evil"), hsS(sendstream.AttrXattrData, "1"))},
 		"remove_xattr":  {hsC(sendstream.CmdRemoveXattr, P(p), hsS(sendstream.AttrXattrName, "user.keep"))},
 		"write":         {hsC(sendstream.CmdWrite, P(p), hsU64(sendstream.AttrFileOffset, 0), hsS(sendstream.AttrData, "pwned\n"))},
-		"clone to":      {hsC(sendstream.CmdClone, P(p), hsU64(sendstream.AttrFileOffset, 0), hsU64(sendstream.AttrCloneLen, 0), hsUUID(sendstream.AttrCloneUUID, hsStreamUUID), hsU64(sendstream.AttrCloneCTransID, 7), hsS(sendstream.AttrClonePath, "f"), hsU64(sendstream.AttrCloneOffset, 0))},
+		"clone to":      {mkf, hsC(sendstream.CmdWrite, P("f"), hsU64(sendstream.AttrFileOffset, 0), hsS(sendstream.AttrData, "pwned\n")), hsC(sendstream.CmdClone, P(p), hsU64(sendstream.AttrFileOffset, 0), hsU64(sendstream.AttrCloneLen, 6), hsUUID(sendstream.AttrCloneUUID, hsStreamUUID), hsU64(sendstream.AttrCloneCTransID, 7), hsS(sendstream.AttrClonePath, "f"), hsU64(sendstream.AttrCloneOffset, 0))},
 		"clone from":    {mkf, hsC(sendstream.CmdClone, P("f"), hsU64(sendstream.AttrFileOffset, 0), hsU64(sendstream.AttrCloneLen, 0), hsUUID(sendstream.AttrCloneUUID, hsStreamUUID), hsU64(sendstream.AttrCloneCTransID, 7), hsS(sendstream.AttrClonePath, p), hsU64(sendstream.AttrCloneOffset, 0))},
 		"truncate":      {hsC(sendstream.CmdTruncate, P(p), hsU64(sendstream.AttrSize, 0))},
 		"chmod":         {hsC(sendstream.CmdChmod, P(p), hsU64(sendstream.AttrMode, 0o4777))},
 		"chown":         {hsC(sendstream.CmdChown, P(p), hsU64(sendstream.AttrUID, 4242), hsU64(sendstream.AttrGID, 4242))},
-		"utimes":        {hsC(sendstream.CmdUtimes, P(p), hsU64(sendstream.AttrATime, 0), hsU64(sendstream.AttrMTime, 0), hsU64(sendstream.AttrCTime, 0))},
+		"utimes":        {hsC(sendstream.CmdUtimes, P(p), hsTime(sendstream.AttrATime, 0), hsTime(sendstream.AttrMTime, 0), hsTime(sendstream.AttrCTime, 0))},
 		"second path":   {hsC(sendstream.CmdTruncate, P("f"), P(p), hsU64(sendstream.AttrSize, 0))},
-		"fallocate":     {hsC(sendstream.CmdFallocate, P(p), hsU64(sendstream.AttrFallocateMode, 0), hsU64(sendstream.AttrFileOffset, 0), hsU64(sendstream.AttrSize, 1<<20))},
+		"fallocate":     {hsC(sendstream.CmdFallocate, P(p), hsU32(sendstream.AttrFallocateMode, 0), hsU64(sendstream.AttrFileOffset, 0), hsU64(sendstream.AttrSize, 1<<20))},
 		"update_extent": {hsC(sendstream.CmdUpdateExtent, P(p), hsU64(sendstream.AttrFileOffset, 0), hsU64(sendstream.AttrSize, 1))},
 	}
 }
@@ -99,6 +120,11 @@ type hsWorld struct {
 	fs, dst, sentinel string
 	outsideRO         [16]byte // uuid of fs/outside-ro
 	outsideCT         uint64
+	// base is outside's state as the world was made (or last rebased):
+	// a refused stream changes nothing outside, so each run compares
+	// with it and reads the outside once, after the run.
+	base string
+	bin  string // the built commands
 }
 
 func hsSetup(t *testing.T) *hsWorld {
@@ -111,11 +137,21 @@ func hsSetup(t *testing.T) *hsWorld {
 	harness.MustSh(t, `
 		mkdir "$FS/dst"
 		btrfs -q subvolume create "$FS/outside"
-		head -c 200000 /dev/urandom > "$FS/outside/secret"
+		head -c 65536 /dev/urandom > "$FS/outside/secret"
 		btrfs -q subvolume snapshot -r "$FS/outside" "$FS/outside-ro"
 		# A received copy outside the destination: btrfs receive finds
 		# parents and clone sources by received UUID first.
 		mkdir "$FS/elsewhere" && btrfs send -q "$FS/outside-ro" | btrfs receive "$FS/elsewhere/" 2>/dev/null
+	`+hsTargets, "FS="+fs, "S="+sentinel)
+	info := srInfo(t, fs+"/outside-ro")
+	w := &hsWorld{fs: fs, dst: fs + "/dst", sentinel: sentinel, outsideRO: info.UUID, outsideCT: info.CTransID, bin: harness.Bin(t)}
+	w.rebase(t)
+	return w
+}
+
+// hsTargets makes the files hostile paths aim at, beside the
+// destination, in the writable subvolume outside it and in the sentinel.
+const hsTargets = `
 		echo keep > "$FS/x"; setfattr -n user.keep -v 1 "$FS/x"; mkdir "$FS/d"
 		for d in "$S" "$FS/outside"; do
 			echo keep > "$d/x"; setfattr -n user.keep -v 1 "$d/x"; mkdir "$d/d"; echo keep > "$d/stolen"
@@ -125,9 +161,46 @@ func hsSetup(t *testing.T) *hsWorld {
 		# ctransid then changes only if something writes to it.
 		sleep 0.01; find "$FS" "$S" -type f -exec cat {} + >/dev/null; ls -R "$FS" "$S" >/dev/null
 		btrfs filesystem sync "$FS"
-	`, "FS="+fs, "S="+sentinel)
-	info := srInfo(t, fs+"/outside-ro")
-	return &hsWorld{fs: fs, dst: fs + "/dst", sentinel: sentinel, outsideRO: info.UUID, outsideCT: info.CTransID}
+`
+
+// repair puts the targets back after a run that reached them, so that
+// the next run starts from the same world (a test without the fixes then
+// fails in every subtest that escapes, not only in the first), and
+// takes the new base.
+func (w *hsWorld) repair(t *testing.T) {
+	harness.MustSh(t, `
+		cd "$FS"
+		for e in * .[!.]*; do
+			case "$e" in dst|outside|outside-ro|elsewhere|src|snaps) ;; *) rm -rf "$e" ;; esac
+		done
+		find "$S" -mindepth 1 -delete
+		find "$FS/outside" -mindepth 1 -maxdepth 1 ! -name secret -exec rm -rf {} +
+	`+hsTargets, "FS="+w.fs, "S="+w.sentinel)
+	w.rebase(t)
+}
+
+// rebase takes the state outside the destination as the one runs must
+// leave unchanged, after a test changed it on purpose.
+func (w *hsWorld) rebase(t *testing.T) { w.base = w.outside(t) }
+
+// bsrecv runs bsrecv DST/ with stream on its standard input (a pipe, as
+// from ssh or bss3get), without a shell in between.
+func (w *hsWorld) bsrecv(t *testing.T, stream []byte) harness.Result {
+	t.Helper()
+	cmd := exec.Command(filepath.Join(w.bin, "bsrecv"), w.dst+"/")
+	cmd.Stdin = bytes.NewReader(stream)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	r := harness.Result{Stdout: stdout.String(), Stderr: stderr.String()}
+	if err != nil {
+		ee, ok := err.(*exec.ExitError)
+		if !ok {
+			t.Fatalf("bsrecv: %v", err)
+		}
+		r.Code = ee.ExitCode()
+	}
+	return r
 }
 
 // outside is the state of everything outside the destination: every
@@ -164,15 +237,10 @@ func (w *hsWorld) outside(t *testing.T) string {
 // the destination holds nothing (no subvolume, no receive marker).
 func (w *hsWorld) refused(t *testing.T, stream []byte, wantErr string) {
 	t.Helper()
-	before := w.outside(t)
-	f := filepath.Join(w.sentinel, "..", filepath.Base(w.sentinel)+".stream")
-	if err := os.WriteFile(f, stream, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	defer os.Remove(f)
-	r := harness.Sh(t, `bsrecv "$DST/" < "$F"`, "DST="+w.dst, "F="+f)
-	if after := w.outside(t); after != before {
-		t.Errorf("outside the destination changed:\nbefore:\n%s\nafter:\n%s", before, after)
+	r := w.bsrecv(t, stream)
+	if after := w.outside(t); after != w.base {
+		t.Errorf("outside the destination changed:\nbefore:\n%s\nafter:\n%s", w.base, after)
+		w.repair(t)
 	}
 	if r.Code == 0 || r.Stdout != "" {
 		t.Errorf("exit %d, stdout %q: want a failure and no record", r.Code, r.Stdout)
@@ -272,25 +340,24 @@ func TestHostileStreamSources(t *testing.T) {
 		defer harness.MustSh(t, `btrfs -q subvolume delete "$FS/dst/outside-ro"`, "FS="+w.fs)
 		writable := srInfo(t, w.fs+"/outside")
 		// The parent check passes; the clone from fs/outside is refused.
-		before := w.outside(t)
+		w.rebase(t)
 		st := hsStream(hsSnapshot("evil", w.outsideRO, w.outsideCT), mkf, clone(writable.UUID, writable.CTransID), hsEnd())
-		f := w.sentinel + ".stream"
-		os.WriteFile(f, st, 0o600)
-		defer os.Remove(f)
-		r := harness.Sh(t, `bsrecv "$FS/dst/" < "$F"`, "FS="+w.fs, "F="+f)
+		r := w.bsrecv(t, st)
 		if r.Code == 0 || r.Stdout != "" || strings.Count(r.Stderr, "error:") != 1 || !strings.Contains(r.Stderr, "CLONE: clone source "+writable.UUID.Canonical()+" is outside the destination: "+w.fs+"/outside") {
 			t.Errorf("exit %d stdout %q stderr %q", r.Code, r.Stdout, r.Stderr)
 		}
 		if ents, _ := os.ReadDir(w.dst); len(ents) != 1 {
 			t.Errorf("destination holds %v", ents)
 		}
-		if w.outside(t) != before {
+		if w.outside(t) != w.base {
 			t.Errorf("outside changed")
 		}
 		// The same clone from the parent inside is received.
 		st = hsStream(hsSnapshot("evil", w.outsideRO, w.outsideCT), mkf, clone(w.outsideRO, w.outsideCT), hsEnd())
-		os.WriteFile(f, st, 0o600)
-		harness.MustSh(t, `bsrecv "$FS/dst/" < "$F" >/dev/null; cmp "$FS/dst/evil/f" "$FS/outside-ro/secret"; btrfs -q subvolume delete "$FS/dst/evil"`, "FS="+w.fs, "F="+f)
+		if r := w.bsrecv(t, st); r.Code != 0 {
+			t.Fatalf("exit %d: %s", r.Code, r.Stderr)
+		}
+		harness.MustSh(t, `cmp "$FS/dst/evil/f" "$FS/outside-ro/secret"; btrfs -q subvolume delete "$FS/dst/evil"`, "FS="+w.fs)
 	})
 }
 

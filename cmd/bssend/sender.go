@@ -255,6 +255,14 @@ func stepJob(st plan.Step) (job, error) {
 	default:
 		return job{}, fmt.Errorf("unknown op %q", st.Op)
 	}
+	if st.Parent == nil && len(st.Clones) > 0 {
+		// The kernel would send it in full with those clone sources, a
+		// remote bssend -c (as btrfs send -c) from a parent it picks:
+		// the step means different streams to the two. bsplan gives
+		// clone sources to incremental sends only.
+		return job{}, hint.Wrap(fmt.Errorf("snapshot %s: clone sources without a parent", st.Snapshot.Path),
+			"a send step names its parent when it has clone sources; plan with bsplan")
+	}
 	loc, err := location.Parse(st.Src)
 	if err != nil {
 		return job{}, err

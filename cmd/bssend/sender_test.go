@@ -41,7 +41,13 @@ func TestStepJob(t *testing.T) {
 		{name: "empty", step: plan.Step{Op: "send", Src: "/src/", Snapshot: rec("")}, err: "empty"},
 		{name: "double slash", step: plan.Step{Op: "send", Src: "/src/", Snapshot: rec("a//b")}, err: "empty"},
 		{name: "bad parent", step: plan.Step{Op: "send", Src: "/src/", Snapshot: rec("a"), Parent: &snapshot.Snapshot{Path: "a/../../b"}}, err: "parent: "},
-		{name: "bad clone", step: plan.Step{Op: "send", Src: "/src/", Snapshot: rec("a"), Clones: []snapshot.Snapshot{rec(".")}}, err: "clone: "},
+		{name: "clones without a parent", step: plan.Step{Op: "send", Src: "/src/", Snapshot: rec("a"), Clones: []snapshot.Snapshot{rec("x")}},
+			err: "snapshot a: clone sources without a parent", hint: "names its parent"},
+		{name: "clones without a parent, pulled", step: plan.Step{Op: "send", Src: "ssh://h/src/", Snapshot: rec("a"), Clones: []snapshot.Snapshot{rec("x")}},
+			err: "snapshot a: clone sources without a parent", hint: "names its parent"},
+		{name: "pulled incremental with clones", step: plan.Step{Op: "send", Src: "ssh://h/src/", Snapshot: rec("b"), Parent: &parent, Clones: []snapshot.Snapshot{rec("x")}},
+			want: job{label: "b"}},
+		{name: "bad clone", step: plan.Step{Op: "send", Src: "/src/", Snapshot: rec("a"), Parent: &parent, Clones: []snapshot.Snapshot{rec(".")}}, err: "clone: "},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

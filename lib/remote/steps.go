@@ -34,33 +34,10 @@ func Send(ctx context.Context, env Stdio, f Flags, step plan.Step, out io.Writer
 	if !src.IsRemote() {
 		return fmt.Errorf("step for %s: source %s is not an ssh:// location", step.Snapshot.Path, step.Src)
 	}
-	dir := src.Path()
-	abs := func(rel string) (string, error) {
-		if rel == "" || path.IsAbs(rel) || rel != path.Clean(rel) || rel == ".." || strings.HasPrefix(rel, "../") {
-			return "", fmt.Errorf("step for %s: bad snapshot path %q", step.Snapshot.Path, rel)
-		}
-		return path.Join(dir, rel), nil
-	}
-	a := append([]string(nil), args...)
-	if step.Parent != nil {
-		p, err := abs(step.Parent.Path)
-		if err != nil {
-			return err
-		}
-		a = append(a, "-p", p)
-	}
-	for _, c := range step.Clones {
-		p, err := abs(c.Path)
-		if err != nil {
-			return err
-		}
-		a = append(a, "-c", p)
-	}
-	snap, err := abs(step.Snapshot.Path)
+	a, err := sendArgs(step, src.Path(), args)
 	if err != nil {
 		return err
 	}
-	a = append(a, snap)
 	c := Command{Name: "bssend", Args: a, Stdout: out, Stderr: env.Stderr, Log: env.Log, Quiet: env.Quiet, Verbose: env.Verbose}
 	if !strings.Contains(step.Snapshot.Path, "/") {
 		return f.Run(ctx, src, c)
@@ -81,6 +58,45 @@ func Send(ctx context.Context, env Stdio, f Flags, step plan.Step, out io.Writer
 		return runErr
 	}
 	return copyErr
+}
+
+// sendArgs is the remote bssend's command line for step, whose paths are
+// relative to dir on the source's host, after the stream flags args.
+//
+// A step with clone sources but no parent is refused, as bssend refuses
+// it locally: bssend -c without -p (like btrfs send -c) sends from a
+// parent it picks among the clone sources, where the kernel, given the
+// step as it is, sends in full; no command line says the latter.
+func sendArgs(step plan.Step, dir string, args []string) ([]string, error) {
+	abs := func(rel string) (string, error) {
+		if rel == "" || path.IsAbs(rel) || rel != path.Clean(rel) || rel == ".." || strings.HasPrefix(rel, "../") {
+			return "", fmt.Errorf("step for %s: bad snapshot path %q", step.Snapshot.Path, rel)
+		}
+		return path.Join(dir, rel), nil
+	}
+	if step.Parent == nil && len(step.Clones) > 0 {
+		return nil, fmt.Errorf("step for %s: clone sources without a parent", step.Snapshot.Path)
+	}
+	a := append([]string(nil), args...)
+	if step.Parent != nil {
+		p, err := abs(step.Parent.Path)
+		if err != nil {
+			return nil, err
+		}
+		a = append(a, "-p", p)
+	}
+	for _, c := range step.Clones {
+		p, err := abs(c.Path)
+		if err != nil {
+			return nil, err
+		}
+		a = append(a, "-c", p)
+	}
+	snap, err := abs(step.Snapshot.Path)
+	if err != nil {
+		return nil, err
+	}
+	return append(a, snap), nil
 }
 
 // renamed copies the one stream on r to w with its path set to rel.
