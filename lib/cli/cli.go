@@ -21,6 +21,7 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+	"unicode/utf8"
 
 	"github.com/alecthomas/kong"
 	"golang.org/x/sys/unix"
@@ -202,9 +203,26 @@ func reportTo(w io.Writer, name string, err error, interrupted bool, log *slog.L
 	return code
 }
 
+// oneLine makes an error one printable line: names in it may come from a
+// hostile stream or store, and must not drive the user's terminal, so
+// control characters and bytes that are not UTF-8 are escaped (\x1b).
 func oneLine(s string) string {
 	s = strings.TrimSpace(s)
-	return strings.Join(strings.Fields(strings.ReplaceAll(s, "\n", "; ")), " ")
+	s = strings.Join(strings.Fields(strings.ReplaceAll(s, "\n", "; ")), " ")
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		r, n := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && n <= 1, r < 0x20, r == 0x7f, r >= 0x80 && r < 0xa0:
+			for _, c := range []byte(s[i : i+n]) {
+				fmt.Fprintf(&b, "\\x%02x", c)
+			}
+		default:
+			b.WriteString(s[i : i+n])
+		}
+		i += n
+	}
+	return b.String()
 }
 
 func newLogger(name string, g *Globals, stderr io.Writer) (*slog.Logger, func(), error) {

@@ -46,3 +46,12 @@ func TestReportParsesBack(t *testing.T) {
 		t.Fatalf("read back %+v %+v from %q", e, h, buf.String())
 	}
 }
+
+// An error naming what a hostile stream made cannot drive the terminal.
+func TestReportEscapes(t *testing.T) {
+	var buf bytes.Buffer
+	reportTo(&buf, "bsrecv", errors.New("x/\x1b]0;owned\x07\xff\xfeé\u009b: refused"), false, nil)
+	if got, want := buf.String(), `bsrecv: error: x/\x1b]0;owned\x07\xff\xfeé\xc2\x9b: refused`+"\n"; got != want {
+		t.Fatalf("printed %q, want %q", got, want)
+	}
+}
