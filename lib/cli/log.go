@@ -49,8 +49,8 @@ func (h *handler) Handle(ctx context.Context, r slog.Record) error {
 		write(a)
 	}
 	r.Attrs(write)
-	b.WriteByte('\n')
-	_, err := io.WriteString(h.w, b.String())
+	// The message names what streams and stores hold: printable only.
+	_, err := io.WriteString(h.w, oneLine(b.String())+"\n")
 	return err
 }
 
