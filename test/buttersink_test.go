@@ -251,3 +251,37 @@ func TestButtersinkInapplicableOptions(t *testing.T) {
 		}
 	}
 }
+
+// TestFormatsStoreToStorePlans keeps buttersink-formats(5) and bsplan in
+// step on plans between two object stores: whatever the manual says
+// (refused, or copied object by object), bsplan must do.
+func TestFormatsStoreToStorePlans(t *testing.T) {
+	page, err := os.ReadFile(filepath.Join(harness.Root(), "man", "buttersink-formats.5"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The claim: the sentence that starts "Plans between two object stores".
+	text := strings.Join(strings.Fields(string(page)), " ")
+	i := strings.Index(text, "Plans between two object stores")
+	if i < 0 {
+		t.Fatal("buttersink-formats(5) no longer says what plans between two object stores do")
+	}
+	claim := text[i:]
+	claim = claim[:strings.Index(claim, ".")+1]
+	refused := strings.Contains(claim, "refused")
+
+	src := harness.Btrfs(t, 256)
+	snaps := makeSnapshots(t, src, 2)
+	a, b := t.TempDir(), t.TempDir()
+	harness.MustSh(t, "bsplan "+snaps+"/ file://"+a+"/ | bssend | bss3put file://"+a+"/ >/dev/null")
+	r := harness.Sh(t, "bsplan file://"+a+"/ file://"+b+"/")
+	switch {
+	case refused && r.Code == 0:
+		t.Fatalf("the manual says %q, but bsplan planned:\n%s", claim, r.Stdout)
+	case !refused && (r.Code != 0 || strings.Count(r.Stdout, `"op":"send"`) != 2 || !strings.Contains(r.Stdout, `"key":`)):
+		t.Fatalf("the manual says %q, but bsplan: exit %d\n%s%s", claim, r.Code, r.Stdout, r.Stderr)
+	}
+	if !refused && !strings.Contains(claim, "copy objects") {
+		t.Fatalf("the manual's claim %q says neither refused nor copied", claim)
+	}
+}
