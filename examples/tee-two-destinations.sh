@@ -19,5 +19,8 @@ bsrecv -- "$dst2" <"$tmp/second" >/dev/null &
 second=$!
 status=0
 bsplan -- "$src" "$dst1" | bssend | tee "$tmp/second" | bsrecv -- "$dst1" >/dev/null || status=$?
-wait "$second" || status=$?
+# A failed pipeline may have no writer that ever opened the FIFO (tee did
+# not start): stop the second receiver instead of waiting for it forever.
+[ "$status" -eq 0 ] || kill "$second" 2>/dev/null || :
+wait "$second" || [ "$status" -ne 0 ] || status=1
 exit "$status"

@@ -441,7 +441,7 @@ func TestExamplesFailingStage(t *testing.T) {
 	// buttersink (and so schedule-prune.sh and the nightly backup.sh, which
 	// exec it): every stage, with deletes planned.
 	harness.MustSh(t, fmt.Sprintf("buttersink -q %s/ %s/b/ && btrfs -q subvolume delete %s/b/data.1", snaps, dst, dst))
-	harness.MustSh(t, "btrfs -q subvolume snapshot -r "+snaps+"/data.1 "+dst+"/b/extra")
+	harness.MustSh(t, "btrfs -q subvolume snapshot -r "+dst+"/b/data.2 "+dst+"/b/extra")
 	for _, stage := range []string{"bsplan", "bssend", "bsrecv", "bsrm"} {
 		check("buttersink -d, "+stage+" failing", harness.Sh(t, fmt.Sprintf("buttersink -q -d %s/ %s/b/", snaps, dst), failStage(t, stage, "")))
 	}
