@@ -446,8 +446,9 @@ func TestExamplesFailingStage(t *testing.T) {
 
 	// buttersink (and so schedule-prune.sh and the nightly backup.sh, which
 	// exec it): every stage, with deletes planned.
-	harness.MustSh(t, fmt.Sprintf("mkdir %[2]s/b && buttersink -q %[1]s/ %[2]s/b/ && btrfs -q subvolume delete %[2]s/b/data.1", snaps, dst))
-	harness.MustSh(t, "btrfs -q subvolume snapshot -r "+dst+"/b/data.2 "+dst+"/b/extra")
+	// A send (data.2, gone at the destination) and a delete (data.1, gone
+	// at the source) planned.
+	harness.MustSh(t, fmt.Sprintf("mkdir %[2]s/b && buttersink -q %[1]s/ %[2]s/b/ && btrfs -q subvolume delete %[2]s/b/data.2 %[1]s/data.1", snaps, dst))
 	for _, stage := range []string{"bsplan", "bssend", "bsrecv", "bsrm"} {
 		check("buttersink -d, "+stage+" failing", harness.Sh(t, fmt.Sprintf("buttersink -q -d %s/ %s/b/", snaps, dst), failStage(t, stage, "")))
 	}
