@@ -64,7 +64,10 @@ btrfs subvolume snapshot -r "$work/src/data" "$work/src/snaps/data.3" >/dev/null
 bsls --table "$work/src/snaps/"
 
 say "the plan: what would be sent, and from which parent"
-bsplan "$work/src/snaps/" "$work/dst/backup/" | sed 's/"snapshot":{[^}]*"path":"\([^"]*\)"[^}]*}/"snapshot":"\1"/; s/"parent":{[^}]*"path":"\([^"]*\)"[^}]*}/"parent":"\1"/' | cut -c1-160
+# (the plan is taken first: sh has no pipefail, and a failing bsplan must
+# stop the demo, not vanish into sed's exit status)
+plan=$(bsplan "$work/src/snaps/" "$work/dst/backup/")
+printf '%s\n' "$plan" | sed 's/"snapshot":{[^}]*"path":"\([^"]*\)"[^}]*}/"snapshot":"\1"/; s/"parent":{[^}]*"path":"\([^"]*\)"[^}]*}/"parent":"\1"/' | cut -c1-160
 
 say "sync btrfs -> btrfs: buttersink src/snaps/ dst/backup/"
 buttersink "$work/src/snaps/" "$work/dst/backup/"

@@ -379,14 +379,38 @@ func TestSSHFilter(t *testing.T) {
 		{"list with append key", appendKey, "bsls '" + P + "/'"},
 		{"delete steps on stdin", del, "bsrm '" + P + "/'"},
 		{"delete outside", del, "bsrm '" + P + "/escape/o1'"},
+		{"delete the grant itself", del, "bsrm '" + P + "'"},
+		{"delete the grant by dot", del, "bsrm '" + P + "/.'"},
+		{"delete the grant by dotdot", del, "bsrm '" + P + "/s1/..'"},
+		{"delete beside the grant", del, "bsrm '" + P + "/../outside/o1'"},
+		{"delete with append key", appendKey, "bsrm '" + P + "/s1'"},
+		{"receive outside with append key", appendKey, "bsrecv '" + P + "/../outside/'"},
+		{"receive through a symlink", appendKey, "bsrecv '" + P + "/escape/'"},
+		{"send with append key", appendKey, "bssend '" + P + "/s1'"},
+		{"dollar", read, "bsls '" + P + "/$HOME'"},
+		{"glob", read, "bsls '" + P + "/*'"},
+		{"double quotes", read, "bsls \"" + P + "/\""},
+		{"leading dash path", del, "bsrm '-rf' '" + P + "/s1'"},
+		{"dash as path", read, "bsls '-'"},
+		{"option as value", read, "bssend '-p' '--no-data' '" + P + "/s1'"},
+		{"sudo twice", read, "sudo -n sudo -n bsls '" + P + "/'"},
+		{"env prefix", read, "PATH=/tmp bsls '" + P + "/'"},
+		{"absolute command", read, "/bin/sh '-c' 'touch " + marker + "'"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			before := mustSh(t, nil, treeState, mnt).Stdout
 			r := sh(t, nil, tc.ssh+` -p "$1" root@127.0.0.1 "$2" </dev/null`, port(s), tc.cmd)
-			if r.Code == 0 || !strings.Contains(r.Stderr, "bs-ssh-filter: error: denied: ") {
-				t.Errorf("not refused: exit %d\nstdout:\n%s\nstderr:\n%s", r.Code, r.Stdout, r.Stderr)
+			// The ssh client's own note on a key's first connection is not
+			// the filter's.
+			r.Stderr = regexp.MustCompile(`(?m)^Warning: Permanently added .*\n`).ReplaceAllString(r.Stderr, "")
+			if r.Code == 0 || !strings.HasPrefix(r.Stderr, "bs-ssh-filter: error: denied: ") || strings.Count(r.Stderr, "\n") != 1 {
+				t.Errorf("not refused with one line: exit %d\nstdout:\n%s\nstderr:\n%s", r.Code, r.Stdout, r.Stderr)
 			}
 			if _, err := os.Stat(marker); err == nil {
 				t.Fatalf("the marker exists: %q ran", tc.cmd)
+			}
+			if after := mustSh(t, nil, treeState, mnt).Stdout; after != before {
+				t.Fatalf("%q changed the filesystem:\nbefore:\n%s\nafter:\n%s", tc.cmd, before, after)
 			}
 		})
 	}
@@ -433,6 +457,11 @@ func TestSSHFilter(t *testing.T) {
 		t.Fatalf("bsls through the filter's sudo: exit %d, stderr:\n%s", r.Code, r.Stderr)
 	}
 }
+
+// treeState prints every path below $1 with its type, mode, size, owner and
+// modification time, and every file's digest: equal before and after, so
+// nothing there changed.
+const treeState = `cd "$1" && find . -printf '%p %y %m %s %u %T@\n' | sort && find . -type f -exec sha256sum {} + | sort`
 
 // filterRig runs bs-ssh-filter directly, as sshd would, with recording
 // stand-ins for the bs commands on PATH: each writes the argv it got to a
@@ -522,6 +551,11 @@ func TestSSHFilterQuoting(t *testing.T) {
 		{remote.CommandLine(false, "bsls", []string{"--client-version", "-v", P + "/"}), nil},
 		{remote.CommandLine(false, "bssend", []string{"--proto", "x", P + "/a"}), nil},
 		{remote.CommandLine(false, "bsrm", []string{P + "/"}), nil},
+		{remote.CommandLine(false, "bsrm", []string{P}), nil},
+		{remote.CommandLine(false, "bsrm", []string{P + "/."}), nil},
+		{remote.CommandLine(false, "bsrm", []string{P + "/sub dir/.."}), nil},
+		{remote.CommandLine(false, "bsrm", []string{P + "/inside/.."}), nil},
+		{remote.CommandLine(false, "bsrm", []string{P + "/inside/x"}), []string{"bsrm", P + "/sub dir/x"}},
 		{remote.CommandLine(false, "checksumdir", []string{P + "/a"}), nil},
 		{remote.CommandLine(false, "bsrecv", []string{P + "/a/", P + "/b/"}), nil},
 		{remote.CommandLine(false, "sudo", []string{"bsls", P + "/"}), nil},

@@ -32,6 +32,7 @@ Synchronise two sets of btrfs read-only snapshots. With only <dst>, list it.
       --age-recipient R   encrypt objects to R (repeatable)
       --age-recipients-file F
       --age-identity F    decrypt objects (s3/file sources)
+      --unfilter CMD      decoding stage for objects (s3/file sources)
       --filter CMD        extra encoding stage for objects (repeatable)
       --schedule SPEC     pick parents by calendar period, e.g. "1y 3m 30d 24h"
       --tz ZONE           time zone for --schedule
@@ -39,12 +40,15 @@ Synchronise two sets of btrfs read-only snapshots. With only <dst>, list it.
       --max-chain N       longest restore chain at object-store destinations
       --profile NAME      AWS profile for s3:// locations
       --endpoint-url URL  S3-compatible endpoint (or AWS_ENDPOINT_URL)
+      --region REGION     AWS region for s3:// locations
       --ssh CMD           ssh command for ssh:// locations (or BS_SSH)
       --sudo              run remote commands with sudo -n
       --wait              if another run holds <dst>'s lock, wait for it
                           (without: exit 75)
       --wait-timeout DUR  wait at most DUR (e.g. 30m), then exit 75
   -h, --help              this help
+
+An option that cannot apply to the locations given is refused (exit 2).
 
 Locations: [btrfs://]/dir/[snapshot]  ssh://[user@]host[:port]/dir/[snapshot]
            s3://bucket/prefix/[snapshot]  file:///dir/[snapshot]
@@ -57,12 +61,25 @@ die() {
 	exit "${3:-2}"
 }
 
-# Options are collected per stage, each as a quoted word list that is
-# expanded with eval "set -- $list" so arguments with spaces survive.
-quote() { printf "'%s'" "$(printf '%s' "$1" | sed "s/'/'\\\\''/g")"; }
+# Options are collected per stage. No option value is ever evaluated by a
+# shell: each value is stored in a variable of its own (v1, v2, ...) and a
+# stage's list holds only references to them ("$v1" "$v2"), so that
+# eval "set -- $list" expands to exactly the values given, whatever they
+# hold ($(...), backquotes, quotes, ;, newlines, globs, leading dashes).
 common="" plan_opts="" put_opts="" get_opts="" remote_opts="" s3_opts="" lock_opts=""
-dry=0 delete=0 prune=0 quiet=0
-add() { eval "$1=\"\${$1} $(quote "$2")\""; }
+dry=0 delete=0 prune=0 quiet=0 nv=0
+# Options that apply only to some locations: the first one given of each
+# class, checked once the locations are known.
+put_opt="" part_opt="" get_opt="" chain_opt="" estimate_opt="" tz_opt="" schedule_opt=""
+ssh_opt="" s3_opt="" plan_opt=""
+add() { # add LIST VALUE
+	nv=$((nv + 1))
+	eval "v$nv=\$2"
+	eval "$1=\"\$$1 \\\"\\\$v$nv\\\"\""
+}
+first() { # first VAR OPTION: remember OPTION as the first of its class
+	eval "[ -n \"\$$1\" ] || $1=\$2"
+}
 
 need_arg() { [ $# -ge 2 ] || die "option $1 needs a value" "see buttersink --help"; }
 
@@ -73,30 +90,32 @@ while [ $# -gt 0 ]; do
 		v=$(bsplan --version 2>/dev/null) || die "bsplan not found on PATH" "install buttersink's commands" 1
 		echo "buttersink ${v#bsplan }"
 		exit 0 ;;
-	-n | --dry-run) dry=1 ;;
-	-d | --delete) delete=1; add plan_opts --delete ;;
-	-e | --estimate) add plan_opts --estimate ;;
+	-n | --dry-run) dry=1; first plan_opt "$1" ;;
+	-d | --delete) delete=1; first plan_opt "$1"; add plan_opts --delete ;;
+	-e | --estimate) first plan_opt "$1"; first estimate_opt "$1"; add plan_opts --estimate ;;
 	-q | --quiet) quiet=$((quiet + 1)); add common -q ;;
 	-qq) quiet=$((quiet + 2)); add common -q; add common -q ;;
 	-v | --verbose) add common -v ;;
-	-l | --logfile | --log) need_arg "$@"; add common -l; add common "$2"; shift ;;
-	--logfile=* | --log=*) add common -l; add common "${1#*=}" ;;
+	-l | --logfile | --log) need_arg "$@"; add common "--log=$2"; shift ;;
+	--logfile=* | --log=*) add common "--log=${1#*=}" ;;
 	--part-size) need_arg "$@"; p=$2; shift
-		case $p in *[!0-9]*) ;; *) p=${p}MiB ;; esac
-		add put_opts --part-size; add put_opts "$p" ;;
-	--zstd) add put_opts --zstd ;;
-	--zstd=*) add put_opts "$1" ;;
+		case $p in *[!0-9]* | "") ;; *) p=${p}MiB ;; esac
+		first plan_opt --part-size; first part_opt --part-size
+		add put_opts "--part-size=$p" ;;
+	--zstd | --zstd=*) first plan_opt "${1%%=*}"; first put_opt "${1%%=*}"; add put_opts "$1" ;;
 	--age-recipient | --age-recipients-file | --filter)
-		need_arg "$@"; add put_opts "$1"; add put_opts "$2"; shift ;;
-	--age-identity) need_arg "$@"; add get_opts "$1"; add get_opts "$2"; shift ;;
-	--unfilter) need_arg "$@"; add get_opts --filter; add get_opts "$2"; shift ;;
-	--schedule | --tz | --max-chain) need_arg "$@"; add plan_opts "$1"; add plan_opts "$2"; shift ;;
-	--prune) prune=1; add plan_opts --prune ;;
-	--ssh) need_arg "$@"; add remote_opts --ssh; add remote_opts "$2"; shift ;;
-	--profile | --endpoint-url | --region) need_arg "$@"; add s3_opts "$1"; add s3_opts "$2"; shift ;;
-	--sudo) add remote_opts --sudo ;;
+		need_arg "$@"; first plan_opt "$1"; first put_opt "$1"; add put_opts "$1=$2"; shift ;;
+	--age-identity) need_arg "$@"; first plan_opt "$1"; first get_opt "$1"; add get_opts "$1=$2"; shift ;;
+	--unfilter) need_arg "$@"; first plan_opt "$1"; first get_opt "$1"; add get_opts "--filter=$2"; shift ;;
+	--schedule) need_arg "$@"; first plan_opt "$1"; schedule_opt=$1; add plan_opts "$1=$2"; shift ;;
+	--tz) need_arg "$@"; first plan_opt "$1"; tz_opt=$1; add plan_opts "$1=$2"; shift ;;
+	--max-chain) need_arg "$@"; first plan_opt "$1"; chain_opt=$1; add plan_opts "$1=$2"; shift ;;
+	--prune) prune=1; first plan_opt "$1"; add plan_opts --prune ;;
+	--ssh) need_arg "$@"; first ssh_opt "$1"; add remote_opts "--ssh=$2"; shift ;;
+	--sudo) first ssh_opt "$1"; add remote_opts --sudo ;;
+	--profile | --endpoint-url | --region) need_arg "$@"; first s3_opt "$1"; add s3_opts "$1=$2"; shift ;;
 	--wait) add lock_opts --wait ;;
-	--wait-timeout) need_arg "$@"; add lock_opts "$1"; add lock_opts "$2"; shift ;;
+	--wait-timeout) need_arg "$@"; add lock_opts "--wait-timeout=$2"; shift ;;
 	--) shift; break ;;
 	-?*) die "unknown option $1" "see buttersink --help" ;;
 	*) break ;;
@@ -111,16 +130,51 @@ case $# in
 *) die "too many arguments" "see buttersink --help" ;;
 esac
 
-kind() {
+# scheme LOCATION: btrfs, ssh, s3 or file.
+scheme() {
 	case $1 in
-	s3://* | file://*) echo store ;;
+	s3://*) echo s3 ;;
+	file://*) echo file ;;
+	ssh://*) echo ssh ;;
+	*) echo btrfs ;;
+	esac
+}
+kind() {
+	case $(scheme "$1") in
+	s3 | file) echo store ;;
 	*) echo btrfs ;;
 	esac
 }
 
+# Options that cannot apply to these locations are refused, never ignored
+# (an ignored --age-recipient would store a backup unencrypted).
+inapplicable() { die "$1 $2"; }
+dst_scheme=$(scheme "$dst")
+src_scheme=""
+[ -z "$src" ] || src_scheme=$(scheme "$src")
+if [ -z "$src" ]; then
+	[ -z "$plan_opt" ] || inapplicable "$plan_opt" "needs a <src>: with only <dst>, buttersink lists it"
+fi
+[ -z "$put_opt" ] || [ "$(kind "$dst")" = store ] ||
+	inapplicable "$put_opt" "applies only to an s3:// or file:// destination, not $dst"
+[ -z "$part_opt" ] || [ "$dst_scheme" = s3 ] ||
+	inapplicable "$part_opt" "applies only to an s3:// destination, not $dst"
+[ -z "$chain_opt" ] || [ "$(kind "$dst")" = store ] ||
+	inapplicable "$chain_opt" "applies only to an s3:// or file:// destination, not $dst"
+[ -z "$get_opt" ] || [ "$(kind "$src")" = store ] ||
+	inapplicable "$get_opt" "applies only to an s3:// or file:// source, not $src"
+[ -z "$estimate_opt" ] || [ "$(kind "$src")" = btrfs ] ||
+	inapplicable "$estimate_opt" "applies only to a btrfs or ssh source (object sizes are exact), not $src"
+[ -z "$tz_opt" ] || [ -n "$schedule_opt" ] ||
+	inapplicable "$tz_opt" "applies only with --schedule"
+[ -z "$ssh_opt" ] || [ "$dst_scheme" = ssh ] || [ "$src_scheme" = ssh ] ||
+	inapplicable "$ssh_opt" "applies only to ssh:// locations"
+[ -z "$s3_opt" ] || [ "$dst_scheme" = s3 ] || [ "$src_scheme" = s3 ] ||
+	inapplicable "$s3_opt" "applies only to s3:// locations"
+
 if [ -z "$src" ]; then
 	case $dst in s3://* | file://*) eval "set -- $common $s3_opts" ;; *) eval "set -- $common $remote_opts" ;; esac
-	exec bsls "$@" "$dst"
+	exec bsls "$@" -- "$dst"
 fi
 
 # The destination is always a directory, as in the original.
@@ -138,9 +192,9 @@ trap 'exit 130' INT TERM
 # 1. Plan.
 eval "set -- $common $remote_opts $s3_opts $plan_opts"
 if [ "$dry" = 1 ]; then
-	exec bsplan --dry-run "$@" "$src" "$dst"
+	exec bsplan --dry-run "$@" -- "$src" "$dst"
 fi
-bsplan "$@" "$src" "$dst" >"$tmp/plan" || exit $?
+bsplan "$@" -- "$src" "$dst" >"$tmp/plan" || exit $?
 
 # Steps are split by op: sends first, deletes only after every send landed.
 grep '^{"op":"send"' "$tmp/plan" >"$tmp/send" || :
@@ -166,7 +220,7 @@ if [ -s "$tmp/send" ]; then
 		writer=bsrecv
 		eval "set -- $common $remote_opts $lock_opts"
 	fi
-	"$writer" "$@" "$dst" <"$tmp/stream" >"$tmp/done"
+	"$writer" "$@" -- "$dst" <"$tmp/stream" >"$tmp/done"
 	wstatus=$?
 	wait "$rpid"
 	rstatus=$?
@@ -188,7 +242,7 @@ fi
 # 3. Delete.
 if [ -s "$tmp/delete" ]; then
 	case $dst in s3://* | file://*) eval "set -- $common $s3_opts $lock_opts" ;; *) eval "set -- $common $remote_opts $lock_opts" ;; esac
-	bsrm "$@" "$dst" <"$tmp/delete" >/dev/null || exit $?
+	bsrm "$@" -- "$dst" <"$tmp/delete" >/dev/null || exit $?
 	if [ "$quiet" -eq 0 ]; then
 		printf '%s: %s deleted from %s\n' "$prog" "$(grep -c . "$tmp/delete")" "$dst" >&2
 	fi

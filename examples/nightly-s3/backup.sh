@@ -3,16 +3,37 @@
 # snapshot the bucket does not have yet, compressed with zstd and encrypted
 # with age, each from the cheapest parent, in restore chains of at most
 # MAX_CHAIN objects. Configuration comes from the environment (the systemd
-# unit reads /etc/buttersink/backup.env):
+# unit and the cron line read /etc/buttersink/backup.env):
 #
 #   SUBVOLUME        the subvolume to snapshot (optional: without it only syncs)
 #   SNAPSHOTS        directory holding its read-only snapshots, e.g. /mnt/pool/snaps
 #   DEST             s3://bucket/prefix/ or file:///mnt/usb/backup/
 #   AGE_RECIPIENTS   file of age recipients (public keys); keep the identity offline
 #   MAX_CHAIN        longest restore chain (default 8)
-#   KEEP             "--schedule '...' --prune" style extra options (optional)
+#   SCHEDULE         calendar schedule, e.g. "1y 3m 30d 24h" (optional)
+#   SCHEDULE_TZ      its time zone, e.g. Europe/Berlin (optional)
+#   PRUNE            yes: delete what SCHEDULE no longer keeps (needs SCHEDULE)
+#   AWS_*            S3 settings (AWS_ENDPOINT_URL, AWS_PROFILE, ...), read by
+#                    the commands themselves
+#
+# Every value is passed as one argument, never split or evaluated. The exit
+# status is buttersink's: non-zero when any stage failed.
 set -eu
 : "${SNAPSHOTS:?set SNAPSHOTS}" "${DEST:?set DEST}" "${AGE_RECIPIENTS:?set AGE_RECIPIENTS}"
+set -- -q --zstd --age-recipients-file "$AGE_RECIPIENTS" --max-chain "${MAX_CHAIN:-8}"
+if [ -n "${SCHEDULE:-}" ]; then
+	set -- "$@" --schedule "$SCHEDULE"
+	[ -z "${SCHEDULE_TZ:-}" ] || set -- "$@" --tz "$SCHEDULE_TZ"
+fi
+case ${PRUNE:-} in
+yes)
+	[ -n "${SCHEDULE:-}" ] || { echo "backup.sh: PRUNE=yes needs SCHEDULE" >&2; exit 2; }
+	set -- "$@" --prune
+	;;
+"" | no) ;;
+*) echo "backup.sh: PRUNE must be yes or no, not $PRUNE" >&2; exit 2 ;;
+esac
+[ -n "${SCHEDULE:-}" ] || [ -z "${SCHEDULE_TZ:-}" ] || { echo "backup.sh: SCHEDULE_TZ needs SCHEDULE" >&2; exit 2; }
 if [ -n "${SUBVOLUME:-}" ]; then
 	# Names are unique to the second; a second run within the same second
 	# waits for the next one (btrfs would put the snapshot inside the
@@ -22,6 +43,4 @@ if [ -n "${SUBVOLUME:-}" ]; then
 	done
 	btrfs subvolume snapshot -r "$SUBVOLUME" "$SNAPSHOTS/$name" >/dev/null
 fi
-# shellcheck disable=SC2086 # KEEP is a list of options
-exec buttersink -q --zstd --age-recipients-file "$AGE_RECIPIENTS" \
-	--max-chain "${MAX_CHAIN:-8}" ${KEEP:-} "$SNAPSHOTS/" "$DEST"
+exec buttersink "$@" "$SNAPSHOTS/" "$DEST"
