@@ -239,15 +239,19 @@ func TestButtersinkScript(t *testing.T) {
 	}
 	harness.MustSh(t, fmt.Sprintf("buttersink -q %s/ %s/copy", snaps, dst))
 	harness.MustSh(t, fmt.Sprintf("buttersink --zstd %s/ file://%s/", snaps, store))
-	harness.MustSh(t, fmt.Sprintf("mkdir %s/back && buttersink file://%s/ %s/back/", dst, store, dst))
+	// Restores go to a filesystem of their own: on dst, btrfs receive
+	// would find copy/'s snapshots first by received UUID (bsrecv(1)).
+	rst := harness.Btrfs(t, 512)
+	harness.MustSh(t, fmt.Sprintf("mkdir %s/back && buttersink file://%s/ %s/back/", rst, store, rst))
 	for i := 1; i <= 3; i++ {
 		sameTree(t, fmt.Sprintf("%s/data.%d", snaps, i), fmt.Sprintf("%s/copy/data.%d", dst, i))
-		sameTree(t, fmt.Sprintf("%s/data.%d", snaps, i), fmt.Sprintf("%s/back/data.%d", dst, i))
+		sameTree(t, fmt.Sprintf("%s/data.%d", snaps, i), fmt.Sprintf("%s/back/data.%d", rst, i))
 	}
 	// store to store, then restored from the copy
 	store2 := t.TempDir()
-	harness.MustSh(t, fmt.Sprintf("buttersink -q file://%s/ file://%s/ && mkdir %s/back2 && buttersink -q file://%s/ %s/back2/", store, store2, dst, store2, dst))
-	sameTree(t, snaps+"/data.3", dst+"/back2/data.3")
+	rst2 := harness.Btrfs(t, 512)
+	harness.MustSh(t, fmt.Sprintf("buttersink -q file://%s/ file://%s/ && mkdir %s/back2 && buttersink -q file://%s/ %s/back2/", store, store2, rst2, store2, rst2))
+	sameTree(t, snaps+"/data.3", rst2+"/back2/data.3")
 	// -d deletes what the source no longer has
 	harness.MustSh(t, fmt.Sprintf("btrfs -q subvolume delete %s/data.1 && buttersink -d %s/ %s/copy/", snaps, snaps, dst))
 	if _, err := os.Stat(dst + "/copy/data.1"); err == nil {

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 
 	"github.com/buttersink/buttersink/lib/btrfs"
+	"github.com/buttersink/buttersink/lib/hint"
 	"github.com/buttersink/buttersink/lib/sendstream"
 	"github.com/buttersink/buttersink/lib/uuid"
 )
@@ -72,6 +73,10 @@ func (rv *receiver) inScope(u uuid.UUID) error {
 	}
 	for _, s := range cands {
 		if !sc.below[s.ID] {
+			if len(cands) > 1 {
+				return hint.Wrap(fmt.Errorf("is outside the destination: %s (one of %d subvolumes with that uuid on this filesystem, any of which btrfs receive may take)", filepath.Join(sc.mnt, s.Path), len(cands)),
+					"receive into a filesystem that holds no other copy of these snapshots, or delete the copy outside the destination")
+			}
 			return fmt.Errorf("is outside the destination: %s", filepath.Join(sc.mnt, s.Path))
 		}
 	}
