@@ -139,7 +139,8 @@ func Run(ctx context.Context, env *cli.Env, o Options) error {
 		fmt.Fprint(env.Stderr, "\r\x1b[K") // blank the line before any message
 	}
 	if err != nil {
-		if o.SrcList != "" && strings.Contains(err.Error(), "no such snapshot") {
+		var noSnap *plan.NoSuchSnapshotError
+		if o.SrcList != "" && errors.As(err, &noSnap) {
 			return hint.Wrap(err, "the name is matched against the paths in --src-list")
 		}
 		return err

@@ -12,14 +12,12 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"os"
-	"os/exec"
 	"path"
 	"path/filepath"
 	"strings"
@@ -28,6 +26,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/buttersink/buttersink/lib/btrfs"
+	"github.com/buttersink/buttersink/lib/child"
 	"github.com/buttersink/buttersink/lib/cli"
 	"github.com/buttersink/buttersink/lib/hint"
 	"github.com/buttersink/buttersink/lib/inventory"
@@ -103,7 +102,7 @@ func receiveLocal(ctx context.Context, env *cli.Env, opts Options, dest string) 
 	if err := btrfs.RequireAdmin(env.Name); err != nil {
 		return err
 	}
-	if _, err := exec.LookPath("btrfs"); err != nil {
+	if _, err := child.LookPath("btrfs"); err != nil {
 		return hint.Wrap(errors.New("btrfs receive: the btrfs command is not on PATH"), "install btrfs-progs")
 	}
 	// One writer at a time: another run's receive in progress is never
@@ -429,9 +428,7 @@ func removeDirs(created []string) {
 // run feeds the stream to one btrfs receive child and waits for it.
 func (rv *receiver) run(ctx context.Context, s *sendstream.Stream, targetDir, target, rel string) error {
 	argv := append(append([]string(nil), rv.argv...), targetDir)
-	cmd := exec.Command(argv[0], argv[1:]...)
-	var stderr tail
-	cmd.Stderr = &stderr
+	cmd := child.Command("btrfs receive", argv...)
 	childIn, stdin, err := os.Pipe()
 	if err != nil {
 		return err
@@ -442,11 +439,13 @@ func (rv *receiver) run(ctx context.Context, s *sendstream.Stream, targetDir, ta
 		rc.Control(func(fd uintptr) { unix.FcntlInt(fd, unix.F_SETPIPE_SZ, 1<<20) })
 	}
 	cmd.Stdin = childIn
-	err = cmd.Start()
+	// Not stopped by ctx: on an interrupt or a bad stream it is killed
+	// below, at once, before its input is closed.
+	err = cmd.Start(context.Background())
 	childIn.Close()
 	if err != nil {
 		stdin.Close()
-		return fmt.Errorf("%s: %w", argv[0], err)
+		return err
 	}
 	var w io.Writer = stdin
 	if rv.meter != nil {
@@ -470,19 +469,24 @@ func (rv *receiver) run(ctx context.Context, s *sendstream.Stream, targetDir, ta
 	if inputFault {
 		// The child has seen only verified commands and no END: kill it
 		// before closing its input, so that it cannot act on the cut.
-		cmd.Process.Kill()
+		cmd.Kill()
 	}
 	stdin.Close()
 	waitErr := cmd.Wait()
+	var exitErr *child.ExitError
+	if errors.As(waitErr, &exitErr) {
+		// "exit status 1", without the stderr line message gives.
+		waitErr = errors.New(exitErr.Status())
+	}
 	switch {
 	case ctx.Err() != nil:
 		return ctx.Err()
 	case inputFault:
 		return fmt.Errorf("%s: %w", rel, feedErr)
 	case waitErr != nil:
-		return fmt.Errorf("%s: btrfs receive failed (%v): %s", target, waitErr, stderr.message())
+		return fmt.Errorf("%s: btrfs receive failed (%v): %s", target, waitErr, message(cmd.StderrTail()))
 	case feedErr != nil:
-		return fmt.Errorf("%s: feeding btrfs receive: %v: %s", target, feedErr, stderr.message())
+		return fmt.Errorf("%s: feeding btrfs receive: %v: %s", target, feedErr, message(cmd.StderrTail()))
 	}
 	return nil
 }
@@ -501,24 +505,16 @@ func (rv *receiver) report(ctx context.Context, rel string) error {
 	return nil
 }
 
-// tail keeps the last few KiB a child writes to stderr.
-type tail struct{ b []byte }
+// messageLines bounds the lines of btrfs receive's stderr an error quotes.
+const messageLines = 8
 
-const tailMax = 4 << 10
-
-func (t *tail) Write(p []byte) (int, error) {
-	t.b = append(t.b, p...)
-	if len(t.b) > tailMax {
-		t.b = append(t.b[:0], t.b[len(t.b)-tailMax:]...)
-	}
-	return len(p), nil
-}
-
-// message is the child's stderr as one line, without its progress chatter.
-func (t *tail) message() string {
+// message is the end of a btrfs receive's stderr (child.Cmd keeps its
+// last KiBs) as one line: its last messageLines lines, without its
+// progress chatter.
+func message(stderr string) string {
 	var lines []string
-	for _, l := range bytes.Split(t.b, []byte("\n")) {
-		s := strings.TrimSpace(string(l))
+	for _, l := range strings.Split(stderr, "\n") {
+		s := strings.TrimSpace(l)
 		if s == "" || strings.HasPrefix(s, "At subvol ") || strings.HasPrefix(s, "At snapshot ") || strings.HasPrefix(s, "Chroot to ") {
 			continue
 		}
@@ -527,5 +523,5 @@ func (t *tail) message() string {
 	if len(lines) == 0 {
 		return "no message"
 	}
-	return strings.Join(lines, "; ")
+	return strings.Join(lines[max(0, len(lines)-messageLines):], "; ")
 }

@@ -33,20 +33,14 @@ func TestTailMessage(t *testing.T) {
 		{"At snapshot s2\nERROR: one\nERROR: two\n", "ERROR: one; ERROR: two"},
 	}
 	for _, tt := range tests {
-		var tl tail
-		tl.Write([]byte(tt.in))
-		if got := tl.message(); got != tt.want {
+		if got := message(tt.in); got != tt.want {
 			t.Errorf("message of %q = %q, want %q", tt.in, got, tt.want)
 		}
 	}
-	// Only the end of a long output is kept.
-	var tl tail
-	for i := 0; i < 1000; i++ {
-		tl.Write([]byte("ERROR: noise line\n"))
-	}
-	tl.Write([]byte("ERROR: the last one\n"))
-	if len(tl.b) > tailMax || !strings.HasSuffix(tl.message(), "ERROR: the last one") {
-		t.Errorf("tail kept %d bytes: ...%q", len(tl.b), tl.message()[len(tl.message())-30:])
+	// Only the end of a long output is quoted.
+	got := message(strings.Repeat("ERROR: noise line\n", 1000) + "ERROR: the last one\n")
+	if n := strings.Count(got, "; ") + 1; n != messageLines || !strings.HasSuffix(got, "; ERROR: the last one") {
+		t.Errorf("message of %d lines: %q", n, got)
 	}
 }
 

@@ -1,8 +1,10 @@
 // Package child runs the programs buttersink drives — btrfs receive, ssh,
 // bss3ls, user filters — the one way: started, their stderr kept (a
-// bounded tail, for the error) and optionally passed on, stopped on
-// cancellation with SIGTERM and, after a grace period, SIGKILL, and always
-// waited for, so that their exit status is never lost.
+// bounded tail, for the error), passed on and read line by line if asked,
+// stopped on cancellation with SIGTERM and, after a grace period, SIGKILL,
+// and always waited for, so that their exit status is never lost.
+//
+// It is the only package that imports os/exec (a test checks).
 package child
 
 import (
@@ -15,6 +17,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // DefaultGrace is how long a cancelled child has between SIGTERM and SIGKILL.
@@ -24,6 +28,7 @@ const DefaultGrace = 5 * time.Second
 const tailMax = 8 << 10
 
 // Cmd is one child process. Set its fields, then Start and Wait (or Run).
+// Wait must be called once Start succeeded.
 type Cmd struct {
 	// Name is what messages call it ("btrfs receive", "filter zstd").
 	Name string
@@ -31,23 +36,37 @@ type Cmd struct {
 	Argv []string
 	Dir  string
 	// Env is the environment; nil means this process's.
-	Env    []string
+	Env []string
+	// Stdin and Stdout are handed to the child as they are when they are
+	// *os.File (no copy through this process), else copied.
 	Stdin  io.Reader
 	Stdout io.Writer
 	// Stderr, if set, receives the child's stderr as it comes; the tail is
 	// kept either way.
 	Stderr io.Writer
+	// StderrLine, if set, is called with each line of the child's stderr,
+	// without its line end and cut at MaxLine bytes, from one goroutine;
+	// the last line, even unterminated, before Wait returns.
+	StderrLine func(line string)
 	// Group puts the child in a process group of its own, signalled as a
 	// whole: a shell's children stop with it (filters run by sh -c).
 	Group bool
 	// Grace is the time between SIGTERM and SIGKILL; DefaultGrace if 0.
 	Grace time.Duration
 
-	cmd  *exec.Cmd
-	tail tail
-	once sync.Once
-	err  error
-	kill *time.Timer
+	cmd   *exec.Cmd
+	tail  tail
+	lines *LineWriter
+	once  sync.Once
+	err   error
+
+	// mu guards the signals against the reaping of the child: until
+	// exited is set the child is at most a zombie, so its pid (and
+	// process group ID) cannot be anyone else's.
+	mu     sync.Mutex
+	exited bool
+	kill   *time.Timer
+	waited chan struct{}
 }
 
 // Command returns a Cmd named name running argv.
@@ -55,82 +74,145 @@ func Command(name string, argv ...string) *Cmd {
 	return &Cmd{Name: name, Argv: argv}
 }
 
-func (c *Cmd) prepare(ctx context.Context) {
+// LookPath is exec.LookPath: where the program name is in PATH.
+func LookPath(name string) (string, error) { return exec.LookPath(name) }
+
+func (c *Cmd) prepare() {
 	if c.cmd != nil {
 		return
 	}
-	c.cmd = exec.CommandContext(ctx, c.Argv[0], c.Argv[1:]...)
+	c.cmd = exec.Command(c.Argv[0], c.Argv[1:]...)
 	c.cmd.Dir, c.cmd.Env = c.Dir, c.Env
 	c.cmd.Stdin, c.cmd.Stdout = c.Stdin, c.Stdout
+	w := []io.Writer{&c.tail}
 	if c.Stderr != nil {
-		c.cmd.Stderr = io.MultiWriter(&c.tail, c.Stderr)
-	} else {
+		w = append(w, c.Stderr)
+	}
+	if c.StderrLine != nil {
+		c.lines = NewLineWriter(c.StderrLine)
+		w = append(w, c.lines)
+	}
+	if len(w) == 1 {
 		c.cmd.Stderr = &c.tail
+	} else {
+		c.cmd.Stderr = io.MultiWriter(w...)
 	}
 	if c.Group {
 		c.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	}
-	grace := c.Grace
-	if grace == 0 {
-		grace = DefaultGrace
+	// Once the child has exited, what it started may still hold its
+	// output open: wait that long for it, then close the pipes.
+	c.cmd.WaitDelay = c.grace() + time.Second
+}
+
+func (c *Cmd) grace() time.Duration {
+	if c.Grace == 0 {
+		return DefaultGrace
 	}
-	c.cmd.Cancel = func() error {
-		// exec's own SIGKILL after WaitDelay reaches only the process,
-		// not its group: escalate here.
-		c.kill = time.AfterFunc(grace, func() { _ = c.signal(syscall.SIGKILL) })
-		return c.signal(syscall.SIGTERM)
-	}
-	c.cmd.WaitDelay = grace + time.Second
+	return c.Grace
 }
 
 // StdinPipe is exec.Cmd's, to be called before Start.
-func (c *Cmd) StdinPipe(ctx context.Context) (io.WriteCloser, error) {
-	c.prepare(ctx)
+func (c *Cmd) StdinPipe() (io.WriteCloser, error) {
+	c.prepare()
 	c.cmd.Stdin = nil
 	return c.cmd.StdinPipe()
 }
 
-// StdoutPipe is exec.Cmd's, to be called before Start.
-func (c *Cmd) StdoutPipe(ctx context.Context) (io.ReadCloser, error) {
-	c.prepare(ctx)
+// StdoutPipe is exec.Cmd's, to be called before Start: read it to its end
+// before Wait, which closes it.
+func (c *Cmd) StdoutPipe() (io.ReadCloser, error) {
+	c.prepare()
 	c.cmd.Stdout = nil
 	return c.cmd.StdoutPipe()
 }
 
-// Start starts the child; cancelling ctx stops it.
+// Start starts the child; cancelling ctx stops it: SIGTERM, then SIGKILL
+// after the grace period.
 func (c *Cmd) Start(ctx context.Context) error {
-	c.prepare(ctx)
+	c.prepare()
 	if err := c.cmd.Start(); err != nil {
 		if errors.Is(err, exec.ErrNotFound) {
 			return &NotFoundError{Name: c.Name, Program: c.Argv[0]}
 		}
 		return fmt.Errorf("%s: %w", c.Name, err)
 	}
+	c.waited = make(chan struct{})
+	if done := ctx.Done(); done != nil {
+		go func() {
+			select {
+			case <-done:
+				c.Stop()
+			case <-c.waited:
+			}
+		}()
+	}
 	return nil
 }
 
-func (c *Cmd) signal(sig syscall.Signal) error {
-	if c.cmd == nil || c.cmd.Process == nil {
-		return nil
+// Stop asks the child to end (SIGTERM, to its group with Group) and kills
+// it if it has not after the grace period. Wait must still be called.
+func (c *Cmd) Stop() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.kill != nil || !c.signalLocked(syscall.SIGTERM) {
+		return
 	}
-	if c.Group {
-		return syscall.Kill(-c.cmd.Process.Pid, sig)
-	}
-	return c.cmd.Process.Signal(sig)
+	c.kill = time.AfterFunc(c.grace(), c.Kill)
 }
 
-// Kill stops the child at once (SIGKILL, to its group with Group). Wait
-// must still be called.
-func (c *Cmd) Kill() { _ = c.signal(syscall.SIGKILL) }
+// Kill stops the child at once (SIGKILL, to its group with Group). It is
+// safe from any goroutine, and does nothing once the child has exited.
+// Wait must still be called.
+func (c *Cmd) Kill() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.signalLocked(syscall.SIGKILL)
+}
+
+// signalLocked sends sig unless the child has exited; it reports whether
+// the child was signalled.
+func (c *Cmd) signalLocked(sig syscall.Signal) bool {
+	if c.cmd == nil || c.cmd.Process == nil || c.exited {
+		return false
+	}
+	if c.Group {
+		return syscall.Kill(-c.cmd.Process.Pid, sig) == nil
+	}
+	return c.cmd.Process.Signal(sig) == nil
+}
+
+// awaitExit blocks until the child has exited, without reaping it, and
+// then stops all signalling: its pid is free once it is reaped.
+func (c *Cmd) awaitExit() {
+	var info unix.Siginfo
+	for {
+		err := unix.Waitid(unix.P_PID, c.cmd.Process.Pid, &info, unix.WEXITED|unix.WNOWAIT, nil)
+		if err != unix.EINTR {
+			break
+		}
+	}
+	c.mu.Lock()
+	c.exited = true
+	if c.kill != nil {
+		c.kill.Stop()
+	}
+	c.mu.Unlock()
+}
 
 // Wait waits for the child once and returns nil or its *ExitError; later
 // calls return the same.
 func (c *Cmd) Wait() error {
 	c.once.Do(func() {
+		if c.cmd == nil || c.cmd.Process == nil {
+			c.err = fmt.Errorf("%s: not started", c.Name)
+			return
+		}
+		c.awaitExit()
 		err := c.cmd.Wait()
-		if c.kill != nil {
-			// Its group is gone; its ID may be someone else's soon.
-			c.kill.Stop()
+		close(c.waited)
+		if c.lines != nil {
+			c.lines.Flush()
 		}
 		var ee *exec.ExitError
 		switch {
@@ -170,15 +252,19 @@ type ExitError struct {
 	Stderr string
 }
 
-func (e *ExitError) Error() string {
-	why := fmt.Sprintf("exit status %d", e.Code)
+// Status says how the child ended: "exit status 3", "killed by signal KILL".
+func (e *ExitError) Status() string {
 	if e.Signal != 0 {
-		why = "killed by signal " + strings.ToUpper(unixSignalName(e.Signal))
+		return "killed by signal " + strings.ToUpper(unixSignalName(e.Signal))
 	}
+	return fmt.Sprintf("exit status %d", e.Code)
+}
+
+func (e *ExitError) Error() string {
 	if line := LastLine(e.Stderr); line != "" {
-		return fmt.Sprintf("%s: %s: %s", e.Name, why, line)
+		return fmt.Sprintf("%s: %s: %s", e.Name, e.Status(), line)
 	}
-	return fmt.Sprintf("%s: %s", e.Name, why)
+	return fmt.Sprintf("%s: %s", e.Name, e.Status())
 }
 
 // NotFoundError is a program that is not installed.

@@ -5,7 +5,9 @@ import (
 	"context"
 	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -121,4 +123,129 @@ func alive(pid int) bool {
 	s := string(b)
 	i := strings.LastIndexByte(s, ')')
 	return i < 0 || len(s) < i+3 || s[i+2] != 'Z'
+}
+
+// StderrLine sees each line once, whatever the write boundaries, the last
+// one even unterminated, before Wait returns; Stderr still gets it all.
+func TestStderrLine(t *testing.T) {
+	var lines []string
+	var fwd bytes.Buffer
+	long := strings.Repeat("y", MaxLine+100)
+	c := Command("lines", "sh", "-c", `printf 'one\r\n\ntwo\n'"$0"'\nlast' >&2`, long)
+	c.Stderr = &fwd
+	c.StderrLine = func(l string) { lines = append(lines, l) }
+	if err := c.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"one", "", "two", long[:MaxLine], "last"}
+	if strings.Join(lines, "|") != strings.Join(want, "|") {
+		t.Errorf("lines %q", lines)
+	}
+	if fwd.Len() != len("one\r\n\ntwo\n")+len(long)+len("\nlast") {
+		t.Errorf("forwarded %d bytes", fwd.Len())
+	}
+}
+
+// lineRef is what a LineWriter must emit for input: its lines, cut at
+// MaxLine, without "\r\n".
+func lineRef(input string) []string {
+	var out []string
+	pieces := strings.Split(input, "\n")
+	for i, p := range pieces {
+		if i == len(pieces)-1 && p == "" {
+			break
+		}
+		if len(p) > MaxLine {
+			p = p[:MaxLine]
+		}
+		out = append(out, strings.TrimSuffix(p, "\r"))
+	}
+	return out
+}
+
+func FuzzLineWriter(f *testing.F) {
+	f.Add("a\nb\r\nc", 1)
+	f.Add("\n\n\r\n", 2)
+	f.Add(strings.Repeat("x", MaxLine)+"\n"+strings.Repeat("z", MaxLine+1), 7)
+	f.Add(strings.Repeat("x", 3*MaxLine)+"\r\nend\n", 4096)
+	f.Fuzz(func(t *testing.T, input string, chunk int) {
+		if chunk <= 0 {
+			chunk = 1
+		}
+		var got []string
+		w := NewLineWriter(func(l string) { got = append(got, l) })
+		for i := 0; i < len(input); i += chunk {
+			w.Write([]byte(input[i:min(i+chunk, len(input))]))
+		}
+		w.Flush()
+		want := lineRef(input)
+		if len(got) != len(want) {
+			t.Fatalf("%d lines, want %d", len(got), len(want))
+		}
+		for i := range got {
+			if got[i] != want[i] {
+				t.Fatalf("line %d: %q, want %q", i, got[i], want[i])
+			}
+		}
+	})
+}
+
+// Signals after the child exited go nowhere: its pid may be another
+// process's by then. Kill and Stop race with Wait safely (go test -race).
+func TestSignalsAfterExit(t *testing.T) {
+	for i := 0; i < 20; i++ {
+		c := Command("quick", "true")
+		c.Group = i%2 == 0
+		if err := c.Start(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		go c.Kill()
+		go c.Stop()
+		err := c.Wait()
+		var ee *ExitError
+		if err != nil && !errors.As(err, &ee) {
+			t.Fatalf("got %v", err)
+		}
+		if !c.exited {
+			t.Fatal("not marked exited")
+		}
+		before := c.kill
+		c.Kill()
+		c.Stop()
+		if c.kill != before {
+			t.Fatal("a kill timer armed after exit")
+		}
+	}
+}
+
+func TestExitErrorStatus(t *testing.T) {
+	for _, c := range []struct {
+		e    ExitError
+		want string
+	}{
+		{ExitError{Name: "btrfs receive", Code: 1, Stderr: "ERROR: x\n\n"}, "btrfs receive: exit status 1: ERROR: x"},
+		{ExitError{Name: "ssh", Code: -1, Signal: syscall.SIGKILL}, "ssh: killed by signal KILL"},
+		{ExitError{Name: "f", Code: -1, Signal: syscall.SIGUSR1}, "f: killed by signal 10"},
+	} {
+		if got := c.e.Error(); got != c.want {
+			t.Errorf("%q, want %q", got, c.want)
+		}
+	}
+}
+
+// Only this package runs children: every other one uses it.
+func TestOnlyChildImportsOsExec(t *testing.T) {
+	out, err := exec.Command("go", "list", "-f", `{{.ImportPath}} {{join .Imports " "}}`, "github.com/buttersink/buttersink/...").CombinedOutput()
+	if err != nil {
+		if os.Getenv("CI") == "" {
+			t.Skipf("go list: %v: %s", err, out)
+		}
+		t.Fatalf("go list: %v: %s", err, out)
+	}
+	for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		f := strings.Fields(l)
+		if len(f) > 0 && !strings.HasSuffix(f[0], "/lib/child") && !strings.HasPrefix(f[0], "github.com/buttersink/buttersink/test") && slices.Contains(f[1:], "os/exec") {
+			t.Errorf("%s imports os/exec: run children with lib/child", f[0])
+		}
+	}
 }

@@ -19,9 +19,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
-	"unicode/utf8"
 
 	"github.com/alecthomas/kong"
 	"golang.org/x/sys/unix"
@@ -117,8 +115,7 @@ func main(name, description string, args []string, flags Flags, run func(ctx con
 	}
 	parser, err := kong.New(flags, append(opts, options...)...)
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "%s: error: %v\n", name, err)
-		return ExitFailure
+		return Report(name, err, false, nil)
 	}
 	defer func() {
 		if r := recover(); r != nil {
@@ -130,21 +127,17 @@ func main(name, description string, args []string, flags Flags, run func(ctx con
 		}
 	}()
 	if _, err := parser.Parse(args); err != nil {
-		fmt.Fprintf(os.Stderr, "%s: error: %v\n", name, oneLine(err.Error()))
-		fmt.Fprintf(os.Stderr, "%s: hint: see %s --help\n", name, name)
-		return ExitUsage
+		return Report(name, &ExitError{Code: ExitUsage, Err: hint.Wrap(err, "see "+name+" --help")}, false, nil)
 	}
 	g := flags.Common()
 	if g.ClientVersion != "" && g.ClientVersion != version.Version {
-		fmt.Fprintf(os.Stderr, "%s: error: version mismatch: client %s, server %s\n", name, g.ClientVersion, version.Version)
-		fmt.Fprintf(os.Stderr, "%s: hint: install the same buttersink version on both hosts\n", name)
-		return ExitFailure
+		return Report(name, hint.Wrap(fmt.Errorf("version mismatch: client %s, server %s", g.ClientVersion, version.Version),
+			"install the same buttersink version on both hosts"), false, nil)
 	}
 	env := &Env{Name: name, Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr, Quiet: g.Quiet, Verbose: g.Verbose}
 	logger, closeLog, err := newLogger(name, g, os.Stderr)
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "%s: error: %v\n", name, err)
-		return ExitFailure
+		return Report(name, err, false, nil)
 	}
 	defer closeLog()
 	env.Log = logger
@@ -166,7 +159,7 @@ func Report(name string, err error, interrupted bool, log *slog.Logger) int {
 	return reportTo(os.Stderr, name, err, interrupted, log)
 }
 
-// report prints the lines ParseMessage reads.
+// reportTo prints the lines hint.ParseLine reads.
 func reportTo(w io.Writer, name string, err error, interrupted bool, log *slog.Logger) int {
 	if err == nil {
 		return ExitOK
@@ -185,7 +178,7 @@ func reportTo(w io.Writer, name string, err error, interrupted bool, log *slog.L
 		// busy lock) names its exit status without importing this kit.
 		code = coded.ExitCode()
 	}
-	msg := oneLine(err.Error())
+	msg := hint.OneLine(err.Error())
 	if log != nil {
 		log.Debug("exit", "code", code, "error", msg)
 	}
@@ -193,36 +186,14 @@ func reportTo(w io.Writer, name string, err error, interrupted bool, log *slog.L
 		// Whatever failed after the signal (a cancelled request, a
 		// stream cut short by the same Ctrl-C upstream) failed because
 		// of it: one line says so, the detail is in the debug log.
-		fmt.Fprintf(w, "%s: error: interrupted\n", name)
+		io.WriteString(w, hint.Line{Command: name, Kind: hint.KindError, Text: "interrupted"}.String())
 		return ExitInterrupted
 	}
-	fmt.Fprintf(w, "%s: error: %s\n", name, msg)
+	io.WriteString(w, hint.Line{Command: name, Kind: hint.KindError, Text: msg}.String())
 	if h := hint.Of(err); h != "" {
-		fmt.Fprintf(w, "%s: hint: %s\n", name, oneLine(h))
+		io.WriteString(w, hint.Line{Command: name, Kind: hint.KindHint, Text: h}.String())
 	}
 	return code
-}
-
-// oneLine makes an error one printable line: names in it may come from a
-// hostile stream or store, and must not drive the user's terminal, so
-// control characters and bytes that are not UTF-8 are escaped (\x1b).
-func oneLine(s string) string {
-	s = strings.TrimSpace(s)
-	s = strings.Join(strings.Fields(strings.ReplaceAll(s, "\n", "; ")), " ")
-	var b strings.Builder
-	for i := 0; i < len(s); {
-		r, n := utf8.DecodeRuneInString(s[i:])
-		switch {
-		case r == utf8.RuneError && n <= 1, r < 0x20, r == 0x7f, r >= 0x80 && r < 0xa0:
-			for _, c := range []byte(s[i : i+n]) {
-				fmt.Fprintf(&b, "\\x%02x", c)
-			}
-		default:
-			b.WriteString(s[i : i+n])
-		}
-		i += n
-	}
-	return b.String()
 }
 
 func newLogger(name string, g *Globals, stderr io.Writer) (*slog.Logger, func(), error) {

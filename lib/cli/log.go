@@ -6,6 +6,8 @@ import (
 	"io"
 	"log/slog"
 	"strings"
+
+	"github.com/buttersink/buttersink/lib/hint"
 )
 
 // handler writes "NAME: message key=value" lines to stderr at the chosen
@@ -50,7 +52,7 @@ func (h *handler) Handle(ctx context.Context, r slog.Record) error {
 	}
 	r.Attrs(write)
 	// The message names what streams and stores hold: printable only.
-	_, err := io.WriteString(h.w, oneLine(b.String())+"\n")
+	_, err := io.WriteString(h.w, hint.OneLine(b.String())+"\n")
 	return err
 }
 

@@ -1,5 +1,7 @@
 // Package hint attaches a one-line suggestion to an error, printed by the
-// command's main as "NAME: hint: ..." after the error line.
+// command's main as "NAME: hint: ..." after the error line, and holds that
+// line protocol: Line prints it, ParseLine and Collector read it back from
+// a child command's stderr.
 package hint
 
 import "errors"

@@ -2,17 +2,13 @@ package inventory
 
 import (
 	"bufio"
-	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strings"
-	"syscall"
 
+	"github.com/buttersink/buttersink/lib/child"
 	"github.com/buttersink/buttersink/lib/hint"
 	"github.com/buttersink/buttersink/lib/jsonl"
 	"github.com/buttersink/buttersink/lib/location"
@@ -54,7 +50,7 @@ func helperPath() (string, error) {
 			return p, nil
 		}
 	}
-	p, err := exec.LookPath(helperName)
+	p, err := child.LookPath(helperName)
 	if err != nil {
 		return "", hint.Wrap(fmt.Errorf("%s not found beside %s or in PATH", helperName, filepath.Base(os.Args[0])),
 			"s3:// and file:// locations are listed by bss3ls; install it with the other commands (make install)")
@@ -63,63 +59,42 @@ func helperPath() (string, error) {
 }
 
 // listObjectsCommand runs `bss3ls [S3 flags] -- LOCATION` and reads its
-// JSON Lines. Its messages are passed on to stderr; its error line
-// becomes the error (with its hint), so a failure reads as the caller's
-// own.
+// JSON Lines. Its messages are passed on to stderr as they come; its error
+// line becomes the error (with its hint), so a failure reads as the
+// caller's own.
 func listObjectsCommand(ctx context.Context, loc location.Location, opts objopts.Options, stderr io.Writer) ([]snapshot.Snapshot, error) {
 	bin, err := helperPath()
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", loc, err)
 	}
-	args := append(opts.Args(), "--", loc.String())
-	cmd := exec.CommandContext(ctx, bin, args...)
-	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
-	var errBuf bytes.Buffer
-	cmd.Stderr = &errBuf
+	cmd := child.Command(helperName, append([]string{bin}, append(opts.Args(), "--", loc.String())...)...)
+	failure := hint.Collector{Pass: func(l string) { io.WriteString(stderr, l+"\n") }}
+	cmd.StderrLine = func(l string) {
+		if !failure.Take(l) {
+			io.WriteString(stderr, l+"\n")
+		}
+	}
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		return nil, err
 	}
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("%s: start %s: %w", loc, helperName, err)
+	if err := cmd.Start(ctx); err != nil {
+		return nil, fmt.Errorf("%s: %w", loc, err)
 	}
 	recs, rerr := jsonl.ReadAll[snapshot.Snapshot](bufio.NewReaderSize(out, 64<<10), helperName)
 	if rerr != nil {
 		_, _ = io.Copy(io.Discard, out)
 	}
 	werr := cmd.Wait()
-	msg, hnt := helperError(&errBuf, stderr)
 	switch {
 	case werr != nil && ctx.Err() != nil:
 		return nil, ctx.Err()
-	case werr != nil && msg != "":
-		err = errors.New(msg)
-		if hnt != "" {
-			err = hint.Wrap(err, hnt)
-		}
-		return nil, err
+	case werr != nil && failure.Err() != nil:
+		return nil, failure.Err()
 	case werr != nil:
-		return nil, fmt.Errorf("%s: %s: %w", loc, helperName, werr)
+		return nil, fmt.Errorf("%s: %w", loc, werr)
 	case rerr != nil:
 		return nil, fmt.Errorf("%s: %w", loc, rerr)
 	}
 	return recs, nil
-}
-
-// helperError forwards bss3ls's stderr, except its "bss3ls: error:" and
-// "bss3ls: hint:" lines, which it returns.
-func helperError(b *bytes.Buffer, stderr io.Writer) (msg, hnt string) {
-	const errPrefix, hintPrefix = helperName + ": error: ", helperName + ": hint: "
-	for _, line := range strings.SplitAfter(b.String(), "\n") {
-		switch {
-		case line == "":
-		case strings.HasPrefix(line, errPrefix) && msg == "":
-			msg = strings.TrimSuffix(strings.TrimPrefix(line, errPrefix), "\n")
-		case strings.HasPrefix(line, hintPrefix) && hnt == "":
-			hnt = strings.TrimSuffix(strings.TrimPrefix(line, hintPrefix), "\n")
-		default:
-			_, _ = io.WriteString(stderr, line)
-		}
-	}
-	return msg, hnt
 }

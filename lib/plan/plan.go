@@ -60,6 +60,12 @@ type Result struct {
 	policy       *schedule.Policy
 }
 
+// NoSuchSnapshotError is a source location naming a snapshot that is not
+// among the source records.
+type NoSuchSnapshotError struct{ Src location.Location }
+
+func (e *NoSuchSnapshotError) Error() string { return fmt.Sprintf("%s: no such snapshot", e.Src) }
+
 // node is one source record as the planner sees it.
 type node struct {
 	snap     *snapshot.Snapshot
@@ -162,7 +168,7 @@ func Plan(ctx context.Context, src, dst []snapshot.Snapshot, opts Options) (*Res
 		pl.src = append(pl.src, n)
 	}
 	if !found {
-		return nil, fmt.Errorf("%s: no such snapshot", opts.Src)
+		return nil, &NoSuchSnapshotError{Src: opts.Src}
 	}
 	pl.srcIdx = newRecordIndex(src, false)
 	res := &Result{policy: opts.Policy}

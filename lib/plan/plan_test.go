@@ -2,6 +2,7 @@ package plan
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 
@@ -198,7 +199,9 @@ func TestPlanRestore(t *testing.T) {
 
 func TestPlanErrors(t *testing.T) {
 	src := parseSrc(t, "a b")
-	if _, err := Plan(context.Background(), src, nil, Options{Src: mustLoc(t, "/s/zz"), Dst: mustLoc(t, "/d/")}); err == nil || !strings.Contains(err.Error(), "no such snapshot") {
+	_, err := Plan(context.Background(), src, nil, Options{Src: mustLoc(t, "/s/zz"), Dst: mustLoc(t, "/d/")})
+	var ns *NoSuchSnapshotError
+	if !errors.As(err, &ns) || err.Error() != "/s/zz: no such snapshot" {
 		t.Errorf("missing one snapshot: %v", err)
 	}
 	if _, err := Plan(context.Background(), src, nil, Options{Src: mustLoc(t, "/s/"), Dst: mustLoc(t, "/d/"), Prune: true}); err == nil {

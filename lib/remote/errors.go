@@ -1,7 +1,6 @@
 package remote
 
 import (
-	"bytes"
 	"fmt"
 	"io"
 	"log/slog"
@@ -10,84 +9,44 @@ import (
 	"github.com/buttersink/buttersink/lib/hint"
 )
 
-// commands are the names whose "NAME: ..." lines on the remote stderr come
-// from buttersink (the remote command or the server's forced command)
-// rather than from ssh, sudo or the remote shell.
-var commands = map[string]bool{
-	"bsls": true, "bsplan": true, "bssend": true, "bsrecv": true, "bsrm": true,
-	"bss3put": true, "bss3get": true, "checksumdir": true, "buttersink": true,
-	"bs-ssh-filter": true,
-}
-
-// maxLine bounds one remembered stderr line; maxOther the number of
-// non-buttersink lines kept to explain a failure.
-const (
-	maxLine  = 4096
-	maxOther = 8
-)
+// maxOther is the number of lines from others than buttersink kept to
+// explain a failure (each at most child.MaxLine bytes).
+const maxOther = 8
 
 // stderrFilter sorts the ssh client's stderr line by line: the remote
-// command's messages are passed on; its error and hint lines are kept to
-// become this command's error; everything else (ssh, sudo, the remote
-// shell) is logged at debug level and the last lines kept as the cause of
-// a failure. Memory stays bounded whatever the remote side writes.
+// command's messages ("NAME: ..." from the command named) are passed on;
+// the last error line and its hint (from the command or the server's
+// forced command) are kept to become this command's error; everything
+// else (ssh, sudo, the remote shell) is logged at debug level and the last
+// lines kept as the cause of a failure. Memory stays bounded whatever the
+// remote side writes.
 type stderrFilter struct {
+	name    string
 	forward io.Writer
 	log     *slog.Logger
-	buf     []byte
+	failure hint.Collector
 	res     stderrResult
 }
 
 type stderrResult struct {
-	errMsg, hintMsg string // the remote command's "NAME: error:" / "NAME: hint:" text
-	other           []string
+	err   error // the remote command's error line, with its hint
+	other []string
 }
 
-func (s *stderrFilter) Write(p []byte) (int, error) {
-	n := len(p)
-	for len(p) > 0 {
-		i := bytes.IndexByte(p, '\n')
-		if i < 0 {
-			s.buf = append(s.buf, p...)
-			if len(s.buf) > maxLine {
-				s.line(string(s.buf[:maxLine]))
-				s.buf = s.buf[:0]
-			}
-			break
-		}
-		s.buf = append(s.buf, p[:i]...)
-		if len(s.buf) > maxLine {
-			s.buf = s.buf[:maxLine]
-		}
-		s.line(string(s.buf))
-		s.buf = s.buf[:0]
-		p = p[i+1:]
-	}
-	return n, nil
+func newStderrFilter(name string, forward io.Writer, log *slog.Logger) *stderrFilter {
+	s := &stderrFilter{name: name, forward: forward, log: log}
+	s.failure.Pass = s.pass
+	return s
 }
 
-func (s *stderrFilter) flush() {
-	if len(s.buf) > 0 {
-		s.line(string(s.buf))
-		s.buf = s.buf[:0]
-	}
-}
+func (s *stderrFilter) pass(l string) { io.WriteString(s.forward, l+"\n") }
 
 func (s *stderrFilter) line(l string) {
-	l = strings.TrimRight(l, "\r")
-	if name, rest, ok := strings.Cut(l, ": "); ok && commands[name] {
-		switch {
-		case strings.HasPrefix(rest, "error: "):
-			if s.res.errMsg == "" {
-				s.res.errMsg = strings.TrimPrefix(rest, "error: ")
-			}
-		case strings.HasPrefix(rest, "hint: "):
-			if s.res.hintMsg == "" {
-				s.res.hintMsg = strings.TrimPrefix(rest, "hint: ")
-			}
-		default:
-			io.WriteString(s.forward, l+"\n")
-		}
+	if s.failure.Take(l) {
+		return
+	}
+	if strings.HasPrefix(l, s.name+": ") {
+		s.pass(l)
 		return
 	}
 	if strings.TrimSpace(l) == "" {
@@ -100,7 +59,11 @@ func (s *stderrFilter) line(l string) {
 	s.res.other = append(s.res.other, l)
 }
 
-func (s *stderrFilter) result() stderrResult { return s.res }
+func (s *stderrFilter) result() stderrResult {
+	r := s.res
+	r.err = s.failure.Err()
+	return r
+}
 
 // classify turns a failed ssh run into one error line naming host and cause.
 func classify(host, name string, code int, r stderrResult) error {
@@ -114,12 +77,8 @@ func classify(host, name string, code int, r stderrResult) error {
 				"install buttersink on "+host+" in sudo's secure_path (e.g. /usr/local/bin)")
 		}
 	}
-	if r.errMsg != "" {
-		err := fmt.Errorf("%s: %s", host, r.errMsg)
-		if r.hintMsg != "" {
-			err = hint.Wrap(err, r.hintMsg)
-		}
-		return err
+	if r.err != nil {
+		return fmt.Errorf("%s: %w", host, r.err)
 	}
 	last := ""
 	if len(r.other) > 0 {

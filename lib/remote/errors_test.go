@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/buttersink/buttersink/lib/child"
 	"github.com/buttersink/buttersink/lib/hint"
 )
 
@@ -32,16 +33,19 @@ func TestClassify(t *testing.T) {
 		{"remote error", 1, "bsrecv: received a\nbsrecv: error: /srv/b/c: parent 3f2a is not at the destination\nbsrecv: hint: send the parent first\n", "root@backup:2222: /srv/b/c: parent 3f2a is not at the destination", "send the parent first"},
 		{"filter", 1, "bs-ssh-filter: error: denied: bsrm needs the delete capability, which this key lacks\n", "root@backup:2222: denied: bsrm needs the delete capability, which this key lacks", ""},
 		{"version", 1, "bsrecv: error: version mismatch: client v1, server v2\nbsrecv: hint: install the same buttersink version on both hosts\n", "root@backup:2222: version mismatch: client v1, server v2", "same buttersink version"},
+		{"logged error, then the exit error", 1, "bsrecv: error: could not delete the partial subvolume; delete it by hand path=/srv/b/c\nbsrecv: error: /srv/b/c: btrfs receive failed\nbsrecv: hint: see above\n", "root@backup:2222: /srv/b/c: btrfs receive failed", "see above"},
+		{"any command's error line", 1, "bs-next: error: no such thing\n", "root@backup:2222: no such thing", ""},
 		{"plain failure", 3, "something broke\n", "root@backup:2222: remote bsrecv failed (exit status 3): something broke", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var fwd strings.Builder
-			f := &stderrFilter{forward: &fwd, log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+			f := newStderrFilter("bsrecv", &fwd, slog.New(slog.NewTextHandler(io.Discard, nil)))
+			w := child.NewLineWriter(f.line)
 			// Feed in awkward pieces: line handling must not depend on write boundaries.
 			for i := 0; i < len(tc.stderr); i += 3 {
-				f.Write([]byte(tc.stderr[i:min(i+3, len(tc.stderr))]))
+				w.Write([]byte(tc.stderr[i:min(i+3, len(tc.stderr))]))
 			}
-			f.flush()
+			w.Flush()
 			err := classify(host, "bsrecv", tc.code, f.result())
 			if err == nil || err.Error() != tc.want {
 				t.Fatalf("error %v, want %q", err, tc.want)
@@ -55,20 +59,21 @@ func TestClassify(t *testing.T) {
 
 func TestStderrFilterForwardsMessages(t *testing.T) {
 	var fwd strings.Builder
-	f := &stderrFilter{forward: &fwd, log: slog.New(slog.NewTextHandler(io.Discard, nil))}
-	io.WriteString(f, "bsrecv: received home.1\nWarning: Permanently added 'x'\nbsrecv: error: boom\nbsrecv: skipped home.0")
-	f.flush()
+	f := newStderrFilter("bsrecv", &fwd, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	w := child.NewLineWriter(f.line)
+	io.WriteString(w, "bsrecv: received home.1\nWarning: Permanently added 'x'\nbsrecv: error: boom\nbsrecv: skipped home.0\nssh: bsrecv: not its line")
+	w.Flush()
 	if want := "bsrecv: received home.1\nbsrecv: skipped home.0\n"; fwd.String() != want {
 		t.Errorf("forwarded %q, want %q", fwd.String(), want)
 	}
-	if r := f.result(); r.errMsg != "boom" || len(r.other) != 1 {
+	if r := f.result(); r.err == nil || r.err.Error() != "boom" || len(r.other) != 2 {
 		t.Errorf("result %+v", r)
 	}
 	// A flood without newlines stays bounded.
-	io.WriteString(f, strings.Repeat("x", 10*maxLine))
-	f.flush()
+	io.WriteString(w, strings.Repeat("x", 10*child.MaxLine))
+	w.Flush()
 	for _, l := range f.result().other {
-		if len(l) > maxLine {
+		if len(l) > child.MaxLine {
 			t.Fatalf("kept a line of %d bytes", len(l))
 		}
 	}

@@ -14,11 +14,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os/exec"
 	"strconv"
-	"syscall"
 	"time"
 
+	"github.com/buttersink/buttersink/lib/child"
 	"github.com/buttersink/buttersink/lib/hint"
 	"github.com/buttersink/buttersink/lib/location"
 	"github.com/buttersink/buttersink/lib/version"
@@ -103,26 +102,25 @@ func (f Flags) Run(ctx context.Context, loc location.Location, c Command) error 
 		log = slog.New(slog.DiscardHandler)
 	}
 	log.Debug("ssh", "argv", argv)
-	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
-	cmd.Stdin, cmd.Stdout = c.Stdin, c.Stdout
-	// On interrupt ask ssh to end the session (the remote command then
-	// sees its input end and cleans up) before killing it outright.
-	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
-	cmd.WaitDelay = 10 * time.Second
 	fwd := c.Stderr
 	if fwd == nil {
 		fwd = io.Discard
 	}
-	se := &stderrFilter{forward: fwd, log: log}
-	cmd.Stderr = se
-	if err := cmd.Start(); err != nil {
-		if errors.Is(err, exec.ErrNotFound) {
+	se := newStderrFilter(c.Name, fwd, log)
+	cmd := child.Command("ssh", argv...)
+	cmd.Stdin, cmd.Stdout = c.Stdin, c.Stdout
+	cmd.StderrLine = se.line
+	// On interrupt ask ssh to end the session (the remote command then
+	// sees its input end and cleans up) before killing it outright.
+	cmd.Grace = 10 * time.Second
+	if err := cmd.Start(ctx); err != nil {
+		var nf *child.NotFoundError
+		if errors.As(err, &nf) {
 			return hint.Wrap(fmt.Errorf("%s: ssh client %q not found", Host(loc), argv[0]), "install openssh-client or set --ssh / BS_SSH")
 		}
-		return fmt.Errorf("%s: start ssh: %w", Host(loc), err)
+		return fmt.Errorf("%s: start %w", Host(loc), err)
 	}
 	err = cmd.Wait()
-	se.flush()
 	if err == nil {
 		return nil
 	}
@@ -130,11 +128,11 @@ func (f Flags) Run(ctx context.Context, loc location.Location, c Command) error 
 		return ctx.Err()
 	}
 	code := -1
-	var ee *exec.ExitError
+	var ee *child.ExitError
 	if errors.As(err, &ee) {
-		code = ee.ExitCode()
-		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-			return fmt.Errorf("%s: ssh killed by signal %d while running %s", Host(loc), ws.Signal(), c.Name)
+		code = ee.Code
+		if ee.Signal != 0 {
+			return fmt.Errorf("%s: ssh killed by signal %d while running %s", Host(loc), ee.Signal, c.Name)
 		}
 	}
 	err = classify(Host(loc), c.Name, code, se.result())

@@ -1,13 +1,13 @@
 package stage
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
-	"sync/atomic"
-	"syscall"
+
+	"github.com/buttersink/buttersink/lib/child"
 )
 
 // filterWriter feeds a filter's stdin; the filter's stdout goes to the next
@@ -19,7 +19,7 @@ import (
 // forever on a filter blocked on its own full stdout.
 type filterWriter struct {
 	f     Filter
-	cmd   *exec.Cmd
+	cmd   *child.Cmd
 	stdin io.WriteCloser
 	err   error
 	done  bool
@@ -27,27 +27,20 @@ type filterWriter struct {
 	// next writer's error, if any.
 	copied  chan struct{}
 	copyErr error
-	// reaping is set before the filter is waited for: signal, called
-	// from another goroutine, then leaves its (soon reused) pid alone.
-	reaping atomic.Bool
 }
 
-func command(f Filter, stderr io.Writer) *exec.Cmd {
-	cmd := exec.Command("sh", "-c", f.Cmd)
+// command is the filter run by sh -c, in a process group of its own, so
+// that stopping the filter stops whatever the shell started too, and no
+// orphan writes to a closed pipe. Its stderr is passed on (to os.Stderr
+// if stderr is nil).
+func command(f Filter, stderr io.Writer) *child.Cmd {
+	cmd := child.Command("filter "+f.Name, "sh", "-c", f.Cmd)
 	if stderr == nil {
 		stderr = os.Stderr
 	}
 	cmd.Stderr = stderr
-	// Its own process group, so that stopping the filter stops whatever
-	// the shell started too, and no orphan writes to a closed pipe.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Group = true
 	return cmd
-}
-
-func killGroup(cmd *exec.Cmd) {
-	if cmd.Process != nil {
-		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-	}
 }
 
 func startFilterWriter(next io.Writer, f Filter, stderr io.Writer) (*filterWriter, error) {
@@ -60,16 +53,16 @@ func startFilterWriter(next io.Writer, f Filter, stderr io.Writer) (*filterWrite
 	if err != nil {
 		return nil, err
 	}
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("filter %s: %v", f.Name, err)
+	// Stopped by kill and signal, not by a context.
+	if err := cmd.Start(context.Background()); err != nil {
+		return nil, err
 	}
 	w := &filterWriter{f: f, cmd: cmd, stdin: stdin, copied: make(chan struct{})}
 	go func() {
 		defer close(w.copied)
 		if _, err := io.Copy(next, stdout); err != nil {
 			w.copyErr = err
-			// Not reaped before copied is closed: the pid is the filter's.
-			killGroup(cmd)
+			cmd.Kill()
 			io.Copy(io.Discard, stdout)
 		}
 	}()
@@ -98,12 +91,11 @@ func (w *filterWriter) wait() error {
 	}
 	w.done = true
 	<-w.copied
-	w.reaping.Store(true)
 	err := w.cmd.Wait()
 	if w.copyErr != nil {
 		return w.copyErr
 	}
-	return exitError(w.f, err)
+	return err
 }
 
 func (w *filterWriter) Close() error {
@@ -119,32 +111,14 @@ func (w *filterWriter) Close() error {
 
 // signal kills the filter's process group and nothing else: it is safe
 // while another goroutine writes to the filter, which then fails.
-func (w *filterWriter) signal() {
-	if !w.reaping.Load() {
-		killGroup(w.cmd)
-	}
-}
+func (w *filterWriter) signal() { w.cmd.Kill() }
 
 func (w *filterWriter) kill() {
 	if !w.done {
-		killGroup(w.cmd)
+		w.cmd.Kill()
 		w.stdin.Close()
 		w.wait()
 	}
-}
-
-func exitError(f Filter, err error) error {
-	if err == nil {
-		return nil
-	}
-	var ee *exec.ExitError
-	if errors.As(err, &ee) {
-		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-			return fmt.Errorf("filter %s: killed by signal %v", f.Name, ws.Signal())
-		}
-		return fmt.Errorf("filter %s: exit status %d", f.Name, ee.ExitCode())
-	}
-	return fmt.Errorf("filter %s: %v", f.Name, err)
 }
 
 // filterReader runs a filter on src and reads its stdout. At the end of
@@ -152,7 +126,7 @@ func exitError(f Filter, err error) error {
 // so a filter that dies never looks like a clean end.
 type filterReader struct {
 	f      Filter
-	cmd    *exec.Cmd
+	cmd    *child.Cmd
 	stdout io.ReadCloser
 	err    error
 	done   bool
@@ -165,8 +139,8 @@ func startFilterReader(src io.Reader, f Filter, stderr io.Writer) (*filterReader
 	if err != nil {
 		return nil, err
 	}
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("filter %s: %v", f.Name, err)
+	if err := cmd.Start(context.Background()); err != nil {
+		return nil, err
 	}
 	return &filterReader{f: f, cmd: cmd, stdout: stdout}, nil
 }
@@ -176,9 +150,9 @@ func (r *filterReader) Read(p []byte) (int, error) {
 		return 0, r.err
 	}
 	n, err := r.stdout.Read(p)
-	if err == io.EOF {
+	if errors.Is(err, io.EOF) {
 		r.done = true
-		if werr := exitError(r.f, r.cmd.Wait()); werr != nil {
+		if werr := r.cmd.Wait(); werr != nil {
 			r.err = werr
 			return n, werr
 		}
@@ -192,7 +166,7 @@ func (r *filterReader) Read(p []byte) (int, error) {
 func (r *filterReader) Close() error {
 	if !r.done {
 		r.done = true
-		killGroup(r.cmd)
+		r.cmd.Kill()
 		r.stdout.Close()
 		r.cmd.Wait()
 	}
