@@ -93,6 +93,16 @@ func Run(ctx context.Context, env *cli.Env, o Options) (rerr error) {
 	if len(dirs) > 0 && len(named) > 0 {
 		return cli.UsageError("give either directories (DIR/, steps on stdin) or snapshots (DIR/NAME), not both")
 	}
+	// Deleting a subvolume needs CAP_SYS_ADMIN: say so before taking
+	// locks or reading steps.
+	for _, l := range append(append([]location.Location(nil), dirs...), named...) {
+		if l.Scheme == location.Btrfs && !o.DryRun {
+			if err := btrfs.RequireAdmin(env.Name); err != nil {
+				return err
+			}
+			break
+		}
+	}
 	r := &remover{env: env, opts: o, stores: make(map[string]objstore.Store), out: jsonl.NewWriter(env.Stdout)}
 	defer r.close()
 	var steps []checked

@@ -57,7 +57,7 @@ func DeleteAt(dirfd int, name string, s Subvol) error {
 		err = ioctl(dirfd, iocSnapDestroy, unsafe.Pointer(v1))
 	}
 	if err != nil {
-		return fmt.Errorf("delete subvolume: %w", err)
+		return fmt.Errorf("delete subvolume: %w", needRoot(err))
 	}
 	return nil
 }
