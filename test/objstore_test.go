@@ -809,6 +809,7 @@ type recordingProxy struct {
 
 type recorded struct {
 	method string
+	path   string
 	query  url.Values
 	header http.Header
 }
@@ -823,7 +824,7 @@ func startRecordingProxy(t *testing.T, endpoint string) (*recordingProxy, string
 	proxy := httputil.NewSingleHostReverseProxy(target)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		rp.mu.Lock()
-		rp.reqs = append(rp.reqs, recorded{r.Method, r.URL.Query(), r.Header.Clone()})
+		rp.reqs = append(rp.reqs, recorded{r.Method, r.URL.Path, r.URL.Query(), r.Header.Clone()})
 		rp.mu.Unlock()
 		proxy.ServeHTTP(w, r)
 	}))
@@ -868,6 +869,11 @@ func TestS3PutRequests(t *testing.T) {
 			rec := objRecords(t, mustOsh(t, env, `bssend "$1/$2" | bss3put --storage-class REDUCED_REDUNDANCY `+c.put+` "$3"`, snaps, c.snap, url).Stdout)[0]
 			var parts, creates, copies, puts int
 			for _, r := range rp.take() {
+				// The writers' lock and the record of a started upload
+				// (bsrm --incomplete) are bookkeeping, not the stream.
+				if strings.Contains(r.path, "/.buttersink.lock") || strings.Contains(r.path, "/.bs-uploads/") {
+					continue
+				}
 				for _, h := range sdkChosen {
 					if v := r.header.Get(h); v != "" {
 						t.Errorf("%s %v: SDK-chosen checksum header %s: %s", r.method, r.query, h, v)
