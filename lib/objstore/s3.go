@@ -404,6 +404,7 @@ type s3Putter struct {
 	opts   PutOptions
 
 	uploadID string
+	noted    bool // its record (noteUpload) is written
 	existing map[int32]types.Part
 
 	buf       []byte // the part being filled
@@ -540,6 +541,7 @@ func (p *s3Putter) flush() error {
 			p.setErr(err)
 			return err
 		}
+		p.noted = true
 		out, err := p.s.client.CreateMultipartUpload(p.ctx, &s3.CreateMultipartUploadInput{
 			Bucket:   aws.String(p.s.loc.Bucket),
 			Key:      aws.String(p.s.full(p.key)),
@@ -692,14 +694,36 @@ func (p *s3Putter) cleanupContext() (context.Context, context.CancelFunc) {
 
 // discard aborts the multipart upload when it cannot be resumed.
 func (p *s3Putter) discard() {
-	if !p.opts.Discard || p.uploadID == "" {
+	if !p.opts.Discard || !p.noted && p.uploadID == "" {
 		return
 	}
 	ctx, cancel := p.cleanupContext()
 	defer cancel()
-	p.s.client.AbortMultipartUpload(ctx, &s3.AbortMultipartUploadInput{
-		Bucket: aws.String(p.s.loc.Bucket), Key: aws.String(p.s.full(p.key)), UploadId: aws.String(p.uploadID),
-	})
+	ids := []string{p.uploadID}
+	if p.uploadID == "" {
+		// Stopped while creating it: the server may have made the upload
+		// without this run learning its ID. Ask for the key's uploads;
+		// if that fails, the record stays for bsrm --incomplete.
+		out, err := p.s.client.ListMultipartUploads(ctx, &s3.ListMultipartUploadsInput{
+			Bucket: aws.String(p.s.loc.Bucket), Prefix: aws.String(p.s.full(p.key)),
+		})
+		if err != nil {
+			return
+		}
+		ids = ids[:0]
+		for _, u := range out.Uploads {
+			if aws.ToString(u.Key) == p.s.full(p.key) {
+				ids = append(ids, aws.ToString(u.UploadId))
+			}
+		}
+	}
+	for _, id := range ids {
+		if _, err := p.s.client.AbortMultipartUpload(ctx, &s3.AbortMultipartUploadInput{
+			Bucket: aws.String(p.s.loc.Bucket), Key: aws.String(p.s.full(p.key)), UploadId: aws.String(id),
+		}); err != nil && !isNoSuchUpload(err) {
+			return // the record stays: bsrm --incomplete finds the upload
+		}
+	}
 	p.s.forgetUpload(ctx, p.key)
 }
 

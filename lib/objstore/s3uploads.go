@@ -11,6 +11,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/smithy-go"
 
 	"github.com/buttersink/buttersink/lib/names"
 )
@@ -113,4 +114,11 @@ func (s *s3Store) readRecord(ctx context.Context, obj, prefix string) (string, e
 		return "", nil
 	}
 	return prefix + key, nil
+}
+
+// isNoSuchUpload reports S3's "that upload is gone" (completed or
+// aborted meanwhile): nothing is left to abort.
+func isNoSuchUpload(err error) bool {
+	var ae smithy.APIError
+	return errors.As(err, &ae) && ae.ErrorCode() == "NoSuchUpload"
 }
