@@ -30,6 +30,8 @@ import (
 	"github.com/buttersink/buttersink/lib/jsonl"
 	"github.com/buttersink/buttersink/lib/location"
 	"github.com/buttersink/buttersink/lib/objstore"
+	"github.com/buttersink/buttersink/lib/objstore/filestore"
+	"github.com/buttersink/buttersink/lib/objstore/s3store"
 	"github.com/buttersink/buttersink/lib/snapshot"
 	"github.com/buttersink/buttersink/test/harness"
 )
@@ -120,7 +122,11 @@ func (s store) open(t *testing.T) objstore.Store {
 		}
 		opts.EndpointURL = s.m.Endpoint
 	}
-	st, err := objstore.Open(context.Background(), loc, opts)
+	open := filestore.Open
+	if loc.Scheme == location.S3 {
+		open = s3store.Open
+	}
+	st, err := open(context.Background(), loc, opts)
 	if err != nil {
 		t.Fatal(err)
 	}

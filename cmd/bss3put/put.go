@@ -19,6 +19,7 @@ import (
 	"github.com/buttersink/buttersink/lib/jsonl"
 	"github.com/buttersink/buttersink/lib/location"
 	"github.com/buttersink/buttersink/lib/objstore"
+	"github.com/buttersink/buttersink/lib/objstore/objkey"
 	"github.com/buttersink/buttersink/lib/progress"
 	"github.com/buttersink/buttersink/lib/sendstream"
 	"github.com/buttersink/buttersink/lib/snapshot"
@@ -68,7 +69,7 @@ func Put(ctx context.Context, env *cli.Env, opts PutOptions) error {
 	if cli.IsTerminal(env.Stdin) {
 		return hint.Wrap(cli.UsageError("stdin is a terminal, not a send stream"), "pipe a stream in: bssend ... | "+env.Name+" "+opts.Dst.String())
 	}
-	st, err := objstore.Open(ctx, opts.Dst, opts.Store)
+	st, err := stores.Open(ctx, opts.Dst, opts.Store)
 	if err != nil {
 		return err
 	}
@@ -120,7 +121,7 @@ func putStream(ctx context.Context, env *cli.Env, st objstore.Store, s *sendstre
 	if !s.Subvol.Snapshot {
 		parent = uuid.Zero
 	}
-	k, err := objstore.NewKey(s.Subvol.Path, s.Subvol.UUID, parent, s.Subvol.CTransID, opts.Encoding.Stages())
+	k, err := objkey.NewKey(s.Subvol.Path, s.Subvol.UUID, parent, s.Subvol.CTransID, opts.Encoding.Stages())
 	if err != nil {
 		return snapshot.Snapshot{}, false, fmt.Errorf("stream at byte %d: %v", s.Offset, err)
 	}

@@ -1,7 +1,7 @@
 // Package storetest is the contract every objstore.Store keeps, as one Go
 // test per behaviour: Run it against a store implementation. The file
-// store runs it in lib/objstore's own tests; the S3 store against MinIO in
-// test/storetest_test.go.
+// store runs it in its own tests (lib/objstore/filestore); the S3 store
+// against MinIO in test/storetest_test.go.
 package storetest
 
 import (
@@ -20,6 +20,7 @@ import (
 
 	"github.com/buttersink/buttersink/lib/names"
 	"github.com/buttersink/buttersink/lib/objstore"
+	"github.com/buttersink/buttersink/lib/objstore/objkey"
 	"github.com/buttersink/buttersink/lib/uuid"
 )
 
@@ -86,7 +87,7 @@ func Run(t *testing.T, c Config) {
 func key(p string, n byte) string {
 	var id uuid.UUID
 	id[0], id[15] = 0x3f, n
-	k, err := objstore.NewKey(p, id, uuid.Zero, uint64(n), nil)
+	k, err := objkey.NewKey(p, id, uuid.Zero, uint64(n), nil)
 	if err != nil {
 		panic(err)
 	}
