@@ -36,9 +36,5 @@ func TestS3Store(t *testing.T) {
 			return st
 		},
 		Resumable: true,
-		Pending: map[string]string{
-			"OverwriteRefused": "PutObject and CompleteMultipartUpload replace an existing object",
-			"CancelPut":        "a Close that fails leaves the multipart upload even with Discard (issue 12)",
-		},
 	})
 }

@@ -30,7 +30,8 @@ import (
 // are stored without it and verified by the stream's own CRCs only.
 //
 // A file being written is ".<name>.partial-<random>" in the object's
-// directory: never a valid key, renamed into place only when complete.
+// directory: never a valid key, linked into place only when complete
+// (never over an object).
 type fileStore struct {
 	loc location.Location
 }
@@ -389,7 +390,8 @@ func (s *fileStore) Create(ctx context.Context, key string, meta objstore.Meta, 
 }
 
 // filePutter writes to the temporary file; Close fsyncs it, sets the
-// metadata, renames it into place and fsyncs the directory, so the object
+// metadata, links it into place (ErrExists when the key is stored),
+// removes the temporary name and fsyncs the directory, so the object
 // is either absent or complete, even across a crash. A cancelled ctx
 // fails Write and Close.
 type filePutter struct {
@@ -448,10 +450,18 @@ func (p *filePutter) Close(meta objstore.Meta) (objstore.Object, error) {
 	if err := p.f.Close(); err != nil {
 		return fail(err)
 	}
-	if err := os.Rename(p.tmp, p.final); err != nil {
+	// Link, never rename: a rename would replace an object stored under
+	// the key meanwhile.
+	if err := linkNew(p.tmp, p.final); err != nil {
 		os.Remove(p.tmp)
+		if errors.Is(err, fs.ErrExist) {
+			return objstore.Object{}, fmt.Errorf("%s: %w", p.s.where(p.key), objstore.ErrExists)
+		}
 		return objstore.Object{}, p.s.fail(p.key, err)
 	}
+	// The object is in place; a temporary name left by a failed unlink
+	// is an incomplete upload for bsrm --incomplete.
+	_ = os.Remove(p.tmp)
 	if d, err := os.Open(filepath.Dir(p.final)); err == nil {
 		err = d.Sync()
 		d.Close()
@@ -460,6 +470,22 @@ func (p *filePutter) Close(meta objstore.Meta) (objstore.Object, error) {
 		}
 	}
 	return objstore.Object{Key: p.key, Size: p.size, Modified: time.Now(), Meta: meta}, nil
+}
+
+// linkNew makes newpath a name of the complete file at oldpath, failing
+// with EEXIST when newpath exists. On a filesystem without hard links it
+// renames without replacing (RENAME_NOREPLACE) instead.
+func linkNew(oldpath, newpath string) error {
+	err := os.Link(oldpath, newpath)
+	if errors.Is(err, unix.EPERM) || errors.Is(err, unix.ENOTSUP) || errors.Is(err, unix.EMLINK) {
+		switch rerr := unix.Renameat2(unix.AT_FDCWD, oldpath, unix.AT_FDCWD, newpath, unix.RENAME_NOREPLACE); {
+		case rerr == nil:
+			return nil
+		case errors.Is(rerr, unix.EEXIST):
+			return &os.LinkError{Op: "rename", Old: oldpath, New: newpath, Err: rerr}
+		}
+	}
+	return err
 }
 
 func (p *filePutter) Abort() {

@@ -31,8 +31,5 @@ func TestFileStore(t *testing.T) {
 			}
 			return st
 		},
-		Pending: map[string]string{
-			"OverwriteRefused": "Close renames over an existing object; bss3put relies on it to store again an object left without metadata",
-		},
 	})
 }

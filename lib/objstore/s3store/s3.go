@@ -146,6 +146,9 @@ func (s *s3Store) fail(key string, err error) error {
 			return hint.Wrap(fmt.Errorf("%s: bucket %q does not exist", what, s.loc.Bucket), "create it first, e.g. aws s3 mb s3://"+s.loc.Bucket)
 		case "NoSuchKey", "NotFound":
 			return fmt.Errorf("%s: %w", what, objstore.ErrNotExist)
+		case "PreconditionFailed":
+			// Only puts are conditional (If-None-Match: *).
+			return fmt.Errorf("%s: %w", what, objstore.ErrExists)
 		case "AccessDenied", "Forbidden", "AllAccessDisabled":
 			return hint.Wrap(fmt.Errorf("%s: access denied", what), "check the credentials' policy for this bucket and prefix")
 		case "InvalidAccessKeyId":
@@ -172,6 +175,8 @@ func (s *s3Store) fail(key string, err error) error {
 		switch re.HTTPStatusCode() {
 		case 404:
 			return fmt.Errorf("%s: %w", what, objstore.ErrNotExist)
+		case 412:
+			return fmt.Errorf("%s: %w", what, objstore.ErrExists)
 		case 403:
 			return hint.Wrap(fmt.Errorf("%s: access denied", what), "check the credentials and their policy for this bucket")
 		}
@@ -203,6 +208,9 @@ func (s *s3Store) List(ctx context.Context) ([]objstore.Object, error) {
 		}
 		for _, o := range page.Contents {
 			k := strings.TrimPrefix(aws.ToString(o.Key), s.prefix())
+			if strings.HasPrefix(k, uploadRecords) || strings.Contains(k, "/"+uploadRecords) {
+				continue // this store's (or a deeper one's) bookkeeping
+			}
 			out = append(out, objstore.Object{Key: k, Size: aws.ToInt64(o.Size), Modified: aws.ToTime(o.LastModified), StorageClass: string(o.StorageClass),
 				Multipart: strings.Contains(aws.ToString(o.ETag), "-")})
 		}
@@ -627,7 +635,8 @@ func unsignedPayload(o *s3.Options) {
 	o.APIOptions = append(o.APIOptions, v4.SwapComputePayloadSHA256ForUnsignedPayloadMiddleware)
 }
 
-// Close completes the upload. The object under its final key carries
+// Close completes the upload, conditionally: it never replaces an object
+// (ErrExists). The object under its final key carries
 // the digest only after the metadata copy; when a step fails or is
 // interrupted, Close leaves no object that looks stored: a non-resumable
 // upload (Discard) is aborted, and an object completed without its digest
@@ -673,9 +682,17 @@ func (p *s3Putter) Close(meta objstore.Meta) (objstore.Object, error) {
 		Key:             aws.String(p.s.full(p.key)),
 		UploadId:        aws.String(p.uploadID),
 		MultipartUpload: &types.CompletedMultipartUpload{Parts: p.done},
+		// Never replace an object (412 when the key is stored).
+		IfNoneMatch: aws.String("*"),
 	})
 	if err != nil {
 		err = p.s.fail(p.key, fmt.Errorf("complete upload: %w", err))
+		if errors.Is(err, objstore.ErrExists) {
+			// The object is another's: leave it, and drop the upload,
+			// which can never complete.
+			p.abortUpload()
+			return objstore.Object{}, err
+		}
 		// An interrupted request may still have completed the upload.
 		p.discard()
 		p.removeUndigested()
@@ -705,7 +722,14 @@ func (p *s3Putter) cleanupContext() (context.Context, context.CancelFunc) {
 
 // discard aborts the multipart upload when it cannot be resumed.
 func (p *s3Putter) discard() {
-	if !p.opts.Discard || p.uploadID == "" {
+	if p.opts.Discard {
+		p.abortUpload()
+	}
+}
+
+// abortUpload aborts the multipart upload, if any.
+func (p *s3Putter) abortUpload() {
+	if p.uploadID == "" {
 		return
 	}
 	ctx, cancel := p.cleanupContext()
@@ -743,6 +767,8 @@ func (p *s3Putter) putSingle(meta objstore.Meta) (objstore.Object, error) {
 		StorageClass:         types.StorageClass(p.s.opts.StorageClass),
 		ServerSideEncryption: types.ServerSideEncryption(p.s.opts.SSE),
 		ContentType:          aws.String("application/octet-stream"),
+		// Never replace an object (412 when the key is stored).
+		IfNoneMatch: aws.String("*"),
 	}, unsignedPayload)
 	if err != nil {
 		return objstore.Object{}, p.s.fail(p.key, err)
