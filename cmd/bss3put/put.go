@@ -132,7 +132,11 @@ func putStream(ctx context.Context, env *cli.Env, st objstore.Store, s *sendstre
 	case err == nil && old.Meta.Complete():
 		return verifyStored(env, s, old, where)
 	case err == nil:
+		// A store never replaces an object: delete it first.
 		env.Log.Warn(fmt.Sprintf("%s: exists without complete metadata (an upload cut short); storing it again", where))
+		if err := objstore.DeleteUndigested(ctx, st, key); err != nil {
+			return snapshot.Snapshot{}, false, err
+		}
 	case !errors.Is(err, objstore.ErrNotExist):
 		return snapshot.Snapshot{}, false, err
 	}
@@ -194,6 +198,20 @@ func putStream(ctx context.Context, env *cli.Env, st objstore.Store, s *sendstre
 	meta.StreamSize = s.Size()
 	meta.StreamSHA256 = hex.EncodeToString(h.Sum(nil))
 	obj, err := p.Close(meta)
+	if errors.Is(err, objstore.ErrExists) {
+		// Another writer stored the key meanwhile: the same stream is
+		// stored; a different one is an error, as in verifyStored.
+		old, serr := st.Stat(ctx, key)
+		if serr != nil || !old.Meta.Complete() {
+			return snapshot.Snapshot{}, false, err
+		}
+		if err := sameStream(old, meta.StreamSize, meta.StreamSHA256, where); err != nil {
+			return snapshot.Snapshot{}, false, err
+		}
+		env.Log.Debug("stored meanwhile by another writer", "key", where)
+		rec, _ := objstore.Record(old)
+		return rec, true, nil
+	}
 	if err != nil {
 		return snapshot.Snapshot{}, false, err
 	}
@@ -223,16 +241,24 @@ func verifyStored(env *cli.Env, s *sendstream.Stream, old objstore.Object, where
 	if _, err := s.WriteTo(h); err != nil {
 		return snapshot.Snapshot{}, false, streamError(err, where)
 	}
-	sum := hex.EncodeToString(h.Sum(nil))
-	if s.Size() != old.Meta.StreamSize || sum != old.Meta.StreamSHA256 {
-		return snapshot.Snapshot{}, false, hint.Wrap(
-			fmt.Errorf("%s: already stored with different content (stream %d bytes sha256 %.12s…, stored %d bytes sha256 %.12s…)",
-				where, s.Size(), sum, old.Meta.StreamSize, old.Meta.StreamSHA256),
-			"delete the stored object (bsrm) if the new stream is the right one")
+	if err := sameStream(old, s.Size(), hex.EncodeToString(h.Sum(nil)), where); err != nil {
+		return snapshot.Snapshot{}, false, err
 	}
 	env.Log.Debug("already stored", "key", where)
 	rec, _ := objstore.Record(old)
 	return rec, true, nil
+}
+
+// sameStream checks a stored object holds the raw stream of size bytes
+// with SHA-256 sum.
+func sameStream(old objstore.Object, size int64, sum, where string) error {
+	if size != old.Meta.StreamSize || sum != old.Meta.StreamSHA256 {
+		return hint.Wrap(
+			fmt.Errorf("%s: already stored with different content (stream %d bytes sha256 %.12s…, stored %d bytes sha256 %.12s…)",
+				where, size, sum, old.Meta.StreamSize, old.Meta.StreamSHA256),
+			"delete the stored object (bsrm) if the new stream is the right one")
+	}
+	return nil
 }
 
 // readBuffer is the size of each of the input reader's two buffers: the

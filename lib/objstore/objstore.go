@@ -281,6 +281,26 @@ func Stored(ctx context.Context, st Store, objs []Object) ([]Object, error) {
 	return out, nil
 }
 
+// DeleteUndigested deletes the object under key if it has no digest (an
+// upload completed and cut short before its metadata copy, see Stored; or
+// an object written where the store could keep no metadata), so that the
+// stream can be stored again: a store never replaces an object. It reads
+// the object's metadata itself, right before the delete, so an object
+// that got its digest meanwhile is kept (ErrExists). An object gone
+// meanwhile is not an error.
+func DeleteUndigested(ctx context.Context, st Store, key string) error {
+	o, err := st.Stat(ctx, key)
+	switch {
+	case errors.Is(err, ErrNotExist):
+		return nil
+	case err != nil:
+		return err
+	case o.Meta.Complete():
+		return fmt.Errorf("%s%s: %w", st.Location().DirString(), key, ErrExists)
+	}
+	return st.Delete(ctx, key)
+}
+
 // GetOptions tune reading an object.
 type GetOptions struct {
 	// Concurrency is the number of ranged GETs in flight (S3), default 4.
