@@ -146,6 +146,10 @@ func TestBss3putInterrupt(t *testing.T) {
 						t.Fatal(err)
 					}
 					for _, o := range objs.Contents {
+						// A kept upload keeps its record (lib/objstore/s3store).
+						if combo.resumable && strings.HasPrefix(aws.ToString(o.Key), prefix+".bs-uploads/") {
+							continue
+						}
 						t.Errorf("%s: object left: %s", what, aws.ToString(o.Key))
 					}
 					ups, err := c.ListMultipartUploads(ctx, &s3.ListMultipartUploadsInput{Bucket: aws.String(m.Bucket)})

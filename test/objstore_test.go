@@ -427,6 +427,10 @@ func TestBss3getCorrupt(t *testing.T) {
 			rc.Close()
 			replace := func(body []byte, meta objstore.Meta) {
 				t.Helper()
+				// A store never replaces an object: delete it first.
+				if err := st.Delete(ctx, key); err != nil {
+					t.Fatal(err)
+				}
 				p, err := st.Create(ctx, key, meta, objstore.PutOptions{})
 				if err != nil {
 					t.Fatal(err)
@@ -807,7 +811,7 @@ func TestBsrmIncomplete(t *testing.T) {
 }
 
 // recordingProxy forwards requests to endpoint and keeps each one's
-// method, query and headers.
+// method, path, query and headers.
 type recordingProxy struct {
 	mu   sync.Mutex
 	reqs []recorded
@@ -815,6 +819,7 @@ type recordingProxy struct {
 
 type recorded struct {
 	method string
+	path   string
 	query  url.Values
 	header http.Header
 }
@@ -829,7 +834,7 @@ func startRecordingProxy(t *testing.T, endpoint string) (*recordingProxy, string
 	proxy := httputil.NewSingleHostReverseProxy(target)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		rp.mu.Lock()
-		rp.reqs = append(rp.reqs, recorded{r.Method, r.URL.Query(), r.Header.Clone()})
+		rp.reqs = append(rp.reqs, recorded{r.Method, r.URL.Path, r.URL.Query(), r.Header.Clone()})
 		rp.mu.Unlock()
 		proxy.ServeHTTP(w, r)
 	}))
@@ -885,6 +890,11 @@ func TestS3PutRequests(t *testing.T) {
 					if r.header.Get("X-Amz-Checksum-Crc32c") == "" {
 						t.Errorf("part %s without its CRC32C", r.query.Get("partNumber"))
 					}
+				case r.method == "POST" && r.query.Has("uploadId"):
+					// Completing never replaces an object.
+					if r.header.Get("If-None-Match") != "*" {
+						t.Error("multipart upload completed without If-None-Match: *")
+					}
 				case r.method == "POST" && r.query.Has("uploads"):
 					creates++
 					if a, ty := r.header.Get("X-Amz-Checksum-Algorithm"), r.header.Get("X-Amz-Checksum-Type"); a != "CRC32C" || ty != "FULL_OBJECT" {
@@ -901,10 +911,18 @@ func TestS3PutRequests(t *testing.T) {
 					if a := r.header.Get("X-Amz-Checksum-Algorithm"); a != "" {
 						t.Errorf("metadata copy asks for a new %s checksum (the server would rewrite the object)", a)
 					}
+				case r.method == "PUT" && strings.Contains(r.path, "/.bs-uploads/"):
+					// The record of a multipart upload in progress.
+					if !c.multipart {
+						t.Errorf("single put records an upload: %s", r.path)
+					}
 				case r.method == "PUT":
 					puts++
 					if r.header.Get("X-Amz-Checksum-Crc32c") == "" {
 						t.Error("single put without its CRC32C")
+					}
+					if r.header.Get("If-None-Match") != "*" {
+						t.Error("single put without If-None-Match: *")
 					}
 					if sc := r.header.Get("X-Amz-Storage-Class"); sc != "REDUCED_REDUNDANCY" {
 						t.Errorf("single put with storage class %q", sc)
