@@ -437,7 +437,36 @@ func overwriteRefused(t *testing.T, c Config) error {
 			return fmt.Errorf("after a refused put of %d bytes: %w", again.size, err)
 		}
 	}
-	return nil
+	// Two writers of one free key: the first to close stores it, the
+	// second's Close says ErrExists (the key was free at its Create).
+	k2 := key("vol", 14)
+	first, second := random(1000), random(1500)
+	p1, err := st.Create(ctx, k2, objstore.Meta{}, objstore.PutOptions{})
+	if err != nil {
+		return fmt.Errorf("create %s: %w", k2, err)
+	}
+	defer p1.Abort()
+	p2, err := st.Create(ctx, k2, objstore.Meta{}, objstore.PutOptions{})
+	if err != nil {
+		return fmt.Errorf("second create of %s: %w", k2, err)
+	}
+	defer p2.Abort()
+	if _, err := p1.Write(first); err != nil {
+		return fmt.Errorf("write %s: %w", k2, err)
+	}
+	if _, err := p2.Write(second); err != nil {
+		return fmt.Errorf("second write of %s: %w", k2, err)
+	}
+	if _, err := p1.Close(streamMeta(first)); err != nil {
+		return fmt.Errorf("close %s: %w", k2, err)
+	}
+	if _, err := p2.Close(streamMeta(second)); !errors.Is(err, objstore.ErrExists) {
+		return fmt.Errorf("second writer's close of %s: %v, want ErrExists", k2, err)
+	}
+	if err := get(ctx, st, k2, first, objstore.GetOptions{}); err != nil {
+		return fmt.Errorf("after the second writer's close: %w", err)
+	}
+	return clean(ctx, st, k, k2)
 }
 
 // badKeys are keys every store refuses, with a *names.Error, before
