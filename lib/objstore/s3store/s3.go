@@ -677,7 +677,7 @@ func (p *s3Putter) Close(meta objstore.Meta) (objstore.Object, error) {
 	}
 	sort.Slice(p.done, func(i, j int) bool { return *p.done[i].PartNumber < *p.done[j].PartNumber })
 	p.opts.Log("upload parts", "key", p.key, "sent", p.sent, "kept", p.kept)
-	_, err := p.s.client.CompleteMultipartUpload(p.ctx, &s3.CompleteMultipartUploadInput{
+	done, err := p.s.client.CompleteMultipartUpload(p.ctx, &s3.CompleteMultipartUploadInput{
 		Bucket:          aws.String(p.s.loc.Bucket),
 		Key:             aws.String(p.s.full(p.key)),
 		UploadId:        aws.String(p.uploadID),
@@ -704,7 +704,12 @@ func (p *s3Putter) Close(meta objstore.Meta) (objstore.Object, error) {
 	// set it by copying the object onto itself with new metadata. Until
 	// then the object carries the metadata of CreateMultipartUpload,
 	// without a digest, which no lister counts as a stored stream.
-	if err := p.s.replaceMeta(p.ctx, p.key, p.size, meta); err != nil {
+	if err := p.s.replaceMeta(p.ctx, p.key, p.size, aws.ToString(done.ETag), meta); err != nil {
+		if errors.Is(err, objstore.ErrExists) {
+			// Deleted and stored again by another writer meanwhile:
+			// the object is not ours to remove.
+			return objstore.Object{}, err
+		}
 		p.removeUndigested()
 		return objstore.Object{}, err
 	}
@@ -778,14 +783,16 @@ func (p *s3Putter) putSingle(meta objstore.Meta) (objstore.Object, error) {
 }
 
 // replaceMeta sets an object's metadata by copying it onto itself, in
-// parts of 5 GiB above CopyObject's limit.
-func (s *s3Store) replaceMeta(ctx context.Context, key string, size int64, meta objstore.Meta) error {
+// parts of 5 GiB above CopyObject's limit. The copy's source must still
+// have etag, the object the upload completed: never another's.
+func (s *s3Store) replaceMeta(ctx context.Context, key string, size int64, etag string, meta objstore.Meta) error {
 	src := url.PathEscape(s.loc.Bucket) + "/" + escapeKey(s.full(key))
 	if size <= MaxPartSize {
 		_, err := s.client.CopyObject(ctx, &s3.CopyObjectInput{
 			Bucket:               aws.String(s.loc.Bucket),
 			Key:                  aws.String(s.full(key)),
 			CopySource:           aws.String(src),
+			CopySourceIfMatch:    aws.String(etag),
 			MetadataDirective:    types.MetadataDirectiveReplace,
 			Metadata:             meta.Map(),
 			StorageClass:         types.StorageClass(s.opts.StorageClass),
@@ -818,7 +825,7 @@ func (s *s3Store) replaceMeta(ctx context.Context, key string, size int64, meta 
 		end := min(off+MaxPartSize, size) - 1
 		pc, err := s.client.UploadPartCopy(ctx, &s3.UploadPartCopyInput{
 			Bucket: aws.String(s.loc.Bucket), Key: aws.String(s.full(key)), UploadId: id,
-			PartNumber: aws.Int32(n), CopySource: aws.String(src),
+			PartNumber: aws.Int32(n), CopySource: aws.String(src), CopySourceIfMatch: aws.String(etag),
 			CopySourceRange: aws.String(fmt.Sprintf("bytes=%d-%d", off, end)),
 		})
 		if err != nil {
