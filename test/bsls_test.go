@@ -536,8 +536,8 @@ func TestBslsObjects(t *testing.T) {
 // TestBslsNoSDK: the AWS SDK's package initialisation would cost bsls
 // more CPU than listing thousands of btrfs snapshots (test/bench/bsls.sh);
 // the commands that never reach S3 themselves (bsls runs bss3ls for it)
-// do not link it, nor the S3 store. lib/stage, which bss3put and bss3get
-// link beside the stores, links neither it nor the CLI kit's kong.
+// do not link it, nor the S3 store. lib/stage and the store family but
+// s3store link neither it nor the CLI kit's kong.
 func TestBslsNoSDK(t *testing.T) {
 	deps := func(pkg string) []string {
 		out, err := exec.Command("go", "list", "-deps", "github.com/buttersink/buttersink/"+pkg).CombinedOutput()
@@ -557,9 +557,13 @@ func TestBslsNoSDK(t *testing.T) {
 			}
 		}
 	}
-	for _, p := range deps("lib/stage") {
-		if sdk(p) || strings.Contains(p, "alecthomas/kong") {
-			t.Errorf("lib/stage links %s", p)
+	// Only s3store links the SDK; the stage and the store contract link
+	// neither it nor kong.
+	for _, pkg := range []string{"lib/stage", "lib/objstore", "lib/objstore/objkey", "lib/objstore/filestore", "lib/inventory"} {
+		for _, p := range deps(pkg) {
+			if sdk(p) || strings.Contains(p, "alecthomas/kong") {
+				t.Errorf("%s links %s", pkg, p)
+			}
 		}
 	}
 }
