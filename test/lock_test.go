@@ -17,6 +17,7 @@ import (
 	"github.com/buttersink/buttersink/lib/location"
 	"github.com/buttersink/buttersink/lib/lock"
 	"github.com/buttersink/buttersink/lib/objstore"
+	"github.com/buttersink/buttersink/lib/objstore/s3store"
 	"github.com/buttersink/buttersink/test/harness"
 )
 
@@ -244,11 +245,11 @@ func s3LockRig(t *testing.T, prefix string) (lock.Object, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := objstore.Open(context.Background(), loc, objstore.Options{EndpointURL: m.Endpoint})
+	st, err := s3store.Open(context.Background(), loc, objstore.Options{EndpointURL: m.Endpoint})
 	if err != nil {
 		t.Fatal(err)
 	}
-	obj, ok := objstore.LockObject(st)
+	obj, ok := s3store.LockObject(st)
 	if !ok {
 		t.Fatal("no lock object")
 	}

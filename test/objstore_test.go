@@ -30,6 +30,8 @@ import (
 	"github.com/buttersink/buttersink/lib/jsonl"
 	"github.com/buttersink/buttersink/lib/location"
 	"github.com/buttersink/buttersink/lib/objstore"
+	"github.com/buttersink/buttersink/lib/objstore/filestore"
+	"github.com/buttersink/buttersink/lib/objstore/s3store"
 	"github.com/buttersink/buttersink/lib/snapshot"
 	"github.com/buttersink/buttersink/test/harness"
 )
@@ -120,7 +122,11 @@ func (s store) open(t *testing.T) objstore.Store {
 		}
 		opts.EndpointURL = s.m.Endpoint
 	}
-	st, err := objstore.Open(context.Background(), loc, opts)
+	open := filestore.Open
+	if loc.Scheme == location.S3 {
+		open = s3store.Open
+	}
+	st, err := open(context.Background(), loc, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -421,6 +427,10 @@ func TestBss3getCorrupt(t *testing.T) {
 			rc.Close()
 			replace := func(body []byte, meta objstore.Meta) {
 				t.Helper()
+				// A store never replaces an object: delete it first.
+				if err := st.Delete(ctx, key); err != nil {
+					t.Fatal(err)
+				}
 				p, err := st.Create(ctx, key, meta, objstore.PutOptions{})
 				if err != nil {
 					t.Fatal(err)
@@ -801,7 +811,7 @@ func TestBsrmIncomplete(t *testing.T) {
 }
 
 // recordingProxy forwards requests to endpoint and keeps each one's
-// method, query and headers.
+// method, path, query and headers.
 type recordingProxy struct {
 	mu   sync.Mutex
 	reqs []recorded
@@ -885,6 +895,11 @@ func TestS3PutRequests(t *testing.T) {
 					if r.header.Get("X-Amz-Checksum-Crc32c") == "" {
 						t.Errorf("part %s without its CRC32C", r.query.Get("partNumber"))
 					}
+				case r.method == "POST" && r.query.Has("uploadId"):
+					// Completing never replaces an object.
+					if r.header.Get("If-None-Match") != "*" {
+						t.Error("multipart upload completed without If-None-Match: *")
+					}
 				case r.method == "POST" && r.query.Has("uploads"):
 					creates++
 					if a, ty := r.header.Get("X-Amz-Checksum-Algorithm"), r.header.Get("X-Amz-Checksum-Type"); a != "CRC32C" || ty != "FULL_OBJECT" {
@@ -901,10 +916,18 @@ func TestS3PutRequests(t *testing.T) {
 					if a := r.header.Get("X-Amz-Checksum-Algorithm"); a != "" {
 						t.Errorf("metadata copy asks for a new %s checksum (the server would rewrite the object)", a)
 					}
+				case r.method == "PUT" && strings.Contains(r.path, "/.bs-uploads/"):
+					// The record of a multipart upload in progress.
+					if !c.multipart {
+						t.Errorf("single put records an upload: %s", r.path)
+					}
 				case r.method == "PUT":
 					puts++
 					if r.header.Get("X-Amz-Checksum-Crc32c") == "" {
 						t.Error("single put without its CRC32C")
+					}
+					if r.header.Get("If-None-Match") != "*" {
+						t.Error("single put without If-None-Match: *")
 					}
 					if sc := r.header.Get("X-Amz-Storage-Class"); sc != "REDUCED_REDUNDANCY" {
 						t.Errorf("single put with storage class %q", sc)

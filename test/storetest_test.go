@@ -9,6 +9,7 @@ import (
 
 	"github.com/buttersink/buttersink/lib/location"
 	"github.com/buttersink/buttersink/lib/objstore"
+	"github.com/buttersink/buttersink/lib/objstore/s3store"
 	"github.com/buttersink/buttersink/lib/objstore/storetest"
 	"github.com/buttersink/buttersink/test/harness"
 )
@@ -28,16 +29,12 @@ func TestS3Store(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			st, err := objstore.Open(context.Background(), loc, objstore.Options{EndpointURL: m.Endpoint})
+			st, err := s3store.Open(context.Background(), loc, objstore.Options{EndpointURL: m.Endpoint})
 			if err != nil {
 				t.Fatal(err)
 			}
 			return st
 		},
 		Resumable: true,
-		Pending: map[string]string{
-			"OverwriteRefused": "PutObject and CompleteMultipartUpload replace an existing object",
-			"CancelPut":        "a Close that fails leaves the multipart upload even with Discard (issue 12)",
-		},
 	})
 }

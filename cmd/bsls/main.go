@@ -11,9 +11,9 @@ import (
 	"github.com/buttersink/buttersink/lib/remote"
 )
 
-// bsls must not import lib/objstore (the AWS SDK): object stores are
-// listed by bss3ls (see lib/inventory), and the S3 flags come from
-// objopts.
+// bsls links no object store (lib/objstore/s3store links the AWS SDK):
+// it leaves inventory.Options.ListObjects nil, so s3:// and file://
+// locations are listed by bss3ls; the S3 flags come from objopts.
 type flags struct {
 	cli.Globals
 	Remote  remote.Flags  `embed:""`

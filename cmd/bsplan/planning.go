@@ -26,6 +26,7 @@ import (
 	"github.com/buttersink/buttersink/lib/location"
 	"github.com/buttersink/buttersink/lib/names"
 	"github.com/buttersink/buttersink/lib/objstore"
+	"github.com/buttersink/buttersink/lib/objstore/objkey"
 	"github.com/buttersink/buttersink/lib/plan"
 	"github.com/buttersink/buttersink/lib/plan/measure"
 	"github.com/buttersink/buttersink/lib/remote"
@@ -176,7 +177,7 @@ func Run(ctx context.Context, env *cli.Env, o Options) error {
 // listing (bsls JSON Lines; "-" is stdin).
 func load(ctx context.Context, env *cli.Env, loc location.Location, file string, all bool, o Options) ([]snapshot.Snapshot, error) {
 	if file == "" {
-		return inventory.List(ctx, loc, inventory.Options{All: all, Remote: o.Remote, Objects: o.Objects})
+		return inventory.List(ctx, loc, inventory.Options{All: all, Remote: o.Remote, Objects: o.Objects, ListObjects: stores.ListStreams})
 	}
 	r, name := env.Stdin, "stdin"
 	if file != "-" {
@@ -254,7 +255,7 @@ func sendable(env *cli.Env, src, dst location.Location, recs []snapshot.Snapshot
 			why = "a writable subvolume, not a read-only snapshot"
 			hnt = "snapshot it read-only and send the snapshot: btrfs subvolume snapshot -r " + where + " DIR/NAME"
 		case dst.IsObjectStore():
-			if err := objstore.Storable(r.Path, prefixLen); err != nil {
+			if err := objkey.Storable(r.Path, prefixLen); err != nil {
 				why = "cannot be stored at " + dst.DirString() + ": " + err.Error()
 				if ne, ok := err.(*names.Error); ok {
 					why = "cannot be stored at " + dst.DirString() + ": " + ne.Reason

@@ -64,7 +64,7 @@ func incomplete(ctx context.Context, env *cli.Env, dirs []location.Location, age
 	out := jsonl.NewWriter(env.Stdout)
 	n := 0
 	for _, d := range dirs {
-		st, err := objstore.Open(ctx, d, o.Objects)
+		st, err := stores.Open(ctx, d, o.Objects)
 		if err != nil {
 			return err
 		}

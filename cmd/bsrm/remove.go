@@ -33,6 +33,7 @@ import (
 	"github.com/buttersink/buttersink/lib/lock"
 	"github.com/buttersink/buttersink/lib/names"
 	"github.com/buttersink/buttersink/lib/objstore"
+	"github.com/buttersink/buttersink/lib/objstore/objkey"
 	"github.com/buttersink/buttersink/lib/plan"
 	"github.com/buttersink/buttersink/lib/remote"
 	"github.com/buttersink/buttersink/lib/snapshot"
@@ -214,7 +215,7 @@ func readSteps(in io.Reader, dirs []location.Location, env *cli.Env) ([]checked,
 
 // check refuses a step that is malformed or outside the allowed
 // directories: it needs a UUID, a clean relative path (names.Snapshot) or,
-// in an object store, a stored stream's key (objstore.ParseKey) of that
+// in an object store, a stored stream's key (objkey.ParseKey) of that
 // UUID and path. It returns the directory the step is within and the
 // step's path (key) relative to it. It reads nothing: verify looks at the
 // targets.
@@ -259,7 +260,7 @@ func check(s *plan.Step, dirs []location.Location) (location.Location, string, e
 		return none, "", fmt.Errorf("%s: step has no uuid", where)
 	}
 	if dst.IsObjectStore() {
-		k, err := objstore.ParseKey(name)
+		k, err := objkey.ParseKey(name)
 		if err != nil {
 			return none, "", fmt.Errorf("%s: not a stored stream: %v", where, err)
 		}
@@ -310,7 +311,7 @@ func namedSteps(ctx context.Context, named []location.Location, o Options) ([]ch
 			return nil, cli.UsageError("%s: %v", l, err)
 		}
 		dir := l.AsDir()
-		recs, err := inventory.List(ctx, dir, inventory.Options{Remote: o.Remote, Objects: o.Objects})
+		recs, err := inventory.List(ctx, dir, inventory.Options{Remote: o.Remote, Objects: o.Objects, ListObjects: stores.ListStreams})
 		if err != nil {
 			return nil, err
 		}
@@ -583,7 +584,7 @@ func (r *remover) store(ctx context.Context, scope location.Location) (objstore.
 	st := r.stores[key]
 	if st == nil {
 		var err error
-		if st, err = objstore.Open(ctx, scope, r.opts.Objects); err != nil {
+		if st, err = stores.Open(ctx, scope, r.opts.Objects); err != nil {
 			return nil, err
 		}
 		r.stores[key] = st

@@ -8,7 +8,7 @@ import (
 
 	"github.com/buttersink/buttersink/lib/location"
 	"github.com/buttersink/buttersink/lib/names"
-	"github.com/buttersink/buttersink/lib/objstore"
+	"github.com/buttersink/buttersink/lib/objstore/objkey"
 	"github.com/buttersink/buttersink/lib/plan"
 	"github.com/buttersink/buttersink/lib/snapshot"
 	"github.com/buttersink/buttersink/lib/uuid"
@@ -127,7 +127,7 @@ func FuzzCheck(f *testing.F) {
 		name := p
 		if l.IsObjectStore() {
 			name = key
-			k, err := objstore.ParseKey(key)
+			k, err := objkey.ParseKey(key)
 			if err != nil || k.UUID != u || k.Path != p {
 				t.Fatalf("accepted key %q for %q %s: %v", key, p, u, err)
 			}

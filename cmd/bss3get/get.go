@@ -15,6 +15,7 @@ import (
 	"github.com/buttersink/buttersink/lib/jsonl"
 	"github.com/buttersink/buttersink/lib/location"
 	"github.com/buttersink/buttersink/lib/objstore"
+	"github.com/buttersink/buttersink/lib/objstore/objkey"
 	"github.com/buttersink/buttersink/lib/plan"
 	"github.com/buttersink/buttersink/lib/progress"
 	"github.com/buttersink/buttersink/lib/sendstream"
@@ -101,7 +102,7 @@ func (g *getter) store(ctx context.Context, loc location.Location) (objstore.Sto
 	if st, ok := g.stores[k]; ok {
 		return st, nil
 	}
-	st, err := objstore.Open(ctx, loc, g.opts.Store)
+	st, err := stores.Open(ctx, loc, g.opts.Store)
 	if err != nil {
 		return nil, err
 	}
@@ -148,7 +149,7 @@ func (g *getter) objectArg(ctx context.Context, arg string) (source, error) {
 	comps := strings.Split(full, "/")
 	for i := len(comps) - 1; i >= 0; i-- {
 		key := strings.Join(comps[i:], "/")
-		if _, err := objstore.ParseKey(key); err != nil {
+		if _, err := objkey.ParseKey(key); err != nil {
 			continue
 		}
 		dirLoc := loc
@@ -170,7 +171,7 @@ func (g *getter) objectArg(ctx context.Context, arg string) (source, error) {
 // snapshot at the receiver.
 func (g *getter) fetch(ctx context.Context, src source) error {
 	where := src.store.Location().DirString() + src.key
-	k, err := objstore.ParseKey(src.key)
+	k, err := objkey.ParseKey(src.key)
 	if err != nil {
 		return err
 	}
@@ -180,17 +181,17 @@ func (g *getter) fetch(ctx context.Context, src source) error {
 	}
 	defer rc.Close()
 	stages := k.Stages
-	if k.Format == objstore.FormatBtrfs2s3 {
+	if k.Format == objkey.FormatBtrfs2s3 {
 		// btrfs2s3's pipe_through leaves no trace in the key: the user's
 		// --filter commands say what to undo.
 		for range g.opts.Decoding.Filters {
-			stages = append(stages, objstore.FilterStage("user"))
+			stages = append(stages, stage.FilterStage("user"))
 		}
 	}
 	if obj.Meta.Complete() && obj.Meta.EncodedSize != obj.Size {
 		return fmt.Errorf("%s: object is %d bytes, its metadata says %d: truncated or replaced", where, obj.Size, obj.Meta.EncodedSize)
 	}
-	if k.Format == objstore.FormatBS1 && !obj.Meta.Complete() {
+	if k.Format == objkey.FormatBS1 && !obj.Meta.Complete() {
 		g.env.Log.Warn(fmt.Sprintf("%s: no sha256 metadata; verifying command checksums only", where))
 	}
 	counted := &countReader{r: rc}
@@ -209,8 +210,8 @@ func (g *getter) fetch(ctx context.Context, src source) error {
 	if err != nil {
 		return g.corrupt(where, err)
 	}
-	if k.Format != objstore.FormatBtrfs2s3 && s.Subvol.UUID != k.UUID ||
-		k.Format == objstore.FormatBS1 && (s.Subvol.Snapshot != !k.Parent.IsZero() || s.Subvol.Snapshot && s.Subvol.CloneUUID != k.Parent) {
+	if k.Format != objkey.FormatBtrfs2s3 && s.Subvol.UUID != k.UUID ||
+		k.Format == objkey.FormatBS1 && (s.Subvol.Snapshot != !k.Parent.IsZero() || s.Subvol.Snapshot && s.Subvol.CloneUUID != k.Parent) {
 		return fmt.Errorf("%s: holds the stream of %s (parent %s), not what its key says", where, s.Subvol.UUID.Canonical(), s.Subvol.CloneUUID)
 	}
 	// The stream is exactly what is written out (trailing bytes after END

@@ -11,7 +11,6 @@ import (
 	"syscall"
 
 	"github.com/buttersink/buttersink/lib/cli"
-	"github.com/buttersink/buttersink/lib/inventory/objlist"
 	"github.com/buttersink/buttersink/lib/location"
 	"github.com/buttersink/buttersink/lib/objstore"
 	"github.com/buttersink/buttersink/lib/snapshot"
@@ -34,7 +33,7 @@ func main() {
 		if !loc.IsObjectStore() {
 			return cli.UsageError("%s: not an object store: want s3:// or file://", loc)
 		}
-		recs, err := objlist.List(ctx, loc, f.Store.Options())
+		recs, err := stores.ListStreams(ctx, loc, f.Store.Options())
 		if err != nil {
 			return err
 		}

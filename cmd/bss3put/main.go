@@ -10,6 +10,7 @@ import (
 	"github.com/buttersink/buttersink/lib/location"
 	"github.com/buttersink/buttersink/lib/lock"
 	"github.com/buttersink/buttersink/lib/objstore"
+	"github.com/buttersink/buttersink/lib/objstore/s3store"
 	"github.com/buttersink/buttersink/lib/stage"
 )
 
@@ -20,7 +21,7 @@ type flags struct {
 
 	StorageClass  string            `name:"storage-class" placeholder:"CLASS" help:"S3 storage class of new objects (STANDARD, STANDARD_IA, GLACIER, DEEP_ARCHIVE, ...)."`
 	SSE           string            `name:"sse" placeholder:"ALG" help:"Server-side encryption of new objects: AES256 or aws:kms."`
-	Zstd          stage.ZstdLevel   `name:"zstd" placeholder:"LEVEL" help:"Compress with zstd, at LEVEL 1-22 (default 3)."`
+	Zstd          zstdLevel         `name:"zstd" placeholder:"LEVEL" help:"Compress with zstd, at LEVEL 1-22 (default 3)."`
 	AgeRecipient  []string          `sep:"none" name:"age-recipient" short:"r" placeholder:"R" help:"Encrypt with age to recipient R (age1...); repeatable."`
 	AgeRecipients []string          `sep:"none" name:"age-recipients-file" short:"R" placeholder:"FILE" type:"existingfile" help:"Encrypt with age to the recipients in FILE; repeatable."`
 	Filter        []string          `sep:"none" name:"filter" placeholder:"CMD" help:"Pipe the (compressed, encrypted) stream through 'sh -c CMD'; repeatable, applied in order."`
@@ -36,7 +37,7 @@ func main() {
 		if err != nil {
 			return cli.UsageError("%v", err)
 		}
-		if err := objstore.CheckPartSize(int64(f.PartSize)); err != nil {
+		if err := s3store.CheckPartSize(int64(f.PartSize)); err != nil {
 			return cli.UsageError("--part-size: %v", err)
 		}
 		if f.Concurrency < 1 || f.Concurrency > 64 {

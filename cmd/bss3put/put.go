@@ -20,6 +20,7 @@ import (
 	"github.com/buttersink/buttersink/lib/location"
 	"github.com/buttersink/buttersink/lib/lock"
 	"github.com/buttersink/buttersink/lib/objstore"
+	"github.com/buttersink/buttersink/lib/objstore/objkey"
 	"github.com/buttersink/buttersink/lib/progress"
 	"github.com/buttersink/buttersink/lib/sendstream"
 	"github.com/buttersink/buttersink/lib/snapshot"
@@ -71,7 +72,7 @@ func Put(ctx context.Context, env *cli.Env, opts PutOptions) (rerr error) {
 	if cli.IsTerminal(env.Stdin) {
 		return hint.Wrap(cli.UsageError("stdin is a terminal, not a send stream"), "pipe a stream in: bssend ... | "+env.Name+" "+opts.Dst.String())
 	}
-	st, err := objstore.Open(ctx, opts.Dst, opts.Store)
+	st, err := stores.Open(ctx, opts.Dst, opts.Store)
 	if err != nil {
 		return err
 	}
@@ -138,7 +139,7 @@ func putStream(ctx context.Context, env *cli.Env, st objstore.Store, s *sendstre
 	if !s.Subvol.Snapshot {
 		parent = uuid.Zero
 	}
-	k, err := objstore.NewKey(s.Subvol.Path, s.Subvol.UUID, parent, s.Subvol.CTransID, opts.Encoding.Stages())
+	k, err := objkey.NewKey(s.Subvol.Path, s.Subvol.UUID, parent, s.Subvol.CTransID, opts.Encoding.Stages())
 	if err != nil {
 		return snapshot.Snapshot{}, false, fmt.Errorf("stream at byte %d: %v", s.Offset, err)
 	}
@@ -149,7 +150,11 @@ func putStream(ctx context.Context, env *cli.Env, st objstore.Store, s *sendstre
 	case err == nil && old.Meta.Complete():
 		return verifyStored(env, s, old, where)
 	case err == nil:
+		// A store never replaces an object: delete it first.
 		env.Log.Warn(fmt.Sprintf("%s: exists without complete metadata (an upload cut short); storing it again", where))
+		if err := objstore.DeleteUndigested(ctx, st, key); err != nil {
+			return snapshot.Snapshot{}, false, err
+		}
 	case !errors.Is(err, objstore.ErrNotExist):
 		return snapshot.Snapshot{}, false, err
 	}
@@ -211,6 +216,20 @@ func putStream(ctx context.Context, env *cli.Env, st objstore.Store, s *sendstre
 	meta.StreamSize = s.Size()
 	meta.StreamSHA256 = hex.EncodeToString(h.Sum(nil))
 	obj, err := p.Close(meta)
+	if errors.Is(err, objstore.ErrExists) {
+		// Another writer stored the key meanwhile: the same stream is
+		// stored; a different one is an error, as in verifyStored.
+		old, serr := st.Stat(ctx, key)
+		if serr != nil || !old.Meta.Complete() {
+			return snapshot.Snapshot{}, false, err
+		}
+		if err := sameStream(old, meta.StreamSize, meta.StreamSHA256, where); err != nil {
+			return snapshot.Snapshot{}, false, err
+		}
+		env.Log.Debug("stored meanwhile by another writer", "key", where)
+		rec, _ := objstore.Record(old)
+		return rec, true, nil
+	}
 	if err != nil {
 		return snapshot.Snapshot{}, false, err
 	}
@@ -240,16 +259,24 @@ func verifyStored(env *cli.Env, s *sendstream.Stream, old objstore.Object, where
 	if _, err := s.WriteTo(h); err != nil {
 		return snapshot.Snapshot{}, false, streamError(err, where)
 	}
-	sum := hex.EncodeToString(h.Sum(nil))
-	if s.Size() != old.Meta.StreamSize || sum != old.Meta.StreamSHA256 {
-		return snapshot.Snapshot{}, false, hint.Wrap(
-			fmt.Errorf("%s: already stored with different content (stream %d bytes sha256 %.12s…, stored %d bytes sha256 %.12s…)",
-				where, s.Size(), sum, old.Meta.StreamSize, old.Meta.StreamSHA256),
-			"delete the stored object (bsrm) if the new stream is the right one")
+	if err := sameStream(old, s.Size(), hex.EncodeToString(h.Sum(nil)), where); err != nil {
+		return snapshot.Snapshot{}, false, err
 	}
 	env.Log.Debug("already stored", "key", where)
 	rec, _ := objstore.Record(old)
 	return rec, true, nil
+}
+
+// sameStream checks a stored object holds the raw stream of size bytes
+// with SHA-256 sum.
+func sameStream(old objstore.Object, size int64, sum, where string) error {
+	if size != old.Meta.StreamSize || sum != old.Meta.StreamSHA256 {
+		return hint.Wrap(
+			fmt.Errorf("%s: already stored with different content (stream %d bytes sha256 %.12s…, stored %d bytes sha256 %.12s…)",
+				where, size, sum, old.Meta.StreamSize, old.Meta.StreamSHA256),
+			"delete the stored object (bsrm) if the new stream is the right one")
+	}
+	return nil
 }
 
 // readBuffer is the size of each of the input reader's two buffers: the

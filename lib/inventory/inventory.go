@@ -23,6 +23,13 @@ type Options struct {
 	// Objects is how s3:// locations are reached (the command's
 	// objopts.Flags: --profile, --endpoint-url, --region, --path-style).
 	Objects objopts.Options
+	// ListObjects lists s3:// and file:// locations in-process: a
+	// command that links the object stores sets it (to its
+	// objstore.Openers' ListStreams). When nil, List runs bss3ls, so that
+	// a command without the stores (bsls) does not link the AWS SDK,
+	// whose package initialisation alone would make bsls on btrfs several
+	// times slower.
+	ListObjects func(ctx context.Context, loc location.Location, opts objopts.Options) ([]snapshot.Snapshot, error)
 }
 
 // List returns the snapshots at loc: every read-only snapshot below the

@@ -16,24 +16,12 @@ import (
 	"github.com/buttersink/buttersink/lib/snapshot"
 )
 
-// ObjectLister lists an s3:// or file:// location: the stored streams as
-// records sorted by path, then key.
-type ObjectLister func(ctx context.Context, loc location.Location, opts objopts.Options) ([]snapshot.Snapshot, error)
-
-var objectLister ObjectLister
-
-// SetObjectLister makes List use f for s3:// and file:// locations
-// (lib/inventory/objlist calls it when imported). Without one, List runs
-// the bss3ls command: lib/objstore links the AWS SDK, whose package
-// initialisation alone would make bsls on btrfs several times slower.
-func SetObjectLister(f ObjectLister) { objectLister = f }
-
 // listObjects lists the streams stored below an s3:// or file://
-// directory (or one snapshot's), in-process when an ObjectLister is set,
-// else through bss3ls.
+// directory (or one snapshot's), in-process when the command set
+// Options.ListObjects, else through bss3ls.
 func listObjects(ctx context.Context, loc location.Location, opts Options) ([]snapshot.Snapshot, error) {
-	if objectLister != nil {
-		return objectLister(ctx, loc, opts.Objects)
+	if opts.ListObjects != nil {
+		return opts.ListObjects(ctx, loc, opts.Objects)
 	}
 	return listObjectsCommand(ctx, loc, opts.Objects, os.Stderr)
 }

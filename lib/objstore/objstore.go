@@ -1,15 +1,16 @@
-// Package objstore keeps send streams as objects, one object per stream, in
-// an S3 bucket (s3://bucket/prefix/) or a plain directory (file:///dir/).
+// Package objstore is the object-store contract: send streams kept as
+// objects, one object per stream, in an S3 bucket (s3://bucket/prefix/,
+// lib/objstore/s3store) or a plain directory (file:///dir/,
+// lib/objstore/filestore). It defines Store and Putter, the objects and
+// their metadata, the errors every store returns, and the operations built
+// on any Store (Stored, ListStreams, AbortIncomplete). It links no store:
+// a command names the stores it links in an Openers map.
 //
-// Keys are self-describing (see Key), so listing a store is one
-// ListObjectsV2 per 1,000 objects and never reads an object. An object
+// Keys are self-describing (lib/objstore/objkey), so listing a store is
+// one ListObjectsV2 per 1,000 objects and never reads an object. An object
 // becomes visible only when it is complete, carrying its metadata: the raw
-// stream's size and SHA-256 and the encoded size.
-//
-// Stores used by other commands: bss3ls (and bsplan and bsrm, through
-// inventory/objlist) list with List; bsrm deletes with Delete and cleans
-// interrupted uploads with AbortIncomplete. lib/objstore/storetest is the
-// contract every store keeps.
+// stream's size and SHA-256 and the encoded size. A store never replaces
+// an object. lib/objstore/storetest is the contract every store keeps.
 package objstore
 
 import (
@@ -17,11 +18,15 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
+	"github.com/buttersink/buttersink/lib/hint"
 	"github.com/buttersink/buttersink/lib/location"
+	"github.com/buttersink/buttersink/lib/objstore/objkey"
 	"github.com/buttersink/buttersink/lib/snapshot"
 )
 
@@ -60,9 +65,10 @@ type Meta struct {
 }
 
 // Complete reports whether m holds a digest to verify against.
-func (m Meta) Complete() bool { return m.Format == metaFormat && len(m.StreamSHA256) == 64 }
+func (m Meta) Complete() bool { return m.Format == MetaFormat && len(m.StreamSHA256) == 64 }
 
-const metaFormat = "bs1"
+// MetaFormat is Meta.Format for objects a store of this package wrote.
+const MetaFormat = "bs1"
 
 // Metadata names (S3 "x-amz-meta-" headers; "user.bs." xattrs on files).
 const (
@@ -74,8 +80,9 @@ const (
 	metaKeyPartScheme = "bs-part-scheme"
 )
 
-func (m Meta) toMap() map[string]string {
-	out := map[string]string{metaKeyFormat: metaFormat, metaKeyEncoding: m.Encoding}
+// Map is m as the name/value pairs a store keeps beside the object.
+func (m Meta) Map() map[string]string {
+	out := map[string]string{metaKeyFormat: MetaFormat, metaKeyEncoding: m.Encoding}
 	if m.StreamSHA256 != "" {
 		out[metaKeySHA256] = m.StreamSHA256
 		out[metaKeyStreamSize] = strconv.FormatInt(m.StreamSize, 10)
@@ -87,10 +94,12 @@ func (m Meta) toMap() map[string]string {
 	return out
 }
 
-func metaFromMap(get func(string) (string, bool)) Meta {
+// MetaFromMap reads the pairs Map wrote (get returns one by name); other
+// objects' metadata gives Meta{}.
+func MetaFromMap(get func(string) (string, bool)) Meta {
 	var m Meta
 	m.Format, _ = get(metaKeyFormat)
-	if m.Format != metaFormat {
+	if m.Format != MetaFormat {
 		return Meta{}
 	}
 	m.Encoding, _ = get(metaKeyEncoding)
@@ -114,12 +123,14 @@ func metaFromMap(get func(string) (string, bool)) Meta {
 // Upload is an upload that was started and never completed: an S3
 // multipart upload, or a temporary file in a file store.
 type Upload struct {
-	Key      string
-	ID       string
-	Started  time.Time
-	Parts    int
-	Size     int64
-	internal string
+	Key     string
+	ID      string
+	Started time.Time
+	Parts   int
+	Size    int64
+	// Internal is the store's own handle for Abort (an S3 key, a
+	// file's path); not for display.
+	Internal string
 }
 
 // PutOptions tune how one object is stored.
@@ -161,7 +172,9 @@ type Store interface {
 	// Stat returns one object with its metadata; ErrNotExist if absent.
 	Stat(ctx context.Context, key string) (Object, error)
 	// Create starts storing key, resuming an interrupted upload of the
-	// same key when there is one. Close replaces an existing object.
+	// same key when there is one. It never replaces an object: Create or
+	// Close returns ErrExists when key is stored (also when another writer
+	// completed it meanwhile).
 	Create(ctx context.Context, key string, meta Meta, opts PutOptions) (Putter, error)
 	// Open reads an object from the start, with read-ahead.
 	Open(ctx context.Context, key string, opts GetOptions) (io.ReadCloser, Object, error)
@@ -225,7 +238,7 @@ func Stored(ctx context.Context, st Store, objs []Object) ([]Object, error) {
 		if !o.Multipart {
 			continue
 		}
-		if k, err := ParseKey(o.Key); err == nil && k.Format == FormatBS1 {
+		if k, err := objkey.ParseKey(o.Key); err == nil && k.Format == objkey.FormatBS1 {
 			check = append(check, i)
 		}
 	}
@@ -268,6 +281,26 @@ func Stored(ctx context.Context, st Store, objs []Object) ([]Object, error) {
 	return out, nil
 }
 
+// DeleteUndigested deletes the object under key if it has no digest (an
+// upload completed and cut short before its metadata copy, see Stored; or
+// an object written where the store could keep no metadata), so that the
+// stream can be stored again: a store never replaces an object. It reads
+// the object's metadata itself, right before the delete, so an object
+// that got its digest meanwhile is kept (ErrExists). An object gone
+// meanwhile is not an error.
+func DeleteUndigested(ctx context.Context, st Store, key string) error {
+	o, err := st.Stat(ctx, key)
+	switch {
+	case errors.Is(err, ErrNotExist):
+		return nil
+	case err != nil:
+		return err
+	case o.Meta.Complete():
+		return fmt.Errorf("%s%s: %w", st.Location().DirString(), key, ErrExists)
+	}
+	return st.Delete(ctx, key)
+}
+
 // GetOptions tune reading an object.
 type GetOptions struct {
 	// Concurrency is the number of ranged GETs in flight (S3), default 4.
@@ -283,26 +316,90 @@ var ErrNoStore = errors.New("no such store directory")
 // ErrNotExist is returned by Stat and Open for a missing object.
 var ErrNotExist = errors.New("object does not exist")
 
-// ErrExists is the error for a put over a stored key. No store returns
-// it yet: both replace the object (storetest's OverwriteRefused is pending).
+// ErrExists is returned by Create and Putter.Close for a key that is
+// stored: a store never replaces an object.
 var ErrExists = errors.New("object already exists")
 
+// Opener returns the store for a directory location of its scheme.
+type Opener func(ctx context.Context, dir location.Location, opts Options) (Store, error)
+
+// Openers are the stores a command links, by scheme: each command that
+// reaches object stores declares its own (cmd/<command>/stores.go), so
+// that a command which must not link the AWS SDK does not.
+type Openers map[location.Scheme]Opener
+
 // Open returns the store for loc's directory (loc.Snapshot is ignored).
-func Open(ctx context.Context, loc location.Location, opts Options) (Store, error) {
+func (o Openers) Open(ctx context.Context, loc location.Location, opts Options) (Store, error) {
 	loc = loc.AsDir()
-	switch loc.Scheme {
-	case location.S3:
-		return openS3(ctx, loc, opts)
-	case location.File:
-		return openFile(loc)
+	if open := o[loc.Scheme]; open != nil && loc.IsObjectStore() {
+		return open(ctx, loc, opts)
 	}
 	return nil, fmt.Errorf("%s: not an object store (want s3:// or file://)", loc)
+}
+
+// ListStreams lists the streams stored below an s3:// or file://
+// directory, opening its store with o (see the package function).
+func (o Openers) ListStreams(ctx context.Context, loc location.Location, opts Options) ([]snapshot.Snapshot, error) {
+	st, err := o.Open(ctx, loc, opts)
+	if err != nil {
+		return nil, err
+	}
+	return ListStreams(ctx, st, loc)
+}
+
+// ListStreams lists the streams stored in st: one record per object whose
+// key is in a known format (buttersink, buttersink-v0, btrfs2s3), from the
+// keys alone: one ListObjectsV2 per 1,000 objects, no GET; a HEAD only for
+// each buttersink object completed from a multipart upload, whose digest
+// the listing cannot show (an object without it is not stored, see
+// Stored). Other objects are skipped. A loc naming a snapshot lists that
+// snapshot's objects only, and is an error when there are none (with a
+// hint when the name is a directory of objects: s3://bucket/prefix without
+// its slash). Records are sorted by path, then key.
+func ListStreams(ctx context.Context, st Store, loc location.Location) ([]snapshot.Snapshot, error) {
+	objs, err := st.List(ctx)
+	if err != nil {
+		return nil, err
+	}
+	// An object completed without its digest is not a stored stream.
+	if objs, err = Stored(ctx, st, objs); err != nil {
+		return nil, err
+	}
+	var out []snapshot.Snapshot
+	dir := false // loc names a directory of objects rather than a snapshot
+	for _, o := range objs {
+		if loc.Snapshot != "" && strings.HasPrefix(o.Key, loc.Snapshot+"/") {
+			dir = true
+		}
+		rec, ok := Record(o)
+		if !ok {
+			continue
+		}
+		if loc.Snapshot != "" && rec.Path != loc.Snapshot {
+			continue
+		}
+		out = append(out, rec)
+	}
+	if loc.Snapshot != "" && len(out) == 0 {
+		if dir {
+			return nil, hint.Wrap(fmt.Errorf("%s: no stored stream of a snapshot of that name", loc),
+				fmt.Sprintf("to list the snapshots below a directory, end it with a slash: %s/", loc))
+		}
+		return nil, fmt.Errorf("%s: no stored stream of a snapshot of that name", loc)
+	}
+	sort.SliceStable(out, func(i, j int) bool {
+		if out[i].Path != out[j].Path {
+			return out[i].Path < out[j].Path
+		}
+		return out[i].Key < out[j].Key
+	})
+	return out, nil
 }
 
 // Record is the listing record (bsls output) of an object, or false when
 // its key is not a stream in a known format.
 func Record(o Object) (snapshot.Snapshot, bool) {
-	k, err := ParseKey(o.Key)
+	k, err := objkey.ParseKey(o.Key)
 	if err != nil {
 		return snapshot.Snapshot{}, false
 	}

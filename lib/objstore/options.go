@@ -9,7 +9,7 @@ import (
 )
 
 // Options configure access to an S3 store (lib/objstore/objopts, where a
-// command can take them without linking the AWS SDK).
+// command can take them without linking the stores).
 type Options = objopts.Options
 
 // Flags are the command-line flags for reaching S3 (lib/objstore/objopts).

@@ -17,14 +17,10 @@ import (
 	"os"
 	"path"
 	"runtime"
-	"strconv"
 	"strings"
 
 	"filippo.io/age"
-	"github.com/alecthomas/kong"
 	"github.com/klauspost/compress/zstd"
-
-	"github.com/buttersink/buttersink/lib/objstore"
 )
 
 // Filter is a user command run through `sh -c`, reading stdin and writing
@@ -81,13 +77,13 @@ type Encoding struct {
 func (e Encoding) Stages() []string {
 	var s []string
 	if e.Zstd {
-		s = append(s, objstore.StageZstd)
+		s = append(s, Zstd)
 	}
 	if len(e.Recipients) > 0 {
-		s = append(s, objstore.StageAge)
+		s = append(s, Age)
 	}
 	for _, f := range e.Filters {
-		s = append(s, objstore.FilterStage(f.Name))
+		s = append(s, FilterStage(f.Name))
 	}
 	return s
 }
@@ -261,7 +257,7 @@ var ErrWrongIdentity = errors.New("none of the age identities can decrypt it")
 func NewDecoder(r io.Reader, stages []string, d Decoding) (io.ReadCloser, error) {
 	nf := 0
 	for _, s := range stages {
-		if objstore.IsFilterStage(s) {
+		if IsFilterStage(s) {
 			nf++
 		}
 	}
@@ -272,7 +268,7 @@ func NewDecoder(r io.Reader, stages []string, d Decoding) (io.ReadCloser, error)
 	fi := len(d.Filters) - 1
 	for i := len(stages) - 1; i >= 0; i-- {
 		switch s := stages[i]; {
-		case s == objstore.StageZstd:
+		case s == Zstd:
 			zr, err := zstd.NewReader(dec.r, zstd.WithDecoderConcurrency(0), zstd.WithDecoderLowmem(false))
 			if err != nil {
 				dec.Close()
@@ -280,7 +276,7 @@ func NewDecoder(r io.Reader, stages []string, d Decoding) (io.ReadCloser, error)
 			}
 			dec.r = zr
 			dec.closers = append(dec.closers, closerFunc(func() error { zr.Close(); return nil }))
-		case s == objstore.StageAge:
+		case s == Age:
 			if len(d.Identities) == 0 {
 				dec.Close()
 				return nil, fmt.Errorf("object is age-encrypted and no --age-identity was given")
@@ -295,7 +291,7 @@ func NewDecoder(r io.Reader, stages []string, d Decoding) (io.ReadCloser, error)
 				return nil, fmt.Errorf("age: %w", err)
 			}
 			dec.r = ar
-		case objstore.IsFilterStage(s):
+		case IsFilterStage(s):
 			fr, err := startFilterReader(dec.r, Filter{Name: s[2:], Cmd: d.Filters[fi]}, d.Stderr)
 			if err != nil {
 				dec.Close()
@@ -378,28 +374,3 @@ func ParseIdentities(files []string) ([]age.Identity, error) {
 	}
 	return out, nil
 }
-
-// ZstdLevel is the --zstd[=LEVEL] flag: 0 when absent, the default level 3
-// when given without a value.
-type ZstdLevel int
-
-// Decode reads the optional level (kong).
-func (z *ZstdLevel) Decode(ctx *kong.DecodeContext) error {
-	if ctx.Scan.Peek().Type != kong.FlagValueToken {
-		*z = 3
-		return nil
-	}
-	tok, err := ctx.Scan.PopValue("level")
-	if err != nil {
-		return err
-	}
-	n, err := strconv.Atoi(fmt.Sprint(tok.Value))
-	if err != nil || n < 1 || n > 22 {
-		return fmt.Errorf("--zstd level %v: want 1 to 22", tok.Value)
-	}
-	*z = ZstdLevel(n)
-	return nil
-}
-
-// IsBool lets --zstd stand without a value (kong).
-func (*ZstdLevel) IsBool() bool { return true }

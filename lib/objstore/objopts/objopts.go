@@ -1,9 +1,11 @@
 // Package objopts is how a command reaches an object store: the S3 flags
 // every command taking s3:// locations shares, and the options they turn
-// into. It is apart from lib/objstore so that a command can take the
-// flags without linking the AWS SDK, whose package initialisation alone
-// costs more CPU than bsls listing 2,000 btrfs snapshots; lib/objstore
-// names the same types (objstore.Options, objstore.Flags).
+// into. It depends on nothing, so that a command which passes the flags on
+// to bss3ls (bsls) or never reaches a store itself takes them without the
+// stores' dependencies (the key grammar and its encoding stages; the AWS
+// SDK, whose package initialisation alone costs more CPU than bsls
+// listing 2,000 btrfs snapshots, is only in lib/objstore/s3store);
+// lib/objstore names the same types (objstore.Options, objstore.Flags).
 package objopts
 
 // Options configure access to an S3 store; file stores ignore them.

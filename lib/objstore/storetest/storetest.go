@@ -1,7 +1,7 @@
 // Package storetest is the contract every objstore.Store keeps, as one Go
 // test per behaviour: Run it against a store implementation. The file
-// store runs it in lib/objstore's own tests; the S3 store against MinIO in
-// test/storetest_test.go.
+// store runs it in its own tests (lib/objstore/filestore); the S3 store
+// against MinIO in test/storetest_test.go.
 package storetest
 
 import (
@@ -20,6 +20,7 @@ import (
 
 	"github.com/buttersink/buttersink/lib/names"
 	"github.com/buttersink/buttersink/lib/objstore"
+	"github.com/buttersink/buttersink/lib/objstore/objkey"
 	"github.com/buttersink/buttersink/lib/uuid"
 )
 
@@ -31,10 +32,6 @@ type Config struct {
 	// PutOptions.Discard) stays, and the next Create of its key resumes
 	// it (S3 multipart uploads). Otherwise Abort always discards.
 	Resumable bool
-	// Pending names behaviours the store is known to break today, with
-	// why. A pending behaviour that fails is skipped with its failure; one
-	// that passes fails the test, so the entry is removed with the fix.
-	Pending map[string]string
 }
 
 // PartSize is the part size the behaviours use: the smallest S3 takes.
@@ -68,15 +65,8 @@ var behaviours = []behaviour{
 func Run(t *testing.T, c Config) {
 	for _, b := range behaviours {
 		t.Run(b.name, func(t *testing.T) {
-			err := b.run(t, c)
-			why, pending := c.Pending[b.name]
-			switch {
-			case err != nil && pending:
-				t.Skipf("pending (%s): %v", why, err)
-			case err != nil:
+			if err := b.run(t, c); err != nil {
 				t.Error(err)
-			case pending:
-				t.Errorf("passes now: remove %q from Pending", b.name)
 			}
 		})
 	}
@@ -86,7 +76,7 @@ func Run(t *testing.T, c Config) {
 func key(p string, n byte) string {
 	var id uuid.UUID
 	id[0], id[15] = 0x3f, n
-	k, err := objstore.NewKey(p, id, uuid.Zero, uint64(n), nil)
+	k, err := objkey.NewKey(p, id, uuid.Zero, uint64(n), nil)
 	if err != nil {
 		panic(err)
 	}
@@ -430,14 +420,53 @@ func overwriteRefused(t *testing.T, c Config) error {
 	if err := put(ctx, st, k, old, objstore.PutOptions{}); err != nil {
 		return err
 	}
-	err := put(ctx, st, k, random(2000), objstore.PutOptions{})
-	if gerr := get(ctx, st, k, old, objstore.GetOptions{}); gerr != nil {
-		return fmt.Errorf("stored object changed by a second put (which returned %v): %w", err, gerr)
+	// A second put in one request, and one in parts (an S3 multipart
+	// upload, refused when it completes): neither leaves an upload behind.
+	for _, again := range []struct {
+		size int
+		opts objstore.PutOptions
+	}{{2000, objstore.PutOptions{}}, {PartSize + 100, objstore.PutOptions{PartSize: PartSize}}} {
+		err := put(ctx, st, k, random(again.size), again.opts)
+		if gerr := get(ctx, st, k, old, objstore.GetOptions{}); gerr != nil {
+			return fmt.Errorf("stored object changed by a second put of %d bytes (which returned %v): %w", again.size, err, gerr)
+		}
+		if !errors.Is(err, objstore.ErrExists) {
+			return fmt.Errorf("second put of %s (%d bytes): %v, want ErrExists", k, again.size, err)
+		}
+		if err := clean(ctx, st, k); err != nil {
+			return fmt.Errorf("after a refused put of %d bytes: %w", again.size, err)
+		}
 	}
-	if !errors.Is(err, objstore.ErrExists) {
-		return fmt.Errorf("second put of %s: %v, want ErrExists", k, err)
+	// Two writers of one free key: the first to close stores it, the
+	// second's Close says ErrExists (the key was free at its Create).
+	k2 := key("vol", 14)
+	first, second := random(1000), random(1500)
+	p1, err := st.Create(ctx, k2, objstore.Meta{}, objstore.PutOptions{})
+	if err != nil {
+		return fmt.Errorf("create %s: %w", k2, err)
 	}
-	return clean(ctx, st, k)
+	defer p1.Abort()
+	p2, err := st.Create(ctx, k2, objstore.Meta{}, objstore.PutOptions{})
+	if err != nil {
+		return fmt.Errorf("second create of %s: %w", k2, err)
+	}
+	defer p2.Abort()
+	if _, err := p1.Write(first); err != nil {
+		return fmt.Errorf("write %s: %w", k2, err)
+	}
+	if _, err := p2.Write(second); err != nil {
+		return fmt.Errorf("second write of %s: %w", k2, err)
+	}
+	if _, err := p1.Close(streamMeta(first)); err != nil {
+		return fmt.Errorf("close %s: %w", k2, err)
+	}
+	if _, err := p2.Close(streamMeta(second)); !errors.Is(err, objstore.ErrExists) {
+		return fmt.Errorf("second writer's close of %s: %v, want ErrExists", k2, err)
+	}
+	if err := get(ctx, st, k2, first, objstore.GetOptions{}); err != nil {
+		return fmt.Errorf("after the second writer's close: %w", err)
+	}
+	return clean(ctx, st, k, k2)
 }
 
 // badKeys are keys every store refuses, with a *names.Error, before

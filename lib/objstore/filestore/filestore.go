@@ -1,4 +1,6 @@
-package objstore
+// Package filestore is the object store in a plain directory
+// (file:///dir/): each object a file whose relative path is its key.
+package filestore
 
 import (
 	"context"
@@ -18,6 +20,8 @@ import (
 	"github.com/buttersink/buttersink/lib/hint"
 	"github.com/buttersink/buttersink/lib/location"
 	"github.com/buttersink/buttersink/lib/names"
+	"github.com/buttersink/buttersink/lib/objstore"
+	"github.com/buttersink/buttersink/lib/objstore/objkey"
 )
 
 // fileStore keeps objects as files below a directory, the key being the
@@ -26,15 +30,22 @@ import (
 // are stored without it and verified by the stream's own CRCs only.
 //
 // A file being written is ".<name>.partial-<random>" in the object's
-// directory: never a valid key, renamed into place only when complete.
+// directory: never a valid key, linked into place only when complete
+// (never over an object).
 type fileStore struct {
 	loc location.Location
 }
 
 const partialMark = ".partial-"
 
-func openFile(loc location.Location) (*fileStore, error) {
-	return &fileStore{loc: loc}, nil
+// Open returns the store in dir's directory (dir.Snapshot is ignored;
+// opts is for S3 stores). The directory need not exist: the first put
+// makes it.
+func Open(_ context.Context, dir location.Location, _ objstore.Options) (objstore.Store, error) {
+	if dir.Scheme != location.File {
+		return nil, fmt.Errorf("%s: not a file:// location", dir)
+	}
+	return &fileStore{loc: dir.AsDir()}, nil
 }
 
 func (s *fileStore) Location() location.Location { return s.loc }
@@ -61,7 +72,7 @@ func (s *fileStore) fail(key string, err error) error {
 	}
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
-		return fmt.Errorf("%s: %w", s.where(key), ErrNotExist)
+		return fmt.Errorf("%s: %w", s.where(key), objstore.ErrNotExist)
 	case errors.Is(err, unix.ENOSPC):
 		return fmt.Errorf("%s: no space left on device", s.where(key))
 	}
@@ -75,7 +86,7 @@ func (s *fileStore) walk(ctx context.Context, fn func(rel string, d fs.DirEntry)
 			// never read as one with nothing in it. Only a destination
 			// may be missing (bss3put creates the directory with the
 			// first object); bsplan checks for ErrNoStore there.
-			return hint.Wrap(fmt.Errorf("%s: %w", s.loc.DirString(), ErrNoStore),
+			return hint.Wrap(fmt.Errorf("%s: %w", s.loc.DirString(), objstore.ErrNoStore),
 				"a file:// store is created by its first bss3put; to read one, mount the disk that holds it")
 		}
 		return s.fail("", err)
@@ -100,8 +111,8 @@ func (s *fileStore) walk(ctx context.Context, fn func(rel string, d fs.DirEntry)
 	})
 }
 
-func (s *fileStore) List(ctx context.Context) ([]Object, error) {
-	var out []Object
+func (s *fileStore) List(ctx context.Context) ([]objstore.Object, error) {
+	var out []objstore.Object
 	err := s.walk(ctx, func(rel string, d fs.DirEntry) error {
 		if strings.Contains(filepath.Base(rel), partialMark) {
 			return nil
@@ -110,19 +121,19 @@ func (s *fileStore) List(ctx context.Context) ([]Object, error) {
 		if err != nil {
 			return nil // removed meanwhile
 		}
-		out = append(out, Object{Key: rel, Size: fi.Size(), Modified: fi.ModTime()})
+		out = append(out, objstore.Object{Key: rel, Size: fi.Size(), Modified: fi.ModTime()})
 		return nil
 	})
 	return out, err
 }
 
-func (s *fileStore) Stat(ctx context.Context, key string) (Object, error) {
+func (s *fileStore) Stat(ctx context.Context, key string) (objstore.Object, error) {
 	f, fi, err := s.openObject(key)
 	if err != nil {
-		return Object{}, err
+		return objstore.Object{}, err
 	}
 	defer f.Close()
-	return Object{Key: key, Size: fi.Size(), Modified: fi.ModTime(), Meta: readXattrs(f)}, nil
+	return objstore.Object{Key: key, Size: fi.Size(), Modified: fi.ModTime(), Meta: readXattrs(f)}, nil
 }
 
 // errSymlink is a symbolic link met on the way to an object: a store's
@@ -212,7 +223,7 @@ func (s *fileStore) openObject(key string) (*os.File, fs.FileInfo, error) {
 // is not an error.
 func (s *fileStore) remove(rel string) error {
 	fds, name, err := s.openParents(rel)
-	if errors.Is(err, ErrNotExist) {
+	if errors.Is(err, objstore.ErrNotExist) {
 		return nil
 	}
 	if err != nil {
@@ -246,8 +257,8 @@ func (s *fileStore) remove(rel string) error {
 	return nil
 }
 
-func readXattrs(f *os.File) Meta {
-	return metaFromMap(func(k string) (string, bool) {
+func readXattrs(f *os.File) objstore.Meta {
+	return objstore.MetaFromMap(func(k string) (string, bool) {
 		buf := make([]byte, 256)
 		n, err := unix.Fgetxattr(int(f.Fd()), "user."+strings.ReplaceAll(k, "-", "."), buf)
 		if err != nil {
@@ -257,8 +268,8 @@ func readXattrs(f *os.File) Meta {
 	})
 }
 
-func writeXattrs(f *os.File, m Meta) error {
-	for k, v := range m.toMap() {
+func writeXattrs(f *os.File, m objstore.Meta) error {
+	for k, v := range m.Map() {
 		if err := unix.Fsetxattr(int(f.Fd()), "user."+strings.ReplaceAll(k, "-", "."), []byte(v), 0); err != nil {
 			return err
 		}
@@ -266,17 +277,17 @@ func writeXattrs(f *os.File, m Meta) error {
 	return nil
 }
 
-func (s *fileStore) Open(ctx context.Context, key string, _ GetOptions) (io.ReadCloser, Object, error) {
+func (s *fileStore) Open(ctx context.Context, key string, _ objstore.GetOptions) (io.ReadCloser, objstore.Object, error) {
 	f, fi, err := s.openObject(key)
 	if err != nil {
-		return nil, Object{}, err
+		return nil, objstore.Object{}, err
 	}
 	// Reads block, as on any regular file.
 	if err := unix.SetNonblock(int(f.Fd()), false); err != nil {
 		f.Close()
-		return nil, Object{}, s.fail(key, err)
+		return nil, objstore.Object{}, s.fail(key, err)
 	}
-	o := Object{Key: key, Size: fi.Size(), Modified: fi.ModTime(), Meta: readXattrs(f)}
+	o := objstore.Object{Key: key, Size: fi.Size(), Modified: fi.ModTime(), Meta: readXattrs(f)}
 	unix.Fadvise(int(f.Fd()), 0, 0, unix.FADV_SEQUENTIAL)
 	return &fileReader{ctx: ctx, f: f, s: s, key: key}, o, nil
 }
@@ -323,8 +334,8 @@ func (s *fileStore) pruneDirs(dir string) {
 	}
 }
 
-func (s *fileStore) ListIncomplete(ctx context.Context) ([]Upload, error) {
-	var out []Upload
+func (s *fileStore) ListIncomplete(ctx context.Context) ([]objstore.Upload, error) {
+	var out []objstore.Upload
 	err := s.walk(ctx, func(rel string, d fs.DirEntry) error {
 		base := filepath.Base(rel)
 		i := strings.Index(base, partialMark)
@@ -339,21 +350,21 @@ func (s *fileStore) ListIncomplete(ctx context.Context) ([]Upload, error) {
 		if dir := filepath.Dir(rel); dir != "." {
 			key = filepath.ToSlash(dir) + "/" + key
 		}
-		out = append(out, Upload{Key: key, ID: base[i+len(partialMark):], Started: fi.ModTime(), Size: fi.Size(), internal: rel})
+		out = append(out, objstore.Upload{Key: key, ID: base[i+len(partialMark):], Started: fi.ModTime(), Size: fi.Size(), Internal: rel})
 		return nil
 	})
 	return out, err
 }
 
-func (s *fileStore) Abort(ctx context.Context, u Upload) error {
-	return s.remove(u.internal)
+func (s *fileStore) Abort(ctx context.Context, u objstore.Upload) error {
+	return s.remove(u.Internal)
 }
 
-func (s *fileStore) Create(ctx context.Context, key string, meta Meta, opts PutOptions) (Putter, error) {
+func (s *fileStore) Create(ctx context.Context, key string, meta objstore.Meta, opts objstore.PutOptions) (objstore.Putter, error) {
 	if err := s.checkKeys(key); err != nil {
 		return nil, err
 	}
-	if _, err := ParseKey(key); err != nil {
+	if _, err := objkey.ParseKey(key); err != nil {
 		return nil, err
 	}
 	final := s.path(key)
@@ -379,7 +390,8 @@ func (s *fileStore) Create(ctx context.Context, key string, meta Meta, opts PutO
 }
 
 // filePutter writes to the temporary file; Close fsyncs it, sets the
-// metadata, renames it into place and fsyncs the directory, so the object
+// metadata, links it into place (ErrExists when the key is stored),
+// removes the temporary name and fsyncs the directory, so the object
 // is either absent or complete, even across a crash. A cancelled ctx
 // fails Write and Close.
 type filePutter struct {
@@ -408,15 +420,15 @@ func (p *filePutter) Write(b []byte) (int, error) {
 	return n, p.err
 }
 
-func (p *filePutter) Close(meta Meta) (Object, error) {
+func (p *filePutter) Close(meta objstore.Meta) (objstore.Object, error) {
 	if p.done {
-		return Object{}, fmt.Errorf("%s: closed twice", p.s.where(p.key))
+		return objstore.Object{}, fmt.Errorf("%s: closed twice", p.s.where(p.key))
 	}
 	p.done = true
-	fail := func(err error) (Object, error) {
+	fail := func(err error) (objstore.Object, error) {
 		p.f.Close()
 		os.Remove(p.tmp)
-		return Object{}, p.s.fail(p.key, err)
+		return objstore.Object{}, p.s.fail(p.key, err)
 	}
 	if p.err == nil && p.ctx.Err() != nil {
 		p.err = fmt.Errorf("%s: %w", p.s.where(p.key), p.ctx.Err())
@@ -425,10 +437,10 @@ func (p *filePutter) Close(meta Meta) (Object, error) {
 		p.f.Close()
 		os.Remove(p.tmp)
 		p.s.pruneDirs(filepath.Dir(p.final))
-		return Object{}, p.err
+		return objstore.Object{}, p.err
 	}
 	meta.EncodedSize = p.size
-	meta.Format = metaFormat
+	meta.Format = objstore.MetaFormat
 	if err := writeXattrs(p.f, meta); err != nil && !errors.Is(err, unix.ENOTSUP) {
 		return fail(fmt.Errorf("set metadata: %w", err))
 	}
@@ -438,18 +450,42 @@ func (p *filePutter) Close(meta Meta) (Object, error) {
 	if err := p.f.Close(); err != nil {
 		return fail(err)
 	}
-	if err := os.Rename(p.tmp, p.final); err != nil {
+	// Link, never rename: a rename would replace an object stored under
+	// the key meanwhile.
+	if err := linkNew(p.tmp, p.final); err != nil {
 		os.Remove(p.tmp)
-		return Object{}, p.s.fail(p.key, err)
+		if errors.Is(err, fs.ErrExist) {
+			return objstore.Object{}, fmt.Errorf("%s: %w", p.s.where(p.key), objstore.ErrExists)
+		}
+		return objstore.Object{}, p.s.fail(p.key, err)
 	}
+	// The object is in place; a temporary name left by a failed unlink
+	// is an incomplete upload for bsrm --incomplete.
+	_ = os.Remove(p.tmp)
 	if d, err := os.Open(filepath.Dir(p.final)); err == nil {
 		err = d.Sync()
 		d.Close()
 		if err != nil {
-			return Object{}, p.s.fail(p.key, err)
+			return objstore.Object{}, p.s.fail(p.key, err)
 		}
 	}
-	return Object{Key: p.key, Size: p.size, Modified: time.Now(), Meta: meta}, nil
+	return objstore.Object{Key: p.key, Size: p.size, Modified: time.Now(), Meta: meta}, nil
+}
+
+// linkNew makes newpath a name of the complete file at oldpath, failing
+// with EEXIST when newpath exists. On a filesystem without hard links it
+// renames without replacing (RENAME_NOREPLACE) instead.
+func linkNew(oldpath, newpath string) error {
+	err := os.Link(oldpath, newpath)
+	if errors.Is(err, unix.EPERM) || errors.Is(err, unix.ENOTSUP) || errors.Is(err, unix.EMLINK) {
+		switch rerr := unix.Renameat2(unix.AT_FDCWD, oldpath, unix.AT_FDCWD, newpath, unix.RENAME_NOREPLACE); {
+		case rerr == nil:
+			return nil
+		case errors.Is(rerr, unix.EEXIST):
+			return &os.LinkError{Op: "rename", Old: oldpath, New: newpath, Err: rerr}
+		}
+	}
+	return err
 }
 
 func (p *filePutter) Abort() {

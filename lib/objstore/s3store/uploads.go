@@ -1,4 +1,4 @@
-package objstore
+package s3store
 
 import (
 	"context"
@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"io"
 	"strings"
+
+	"github.com/buttersink/buttersink/lib/objstore"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -52,8 +54,8 @@ func (s *s3Store) forgetUpload(ctx context.Context, key string) {
 // recordedUploads returns the uploads of the keys that have a record in
 // the store's directory or below it (a store at a deeper prefix keeps
 // its own), each found by its exact key.
-func (s *s3Store) recordedUploads(ctx context.Context) ([]Upload, error) {
-	var out []Upload
+func (s *s3Store) recordedUploads(ctx context.Context) ([]objstore.Upload, error) {
+	var out []objstore.Upload
 	p := s3.NewListObjectsV2Paginator(s.client, &s3.ListObjectsV2Input{
 		Bucket: aws.String(s.loc.Bucket),
 		Prefix: aws.String(s.prefix()),
@@ -81,7 +83,7 @@ func (s *s3Store) recordedUploads(ctx context.Context) ([]Upload, error) {
 				return nil, err
 			}
 			for _, u := range ups {
-				if u.internal == full {
+				if u.Internal == full {
 					out = append(out, u)
 				}
 			}
@@ -98,7 +100,7 @@ func (s *s3Store) readRecord(ctx context.Context, obj, prefix string) (string, e
 	g, err := s.client.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(s.loc.Bucket), Key: aws.String(obj)})
 	if err != nil {
 		e := s.fail(rel, err)
-		if errors.Is(e, ErrNotExist) {
+		if errors.Is(e, objstore.ErrNotExist) {
 			return "", nil
 		}
 		return "", fmt.Errorf("read upload record: %w", e)

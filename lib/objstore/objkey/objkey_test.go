@@ -1,4 +1,4 @@
-package objstore
+package objkey
 
 import (
 	"reflect"
@@ -169,72 +169,6 @@ func FuzzParseKey(f *testing.F) {
 	})
 }
 
-func TestPartSchedule(t *testing.T) {
-	tests := []struct {
-		fixed int64
-		n     int
-		want  int64
-	}{
-		{0, 1, 8 << 20},
-		{0, 1000, 8 << 20},
-		{0, 1001, 16 << 20},
-		{0, 2001, 32 << 20},
-		{0, 8001, 2 << 30},
-		{0, 9001, 4 << 30},
-		{0, 10000, 4 << 30},
-		{8 << 20, 1, 8 << 20},
-		{8 << 20, 9999, 8 << 20},
-	}
-	for _, tc := range tests {
-		if got := PartSize(tc.fixed, tc.n); got != tc.want {
-			t.Errorf("PartSize(%d, %d) = %d, want %d", tc.fixed, tc.n, got, tc.want)
-		}
-	}
-	if max := MaxObjectSize(0); max < 5<<40 {
-		t.Errorf("automatic schedule reaches only %d bytes in 10,000 parts, want > 5 TiB", max)
-	}
-	for n := 1; n <= MaxParts; n++ {
-		if s := PartSize(0, n); s < MinPartSize || s > MaxPartSize || s < PartSize(0, max(n-1, 1)) {
-			t.Fatalf("part %d size %d breaks S3 limits or shrinks", n, s)
-		}
-	}
-}
-
-func TestParseByteSize(t *testing.T) {
-	tests := []struct {
-		in   string
-		want int64
-		ok   bool
-	}{
-		{"0", 0, true}, {"1234", 1234, true}, {"16M", 16 << 20, true}, {"16MiB", 16 << 20, true},
-		{"16mb", 16 << 20, true}, {"5G", 5 << 30, true}, {"1k", 1024, true}, {"2T", 2 << 40, true},
-		{"", 0, false}, {"M", 0, false}, {"-1", 0, false}, {"1x", 0, false}, {"1.5G", 0, false},
-		{"99999999999T", 0, false},
-	}
-	for _, tc := range tests {
-		got, err := ParseByteSize(tc.in)
-		if (err == nil) != tc.ok || got != tc.want {
-			t.Errorf("ParseByteSize(%q) = %d, %v; want %d ok=%v", tc.in, got, err, tc.want, tc.ok)
-		}
-	}
-}
-
-func TestMetaMap(t *testing.T) {
-	m := Meta{Format: metaFormat, StreamSize: 10, StreamSHA256: strings.Repeat("ab", 32), EncodedSize: 7, Encoding: "zstd", PartScheme: autoScheme}
-	mm := m.toMap()
-	got := metaFromMap(func(k string) (string, bool) { v, ok := mm[k]; return v, ok })
-	if got != m || !got.Complete() {
-		t.Errorf("meta round trip: got %+v want %+v", got, m)
-	}
-	mm[metaKeyStreamSize] = "-3"
-	if got := metaFromMap(func(k string) (string, bool) { v, ok := mm[k]; return v, ok }); got.Complete() {
-		t.Errorf("negative size accepted as complete: %+v", got)
-	}
-	if got := metaFromMap(func(string) (string, bool) { return "", false }); got.Complete() || got.Format != "" {
-		t.Errorf("empty metadata: %+v", got)
-	}
-}
-
 // TestStorable: lengths are counted as the key spells the path, escaped.
 func TestStorable(t *testing.T) {
 	u50 := strings.Repeat("ü", 50) // 100 bytes, 300 escaped
@@ -280,9 +214,6 @@ func TestLockNameIsNoKey(t *testing.T) {
 	for _, k := range []string{lock.Name, "a/" + lock.Name, "a/b/" + lock.Name} {
 		if got, err := ParseKey(k); err == nil {
 			t.Errorf("ParseKey(%q) = %+v, want an error", k, got)
-		}
-		if _, ok := Record(Object{Key: k}); ok {
-			t.Errorf("Record(%q) is a stream", k)
 		}
 	}
 }

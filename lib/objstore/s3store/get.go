@@ -1,4 +1,4 @@
-package objstore
+package s3store
 
 import (
 	"context"
@@ -6,14 +6,16 @@ import (
 	"io"
 	"sync"
 
+	"github.com/buttersink/buttersink/lib/objstore"
+
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 )
 
-func (s *s3Store) Open(ctx context.Context, key string, opts GetOptions) (io.ReadCloser, Object, error) {
+func (s *s3Store) Open(ctx context.Context, key string, opts objstore.GetOptions) (io.ReadCloser, objstore.Object, error) {
 	o, err := s.Stat(ctx, key)
 	if err != nil {
-		return nil, Object{}, err
+		return nil, objstore.Object{}, err
 	}
 	if opts.Concurrency < 1 {
 		opts.Concurrency = 4

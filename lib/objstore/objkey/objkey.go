@@ -1,4 +1,9 @@
-package objstore
+// Package objkey is the grammar of object keys: a stored stream's key
+// names the snapshot, its UUID, its send parent, its ctransid and its
+// encoding stages, so that a store is listed from its keys alone. Three
+// formats are read (buttersink bs1, the original ButterSink's v0,
+// btrfs2s3); bs1 keys are written.
+package objkey
 
 import (
 	"fmt"
@@ -6,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/buttersink/buttersink/lib/names"
+	"github.com/buttersink/buttersink/lib/stage"
 	"github.com/buttersink/buttersink/lib/uuid"
 )
 
@@ -20,14 +26,6 @@ const (
 	// FormatBtrfs2s3 is btrfs2s3's flat key with dotted suffixes, raw or
 	// through a user's filter that the key does not record.
 	FormatBtrfs2s3 = "btrfs2s3"
-)
-
-// Stage names as they appear in keys and in the Encoding of a record.
-const (
-	StageZstd = "zstd"
-	StageAge  = "age"
-	// Filter stages are "f-<name>".
-	filterPrefix = "f-"
 )
 
 // Key is what an object's key says about the stream it holds. From the key
@@ -56,11 +54,11 @@ func (k Key) Encoding() string { return strings.Join(k.Stages, ".") }
 
 // keyExt maps a stage to its key suffix: the conventional file extension
 // where there is one, so that stock tools recognize a downloaded object.
-func keyExt(stage string) string {
-	if stage == StageZstd {
+func keyExt(s string) string {
+	if s == stage.Zstd {
 		return "zst"
 	}
-	return stage
+	return s
 }
 
 // String is the key relative to the store's directory (FormatBS1 only).
@@ -84,25 +82,6 @@ func (k Key) String() string {
 	}
 	return b.String()
 }
-
-// ValidFilterName reports whether name may follow "f-" in a key.
-func ValidFilterName(name string) bool {
-	if name == "" || len(name) > 32 {
-		return false
-	}
-	for _, c := range []byte(name) {
-		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-') {
-			return false
-		}
-	}
-	return true
-}
-
-// FilterStage is the stage name of a filter.
-func FilterStage(name string) string { return filterPrefix + name }
-
-// IsFilterStage reports whether a stage is a user filter.
-func IsFilterStage(stage string) bool { return strings.HasPrefix(stage, filterPrefix) }
 
 // NameReserve is the room a key keeps after its snapshot path for the
 // object's name: "/<uuid>.<uuid>.ct<20 digits>.bs1" (101 bytes) and
@@ -144,7 +123,7 @@ func NewKey(path string, id, parent uuid.UUID, ctransid uint64, stages []string)
 		return Key{}, fmt.Errorf("stream for %q has no uuid", path)
 	}
 	for _, s := range stages {
-		if s != StageZstd && s != StageAge && !(IsFilterStage(s) && ValidFilterName(s[len(filterPrefix):])) {
+		if !stage.Valid(s) {
 			return Key{}, fmt.Errorf("invalid stage %q", s)
 		}
 	}
@@ -226,15 +205,15 @@ func parseBS1(key, dir, name string) (Key, error) {
 		var s string
 		switch {
 		case ext == "zst":
-			s = StageZstd
-		case ext == "age":
-			s = StageAge
-		case IsFilterStage(ext) && ValidFilterName(ext[len(filterPrefix):]):
+			s = stage.Zstd
+		case ext == stage.Age:
+			s = stage.Age
+		case stage.ValidFilterName(stage.FilterName(ext)):
 			s = ext
 		default:
 			return bad(fmt.Sprintf("unknown stage %q", ext))
 		}
-		if (s == StageZstd || s == StageAge) && seen[s] {
+		if (s == stage.Zstd || s == stage.Age) && seen[s] {
 			return bad(fmt.Sprintf("stage %q twice", ext))
 		}
 		seen[s] = true

@@ -1,4 +1,7 @@
-package objstore
+// Package s3store is the object store in an S3 bucket
+// (s3://bucket/prefix/), through the AWS SDK: multipart uploads that
+// resume, ranged parallel reads, objects completed only when whole.
+package s3store
 
 import (
 	"bytes"
@@ -30,6 +33,7 @@ import (
 	"github.com/buttersink/buttersink/lib/hint"
 	"github.com/buttersink/buttersink/lib/location"
 	"github.com/buttersink/buttersink/lib/names"
+	"github.com/buttersink/buttersink/lib/objstore"
 )
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
@@ -37,10 +41,19 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 type s3Store struct {
 	loc    location.Location
 	client *s3.Client
-	opts   Options
+	opts   objstore.Options
 }
 
-func openS3(ctx context.Context, loc location.Location, opts Options) (*s3Store, error) {
+// Open returns the store below dir's bucket and prefix (dir.Snapshot is
+// ignored).
+func Open(ctx context.Context, dir location.Location, opts objstore.Options) (objstore.Store, error) {
+	if dir.Scheme != location.S3 {
+		return nil, fmt.Errorf("%s: not an s3:// location", dir)
+	}
+	return openS3(ctx, dir.AsDir(), opts)
+}
+
+func openS3(ctx context.Context, loc location.Location, opts objstore.Options) (*s3Store, error) {
 	// The SDK's own buildable client, so that AWS_CA_BUNDLE still applies;
 	// only the idle pool is widened for concurrent parts.
 	httpClient := awshttp.NewBuildableClient().WithTransportOptions(func(t *http.Transport) {
@@ -132,7 +145,10 @@ func (s *s3Store) fail(key string, err error) error {
 		case "NoSuchBucket":
 			return hint.Wrap(fmt.Errorf("%s: bucket %q does not exist", what, s.loc.Bucket), "create it first, e.g. aws s3 mb s3://"+s.loc.Bucket)
 		case "NoSuchKey", "NotFound":
-			return fmt.Errorf("%s: %w", what, ErrNotExist)
+			return fmt.Errorf("%s: %w", what, objstore.ErrNotExist)
+		case "PreconditionFailed":
+			// Only puts are conditional (If-None-Match: *).
+			return fmt.Errorf("%s: %w", what, objstore.ErrExists)
 		case "AccessDenied", "Forbidden", "AllAccessDisabled":
 			return hint.Wrap(fmt.Errorf("%s: access denied", what), "check the credentials' policy for this bucket and prefix")
 		case "InvalidAccessKeyId":
@@ -158,7 +174,9 @@ func (s *s3Store) fail(key string, err error) error {
 	if errors.As(err, &re) && re.Response != nil && re.HTTPStatusCode() != 0 {
 		switch re.HTTPStatusCode() {
 		case 404:
-			return fmt.Errorf("%s: %w", what, ErrNotExist)
+			return fmt.Errorf("%s: %w", what, objstore.ErrNotExist)
+		case 412:
+			return fmt.Errorf("%s: %w", what, objstore.ErrExists)
 		case 403:
 			return hint.Wrap(fmt.Errorf("%s: access denied", what), "check the credentials and their policy for this bucket")
 		}
@@ -177,8 +195,8 @@ func rootCause(err error) error {
 	}
 }
 
-func (s *s3Store) List(ctx context.Context) ([]Object, error) {
-	var out []Object
+func (s *s3Store) List(ctx context.Context) ([]objstore.Object, error) {
+	var out []objstore.Object
 	p := s3.NewListObjectsV2Paginator(s.client, &s3.ListObjectsV2Input{
 		Bucket: aws.String(s.loc.Bucket),
 		Prefix: aws.String(s.prefix()),
@@ -190,25 +208,28 @@ func (s *s3Store) List(ctx context.Context) ([]Object, error) {
 		}
 		for _, o := range page.Contents {
 			k := strings.TrimPrefix(aws.ToString(o.Key), s.prefix())
-			out = append(out, Object{Key: k, Size: aws.ToInt64(o.Size), Modified: aws.ToTime(o.LastModified), StorageClass: string(o.StorageClass),
+			if strings.HasPrefix(k, uploadRecords) || strings.Contains(k, "/"+uploadRecords) {
+				continue // this store's (or a deeper one's) bookkeeping
+			}
+			out = append(out, objstore.Object{Key: k, Size: aws.ToInt64(o.Size), Modified: aws.ToTime(o.LastModified), StorageClass: string(o.StorageClass),
 				Multipart: strings.Contains(aws.ToString(o.ETag), "-")})
 		}
 	}
 	return out, nil
 }
 
-func (s *s3Store) Stat(ctx context.Context, key string) (Object, error) {
+func (s *s3Store) Stat(ctx context.Context, key string) (objstore.Object, error) {
 	if err := s.checkKeys(key); err != nil {
-		return Object{}, err
+		return objstore.Object{}, err
 	}
 	h, err := s.client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(s.loc.Bucket), Key: aws.String(s.full(key))})
 	if err != nil {
-		return Object{}, s.fail(key, err)
+		return objstore.Object{}, s.fail(key, err)
 	}
-	return Object{
+	return objstore.Object{
 		Key: key, Size: aws.ToInt64(h.ContentLength), Modified: aws.ToTime(h.LastModified),
 		StorageClass: string(h.StorageClass),
-		Meta: metaFromMap(func(k string) (string, bool) {
+		Meta: objstore.MetaFromMap(func(k string) (string, bool) {
 			v, ok := h.Metadata[k]
 			return v, ok
 		}),
@@ -242,7 +263,7 @@ func (s *s3Store) Delete(ctx context.Context, keys ...string) error {
 	return nil
 }
 
-func (s *s3Store) ListIncomplete(ctx context.Context) ([]Upload, error) {
+func (s *s3Store) ListIncomplete(ctx context.Context) ([]objstore.Upload, error) {
 	ups, err := s.listUploads(ctx, s.prefix())
 	if err != nil {
 		return nil, err
@@ -255,7 +276,7 @@ func (s *s3Store) ListIncomplete(ctx context.Context) ([]Upload, error) {
 			return nil, err
 		}
 		for _, u := range all {
-			if strings.HasPrefix(u.internal, s.prefix()) {
+			if strings.HasPrefix(u.Internal, s.prefix()) {
 				ups = append(ups, u)
 			}
 		}
@@ -279,8 +300,8 @@ func (s *s3Store) ListIncomplete(ctx context.Context) ([]Upload, error) {
 	return ups, nil
 }
 
-func (s *s3Store) listUploads(ctx context.Context, prefix string) ([]Upload, error) {
-	var out []Upload
+func (s *s3Store) listUploads(ctx context.Context, prefix string) ([]objstore.Upload, error) {
+	var out []objstore.Upload
 	in := &s3.ListMultipartUploadsInput{Bucket: aws.String(s.loc.Bucket), Prefix: aws.String(prefix)}
 	for {
 		page, err := s.client.ListMultipartUploads(ctx, in)
@@ -288,11 +309,11 @@ func (s *s3Store) listUploads(ctx context.Context, prefix string) ([]Upload, err
 			return nil, s.fail("", err)
 		}
 		for _, u := range page.Uploads {
-			out = append(out, Upload{
+			out = append(out, objstore.Upload{
 				Key:      strings.TrimPrefix(aws.ToString(u.Key), s.prefix()),
 				ID:       aws.ToString(u.UploadId),
 				Started:  aws.ToTime(u.Initiated),
-				internal: aws.ToString(u.Key),
+				Internal: aws.ToString(u.Key),
 			})
 		}
 		if !aws.ToBool(page.IsTruncated) {
@@ -302,12 +323,12 @@ func (s *s3Store) listUploads(ctx context.Context, prefix string) ([]Upload, err
 	}
 }
 
-func (s *s3Store) Abort(ctx context.Context, u Upload) error {
+func (s *s3Store) Abort(ctx context.Context, u objstore.Upload) error {
 	_, err := s.client.AbortMultipartUpload(ctx, &s3.AbortMultipartUploadInput{
-		Bucket: aws.String(s.loc.Bucket), Key: aws.String(u.internal), UploadId: aws.String(u.ID),
+		Bucket: aws.String(s.loc.Bucket), Key: aws.String(u.Internal), UploadId: aws.String(u.ID),
 	})
 	if err != nil {
-		if e := s.fail(u.Key, err); !errors.Is(e, ErrNotExist) {
+		if e := s.fail(u.Key, err); !errors.Is(e, objstore.ErrNotExist) {
 			return e
 		}
 	}
@@ -337,14 +358,14 @@ func (s *s3Store) listParts(ctx context.Context, key, id string) (map[int32]type
 }
 
 // findUpload returns the newest unfinished upload of exactly key, or nil.
-func (s *s3Store) findUpload(ctx context.Context, key string) (*Upload, error) {
+func (s *s3Store) findUpload(ctx context.Context, key string) (*objstore.Upload, error) {
 	ups, err := s.listUploads(ctx, s.full(key))
 	if err != nil {
 		return nil, err
 	}
-	var best *Upload
+	var best *objstore.Upload
 	for i := range ups {
-		if ups[i].internal != s.full(key) {
+		if ups[i].Internal != s.full(key) {
 			continue
 		}
 		if best == nil || ups[i].Started.After(best.Started) {
@@ -354,7 +375,7 @@ func (s *s3Store) findUpload(ctx context.Context, key string) (*Upload, error) {
 	return best, nil
 }
 
-func (s *s3Store) Create(ctx context.Context, key string, meta Meta, opts PutOptions) (Putter, error) {
+func (s *s3Store) Create(ctx context.Context, key string, meta objstore.Meta, opts objstore.PutOptions) (objstore.Putter, error) {
 	if err := s.checkKeys(key); err != nil {
 		return nil, err
 	}
@@ -400,8 +421,8 @@ type s3Putter struct {
 	ctx    context.Context
 	cancel context.CancelCauseFunc
 	key    string
-	meta   Meta
-	opts   PutOptions
+	meta   objstore.Meta
+	opts   objstore.PutOptions
 
 	uploadID string
 	noted    bool // its record (noteUpload) is written
@@ -545,7 +566,7 @@ func (p *s3Putter) flush() error {
 		out, err := p.s.client.CreateMultipartUpload(p.ctx, &s3.CreateMultipartUploadInput{
 			Bucket:   aws.String(p.s.loc.Bucket),
 			Key:      aws.String(p.s.full(p.key)),
-			Metadata: p.meta.toMap(),
+			Metadata: p.meta.Map(),
 			// The object gets a full-object CRC32C, which the server
 			// combines from the parts' (none is sent at the end, so a
 			// server that only knows composite checksums works too).
@@ -616,26 +637,27 @@ func unsignedPayload(o *s3.Options) {
 	o.APIOptions = append(o.APIOptions, v4.SwapComputePayloadSHA256ForUnsignedPayloadMiddleware)
 }
 
-// Close completes the upload. The object under its final key carries
+// Close completes the upload, conditionally: it never replaces an object
+// (ErrExists). The object under its final key carries
 // the digest only after the metadata copy; when a step fails or is
 // interrupted, Close leaves no object that looks stored: a non-resumable
 // upload (Discard) is aborted, and an object completed without its digest
 // is deleted. A resumable upload whose completion failed stays for the
 // next run.
-func (p *s3Putter) Close(meta Meta) (Object, error) {
+func (p *s3Putter) Close(meta objstore.Meta) (objstore.Object, error) {
 	if p.ended {
-		return Object{}, fmt.Errorf("%s: closed twice", p.s.where(p.key))
+		return objstore.Object{}, fmt.Errorf("%s: closed twice", p.s.where(p.key))
 	}
 	p.ended = true
 	defer p.release()
 	defer p.cancel(nil)
 	meta.PartScheme = p.meta.PartScheme
 	meta.EncodedSize = p.size
-	meta.Format = metaFormat
-	fail := func(err error) (Object, error) {
+	meta.Format = objstore.MetaFormat
+	fail := func(err error) (objstore.Object, error) {
 		p.wg.Wait()
 		p.discard()
-		return Object{}, err
+		return objstore.Object{}, err
 	}
 	if err := p.firstErr(); err != nil {
 		return fail(err)
@@ -657,18 +679,26 @@ func (p *s3Putter) Close(meta Meta) (Object, error) {
 	}
 	sort.Slice(p.done, func(i, j int) bool { return *p.done[i].PartNumber < *p.done[j].PartNumber })
 	p.opts.Log("upload parts", "key", p.key, "sent", p.sent, "kept", p.kept)
-	_, err := p.s.client.CompleteMultipartUpload(p.ctx, &s3.CompleteMultipartUploadInput{
+	done, err := p.s.client.CompleteMultipartUpload(p.ctx, &s3.CompleteMultipartUploadInput{
 		Bucket:          aws.String(p.s.loc.Bucket),
 		Key:             aws.String(p.s.full(p.key)),
 		UploadId:        aws.String(p.uploadID),
 		MultipartUpload: &types.CompletedMultipartUpload{Parts: p.done},
+		// Never replace an object (412 when the key is stored).
+		IfNoneMatch: aws.String("*"),
 	})
 	if err != nil {
 		err = p.s.fail(p.key, fmt.Errorf("complete upload: %w", err))
+		if errors.Is(err, objstore.ErrExists) {
+			// The object is another's: leave it, and drop the upload,
+			// which can never complete.
+			p.abortUpload()
+			return objstore.Object{}, err
+		}
 		// An interrupted request may still have completed the upload.
 		p.discard()
 		p.removeUndigested()
-		return Object{}, err
+		return objstore.Object{}, err
 	}
 	p.opts.Log("upload completed", "key", p.key)
 	// The digest is only known now, and S3 takes metadata only when an
@@ -676,12 +706,17 @@ func (p *s3Putter) Close(meta Meta) (Object, error) {
 	// set it by copying the object onto itself with new metadata. Until
 	// then the object carries the metadata of CreateMultipartUpload,
 	// without a digest, which no lister counts as a stored stream.
-	if err := p.s.replaceMeta(p.ctx, p.key, p.size, meta); err != nil {
+	if err := p.s.replaceMeta(p.ctx, p.key, p.size, aws.ToString(done.ETag), meta); err != nil {
+		if errors.Is(err, objstore.ErrExists) {
+			// Deleted and stored again by another writer meanwhile:
+			// the object is not ours to remove.
+			return objstore.Object{}, err
+		}
 		p.removeUndigested()
-		return Object{}, err
+		return objstore.Object{}, err
 	}
 	p.s.forgetUpload(p.ctx, p.key)
-	return Object{Key: p.key, Size: p.size, Modified: time.Now(), Meta: meta}, nil
+	return objstore.Object{Key: p.key, Size: p.size, Modified: time.Now(), Meta: meta}, nil
 }
 
 // cleanupTimeout bounds the requests that clean up after a failure or an
@@ -694,7 +729,14 @@ func (p *s3Putter) cleanupContext() (context.Context, context.CancelFunc) {
 
 // discard aborts the multipart upload when it cannot be resumed.
 func (p *s3Putter) discard() {
-	if !p.opts.Discard || !p.noted && p.uploadID == "" {
+	if p.opts.Discard {
+		p.abortUpload()
+	}
+}
+
+// abortUpload aborts the multipart upload, if any, and removes its record.
+func (p *s3Putter) abortUpload() {
+	if !p.noted && p.uploadID == "" {
 		return
 	}
 	ctx, cancel := p.cleanupContext()
@@ -739,7 +781,7 @@ func (p *s3Putter) removeUndigested() {
 	p.s.client.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(p.s.loc.Bucket), Key: aws.String(p.s.full(p.key))})
 }
 
-func (p *s3Putter) putSingle(meta Meta) (Object, error) {
+func (p *s3Putter) putSingle(meta objstore.Meta) (objstore.Object, error) {
 	data := p.buf
 	sum := crc32.Checksum(data, castagnoli)
 	var sb [4]byte
@@ -750,29 +792,33 @@ func (p *s3Putter) putSingle(meta Meta) (Object, error) {
 		Body:                 bytes.NewReader(data),
 		ContentLength:        aws.Int64(int64(len(data))),
 		ChecksumCRC32C:       aws.String(base64.StdEncoding.EncodeToString(sb[:])),
-		Metadata:             meta.toMap(),
+		Metadata:             meta.Map(),
 		StorageClass:         types.StorageClass(p.s.opts.StorageClass),
 		ServerSideEncryption: types.ServerSideEncryption(p.s.opts.SSE),
 		ContentType:          aws.String("application/octet-stream"),
+		// Never replace an object (412 when the key is stored).
+		IfNoneMatch: aws.String("*"),
 	}, unsignedPayload)
 	if err != nil {
-		return Object{}, p.s.fail(p.key, err)
+		return objstore.Object{}, p.s.fail(p.key, err)
 	}
 	p.opts.Log("object sent", "key", p.key, "size", len(data))
-	return Object{Key: p.key, Size: int64(len(data)), Modified: time.Now(), Meta: meta}, nil
+	return objstore.Object{Key: p.key, Size: int64(len(data)), Modified: time.Now(), Meta: meta}, nil
 }
 
 // replaceMeta sets an object's metadata by copying it onto itself, in
-// parts of 5 GiB above CopyObject's limit.
-func (s *s3Store) replaceMeta(ctx context.Context, key string, size int64, meta Meta) error {
+// parts of 5 GiB above CopyObject's limit. The copy's source must still
+// have etag, the object the upload completed: never another's.
+func (s *s3Store) replaceMeta(ctx context.Context, key string, size int64, etag string, meta objstore.Meta) error {
 	src := url.PathEscape(s.loc.Bucket) + "/" + escapeKey(s.full(key))
 	if size <= MaxPartSize {
 		_, err := s.client.CopyObject(ctx, &s3.CopyObjectInput{
 			Bucket:               aws.String(s.loc.Bucket),
 			Key:                  aws.String(s.full(key)),
 			CopySource:           aws.String(src),
+			CopySourceIfMatch:    aws.String(etag),
 			MetadataDirective:    types.MetadataDirectiveReplace,
-			Metadata:             meta.toMap(),
+			Metadata:             meta.Map(),
 			StorageClass:         types.StorageClass(s.opts.StorageClass),
 			ServerSideEncryption: types.ServerSideEncryption(s.opts.SSE),
 			ContentType:          aws.String("application/octet-stream"),
@@ -785,7 +831,7 @@ func (s *s3Store) replaceMeta(ctx context.Context, key string, size int64, meta 
 	out, err := s.client.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{
 		Bucket:               aws.String(s.loc.Bucket),
 		Key:                  aws.String(s.full(key)),
-		Metadata:             meta.toMap(),
+		Metadata:             meta.Map(),
 		StorageClass:         types.StorageClass(s.opts.StorageClass),
 		ServerSideEncryption: types.ServerSideEncryption(s.opts.SSE),
 		ContentType:          aws.String("application/octet-stream"),
@@ -803,7 +849,7 @@ func (s *s3Store) replaceMeta(ctx context.Context, key string, size int64, meta 
 		end := min(off+MaxPartSize, size) - 1
 		pc, err := s.client.UploadPartCopy(ctx, &s3.UploadPartCopyInput{
 			Bucket: aws.String(s.loc.Bucket), Key: aws.String(s.full(key)), UploadId: id,
-			PartNumber: aws.Int32(n), CopySource: aws.String(src),
+			PartNumber: aws.Int32(n), CopySource: aws.String(src), CopySourceIfMatch: aws.String(etag),
 			CopySourceRange: aws.String(fmt.Sprintf("bytes=%d-%d", off, end)),
 		})
 		if err != nil {
