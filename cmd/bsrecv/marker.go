@@ -9,9 +9,11 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"golang.org/x/sys/unix"
 
+	"github.com/buttersink/buttersink/lib/btrfs"
 	"github.com/buttersink/buttersink/lib/hint"
 )
 
@@ -23,11 +25,34 @@ import (
 // died; a locked one belongs to a receive still running. So a writable
 // subvolume at NAME is deleted as a leftover only when its marker exists
 // and can be locked, never because of its name alone.
+//
+// The marker's name and content prove nothing by themselves: btrfs
+// receive chroots into the destination directory, so a stream can make a
+// file there through a symbolic link of its own (.home.bsrecv beside a
+// live writable subvolume home). What it cannot do is set a file's ctime
+// back: the kernel sets it to the current time on every change. A
+// leftover of bsrecv was created after its marker was last written, so a
+// subvolume whose otime is older than its marker's ctime is not one.
 type marker struct {
 	path    string
 	f       *os.File
 	created bool // made by this run, not left by an earlier one
+	// changed is the marker's ctime when this run found it (before
+	// writing to it); zero when created.
+	changed time.Time
 }
+
+// madeAfter reports whether the subvolume info may be the receive the
+// marker was left by: created after the marker was last changed. The two
+// times come from different kernel clocks (a subvolume's otime from the
+// coarse one, a file's ctime maybe from the fine one), so otime may read
+// up to a clock tick earlier: clockSlack allows for that; a forger would
+// have to write its marker within that much of the subvolume's creation.
+func (m *marker) madeAfter(info btrfs.Subvol) bool {
+	return !m.created && !info.OTime.Before(m.changed.Add(-clockSlack))
+}
+
+const clockSlack = 100 * time.Millisecond
 
 // markerName is the marker's file name for subvolume name base.
 func markerName(base string) string {
@@ -76,6 +101,14 @@ func takeMarker(dir, base, target string) (*marker, error) {
 		if err != nil {
 			f.Close()
 			return nil, fmt.Errorf("receive marker %s: %v", p, err)
+		}
+		if !created {
+			var st unix.Stat_t
+			if err := unix.Fstat(int(f.Fd()), &st); err != nil {
+				f.Close()
+				return nil, fmt.Errorf("receive marker %s: %v", p, err)
+			}
+			m.changed = time.Unix(st.Ctim.Unix())
 		}
 		f.Truncate(0)
 		f.WriteAt([]byte("bsrecv pid "+strconv.Itoa(os.Getpid())+"\n"), 0)

@@ -227,6 +227,16 @@ func (rv *receiver) receive(ctx context.Context, s *sendstream.Stream) (skipped 
 		err = hint.Wrap(fmt.Errorf("%s: already exists and is a writable subvolume that no bsrecv left (no receive marker %s)", target, m.path),
 			"move or delete it, or receive into another directory")
 	case hold == holdWritable:
+		var info btrfs.Subvol
+		if info, err = btrfs.Info(target); err != nil {
+			break
+		}
+		if !m.madeAfter(info) {
+			err = hint.Wrap(fmt.Errorf("%s: already exists and is a writable subvolume older than its receive marker %s (made %s, marker changed %s): not a leftover of bsrecv",
+				target, m.path, info.OTime.UTC().Format(time.RFC3339Nano), m.changed.UTC().Format(time.RFC3339Nano)),
+				"move or delete it (and the marker), or receive into another directory")
+			break
+		}
 		rv.env.Log.Warn(target + ": deleting the leftover of an interrupted receive")
 		err = btrfs.Delete(target)
 	}
