@@ -68,8 +68,13 @@ func Dir(ctx context.Context, dir, dest string, opts Options) (*Lock, error) {
 		l := newLock(ctx)
 		l.release = func() error {
 			// Removed while still held, so that no waiter keeps a lock
-			// on a file no longer named; closing drops the flock.
-			os.Remove(p)
+			// on a file no longer named; closing drops the flock. Only
+			// if the name is still this file: one removed under us (by
+			// hand, say) may have been replaced by another run's, held.
+			var named unix.Stat_t
+			if unix.Lstat(p, &named) == nil && named.Dev == mine.Dev && named.Ino == mine.Ino {
+				os.Remove(p)
+			}
 			return f.Close()
 		}
 		return l, nil

@@ -228,3 +228,33 @@ func TestFlagsArgs(t *testing.T) {
 		}
 	}
 }
+
+// A holder whose lock file was removed (by an admin who took it for a
+// stale one, or by a stream through the destination directory) and
+// taken by a second run must not, when it ends, remove the second run's
+// file: a third run would then lock a new one beside the second.
+func TestDirReleaseRemovesOnlyItsOwnFile(t *testing.T) {
+	dir := t.TempDir()
+	a, err := Dir(context.Background(), dir, "DEST/", Options{Owner: "a"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(filepath.Join(dir, Name)); err != nil {
+		t.Fatal(err)
+	}
+	b, err := Dir(context.Background(), dir, "DEST/", Options{Owner: "b"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Release()
+	a.Release()
+	if _, err := os.Stat(filepath.Join(dir, Name)); err != nil {
+		t.Errorf("the first run's release removed the second's lock file: %v", err)
+	}
+	if c, err := Dir(context.Background(), dir, "DEST/", Options{Owner: "c"}); exitCode(err) != cli.ExitLocked {
+		if c != nil {
+			c.Release()
+		}
+		t.Errorf("a third run while the second holds the lock: %v, want locked", err)
+	}
+}
