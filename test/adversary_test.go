@@ -3,6 +3,7 @@ package test
 import (
 	"os"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/buttersink/buttersink/lib/sendstream"
@@ -21,6 +22,7 @@ func TestAdversaryStreamForgesMarker(t *testing.T) {
 		mkdir "$FS/dst"
 		btrfs -q subvolume create "$FS/dst/home"
 		echo precious > "$FS/dst/home/data"
+		sleep 0.3 # the admin's subvolume is older than the attack
 	`, "FS="+fs)
 	P := func(v string) sendstream.Attr { return hsS(sendstream.AttrPath, v) }
 	forge := hsStream(hsSubvol("evil"),
@@ -40,5 +42,35 @@ func TestAdversaryStreamForgesMarker(t *testing.T) {
 	if r.Code != 1 || strings.Contains(r.Stderr, "deleting the leftover") ||
 		!strings.Contains(r.Stderr, "bsrecv: error: "+fs+"/dst/home: already exists and is a writable subvolume older than its receive marker") {
 		t.Errorf("exit %d, stderr %q", r.Code, r.Stderr)
+	}
+
+	// A FIFO (or a device) made there as the marker of the next stream's
+	// name is looked at, never opened: inotify sees every open but O_PATH's.
+	fifo := hsStream(hsSubvol("evil2"),
+		hsC(sendstream.CmdSymlink, P("l"), hsS(sendstream.AttrPathLink, "/")),
+		hsC(sendstream.CmdMkfifo, P("l/.other.bsrecv")),
+		hsC(sendstream.CmdUnlink, P("l")),
+		hsEnd())
+	if err := os.WriteFile(f, fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	harness.MustSh(t, `bsrecv "$FS/dst/" < "$F" >/dev/null; [ -p "$FS/dst/.other.bsrecv" ]`, "FS="+fs, "F="+f)
+	in, err := syscall.InotifyInit1(syscall.IN_NONBLOCK | syscall.IN_CLOEXEC)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer syscall.Close(in)
+	if _, err := syscall.InotifyAddWatch(in, fs+"/dst/.other.bsrecv", syscall.IN_OPEN); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(f, hsStream(hsSubvol("other"), hsEnd()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r = harness.Sh(t, `bsrecv "$FS/dst/" < "$F"`, "FS="+fs, "F="+f)
+	if r.Code != 1 || !strings.Contains(r.Stderr, "receive marker "+fs+"/dst/.other.bsrecv: is not a regular file") {
+		t.Errorf("exit %d, stderr %q", r.Code, r.Stderr)
+	}
+	if n, _ := syscall.Read(in, make([]byte, 4096)); n > 0 {
+		t.Errorf("bsrecv opened the FIFO at a receive marker's name")
 	}
 }

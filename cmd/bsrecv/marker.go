@@ -15,6 +15,7 @@ import (
 
 	"github.com/buttersink/buttersink/lib/btrfs"
 	"github.com/buttersink/buttersink/lib/hint"
+	"github.com/buttersink/buttersink/lib/lock"
 )
 
 // A receive marker proves that a subvolume is a receive by bsrecv: before
@@ -46,13 +47,14 @@ type marker struct {
 // marker was left by: created after the marker was last changed. The two
 // times come from different kernel clocks (a subvolume's otime from the
 // coarse one, a file's ctime maybe from the fine one), so otime may read
-// up to a clock tick earlier: clockSlack allows for that; a forger would
-// have to write its marker within that much of the subvolume's creation.
+// up to a clock tick (1 to 10 ms) earlier: clockSlack allows for that; a
+// forger would have to write its marker within that much of the
+// subvolume's creation.
 func (m *marker) madeAfter(info btrfs.Subvol) bool {
 	return !m.created && !info.OTime.Before(m.changed.Add(-clockSlack))
 }
 
-const clockSlack = 100 * time.Millisecond
+const clockSlack = 20 * time.Millisecond
 
 // markerName is the marker's file name for subvolume name base.
 func markerName(base string) string {
@@ -74,14 +76,19 @@ func takeMarker(dir, base, target string) (*marker, error) {
 		created := true
 		f, err := os.OpenFile(p, os.O_RDWR|os.O_CREATE|os.O_EXCL|unix.O_NOFOLLOW, 0o600)
 		if errors.Is(err, os.ErrExist) {
+			// Whatever is there is looked at before it is opened: a
+			// device a stream made there must not be opened.
 			created = false
-			f, err = os.OpenFile(p, os.O_RDWR|unix.O_NOFOLLOW|unix.O_NONBLOCK, 0)
+			f, err = lock.OpenRegular(p)
 		}
 		if errors.Is(err, os.ErrNotExist) {
 			continue // removed meanwhile by the receive that held it
 		}
 		if err != nil {
-			return nil, fmt.Errorf("receive marker %s: %w", p, errors.Unwrap(err))
+			if u := errors.Unwrap(err); u != nil {
+				err = u
+			}
+			return nil, fmt.Errorf("receive marker %s: %w", p, err)
 		}
 		m := &marker{path: p, f: f, created: created}
 		err = m.lock()
