@@ -74,3 +74,25 @@ func TestAdversaryStreamForgesMarker(t *testing.T) {
 		t.Errorf("bsrecv opened the FIFO at a receive marker's name")
 	}
 }
+
+// A destination named through a symbolic link is resolved once: changed
+// while bsrecv runs (an admin switching disks), the rest of the input
+// still goes to the directory whose lock bsrecv holds.
+func TestAdversaryDestLinkChanged(t *testing.T) {
+	fs := harness.Btrfs(t, 200)
+	a := hsStream(hsSubvol("a"), hsEnd())
+	b := hsStream(hsSubvol("b"), hsEnd())
+	for n, st := range map[string][]byte{"a": a, "b": b} {
+		if err := os.WriteFile(fs+"/"+n+".stream", st, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	harness.MustSh(t, `
+		cd "$FS"; mkdir A B; ln -s A link
+		{ cat a.stream; sleep 1.5; cat b.stream; } | bsrecv "$FS/link/" >/dev/null & pid=$!
+		for i in $(seq 100); do [ -d A/a ] && break; sleep 0.05; done
+		ln -sfn B link
+		wait $pid
+		[ -d A/b ] || { echo "b not received into A: A: $(ls A) B: $(ls B)"; exit 1; }
+		[ -z "$(ls -A B)" ] || { echo "B holds $(ls -A B)"; exit 1; }`, "FS="+fs)
+}

@@ -103,12 +103,19 @@ func receiveLocal(ctx context.Context, env *cli.Env, opts Options, dest string) 
 	if err := btrfs.RequireAdmin(env.Name); err != nil {
 		return err
 	}
+	// The destination is resolved once: its lock, the checks and btrfs
+	// receive all act on one directory, even when a symbolic link on the
+	// way is changed while this runs.
+	shown := location.Location{Scheme: location.Btrfs, Dir: dest}.DirString()
+	if dest, err = filepath.EvalSymlinks(dest); err != nil {
+		return fmt.Errorf("destination %s: %w", shown, errors.Unwrap(err))
+	}
 	if _, err := exec.LookPath("btrfs"); err != nil {
 		return hint.Wrap(errors.New("btrfs receive: the btrfs command is not on PATH"), "install btrfs-progs")
 	}
 	// One writer at a time: another run's receive in progress is never
 	// taken for a leftover, and what it completed meanwhile is skipped.
-	lk, err := lock.Dir(ctx, dest, location.Location{Scheme: location.Btrfs, Dir: dest}.DirString(), opts.Lock.Options(env.Name, env.Log))
+	lk, err := lock.Dir(ctx, dest, shown, opts.Lock.Options(env.Name, env.Log))
 	if err != nil {
 		return err
 	}
