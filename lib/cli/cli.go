@@ -21,6 +21,8 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/alecthomas/kong"
 	"golang.org/x/sys/unix"
@@ -204,7 +206,32 @@ func reportTo(w io.Writer, name string, err error, interrupted bool, log *slog.L
 
 func oneLine(s string) string {
 	s = strings.TrimSpace(s)
-	return strings.Join(strings.Fields(strings.ReplaceAll(s, "\n", "; ")), " ")
+	return visible(strings.Join(strings.Fields(strings.ReplaceAll(s, "\n", "; ")), " "))
+}
+
+// visible escapes the control characters of s (\x1b, \u009b, ...): a
+// message names things from outside (file names are any bytes but NUL
+// and '/'), and none may move the terminal's cursor, retitle its window
+// or start a line of its own.
+func visible(s string) string {
+	if !strings.ContainsFunc(s, unicode.IsControl) {
+		return s
+	}
+	var b strings.Builder
+	for i, r := range s {
+		switch {
+		case r == utf8.RuneError:
+			_, n := utf8.DecodeRuneInString(s[i:])
+			b.WriteString(s[i : i+n]) // a byte that is not UTF-8 stays as it is
+		case !unicode.IsControl(r):
+			b.WriteRune(r)
+		case r < 0x80:
+			fmt.Fprintf(&b, "\\x%02x", r)
+		default:
+			fmt.Fprintf(&b, "\\u%04x", r)
+		}
+	}
+	return b.String()
 }
 
 func newLogger(name string, g *Globals, stderr io.Writer) (*slog.Logger, func(), error) {

@@ -49,8 +49,7 @@ func (h *handler) Handle(ctx context.Context, r slog.Record) error {
 		write(a)
 	}
 	r.Attrs(write)
-	b.WriteByte('\n')
-	_, err := io.WriteString(h.w, b.String())
+	_, err := io.WriteString(h.w, visible(b.String())+"\n")
 	return err
 }
 
