@@ -96,3 +96,27 @@ func TestAdversaryDestLinkChanged(t *testing.T) {
 		[ -d A/b ] || { echo "b not received into A: A: $(ls A) B: $(ls B)"; exit 1; }
 		[ -z "$(ls -A B)" ] || { echo "B holds $(ls -A B)"; exit 1; }`, "FS="+fs)
 }
+
+// A leftover that one run could not delete (something inside it) is
+// deleted by a later run once that is cleared: the failed run leaves the
+// marker as it found it.
+func TestAdversaryLeftoverSurvivesFailedDelete(t *testing.T) {
+	fs := harness.Btrfs(t, 200)
+	if err := os.WriteFile(fs+"/x.stream", hsStream(hsSubvol("x"), hsEnd()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r := harness.Sh(t, `
+		mkdir "$FS/dst"; cd "$FS/dst"
+		# A leftover as a killed bsrecv leaves it: the unlocked marker,
+		# then the writable subvolume, made after it.
+		echo "bsrecv pid 1" > .x.bsrecv; sleep 0.1
+		btrfs -q subvolume create x; btrfs -q subvolume create x/inner; sleep 0.1
+		bsrecv "$FS/dst/" < "$FS/x.stream"`, "FS="+fs)
+	if r.Code != 1 || !strings.Contains(r.Stderr, "deleting the leftover") {
+		t.Fatalf("the first run: exit %d, stderr %q", r.Code, r.Stderr)
+	}
+	r = harness.Sh(t, `btrfs -q subvolume delete "$FS/dst/x/inner"; bsrecv "$FS/dst/" < "$FS/x.stream"`, "FS="+fs)
+	if r.Code != 0 || !strings.Contains(r.Stderr, "deleting the leftover") {
+		t.Errorf("the second run: exit %d, stderr %q", r.Code, r.Stderr)
+	}
+}

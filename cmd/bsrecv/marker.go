@@ -116,12 +116,22 @@ func takeMarker(dir, base, target string) (*marker, error) {
 				return nil, fmt.Errorf("receive marker %s: %v", p, err)
 			}
 			m.changed = time.Unix(st.Ctim.Unix())
+		} else {
+			m.stamp()
 		}
-		f.Truncate(0)
-		f.WriteAt([]byte("bsrecv pid "+strconv.Itoa(os.Getpid())+"\n"), 0)
 		return m, nil
 	}
 	return nil, fmt.Errorf("receive marker %s: keeps changing under this process", p)
+}
+
+// stamp writes this process into the marker, for the message of a run
+// that finds it busy. A marker found left behind is stamped only once its
+// leftover is gone (just before the receive starts): written, its ctime
+// would no longer prove the leftover younger than the marker if this run
+// failed before deleting it.
+func (m *marker) stamp() {
+	m.f.Truncate(0)
+	m.f.WriteAt([]byte("bsrecv pid "+strconv.Itoa(os.Getpid())+"\n"), 0)
 }
 
 var errMarkerGone = errors.New("marker replaced")

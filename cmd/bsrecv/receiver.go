@@ -256,6 +256,9 @@ func (rv *receiver) receive(ctx context.Context, s *sendstream.Stream) (skipped 
 		removeDirs(created)
 		return false, err
 	}
+	if !m.created {
+		m.stamp()
+	}
 	if rel != base {
 		// btrfs receive creates the subvolume under its own directory
 		// argument by the stream's name: give it the basename.
