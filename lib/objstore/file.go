@@ -385,7 +385,8 @@ func (s *fileStore) Create(ctx context.Context, key string, meta Meta, opts PutO
 			err = &fs.PathError{Op: "open", Path: tmp, Err: err}
 		}
 		// A Delete or Abort beside may prune the directory meanwhile.
-		if attempt == 3 || errors.Is(err, errSymlink) || !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, fs.ErrExist) {
+		gone := errors.Is(err, fs.ErrNotExist) || errors.Is(err, ErrNotExist)
+		if attempt == 9 || errors.Is(err, errSymlink) || !gone && !errors.Is(err, fs.ErrExist) {
 			break
 		}
 	}
