@@ -9,10 +9,13 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"golang.org/x/sys/unix"
 
+	"github.com/buttersink/buttersink/lib/btrfs"
 	"github.com/buttersink/buttersink/lib/hint"
+	"github.com/buttersink/buttersink/lib/lock"
 )
 
 // A receive marker proves that a subvolume is a receive by bsrecv: before
@@ -23,11 +26,35 @@ import (
 // died; a locked one belongs to a receive still running. So a writable
 // subvolume at NAME is deleted as a leftover only when its marker exists
 // and can be locked, never because of its name alone.
+//
+// The marker's name and content prove nothing by themselves: btrfs
+// receive chroots into the destination directory, so a stream can make a
+// file there through a symbolic link of its own (.home.bsrecv beside a
+// live writable subvolume home). What it cannot do is set a file's ctime
+// back: the kernel sets it to the current time on every change. A
+// leftover of bsrecv was created after its marker was last written, so a
+// subvolume whose otime is older than its marker's ctime is not one.
 type marker struct {
 	path    string
 	f       *os.File
 	created bool // made by this run, not left by an earlier one
+	// changed is the marker's ctime when this run found it (before
+	// writing to it); zero when created.
+	changed time.Time
 }
+
+// madeAfter reports whether the subvolume info may be the receive the
+// marker was left by: created after the marker was last changed. The two
+// times come from different kernel clocks (a subvolume's otime from the
+// coarse one, a file's ctime maybe from the fine one), so otime may read
+// up to a clock tick (1 to 10 ms) earlier: clockSlack allows for that; a
+// forger would have to write its marker within that much of the
+// subvolume's creation.
+func (m *marker) madeAfter(info btrfs.Subvol) bool {
+	return !m.created && !info.OTime.Before(m.changed.Add(-clockSlack))
+}
+
+const clockSlack = 20 * time.Millisecond
 
 // markerName is the marker's file name for subvolume name base.
 func markerName(base string) string {
@@ -49,14 +76,19 @@ func takeMarker(dir, base, target string) (*marker, error) {
 		created := true
 		f, err := os.OpenFile(p, os.O_RDWR|os.O_CREATE|os.O_EXCL|unix.O_NOFOLLOW, 0o600)
 		if errors.Is(err, os.ErrExist) {
+			// Whatever is there is looked at before it is opened: a
+			// device a stream made there must not be opened.
 			created = false
-			f, err = os.OpenFile(p, os.O_RDWR|unix.O_NOFOLLOW|unix.O_NONBLOCK, 0)
+			f, err = lock.OpenRegular(p)
 		}
 		if errors.Is(err, os.ErrNotExist) {
 			continue // removed meanwhile by the receive that held it
 		}
 		if err != nil {
-			return nil, fmt.Errorf("receive marker %s: %w", p, errors.Unwrap(err))
+			if u := errors.Unwrap(err); u != nil {
+				err = u
+			}
+			return nil, fmt.Errorf("receive marker %s: %w", p, err)
 		}
 		m := &marker{path: p, f: f, created: created}
 		err = m.lock()
@@ -77,11 +109,29 @@ func takeMarker(dir, base, target string) (*marker, error) {
 			f.Close()
 			return nil, fmt.Errorf("receive marker %s: %v", p, err)
 		}
-		f.Truncate(0)
-		f.WriteAt([]byte("bsrecv pid "+strconv.Itoa(os.Getpid())+"\n"), 0)
+		if !created {
+			var st unix.Stat_t
+			if err := unix.Fstat(int(f.Fd()), &st); err != nil {
+				f.Close()
+				return nil, fmt.Errorf("receive marker %s: %v", p, err)
+			}
+			m.changed = time.Unix(st.Ctim.Unix())
+		} else {
+			m.stamp()
+		}
 		return m, nil
 	}
 	return nil, fmt.Errorf("receive marker %s: keeps changing under this process", p)
+}
+
+// stamp writes this process into the marker, for the message of a run
+// that finds it busy. A marker found left behind is stamped only once its
+// leftover is gone (just before the receive starts): written, its ctime
+// would no longer prove the leftover younger than the marker if this run
+// failed before deleting it.
+func (m *marker) stamp() {
+	m.f.Truncate(0)
+	m.f.WriteAt([]byte("bsrecv pid "+strconv.Itoa(os.Getpid())+"\n"), 0)
 }
 
 var errMarkerGone = errors.New("marker replaced")

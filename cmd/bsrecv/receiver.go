@@ -102,12 +102,19 @@ func receiveLocal(ctx context.Context, env *cli.Env, opts Options, dest string) 
 	if err := btrfs.RequireAdmin(env.Name); err != nil {
 		return err
 	}
+	// The destination is resolved once: its lock, the checks and btrfs
+	// receive all act on one directory, even when a symbolic link on the
+	// way is changed while this runs.
+	shown := location.Location{Scheme: location.Btrfs, Dir: dest}.DirString()
+	if dest, err = filepath.EvalSymlinks(dest); err != nil {
+		return fmt.Errorf("destination %s: %w", shown, errors.Unwrap(err))
+	}
 	if _, err := child.LookPath("btrfs"); err != nil {
 		return hint.Wrap(errors.New("btrfs receive: the btrfs command is not on PATH"), "install btrfs-progs")
 	}
 	// One writer at a time: another run's receive in progress is never
 	// taken for a leftover, and what it completed meanwhile is skipped.
-	lk, err := lock.Dir(ctx, dest, location.Location{Scheme: location.Btrfs, Dir: dest}.DirString(), opts.Lock.Options(env.Name, env.Log))
+	lk, err := lock.Dir(ctx, dest, shown, opts.Lock.Options(env.Name, env.Log))
 	if err != nil {
 		return err
 	}
@@ -226,6 +233,16 @@ func (rv *receiver) receive(ctx context.Context, s *sendstream.Stream) (skipped 
 		err = hint.Wrap(fmt.Errorf("%s: already exists and is a writable subvolume that no bsrecv left (no receive marker %s)", target, m.path),
 			"move or delete it, or receive into another directory")
 	case hold == holdWritable:
+		var info btrfs.Subvol
+		if info, err = btrfs.Info(target); err != nil {
+			break
+		}
+		if !m.madeAfter(info) {
+			err = hint.Wrap(fmt.Errorf("%s: already exists and is a writable subvolume older than its receive marker %s (made %s, marker changed %s): not a leftover of bsrecv",
+				target, m.path, info.OTime.UTC().Format(time.RFC3339Nano), m.changed.UTC().Format(time.RFC3339Nano)),
+				"move or delete it (and the marker), or receive into another directory")
+			break
+		}
 		rv.env.Log.Warn(target + ": deleting the leftover of an interrupted receive")
 		err = btrfs.Delete(target)
 	}
@@ -237,6 +254,9 @@ func (rv *receiver) receive(ctx context.Context, s *sendstream.Stream) (skipped 
 		}
 		removeDirs(created)
 		return false, err
+	}
+	if !m.created {
+		m.stamp()
 	}
 	if rel != base {
 		// btrfs receive creates the subvolume under its own directory

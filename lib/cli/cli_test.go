@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
+	"strings"
 	"testing"
 
 	"github.com/buttersink/buttersink/lib/hint"
@@ -46,6 +48,10 @@ func TestReport(t *testing.T) {
 		{"interrupted", fmt.Errorf("s3://b/k: %w", context.Canceled), true, 130, "cmd: error: interrupted\n"},
 		{"interrupted, other error", hint.Wrap(errors.New("stdin: stream truncated at byte 7"), "check the sender"), true, 130, "cmd: error: interrupted\n"},
 		{"interrupted, silent exit", &ExitError{Code: 1}, true, 1, ""},
+		// A name from outside (a snapshot, a key, a lock's holder) may
+		// hold control characters: they are shown, never acted on.
+		{"control characters", hint.Wrap(errors.New("/dst/a\x1b]0;owned\x07b\u009b2J\xff: exists\rcmd: error: forged"), "x\x1b[2J"), false, 1,
+			"cmd: error: /dst/a\\x1b]0;owned\\x07b\\xc2\\x9b2J\\xff: exists cmd: error: forged" + "\n" + `cmd: hint: x\x1b[2J` + "\n"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			code, stderr := report(t, c.err, c.interrupted)
@@ -53,5 +59,15 @@ func TestReport(t *testing.T) {
 				t.Errorf("exit %d, stderr %q; want %d, %q", code, stderr, c.code, c.stderr)
 			}
 		})
+	}
+}
+
+// Log lines carry names from outside too: one line, no control character.
+func TestLogLineVisible(t *testing.T) {
+	var b strings.Builder
+	log := slog.New(&handler{name: "cmd", w: &b, level: slog.LevelInfo})
+	log.Warn("/dst/a\x1b[2Jb: deleting", "path", "x\ncmd: error: forged")
+	if want := `cmd: warn: /dst/a\x1b[2Jb: deleting path=x; cmd: error: forged` + "\n"; b.String() != want {
+		t.Errorf("%q, want %q", b.String(), want)
 	}
 }

@@ -228,3 +228,60 @@ func TestFlagsArgs(t *testing.T) {
 		}
 	}
 }
+
+// A holder whose lock file was removed (by an admin who took it for a
+// stale one, or by a stream through the destination directory) and
+// taken by a second run must not, when it ends, remove the second run's
+// file: a third run would then lock a new one beside the second.
+func TestDirReleaseRemovesOnlyItsOwnFile(t *testing.T) {
+	dir := t.TempDir()
+	a, err := Dir(context.Background(), dir, "DEST/", Options{Owner: "a"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(filepath.Join(dir, Name)); err != nil {
+		t.Fatal(err)
+	}
+	b, err := Dir(context.Background(), dir, "DEST/", Options{Owner: "b"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Release()
+	a.Release()
+	if _, err := os.Stat(filepath.Join(dir, Name)); err != nil {
+		t.Errorf("the first run's release removed the second's lock file: %v", err)
+	}
+	if c, err := Dir(context.Background(), dir, "DEST/", Options{Owner: "c"}); exitCode(err) != cli.ExitLocked {
+		if c != nil {
+			c.Release()
+		}
+		t.Errorf("a third run while the second holds the lock: %v, want locked", err)
+	}
+}
+
+// A FIFO or device planted where the lock file goes is refused without
+// being opened (opening a device can act: a watchdog starts, a tape
+// rewinds); inotify sees every open but O_PATH's.
+func TestDirOpensNothingButARegularFile(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, Name)
+	if err := syscall.Mkfifo(p, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	in, err := syscall.InotifyInit1(syscall.IN_NONBLOCK | syscall.IN_CLOEXEC)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer syscall.Close(in)
+	if _, err := syscall.InotifyAddWatch(in, p, syscall.IN_OPEN); err != nil {
+		t.Fatal(err)
+	}
+	_, err = Dir(context.Background(), dir, "DEST/", Options{Owner: "bsrecv"})
+	if err == nil || !strings.Contains(err.Error(), "is not a regular file") {
+		t.Errorf("err %v, want not a regular file", err)
+	}
+	buf := make([]byte, 4096)
+	if n, _ := syscall.Read(in, buf); n > 0 {
+		t.Errorf("the FIFO at the lock file's name was opened")
+	}
+}

@@ -35,6 +35,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	"golang.org/x/sys/unix"
 
@@ -103,10 +104,18 @@ func (h Holder) body() []byte {
 	return append(b, '\n')
 }
 
+// parseHolder reads a holder record. Whoever can write the destination
+// can write it: one with a control character in a field that messages
+// show (a terminal escape, a forged second line) is unknown.
 func parseHolder(b []byte) (Holder, bool) {
 	var h Holder
 	if len(b) > 4096 || json.Unmarshal(b, &h) != nil || h.PID <= 0 {
 		return Holder{}, false
+	}
+	for _, f := range []string{h.Owner, h.Host, h.Token, h.Boot} {
+		if strings.ContainsFunc(f, unicode.IsControl) {
+			return Holder{}, false
+		}
 	}
 	return h, true
 }

@@ -324,13 +324,14 @@ func (s *fileStore) Delete(ctx context.Context, keys ...string) error {
 	return nil
 }
 
-// pruneDirs removes directories left empty up to the store's directory.
-func (s *fileStore) pruneDirs(dir string) {
-	for dir != s.loc.Dir && strings.HasPrefix(dir, s.loc.Dir+"/") {
-		if os.Remove(dir) != nil {
+// pruneDirs removes the directories of key that fds (from makeParents)
+// hold, as far as they are empty, deepest first, through the descriptors.
+func pruneDirs(fds []int, key string) {
+	comps := strings.Split(key, "/")
+	for i := len(fds) - 1; i >= 1; i-- {
+		if unix.Unlinkat(fds[i-1], comps[i-1], unix.AT_REMOVEDIR) != nil {
 			return
 		}
-		dir = filepath.Dir(dir)
 	}
 }
 
@@ -368,25 +369,69 @@ func (s *fileStore) Create(ctx context.Context, key string, meta objstore.Meta, 
 		return nil, err
 	}
 	final := s.path(key)
+	// The store's directory is the user's (a destination store is made by
+	// its first put); below it, no symbolic link is followed: the
+	// directories of key are made and opened one at a time, and the
+	// temporary file is made, renamed and removed through their
+	// descriptors.
+	if err := os.MkdirAll(s.loc.Dir, 0o755); err != nil {
+		return nil, s.fail(key, err)
+	}
+	var fds []int
 	var tmp string
 	var f *os.File
 	var err error
 	for attempt := 0; ; attempt++ {
-		if err = os.MkdirAll(filepath.Dir(final), 0o755); err == nil {
+		if fds, err = s.makeParents(key); err == nil {
 			var rnd [6]byte
 			rand.Read(rnd[:])
-			tmp = filepath.Join(filepath.Dir(final), "."+filepath.Base(final)+partialMark+hex.EncodeToString(rnd[:]))
-			f, err = os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+			tmp = "." + filepath.Base(final) + partialMark + hex.EncodeToString(rnd[:])
+			var fd int
+			fd, err = unix.Openat(fds[len(fds)-1], tmp, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o644)
+			if err == nil {
+				f = os.NewFile(uintptr(fd), filepath.Join(filepath.Dir(final), tmp))
+				break
+			}
+			closeFDs(fds)
+			err = &fs.PathError{Op: "open", Path: tmp, Err: err}
 		}
 		// A Delete or Abort beside may prune the directory meanwhile.
-		if err == nil || attempt == 3 || !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, fs.ErrExist) {
+		gone := errors.Is(err, fs.ErrNotExist) || errors.Is(err, objstore.ErrNotExist)
+		if attempt == 9 || errors.Is(err, errSymlink) || !gone && !errors.Is(err, fs.ErrExist) {
 			break
 		}
 	}
 	if err != nil {
+		if errors.Is(err, errSymlink) {
+			return nil, err
+		}
 		return nil, s.fail(key, err)
 	}
-	return &filePutter{ctx: ctx, s: s, key: key, f: f, tmp: tmp, final: final}, nil
+	return &filePutter{ctx: ctx, s: s, key: key, f: f, dirs: fds, tmp: tmp, name: filepath.Base(final)}, nil
+}
+
+// makeParents is openParents that makes the missing directories.
+func (s *fileStore) makeParents(key string) ([]int, error) {
+	root, err := unix.Open(s.loc.Dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, &fs.PathError{Op: "open", Path: s.loc.Dir, Err: err}
+	}
+	fds := []int{root}
+	comps := strings.Split(key, "/")
+	for i, c := range comps[:len(comps)-1] {
+		if err := unix.Mkdirat(fds[len(fds)-1], c, 0o755); err != nil && !errors.Is(err, unix.EEXIST) {
+			closeFDs(fds)
+			return nil, &fs.PathError{Op: "mkdir", Path: strings.Join(comps[:i+1], "/"), Err: err}
+		}
+		fd, err := unix.Openat(fds[len(fds)-1], c, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		if err != nil {
+			err = s.notFollowed(fds[len(fds)-1], strings.Join(comps[:i+1], "/"), c, err)
+			closeFDs(fds)
+			return nil, err
+		}
+		fds = append(fds, fd)
+	}
+	return fds, nil
 }
 
 // filePutter writes to the temporary file; Close fsyncs it, sets the
@@ -395,14 +440,18 @@ func (s *fileStore) Create(ctx context.Context, key string, meta objstore.Meta, 
 // is either absent or complete, even across a crash. A cancelled ctx
 // fails Write and Close.
 type filePutter struct {
-	ctx        context.Context
-	s          *fileStore
-	key        string
-	f          *os.File
-	tmp, final string
-	size       int64
-	err        error
-	done       bool
+	ctx context.Context
+	s   *fileStore
+	key string
+	f   *os.File
+	// dirs are the store's directory down to the object's (makeParents);
+	// tmp and name are the temporary file's and the object's names in
+	// the last of them.
+	dirs      []int
+	tmp, name string
+	size      int64
+	err       error
+	done      bool
 }
 
 func (p *filePutter) Write(b []byte) (int, error) {
@@ -425,9 +474,11 @@ func (p *filePutter) Close(meta objstore.Meta) (objstore.Object, error) {
 		return objstore.Object{}, fmt.Errorf("%s: closed twice", p.s.where(p.key))
 	}
 	p.done = true
+	defer closeFDs(p.dirs)
+	dir := p.dirs[len(p.dirs)-1]
 	fail := func(err error) (objstore.Object, error) {
 		p.f.Close()
-		os.Remove(p.tmp)
+		unix.Unlinkat(dir, p.tmp, 0)
 		return objstore.Object{}, p.s.fail(p.key, err)
 	}
 	if p.err == nil && p.ctx.Err() != nil {
@@ -435,8 +486,8 @@ func (p *filePutter) Close(meta objstore.Meta) (objstore.Object, error) {
 	}
 	if p.err != nil {
 		p.f.Close()
-		os.Remove(p.tmp)
-		p.s.pruneDirs(filepath.Dir(p.final))
+		unix.Unlinkat(dir, p.tmp, 0)
+		pruneDirs(p.dirs, p.key)
 		return objstore.Object{}, p.err
 	}
 	meta.EncodedSize = p.size
@@ -452,38 +503,29 @@ func (p *filePutter) Close(meta objstore.Meta) (objstore.Object, error) {
 	}
 	// Link, never rename: a rename would replace an object stored under
 	// the key meanwhile.
-	if err := linkNew(p.tmp, p.final); err != nil {
-		os.Remove(p.tmp)
-		if errors.Is(err, fs.ErrExist) {
+	if err := linkNewAt(dir, p.tmp, p.name); err != nil {
+		unix.Unlinkat(dir, p.tmp, 0)
+		if errors.Is(err, unix.EEXIST) {
 			return objstore.Object{}, fmt.Errorf("%s: %w", p.s.where(p.key), objstore.ErrExists)
 		}
 		return objstore.Object{}, p.s.fail(p.key, err)
 	}
 	// The object is in place; a temporary name left by a failed unlink
 	// is an incomplete upload for bsrm --incomplete.
-	_ = os.Remove(p.tmp)
-	if d, err := os.Open(filepath.Dir(p.final)); err == nil {
-		err = d.Sync()
-		d.Close()
-		if err != nil {
-			return objstore.Object{}, p.s.fail(p.key, err)
-		}
+	_ = unix.Unlinkat(dir, p.tmp, 0)
+	if err := unix.Fsync(dir); err != nil {
+		return objstore.Object{}, p.s.fail(p.key, err)
 	}
 	return objstore.Object{Key: p.key, Size: p.size, Modified: time.Now(), Meta: meta}, nil
 }
 
-// linkNew makes newpath a name of the complete file at oldpath, failing
-// with EEXIST when newpath exists. On a filesystem without hard links it
-// renames without replacing (RENAME_NOREPLACE) instead.
-func linkNew(oldpath, newpath string) error {
-	err := os.Link(oldpath, newpath)
+// linkNewAt makes name in dir a name of the complete file tmp there,
+// failing with EEXIST when name exists. On a filesystem without hard links
+// it renames without replacing (RENAME_NOREPLACE) instead.
+func linkNewAt(dir int, tmp, name string) error {
+	err := unix.Linkat(dir, tmp, dir, name, 0)
 	if errors.Is(err, unix.EPERM) || errors.Is(err, unix.ENOTSUP) || errors.Is(err, unix.EMLINK) {
-		switch rerr := unix.Renameat2(unix.AT_FDCWD, oldpath, unix.AT_FDCWD, newpath, unix.RENAME_NOREPLACE); {
-		case rerr == nil:
-			return nil
-		case errors.Is(rerr, unix.EEXIST):
-			return &os.LinkError{Op: "rename", Old: oldpath, New: newpath, Err: rerr}
-		}
+		err = unix.Renameat2(dir, tmp, dir, name, unix.RENAME_NOREPLACE)
 	}
 	return err
 }
@@ -492,7 +534,8 @@ func (p *filePutter) Abort() {
 	if !p.done {
 		p.done = true
 		p.f.Close()
-		os.Remove(p.tmp)
-		p.s.pruneDirs(filepath.Dir(p.final))
+		unix.Unlinkat(p.dirs[len(p.dirs)-1], p.tmp, 0)
+		pruneDirs(p.dirs, p.key)
+		closeFDs(p.dirs)
 	}
 }
