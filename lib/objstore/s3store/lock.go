@@ -37,6 +37,10 @@ func (l *s3Lock) err(err error) error {
 			return lock.ErrPrecondition
 		case "NoSuchKey", "NotFound":
 			return lock.ErrNoLock
+		default:
+			// NoSuchBucket and the rest are the store's errors, read
+			// as for any request (a 404 is not always a missing lock).
+			return l.s.fail(lock.Name, err)
 		}
 	}
 	var re *smithyhttp.ResponseError
