@@ -149,7 +149,9 @@ func TestConcurrentSyncStores(t *testing.T) {
 					}
 				}
 				if i == n-1 {
-					dst := filepath.Join(mnt, fmt.Sprintf("restore-%s%s", s.name, wait))
+					// A filesystem of its own: btrfs receive finds a parent
+					// by received UUID anywhere on one (bsrecv(1)).
+					dst := filepath.Join(harness.Btrfs(t, 256), fmt.Sprintf("restore-%s%s", s.name, wait))
 					mustOsh(t, s.env, `mkdir "$2" && buttersink -q "$1" "$2/"`, url, dst)
 					for _, sn := range []string{"s1", "s2", "s3"} {
 						sameTree(t, filepath.Join(src, sn), filepath.Join(dst, sn))
@@ -198,7 +200,7 @@ func TestLockBsrmWaitsForUpload(t *testing.T) {
 			if !strings.Contains(r.Stderr, "is locked by") || !strings.Contains(r.Stderr, "kept: a stream stored since the plan was made") {
 				t.Errorf("stderr:\n%s", r.Stderr)
 			}
-			dst := filepath.Join(mnt, "restore-rm-"+s.name)
+			dst := filepath.Join(harness.Btrfs(t, 256), "restore-rm-"+s.name)
 			mustOsh(t, s.env, `mkdir "$2" && buttersink -q "$1" "$2/"`, url, dst)
 			for _, sn := range []string{"s1", "s2", "s3"} {
 				sameTree(t, filepath.Join(src, sn), filepath.Join(dst, sn))
