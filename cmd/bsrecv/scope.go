@@ -47,40 +47,41 @@ func (rv *receiver) loadScope() (*scope, error) {
 // inScope checks that the subvolume btrfs receive will take for u (a
 // parent or a clone source) lies below the destination. btrfs receive
 // looks u up in the filesystem's UUID tree, among received UUIDs first,
-// then among UUIDs, and takes the first match, wherever it is: so every
-// candidate it could take must be below the destination. The error reads
+// then among UUIDs, and takes the first subvolume the tree lists, wherever
+// it is: that one must be below the destination. (Other copies elsewhere
+// on the filesystem do not matter; where the first is outside, a copy
+// below the destination cannot be used: bsrecv(1), BUGS.) The error reads
 // after the UUID ("parent UUID ...").
 func (rv *receiver) inScope(u uuid.UUID) error {
 	sc, err := rv.loadScope()
 	if err != nil {
 		return err
 	}
-	var cands []btrfs.Subvol
-	for _, s := range sc.all {
-		if s.ReceivedUUID == u {
-			cands = append(cands, s)
-		}
+	id, found, err := btrfs.ReceiveParent(sc.mnt, u)
+	if err != nil {
+		return err
 	}
-	if len(cands) == 0 {
-		for _, s := range sc.all {
-			if s.UUID == u {
-				cands = append(cands, s)
-			}
-		}
-	}
-	if len(cands) == 0 {
+	if !found {
 		return errors.New("is not at the destination: no subvolume with that uuid or received uuid")
 	}
-	for _, s := range cands {
-		if !sc.below[s.ID] {
-			if len(cands) > 1 {
-				return hint.Wrap(fmt.Errorf("is outside the destination: %s (one of %d subvolumes with that uuid on this filesystem, any of which btrfs receive may take)", filepath.Join(sc.mnt, s.Path), len(cands)),
-					"receive into a filesystem that holds no other copy of these snapshots, or delete the copy outside the destination")
-			}
-			return fmt.Errorf("is outside the destination: %s", filepath.Join(sc.mnt, s.Path))
+	if sc.below[id] {
+		return nil
+	}
+	where := fmt.Sprintf("subvolume %d", id)
+	var copies int
+	for _, s := range sc.all {
+		if s.ID == id {
+			where = filepath.Join(sc.mnt, s.Path)
+		}
+		if s.ReceivedUUID == u || s.UUID == u {
+			copies++
 		}
 	}
-	return nil
+	if copies > 1 {
+		return hint.Wrap(fmt.Errorf("is outside the destination: btrfs receive would take %s, the first of %d copies on this filesystem", where, copies),
+			"receive this chain into a filesystem without an older copy of it, or delete the older copy")
+	}
+	return fmt.Errorf("is outside the destination: %s", where)
 }
 
 // check is called for every command of the input once its CRC matched,

@@ -13,6 +13,7 @@ import (
 const (
 	uuidTreeObjectID = 9   // BTRFS_UUID_TREE_OBJECTID
 	uuidKeySubvol    = 251 // BTRFS_UUID_KEY_SUBVOL
+	uuidKeyReceived  = 252 // BTRFS_UUID_KEY_RECEIVED_SUBVOL
 )
 
 // ErrNoParent is returned by SendParent when no clone source can be the
@@ -105,26 +106,7 @@ func pickParent(originID, originCTransID uint64, cands []parentCandidate) int {
 // item. A zero UUID or one not in the tree is not found. It needs
 // CAP_SYS_ADMIN (tree searches), as send does.
 func subvolByUUID(fd int, u uuid.UUID) (Subvol, bool, error) {
-	if u.IsZero() {
-		return Subvol{}, false, nil
-	}
-	hi, lo := binary.LittleEndian.Uint64(u[0:8]), binary.LittleEndian.Uint64(u[8:16])
-	var id uint64
-	found := false
-	err := treeSearch(fd, searchKey{
-		TreeID: uuidTreeObjectID, MinObjectID: hi, MaxObjectID: hi,
-		MinType: uuidKeySubvol, MaxType: uuidKeySubvol, MinOffset: lo, MaxOffset: lo,
-		MaxTransID: ^uint64(0),
-	}, func(it searchItem) error {
-		if found || it.ObjectID != hi || it.Type != uuidKeySubvol || it.Offset != lo {
-			return nil
-		}
-		if len(it.Data) == 0 || len(it.Data)%8 != 0 {
-			return nil // btrfs-progs: an item of an illegal size is not found
-		}
-		id, found = binary.LittleEndian.Uint64(it.Data), true
-		return nil
-	})
+	id, found, err := uuidTreeFirst(fd, u, uuidKeySubvol)
 	if err != nil || !found {
 		return Subvol{}, false, err
 	}
@@ -147,4 +129,46 @@ func subvolByUUID(fd int, u uuid.UUID) (Subvol, bool, error) {
 		return Subvol{}, false, fmt.Errorf("subvolume %d: %w", id, err)
 	}
 	return s, found, nil
+}
+
+// uuidTreeFirst is the first subvolume id the UUID tree lists for u under
+// key type typ (SUBVOL or RECEIVED_SUBVOL): the one btrfs-progs takes.
+func uuidTreeFirst(fd int, u uuid.UUID, typ uint32) (uint64, bool, error) {
+	if u.IsZero() {
+		return 0, false, nil
+	}
+	hi, lo := binary.LittleEndian.Uint64(u[0:8]), binary.LittleEndian.Uint64(u[8:16])
+	var id uint64
+	found := false
+	err := treeSearch(fd, searchKey{
+		TreeID: uuidTreeObjectID, MinObjectID: hi, MaxObjectID: hi,
+		MinType: typ, MaxType: typ, MinOffset: lo, MaxOffset: lo,
+		MaxTransID: ^uint64(0),
+	}, func(it searchItem) error {
+		if found || it.ObjectID != hi || it.Type != typ || it.Offset != lo {
+			return nil
+		}
+		if len(it.Data) == 0 || len(it.Data)%8 != 0 {
+			return nil // btrfs-progs: an item of an illegal size is not found
+		}
+		id, found = binary.LittleEndian.Uint64(it.Data), true
+		return nil
+	})
+	return id, found, err
+}
+
+// ReceiveParent is the subvolume id btrfs receive takes for a parent or
+// clone source u on the filesystem of path: the first the UUID tree lists
+// by received UUID, else by UUID; found is false when there is none.
+func ReceiveParent(path string, u uuid.UUID) (id uint64, found bool, err error) {
+	fd, err := openDir(path)
+	if err != nil {
+		return 0, false, err
+	}
+	defer unix.Close(fd)
+	if id, found, err = uuidTreeFirst(fd, u, uuidKeyReceived); err != nil || found {
+		return id, found, needRoot(err)
+	}
+	id, found, err = uuidTreeFirst(fd, u, uuidKeySubvol)
+	return id, found, needRoot(err)
 }
