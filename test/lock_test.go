@@ -301,10 +301,11 @@ func writeHolder(t *testing.T, obj lock.Object, pid int, ttl int) {
 	}
 }
 
+// lockedCode is the exit status cli.Report gives err.
 func lockedCode(err error) int {
-	var ee *cli.ExitError
-	if errors.As(err, &ee) {
-		return ee.Code
+	var coded interface{ ExitCode() int }
+	if errors.As(err, &coded) {
+		return coded.ExitCode()
 	}
 	return -1
 }
