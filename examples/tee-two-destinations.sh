@@ -2,7 +2,9 @@
 # One send, two destinations: read the source once and feed both receivers.
 # The plan is made against the first destination; the second must hold the
 # same snapshots (both mirrors kept in step), which bsrecv checks: a missing
-# parent is an error, never a wrong snapshot.
+# parent is an error, never a wrong snapshot. Put the two destinations on
+# different filesystems: on one, btrfs receive would take the first copy's
+# parents for the second (bsrecv(1), BUGS).
 #
 #   tee-two-destinations.sh /mnt/pool/snaps/ /mnt/usb1/snaps/ /mnt/usb2/snaps/
 #
