@@ -139,6 +139,13 @@ func TestBss3putInterrupt(t *testing.T) {
 				// printed) before the signal, ending the read of the next.
 				// (A file store the run never got to create lists empty.)
 				listed := mustOsh(t, m.Env(), `case $1 in file://*) [ -d "${1#file://}" ] || exit 0 ;; esac; bss3ls "$1"`, url).Stdout
+				if stdout.Len() == 0 && len(objRecords(t, listed)) == 1 {
+					// The signal landed after the object was stored whole
+					// (it lists only with its digest), before its record
+					// was printed: stored, not reported; the rerun sees it.
+					t.Logf("%s: stored before the signal took effect", what)
+					continue
+				}
 				if keys(t, listed) != keys(t, stdout.String()) {
 					t.Errorf("%s: listed as stored:\n%s\nprinted:\n%s", what, listed, stdout.String())
 				}

@@ -78,7 +78,7 @@ func (rv *receiver) inScope(u uuid.UUID) error {
 		}
 	}
 	if copies > 1 {
-		return hint.Wrap(fmt.Errorf("is outside the destination: btrfs receive would take %s, the first of %d copies on this filesystem", where, copies),
+		return hint.Wrap(fmt.Errorf("is outside the destination: %s (btrfs receive takes that one, the first of %d copies on this filesystem)", where, copies),
 			"receive this chain into a filesystem without an older copy of it, or delete the older copy")
 	}
 	return fmt.Errorf("is outside the destination: %s", where)
