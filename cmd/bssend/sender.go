@@ -327,11 +327,18 @@ func checkSource(j job) error {
 	if j.ssh != nil {
 		return nil // the remote bssend checks its own sources
 	}
+	var realDir string
+	if j.dir != "" {
+		var err error
+		if realDir, err = filepath.EvalSymlinks(j.dir); err != nil {
+			return err
+		}
+	}
 	for _, p := range append([]string{j.path, j.parent}, j.clones...) {
 		if p == "" {
 			continue
 		}
-		if err := within(p, j.dir); err != nil {
+		if err := within(p, j.dir, realDir); err != nil {
 			return err
 		}
 		info, err := btrfs.Info(p)
@@ -354,21 +361,17 @@ func checkSource(j job) error {
 }
 
 // within refuses a plan step's path that leads out of its source
-// directory dir through a symbolic link ("" dir: named on the command
-// line, where the user's path is taken as given).
-func within(p, dir string) error {
+// directory dir (resolved: realDir) through a symbolic link ("" dir: named
+// on the command line, where the user's path is taken as given).
+func within(p, dir, realDir string) error {
 	if dir == "" {
 		return nil
-	}
-	rd, err := filepath.EvalSymlinks(dir)
-	if err != nil {
-		return err
 	}
 	rp, err := filepath.EvalSymlinks(p)
 	if err != nil {
 		return err
 	}
-	if rel, err := filepath.Rel(rd, rp); err != nil || rel == "." || rel == ".." || strings.HasPrefix(rel, "../") {
+	if rel, err := filepath.Rel(realDir, rp); err != nil || rel == "." || rel == ".." || strings.HasPrefix(rel, "../") {
 		return fmt.Errorf("%s: leads out of %s (through a symbolic link)", p, dir)
 	}
 	return nil

@@ -195,8 +195,10 @@ func rootCause(err error) error {
 	}
 }
 
-func (s *s3Store) List(ctx context.Context) ([]objstore.Object, error) {
-	var out []objstore.Object
+// eachObject calls fn with every object below the store's prefix, a
+// ListObjectsV2 page at a time, and returns fn's first error or the
+// listing's (read as the store's, after what when it is set).
+func (s *s3Store) eachObject(ctx context.Context, what string, fn func(types.Object) error) error {
 	p := s3.NewListObjectsV2Paginator(s.client, &s3.ListObjectsV2Input{
 		Bucket: aws.String(s.loc.Bucket),
 		Prefix: aws.String(s.prefix()),
@@ -204,16 +206,33 @@ func (s *s3Store) List(ctx context.Context) ([]objstore.Object, error) {
 	for p.HasMorePages() {
 		page, err := p.NextPage(ctx)
 		if err != nil {
-			return nil, s.fail("", err)
+			if what != "" {
+				err = fmt.Errorf("%s: %w", what, err)
+			}
+			return s.fail("", err)
 		}
 		for _, o := range page.Contents {
-			k := strings.TrimPrefix(aws.ToString(o.Key), s.prefix())
-			if strings.HasPrefix(k, uploadRecords) || strings.Contains(k, "/"+uploadRecords) {
-				continue // this store's (or a deeper one's) bookkeeping
+			if err := fn(o); err != nil {
+				return err
 			}
-			out = append(out, objstore.Object{Key: k, Size: aws.ToInt64(o.Size), Modified: aws.ToTime(o.LastModified), StorageClass: string(o.StorageClass),
-				Multipart: strings.Contains(aws.ToString(o.ETag), "-")})
 		}
+	}
+	return nil
+}
+
+func (s *s3Store) List(ctx context.Context) ([]objstore.Object, error) {
+	var out []objstore.Object
+	err := s.eachObject(ctx, "", func(o types.Object) error {
+		k := strings.TrimPrefix(aws.ToString(o.Key), s.prefix())
+		if strings.HasPrefix(k, uploadRecords) || strings.Contains(k, "/"+uploadRecords) {
+			return nil // this store's (or a deeper one's) bookkeeping
+		}
+		out = append(out, objstore.Object{Key: k, Size: aws.ToInt64(o.Size), Modified: aws.ToTime(o.LastModified), StorageClass: string(o.StorageClass),
+			Multipart: strings.Contains(aws.ToString(o.ETag), "-")})
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	return out, nil
 }
@@ -357,17 +376,30 @@ func (s *s3Store) listParts(ctx context.Context, key, id string) (map[int32]type
 	}
 }
 
+// exactUploads returns the unfinished uploads of exactly the object key
+// full (prefix included); listing by prefix also gives longer keys.
+func (s *s3Store) exactUploads(ctx context.Context, full string) ([]objstore.Upload, error) {
+	ups, err := s.listUploads(ctx, full)
+	if err != nil {
+		return nil, err
+	}
+	exact := ups[:0]
+	for _, u := range ups {
+		if u.Internal == full {
+			exact = append(exact, u)
+		}
+	}
+	return exact, nil
+}
+
 // findUpload returns the newest unfinished upload of exactly key, or nil.
 func (s *s3Store) findUpload(ctx context.Context, key string) (*objstore.Upload, error) {
-	ups, err := s.listUploads(ctx, s.full(key))
+	ups, err := s.exactUploads(ctx, s.full(key))
 	if err != nil {
 		return nil, err
 	}
 	var best *objstore.Upload
 	for i := range ups {
-		if ups[i].Internal != s.full(key) {
-			continue
-		}
 		if best == nil || ups[i].Started.After(best.Started) {
 			best = &ups[i]
 		}
@@ -746,17 +778,13 @@ func (p *s3Putter) abortUpload() {
 		// Stopped while creating it: the server may have made the upload
 		// without this run learning its ID. Ask for the key's uploads;
 		// if that fails, the record stays for bsrm --incomplete.
-		out, err := p.s.client.ListMultipartUploads(ctx, &s3.ListMultipartUploadsInput{
-			Bucket: aws.String(p.s.loc.Bucket), Prefix: aws.String(p.s.full(p.key)),
-		})
+		ups, err := p.s.exactUploads(ctx, p.s.full(p.key))
 		if err != nil {
 			return
 		}
 		ids = ids[:0]
-		for _, u := range out.Uploads {
-			if aws.ToString(u.Key) == p.s.full(p.key) {
-				ids = append(ids, aws.ToString(u.UploadId))
-			}
+		for _, u := range ups {
+			ids = append(ids, u.ID)
 		}
 	}
 	for _, id := range ids {

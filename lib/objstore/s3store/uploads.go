@@ -13,6 +13,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/smithy-go"
 
 	"github.com/buttersink/buttersink/lib/names"
@@ -56,38 +57,22 @@ func (s *s3Store) forgetUpload(ctx context.Context, key string) {
 // its own), each found by its exact key.
 func (s *s3Store) recordedUploads(ctx context.Context) ([]objstore.Upload, error) {
 	var out []objstore.Upload
-	p := s3.NewListObjectsV2Paginator(s.client, &s3.ListObjectsV2Input{
-		Bucket: aws.String(s.loc.Bucket),
-		Prefix: aws.String(s.prefix()),
+	err := s.eachObject(ctx, "list upload records", func(o types.Object) error {
+		obj := aws.ToString(o.Key)
+		i := strings.LastIndex("/"+obj, "/"+uploadRecords)
+		if i < 0 || strings.Contains(obj[i+len(uploadRecords):], "/") {
+			return nil
+		}
+		full, err := s.readRecord(ctx, obj, obj[:i])
+		if err != nil || full == "" {
+			return err
+		}
+		ups, err := s.exactUploads(ctx, full)
+		out = append(out, ups...)
+		return err
 	})
-	for p.HasMorePages() {
-		page, err := p.NextPage(ctx)
-		if err != nil {
-			return nil, s.fail("", fmt.Errorf("list upload records: %w", err))
-		}
-		for _, o := range page.Contents {
-			obj := aws.ToString(o.Key)
-			i := strings.LastIndex("/"+obj, "/"+uploadRecords)
-			if i < 0 || strings.Contains(obj[i+len(uploadRecords):], "/") {
-				continue
-			}
-			full, err := s.readRecord(ctx, obj, obj[:i])
-			if err != nil {
-				return nil, err
-			}
-			if full == "" {
-				continue
-			}
-			ups, err := s.listUploads(ctx, full)
-			if err != nil {
-				return nil, err
-			}
-			for _, u := range ups {
-				if u.Internal == full {
-					out = append(out, u)
-				}
-			}
-		}
+	if err != nil {
+		return nil, err
 	}
 	return out, nil
 }
