@@ -11,12 +11,10 @@ import (
 	"github.com/buttersink/buttersink/lib/uuid"
 )
 
-// scope is what a stream may refer to: the subvolumes of the destination's
-// filesystem (as far as its mount reaches) and which of them lie below the
-// destination directory.
+// scope is what a stream may refer to: the subvolumes below the
+// destination directory, on the filesystem mounted at mnt.
 type scope struct {
 	mnt   string
-	all   []btrfs.Subvol
 	below map[uint64]bool // subvolume ids below the destination
 }
 
@@ -28,11 +26,7 @@ func (rv *receiver) loadScope() (*scope, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", rv.dest, err)
 	}
-	all, err := btrfs.List(mnt)
-	if err != nil {
-		return nil, err
-	}
-	sc := &scope{mnt: mnt, all: all, below: map[uint64]bool{}}
+	sc := &scope{mnt: mnt, below: map[uint64]bool{}}
 	inDest, err := btrfs.List(rv.dest)
 	if err != nil {
 		return nil, err
@@ -67,9 +61,15 @@ func (rv *receiver) inScope(u uuid.UUID) error {
 	if sc.below[id] {
 		return nil
 	}
+	// Refused: name the subvolume, and say whether a copy elsewhere is
+	// why (the whole filesystem is listed only now).
+	all, err := btrfs.List(sc.mnt)
+	if err != nil {
+		return err
+	}
 	where := fmt.Sprintf("subvolume %d", id)
 	var copies int
-	for _, s := range sc.all {
+	for _, s := range all {
 		if s.ID == id {
 			where = filepath.Join(sc.mnt, s.Path)
 		}
