@@ -135,6 +135,9 @@ func lzo1x(out, in []byte) (int, error) {
 				if ip != len(in) {
 					return 0, errTrailing
 				}
+				// The word-sized copies below may have written up to
+				// 7 bytes past the output.
+				clear(out[op:min(op+8, len(out))])
 				return op, nil
 			}
 			inst = v
@@ -180,10 +183,15 @@ func lzo1x(out, in []byte) (int, error) {
 			return 0, errOverrun
 		}
 		from := op - dist
-		if dist >= length {
+		switch {
+		case dist >= 8 && length <= 8 && len(out)-op >= 8:
+			// Most matches are short: one word, whatever their length.
+			binary.LittleEndian.PutUint64(out[op:], binary.LittleEndian.Uint64(out[from:]))
+			op += length
+		case dist >= length:
 			copy(out[op:op+length], out[from:op])
 			op += length
-		} else {
+		default:
 			// An overlapping match repeats the dist bytes before op;
 			// copying what is already repeated doubles each step.
 			end := op + length
@@ -199,7 +207,11 @@ func lzo1x(out, in []byte) (int, error) {
 			if state > len(out)-op {
 				return 0, errOverrun
 			}
-			copy(out[op:], in[ip:ip+state])
+			if len(in)-ip >= 4 && len(out)-op >= 4 {
+				binary.LittleEndian.PutUint32(out[op:], binary.LittleEndian.Uint32(in[ip:]))
+			} else {
+				copy(out[op:], in[ip:ip+state])
+			}
 			ip += state
 			op += state
 		}
