@@ -4,21 +4,22 @@
 # files, 4 MiB ones, one sparse) and 50,000 small files (0-8 KiB, nested
 # directories, varied modes, owners, times, xattrs, 2% symbolic links, 2%
 # hard links), on loop btrfs filesystems this script makes and removes
-# (source and destination apart). Two comparisons in the same run:
+# (source and destinations apart). Two comparisons in the same run:
 #   receive-full  bssend --proto 2 S1 | bsrecv DST/
 #                 vs btrfs send --proto 2 S1 | btrfs receive DST/
 #   receive-incr  the same with -p S1 S2, into a DST holding S1 as that
 #                 same tool received it; S2 = S1 with 10% of the small
 #                 files rewritten, 1% with new modes and owners, 2%
 #                 renamed, 2% deleted, and a few MiB of large-file change
-# A round is one tool's full receive then its incremental, into a new
-# directory; the received subvolumes are deleted after it (and the
-# cleaner waited for). Rounds alternate bs peer peer bs; caches are
-# dropped before every timed pipe; the fastest of each side counts. A
-# pipe's time is its slower side, its CPU time (user + system) the sum of
-# both sides, its RSS the receiver's (bsrecv's includes any child it
-# waits for). Every received subvolume is checked against its source with
-# rsync (contents, modes, owners, times, xattrs, hard links).
+# A round is one tool's full receive then its incremental, on a new
+# destination filesystem (the same start for every round, and no cleaner
+# deleting an earlier round's subvolumes meanwhile). Rounds alternate bs
+# peer peer bs; caches are dropped before every timed pipe; the fastest
+# of each side counts. A pipe's time is its slower side, its CPU time
+# (user + system) the sum of both sides, its RSS the receiver's (bsrecv's
+# includes any child it waits for). Every received subvolume is checked
+# against its source with rsync (contents, modes, owners, times, xattrs,
+# hard links).
 # Targets: ratio <= 0.8, cpu_ratio <= 0.9, bs_rss < 64 MiB.
 # Commands come from $BS_BIN, else ./bin (make build); mktree is built
 # with go. Root needed (loop devices, mount, send). BENCH_QUICK=1: 100 MiB
@@ -36,8 +37,7 @@ else
 fi
 
 bench_fs src "$fsmib"
-bench_fs dst "$fsmib"
-src=$work/src dst=$work/dst
+src=$work/src
 
 (cd "$root" && go build -o "$work/mktree" ./test/bench/mktree)
 btrfs -q subvolume create "$src/vol"
@@ -83,14 +83,12 @@ same() {
 
 # round TOOL N: sets full and incr to the round's "secs kib cpu".
 round() {
-	d=$dst/$1$2
-	mkdir "$d"
+	bench_fs "dst$2" "$fsmib"
+	d=$work/dst$2
 	full=$(pipe "$1" "$d" "$src/s1")
 	same "$src/s1" "$d/s1"
 	incr=$(pipe "$1" "$d" -p "$src/s1" "$src/s2")
 	same "$src/s2" "$d/s2"
-	btrfs -q subvolume delete "$d/s2" "$d/s1"
-	btrfs -q subvolume sync "$dst"
 }
 
 # best A B: bench_best, where A may be empty (the first round).
