@@ -231,6 +231,9 @@ func fstatat(dir int, path string, st *unix.Stat_t, flags int) error {
 
 // pathErr names the operation and the (quoted, hostile) path.
 func pathErr(op, path string, err error) error {
+	if err == unix.EXDEV {
+		return fmt.Errorf("%s %q: leads out of the receive directory (symbolic link or mount): %w", op, path, err)
+	}
 	return fmt.Errorf("%s %q: %w", op, path, err)
 }
 
