@@ -1,7 +1,8 @@
 package receive
 
 import (
-	"errors"
+	"bytes"
+	"compress/zlib"
 	"os"
 	"path/filepath"
 	"strings"
@@ -302,14 +303,47 @@ func TestApplyOneSubvolume(t *testing.T) {
 	}
 }
 
-func TestDirTreeUnsupported(t *testing.T) {
-	s := newSandbox(t)
-	if _, err := apply(s.tree, stream(2, c(sendstream.CmdMkfile, aPath("f")),
-		c(sendstream.CmdEncodedWrite, aPath("f"), aU64(off, 0), aU64(sendstream.AttrUnencodedFileLen, 4),
-			aU64(sendstream.AttrUnencodedLen, 4), aU64(sendstream.AttrUnencodedOffset, 0),
-			aU32(sendstream.AttrCompression, 1), data("zzz")))); !errors.Is(err, errors.ErrUnsupported) {
-		t.Errorf("encoded write: %v", err)
+func TestDirTreeEncodedWrite(t *testing.T) {
+	var z bytes.Buffer
+	zw := zlib.NewWriter(&z)
+	zw.Write([]byte("0123456789"))
+	zw.Close()
+	enc := func(path string, fileLen, unencLen, unencOff uint64, compression, encryption uint32, payload string) cmd {
+		return c(sendstream.CmdEncodedWrite, aPath(path), aU64(off, 3), aU64(sendstream.AttrUnencodedFileLen, fileLen),
+			aU64(sendstream.AttrUnencodedLen, unencLen), aU64(sendstream.AttrUnencodedOffset, unencOff),
+			aU32(sendstream.AttrCompression, compression), aU32(sendstream.AttrEncryption, encryption), data(payload))
 	}
+	s := newSandbox(t)
+	if _, err := apply(s.tree, stream(2, c(sendstream.CmdMkfile, aPath("f")), enc("f", 5, 10, 2, 1, 0, z.String()),
+		enc("f", 4, 16, 12, 1, 0, z.String()))); err != nil {
+		t.Fatal(err)
+	}
+	// The second extent decodes to 10 bytes of its 16: the rest, which
+	// it writes over the first's "2345", is zeros.
+	if got := readFile(t, filepath.Join(s.root, "f")); got != "\x00\x00\x00\x00\x00\x00\x006" {
+		t.Errorf("content %q", got)
+	}
+	for _, tc := range []struct {
+		name string
+		cmd  cmd
+		want string
+	}{
+		{"encrypted", enc("f", 5, 10, 2, 1, 1, z.String()), "unsupported"},
+		{"too long", enc("f", 5, 200000, 2, 1, 0, z.String()), "over 131072"},
+		{"corrupt", enc("f", 5, 10, 2, 1, 0, "zzz"), "encoded write"},
+		{"unknown compression", enc("f", 5, 10, 2, 9, 0, z.String()), "unknown compression 9"},
+		{"into a fifo", enc("p", 5, 10, 2, 1, 0, z.String()), "not a regular file"},
+	} {
+		s := newSandbox(t)
+		_, err := apply(s.tree, stream(2, c(sendstream.CmdMkfile, aPath("f")), c(sendstream.CmdMkfifo, aPath("p")), tc.cmd))
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want %q", tc.name, err, tc.want)
+		}
+	}
+}
+
+func TestDirTreeCloneElsewhere(t *testing.T) {
+	s := newSandbox(t)
 	// A clone from another subvolume has no source in a directory.
 	if _, err := apply(s.tree, stream(1, c(sendstream.CmdMkfile, aPath("g")),
 		c(sendstream.CmdClone, aPath("g"), aU64(off, 0), aU64(sendstream.AttrCloneLen, 0),

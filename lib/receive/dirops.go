@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"unsafe"
 
+	"github.com/buttersink/buttersink/lib/extent"
 	"golang.org/x/sys/unix"
 )
 
@@ -399,9 +400,26 @@ func (t *DirTree) Fallocate(path string, mode uint32, offset, n uint64) error {
 // must come out as it makes it.
 func (t *DirTree) Fileattr(string, uint64) error { return nil }
 
-// EncodedWrite is not supported on a directory yet.
-func (t *DirTree) EncodedWrite(path string, _ *Encoded) error {
-	return pathErr("encoded write", path, fmt.Errorf("compressed data without btrfs: %w", errors.ErrUnsupported))
+// EncodedWrite decompresses the extent and writes its bytes that belong
+// to the file, as btrfs receive does where the ioctl is refused.
+func (t *DirTree) EncodedWrite(path string, e *Encoded) error {
+	switch {
+	case e.Encryption != 0:
+		return pathErr("encoded write", path, fmt.Errorf("encryption %d: %w", e.Encryption, errors.ErrUnsupported))
+	case e.UnencodedLen > extent.MaxLen:
+		return pathErr("encoded write", path, fmt.Errorf("unencoded length %d over %d", e.UnencodedLen, extent.MaxLen))
+	case e.UnencodedOffset > e.UnencodedLen || e.UnencodedFileLen > e.UnencodedLen-e.UnencodedOffset:
+		return pathErr("encoded write", path, fmt.Errorf("range %d+%d beyond the %d unencoded bytes", e.UnencodedOffset, e.UnencodedFileLen, e.UnencodedLen))
+	}
+	if t.decoded == nil {
+		t.decoded = make([]byte, extent.MaxLen)
+	}
+	buf := t.decoded[:e.UnencodedLen]
+	clear(buf)
+	if err := extent.Decode(buf, e.Compression, e.Data); err != nil {
+		return pathErr("encoded write", path, err)
+	}
+	return t.Write(path, e.Offset, buf[e.UnencodedOffset:e.UnencodedOffset+e.UnencodedFileLen])
 }
 
 // EnableVerity enables fs-verity on path, through a read-only descriptor:
