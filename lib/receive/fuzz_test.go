@@ -44,6 +44,13 @@ func (l limitTree) Clone(path string, offset uint64, src ID, srcPath string, src
 	return l.DirTree.Clone(path, offset, src, srcPath, srcOffset, n)
 }
 
+func (l limitTree) EncodedWrite(path string, e *Encoded) error {
+	if e.Offset > fuzzLimit {
+		return errTooBig
+	}
+	return l.DirTree.EncodedWrite(path, e)
+}
+
 // fuzzEncode turns commands into the fuzzer's input: a version byte, then
 // per command its type, payload length (one byte each) and payload (the
 // attributes as a stream has them). The fuzzer mutates commands, not
