@@ -3,6 +3,7 @@ package receive
 import (
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"runtime"
 	"strconv"
@@ -242,6 +243,9 @@ func (t *DirTree) Write(path string, offset uint64, data []byte) error {
 		}
 		if err != nil {
 			return pathErr("write", path, err)
+		}
+		if n == 0 {
+			return pathErr("write", path, io.ErrShortWrite)
 		}
 		data = data[n:]
 		off += int64(n)
