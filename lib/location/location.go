@@ -4,6 +4,7 @@
 //	ssh://[user@]host[:port]/dir/[snapshot]
 //	s3://bucket/prefix/[snapshot]
 //	file:///dir/[snapshot]                object store on a plain directory
+//	dir:///dir/[snapshot]                 plain-directory mirror (received snapshots as directories)
 //
 // A trailing slash means every read-only snapshot below the directory,
 // recursively; without it the last component names one snapshot.
@@ -28,6 +29,9 @@ const (
 	SSH   Scheme = "ssh"
 	S3    Scheme = "s3"
 	File  Scheme = "file"
+	// Dir is a plain-directory mirror: each received snapshot a
+	// directory with a marker beside it, on any filesystem.
+	Dir Scheme = "dir"
 )
 
 // Location is a parsed location.
@@ -39,8 +43,8 @@ type Location struct {
 	Port int
 	// S3 only.
 	Bucket string
-	// Dir is the directory: an absolute, clean path for btrfs, ssh and
-	// file ("/" for the root); the key prefix without leading or trailing
+	// Dir is the directory: an absolute, clean path for btrfs, ssh, file
+	// and dir ("/" for the root); the key prefix without leading or trailing
 	// slash for s3 ("" for the bucket root).
 	Dir string
 	// Snapshot is the one snapshot named, relative to Dir; "" means every
@@ -83,12 +87,14 @@ func (l Location) DirString() string {
 		return "ssh://" + h + slashed(l.Dir)
 	case File:
 		return "file://" + slashed(l.Dir)
+	case Dir:
+		return "dir://" + slashed(l.Dir)
 	default:
 		return slashed(l.Dir)
 	}
 }
 
-// Path is the directory or snapshot path on its host (btrfs, ssh, file)
+// Path is the directory or snapshot path on its host (btrfs, ssh, file, dir)
 // or the key prefix (s3), without trailing slash.
 func (l Location) Path() string {
 	if l.Snapshot == "" {
@@ -157,12 +163,17 @@ func Parse(s string) (Location, error) {
 			return bad("file:// needs an absolute path, as file:///dir/")
 		}
 		return parseLocal(s, rest, File)
+	case Dir:
+		if !strings.HasPrefix(rest, "/") {
+			return bad("dir:// needs an absolute path, as dir:///dir/")
+		}
+		return parseLocal(s, rest, Dir)
 	case S3:
 		return parseS3(s, rest)
 	case SSH:
 		return parseSSH(s, rest)
 	default:
-		return bad("unknown scheme %q (want btrfs, ssh, s3 or file)", scheme)
+		return bad("unknown scheme %q (want btrfs, ssh, s3, file or dir)", scheme)
 	}
 }
 
