@@ -475,7 +475,7 @@ func (rv *receiver) run(ctx context.Context, s *sendstream.Stream, dir, base, ta
 			return err
 		}
 		if err := ap.Command(c); err != nil {
-			applyErr = fmt.Errorf("%s: receive failed at send stream byte %d: %w", target, c.Offset, err)
+			applyErr = fmt.Errorf("%s: receive failed: %w", target, err)
 			return applyErr
 		}
 		if rv.meter != nil {
