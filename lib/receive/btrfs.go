@@ -92,10 +92,16 @@ func (s *Scope) Find(u uuid.UUID, ctransid uint64) (btrfs.Subvol, error) {
 	if err != nil {
 		return btrfs.Subvol{}, err
 	}
+	return choose(u, ctransid, received, others, s.byID)
+}
+
+// choose is Find's choice among the subvolume ids the UUID tree lists
+// for u, given those below the directory (byID).
+func choose(u uuid.UUID, ctransid uint64, received, others []uint64, byID map[uint64]btrfs.Subvol) (btrfs.Subvol, error) {
 	e := &SourceError{UUID: u, CTransID: ctransid}
 	for i, ids := range [][]uint64{received, others} {
 		for _, id := range ids {
-			sub, ok := s.byID[id]
+			sub, ok := byID[id]
 			if !ok {
 				e.Outside = append(e.Outside, id)
 				continue
