@@ -4,8 +4,11 @@ import (
 	"errors"
 	"testing"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/buttersink/buttersink/lib/btrfs"
 	"github.com/buttersink/buttersink/lib/uuid"
+	"github.com/buttersink/buttersink/test/harness"
 )
 
 // A parent or clone source is a read-only subvolume below the
@@ -61,4 +64,84 @@ func TestChooseSource(t *testing.T) {
 			}
 		}
 	}
+}
+
+// The btrfs Dest takes parents and clone sources below its directory
+// only, opens a clone source's path beneath that subvolume's root and
+// only as a regular file of it, and marks the subvolume received and
+// read-only at End only.
+func TestBtrfsDestConfined(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs a loop btrfs")
+	}
+	fs := harness.Btrfs(t, 200)
+	harness.MustSh(t, `
+		cd "$FS" && mkdir dst
+		btrfs -q subvolume create outside
+		head -c 100000 /dev/urandom > outside/secret
+		ln -s secret outside/link && ln -s .. outside/up && mkfifo outside/fifo
+		btrfs -q subvolume snapshot -r outside outside-ro
+		btrfs -q subvolume snapshot -r outside dst/inside-ro
+		btrfs filesystem sync .`, "FS="+fs)
+	info := func(p string) ID {
+		s, err := btrfs.Info(fs + "/" + p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ID{UUID: s.UUID, CTransID: s.CTransID}
+	}
+	outside, inside := info("outside-ro"), info("dst/inside-ro")
+	dfd, err := unix.Open(fs+"/dst", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(dfd)
+	scope, err := LoadScope(dfd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dest := NewBtrfsDest(dfd, scope)
+	self := ID{UUID: uuid.UUID{9, 9, 9}, CTransID: 5}
+
+	var se *SourceError
+	if _, err := dest.Begin("evil", self, &outside); !errors.As(err, &se) || len(se.Outside) == 0 {
+		t.Errorf("a parent outside: %v", err)
+	}
+	tree, err := dest.Begin("new", self, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tree.Close()
+	if err := tree.Mkfile("f"); err != nil {
+		t.Fatal(err)
+	}
+	if err := tree.Clone("f", 0, outside, "secret", 0, 0); !errors.As(err, &se) {
+		t.Errorf("a clone from outside: %v", err)
+	}
+	for _, p := range []string{"link", "up/outside/secret", "fifo", "up", "", "../outside/secret"} {
+		if err := tree.Clone("f", 0, inside, p, 0, 0); err == nil {
+			t.Errorf("a clone from %q of the source: allowed", p)
+		}
+	}
+	if err := tree.Clone("f", 0, inside, "secret", 0, 0); err != nil {
+		t.Fatal(err)
+	}
+	// Within the subvolume received, by its UUID.
+	if err := tree.Mkfile("g"); err != nil {
+		t.Fatal(err)
+	}
+	if err := tree.Clone("g", 0, self, "f", 0, 0); err != nil {
+		t.Fatal(err)
+	}
+	if s, err := btrfs.Info(fs + "/dst/new"); err != nil || s.ReadOnly || !s.ReceivedUUID.IsZero() {
+		t.Fatalf("before End: %+v %v", s, err)
+	}
+	if err := tree.End(); err != nil {
+		t.Fatal(err)
+	}
+	s, err := btrfs.Info(fs + "/dst/new")
+	if err != nil || !s.ReadOnly || s.ReceivedUUID != self.UUID || s.STransID != self.CTransID {
+		t.Fatalf("after End: %+v %v", s, err)
+	}
+	harness.MustSh(t, `cmp "$FS/dst/new/g" "$FS/outside/secret"`, "FS="+fs)
 }
