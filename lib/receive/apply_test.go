@@ -1,7 +1,9 @@
 package receive
 
 import (
-	"errors"
+	"bytes"
+	"compress/zlib"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -132,6 +134,35 @@ func TestApplyCommands(t *testing.T) {
 			}
 			if got := readFile(t, filepath.Join(root, "d/b")); got != "new" {
 				t.Errorf("d/b %q", got)
+			}
+		}},
+		{"rename onto written", 1, []cmd{
+			c(sendstream.CmdMkfile, aPath("a")),
+			c(sendstream.CmdMkfile, aPath("c")),
+			c(sendstream.CmdWrite, aPath("c"), aU64(off, 0), data("ccc")),
+			c(sendstream.CmdWrite, aPath("a"), aU64(off, 0), data("aaa")),
+			c(sendstream.CmdRename, aPath("c"), aStr(sendstream.AttrPathTo, "a")),
+			c(sendstream.CmdWrite, aPath("a"), aU64(off, 3), data("C")),
+			c(sendstream.CmdMkdir, aPath("d")),
+			c(sendstream.CmdMkfile, aPath("d/f")),
+			c(sendstream.CmdRename, aPath("d"), aStr(sendstream.AttrPathTo, "e")),
+			c(sendstream.CmdMkdir, aPath("d")),
+			c(sendstream.CmdMkfile, aPath("d/f")),
+			c(sendstream.CmdWrite, aPath("e/f"), aU64(off, 0), data("e")),
+			c(sendstream.CmdWrite, aPath("d/f"), aU64(off, 0), data("d")),
+		}, func(t *testing.T, root string) {
+			for name, want := range map[string]string{"a": "cccC", "d/f": "d", "e/f": "e"} {
+				if got := readFile(t, filepath.Join(root, name)); got != want {
+					t.Errorf("%s: %q, want %q", name, got, want)
+				}
+			}
+		}},
+		{"many dirs", 1, manyDirs(300), func(t *testing.T, root string) {
+			for i := range 300 {
+				name := fmt.Sprintf("d%d/sub/f", i)
+				if got := readFile(t, filepath.Join(root, name)); got != name+name {
+					t.Fatalf("%s: %q", name, got)
+				}
 			}
 		}},
 		{"xattrs", 1, []cmd{
@@ -302,14 +333,47 @@ func TestApplyOneSubvolume(t *testing.T) {
 	}
 }
 
-func TestDirTreeUnsupported(t *testing.T) {
-	s := newSandbox(t)
-	if _, err := apply(s.tree, stream(2, c(sendstream.CmdMkfile, aPath("f")),
-		c(sendstream.CmdEncodedWrite, aPath("f"), aU64(off, 0), aU64(sendstream.AttrUnencodedFileLen, 4),
-			aU64(sendstream.AttrUnencodedLen, 4), aU64(sendstream.AttrUnencodedOffset, 0),
-			aU32(sendstream.AttrCompression, 1), data("zzz")))); !errors.Is(err, errors.ErrUnsupported) {
-		t.Errorf("encoded write: %v", err)
+func TestDirTreeEncodedWrite(t *testing.T) {
+	var z bytes.Buffer
+	zw := zlib.NewWriter(&z)
+	zw.Write([]byte("0123456789"))
+	zw.Close()
+	enc := func(path string, fileLen, unencLen, unencOff uint64, compression, encryption uint32, payload string) cmd {
+		return c(sendstream.CmdEncodedWrite, aPath(path), aU64(off, 3), aU64(sendstream.AttrUnencodedFileLen, fileLen),
+			aU64(sendstream.AttrUnencodedLen, unencLen), aU64(sendstream.AttrUnencodedOffset, unencOff),
+			aU32(sendstream.AttrCompression, compression), aU32(sendstream.AttrEncryption, encryption), data(payload))
 	}
+	s := newSandbox(t)
+	if _, err := apply(s.tree, stream(2, c(sendstream.CmdMkfile, aPath("f")), enc("f", 5, 10, 2, 1, 0, z.String()),
+		enc("f", 4, 16, 12, 1, 0, z.String()))); err != nil {
+		t.Fatal(err)
+	}
+	// The second extent decodes to 10 bytes of its 16: the rest, which
+	// it writes over the first's "2345", is zeros.
+	if got := readFile(t, filepath.Join(s.root, "f")); got != "\x00\x00\x00\x00\x00\x00\x006" {
+		t.Errorf("content %q", got)
+	}
+	for _, tc := range []struct {
+		name string
+		cmd  cmd
+		want string
+	}{
+		{"encrypted", enc("f", 5, 10, 2, 1, 1, z.String()), "unsupported"},
+		{"too long", enc("f", 5, 200000, 2, 1, 0, z.String()), "over 131072"},
+		{"corrupt", enc("f", 5, 10, 2, 1, 0, "zzz"), "encoded write"},
+		{"unknown compression", enc("f", 5, 10, 2, 9, 0, z.String()), "unknown compression 9"},
+		{"into a fifo", enc("p", 5, 10, 2, 1, 0, z.String()), "not a regular file"},
+	} {
+		s := newSandbox(t)
+		_, err := apply(s.tree, stream(2, c(sendstream.CmdMkfile, aPath("f")), c(sendstream.CmdMkfifo, aPath("p")), tc.cmd))
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want %q", tc.name, err, tc.want)
+		}
+	}
+}
+
+func TestDirTreeCloneElsewhere(t *testing.T) {
+	s := newSandbox(t)
 	// A clone from another subvolume has no source in a directory.
 	if _, err := apply(s.tree, stream(1, c(sendstream.CmdMkfile, aPath("g")),
 		c(sendstream.CmdClone, aPath("g"), aU64(off, 0), aU64(sendstream.AttrCloneLen, 0),
@@ -317,4 +381,66 @@ func TestDirTreeUnsupported(t *testing.T) {
 			aStr(sendstream.AttrClonePath, "f"), aU64(sendstream.AttrCloneOffset, 0)))); err == nil || !strings.Contains(err.Error(), "not the one received") {
 		t.Errorf("clone from elsewhere: %v", err)
 	}
+}
+
+// manyDirs makes more directories than the cache holds and goes back to
+// each.
+func manyDirs(n int) []cmd {
+	var cmds []cmd
+	for i := range n {
+		d := fmt.Sprintf("d%d", i)
+		cmds = append(cmds, c(sendstream.CmdMkdir, aPath(d)), c(sendstream.CmdMkdir, aPath(d+"/sub")),
+			c(sendstream.CmdMkfile, aPath(d+"/sub/f")), c(sendstream.CmdWrite, aPath(d+"/sub/f"), aU64(off, 0), data(d+"/sub/f")))
+	}
+	for i := range n {
+		f := fmt.Sprintf("d%d/sub/f", i)
+		cmds = append(cmds, c(sendstream.CmdWrite, aPath(f), aU64(off, uint64(len(f))), data(f)))
+	}
+	return cmds
+}
+
+func openFDs(t *testing.T) int {
+	t.Helper()
+	fds, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(fds)
+}
+
+// TestDirTreeBounded: the descriptors a DirTree keeps are bounded
+// whatever the stream, and all released by Close.
+func TestDirTreeBounded(t *testing.T) {
+	s := newSandbox(t)
+	before := openFDs(t)
+	cmds := append(manyDirs(200), c(sendstream.CmdSymlink, aPath("l"), aStr(sendstream.AttrPathLink, "d1")),
+		c(sendstream.CmdWrite, aPath("l/sub/f"), aU64(off, 0), data("via link")))
+	tree := &cacheSize{DirTree: s.tree}
+	if _, err := apply(tree, stream(1, cmds...)); err != nil {
+		t.Fatal(err)
+	}
+	if tree.atEnd != dirCacheSize {
+		t.Errorf("%d directories cached, want %d", tree.atEnd, dirCacheSize)
+	}
+	if n := len(s.tree.dirs.byDir); n != 0 {
+		t.Errorf("%d directories cached after END", n)
+	}
+	if got := readFile(t, filepath.Join(s.root, "d1/sub/f")); got != "via linkd1/sub/f" {
+		t.Errorf("through a link inside: %q", got)
+	}
+	s.tree.Close()
+	if after := openFDs(t); after != before-1 {
+		t.Errorf("%d descriptors open after Close, %d before the stream (root included)", after, before)
+	}
+}
+
+// cacheSize notes how many directories DirTree cached at END.
+type cacheSize struct {
+	*DirTree
+	atEnd int
+}
+
+func (c *cacheSize) End() error {
+	c.atEnd = len(c.dirs.byDir)
+	return c.DirTree.End()
 }

@@ -3,11 +3,13 @@ package receive
 import (
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"runtime"
 	"strconv"
 	"unsafe"
 
+	"github.com/buttersink/buttersink/lib/extent"
 	"golang.org/x/sys/unix"
 )
 
@@ -35,7 +37,7 @@ func (t *DirTree) Mkfile(path string) error {
 }
 
 func (t *DirTree) Mkdir(path string) error {
-	return t.at("mkdir", path, func(dir int, base string) error {
+	return t.at("mkdir", path, false, func(dir int, base string) error {
 		return unix.Mkdirat(dir, base, 0o700)
 	})
 }
@@ -46,19 +48,19 @@ func (t *DirTree) Mknod(path string, mode uint32, rdev uint64) error {
 	if rdev > math.MaxUint32 {
 		return pathErr("mknod", path, fmt.Errorf("device number %#x out of range", rdev))
 	}
-	return t.at("mknod", path, func(dir int, base string) error {
+	return t.at("mknod", path, false, func(dir int, base string) error {
 		return unix.Mknodat(dir, base, mode&unix.S_IFMT, int(rdev))
 	})
 }
 
 func (t *DirTree) Mkfifo(path string) error {
-	return t.at("mkfifo", path, func(dir int, base string) error {
+	return t.at("mkfifo", path, false, func(dir int, base string) error {
 		return unix.Mkfifoat(dir, base, 0o600)
 	})
 }
 
 func (t *DirTree) Mksock(path string) error {
-	return t.at("mksock", path, func(dir int, base string) error {
+	return t.at("mksock", path, false, func(dir int, base string) error {
 		return unix.Mknodat(dir, base, unix.S_IFSOCK|0o600, 0)
 	})
 }
@@ -66,7 +68,7 @@ func (t *DirTree) Mksock(path string) error {
 // Symlink makes path a symbolic link holding target, bytes never
 // resolved here.
 func (t *DirTree) Symlink(path, target string) error {
-	return t.at("symlink", path, func(dir int, base string) error {
+	return t.at("symlink", path, false, func(dir int, base string) error {
 		return unix.Symlinkat(target, dir, base)
 	})
 }
@@ -110,7 +112,7 @@ func (t *DirTree) Link(path, target string) error {
 }
 
 func (t *DirTree) Unlink(path string) error {
-	if err := t.at("unlink", path, func(dir int, base string) error {
+	if err := t.at("unlink", path, false, func(dir int, base string) error {
 		return unix.Unlinkat(dir, base, 0)
 	}); err != nil {
 		return err
@@ -120,7 +122,7 @@ func (t *DirTree) Unlink(path string) error {
 }
 
 func (t *DirTree) Rmdir(path string) error {
-	if err := t.at("rmdir", path, func(dir int, base string) error {
+	if err := t.at("rmdir", path, false, func(dir int, base string) error {
 		return unix.Unlinkat(dir, base, unix.AT_REMOVEDIR)
 	}); err != nil {
 		return err
@@ -129,22 +131,10 @@ func (t *DirTree) Rmdir(path string) error {
 	return nil
 }
 
-// at runs fn on path's parent directory and last name.
-func (t *DirTree) at(op, path string, fn func(dir int, base string) error) error {
-	d, base, err := t.parent(path, false)
-	if err != nil {
-		return err
-	}
-	defer t.release(d)
-	if err := fn(d.fd, base); err != nil {
-		return pathErr(op, path, err)
-	}
-	return nil
-}
-
-// atOrRoot is at where path may be the root ("").
-func (t *DirTree) atOrRoot(op, path string, fn func(dir int, base string) error) error {
-	d, base, err := t.parent(path, true)
+// at runs fn on path's parent directory and last name; with root, path
+// may be the root itself ("").
+func (t *DirTree) at(op, path string, root bool, fn func(dir int, base string) error) error {
+	d, base, err := t.parent(path, root)
 	if err != nil {
 		return err
 	}
@@ -158,7 +148,7 @@ func (t *DirTree) atOrRoot(op, path string, fn func(dir int, base string) error)
 // SetXattr sets an attribute of path itself, never of a symbolic link's
 // target.
 func (t *DirTree) SetXattr(path, name string, data []byte) error {
-	return t.atOrRoot("set xattr "+strconv.Quote(name)+" of", path, func(dir int, base string) error {
+	return t.at("set xattr "+strconv.Quote(name)+" of", path, true, func(dir int, base string) error {
 		if !t.noXattrat {
 			err := setxattrat(dir, base, name, data)
 			if err != unix.ENOSYS {
@@ -171,7 +161,7 @@ func (t *DirTree) SetXattr(path, name string, data []byte) error {
 }
 
 func (t *DirTree) RemoveXattr(path, name string) error {
-	return t.atOrRoot("remove xattr "+strconv.Quote(name)+" of", path, func(dir int, base string) error {
+	return t.at("remove xattr "+strconv.Quote(name)+" of", path, true, func(dir int, base string) error {
 		if !t.noXattrat {
 			err := removexattrat(dir, base, name)
 			if err != unix.ENOSYS {
@@ -254,6 +244,9 @@ func (t *DirTree) Write(path string, offset uint64, data []byte) error {
 		if err != nil {
 			return pathErr("write", path, err)
 		}
+		if n == 0 {
+			return pathErr("write", path, io.ErrShortWrite)
+		}
 		data = data[n:]
 		off += int64(n)
 	}
@@ -330,7 +323,7 @@ func (t *DirTree) Truncate(path string, size uint64) error {
 // Chmod never follows a symbolic link: the kernel sends no CHMOD for one,
 // and chmod(2) on one would change whatever it points to.
 func (t *DirTree) Chmod(path string, mode uint32) error {
-	return t.atOrRoot("chmod", path, func(dir int, base string) error {
+	return t.at("chmod", path, true, func(dir int, base string) error {
 		err := unix.Fchmodat(dir, base, mode, unix.AT_SYMLINK_NOFOLLOW)
 		if err != unix.EOPNOTSUPP {
 			return err
@@ -360,7 +353,7 @@ func (t *DirTree) Chown(path string, uid, gid uint64) error {
 	if uid >= math.MaxUint32 || gid >= math.MaxUint32 {
 		return pathErr("chown", path, fmt.Errorf("owner %d:%d out of range", uid, gid))
 	}
-	return t.atOrRoot("chown", path, func(dir int, base string) error {
+	return t.at("chown", path, true, func(dir int, base string) error {
 		return unix.Fchownat(dir, base, int(uid), int(gid), unix.AT_SYMLINK_NOFOLLOW)
 	})
 }
@@ -373,7 +366,7 @@ func (t *DirTree) Utimes(path string, atime, mtime, _ Timespec) error {
 		return pathErr("utimes", path, errors.New("nanoseconds out of range"))
 	}
 	ts := []unix.Timespec{{Sec: atime.Sec, Nsec: int64(atime.Nsec)}, {Sec: mtime.Sec, Nsec: int64(mtime.Nsec)}}
-	return t.atOrRoot("utimes", path, func(dir int, base string) error {
+	return t.at("utimes", path, true, func(dir int, base string) error {
 		return unix.UtimesNanoAt(dir, base, ts, unix.AT_SYMLINK_NOFOLLOW)
 	})
 }
@@ -399,9 +392,26 @@ func (t *DirTree) Fallocate(path string, mode uint32, offset, n uint64) error {
 // must come out as it makes it.
 func (t *DirTree) Fileattr(string, uint64) error { return nil }
 
-// EncodedWrite is not supported on a directory yet.
-func (t *DirTree) EncodedWrite(path string, _ *Encoded) error {
-	return pathErr("encoded write", path, fmt.Errorf("compressed data without btrfs: %w", errors.ErrUnsupported))
+// EncodedWrite decompresses the extent and writes its bytes that belong
+// to the file, as btrfs receive does where the ioctl is refused.
+func (t *DirTree) EncodedWrite(path string, e *Encoded) error {
+	switch {
+	case e.Encryption != 0:
+		return pathErr("encoded write", path, fmt.Errorf("encryption %d: %w", e.Encryption, errors.ErrUnsupported))
+	case e.UnencodedLen > extent.MaxLen:
+		return pathErr("encoded write", path, fmt.Errorf("unencoded length %d over %d", e.UnencodedLen, extent.MaxLen))
+	case e.UnencodedOffset > e.UnencodedLen || e.UnencodedFileLen > e.UnencodedLen-e.UnencodedOffset:
+		return pathErr("encoded write", path, fmt.Errorf("range %d+%d beyond the %d unencoded bytes", e.UnencodedOffset, e.UnencodedFileLen, e.UnencodedLen))
+	}
+	if t.decoded == nil {
+		t.decoded = make([]byte, extent.MaxLen)
+	}
+	buf := t.decoded[:e.UnencodedLen]
+	clear(buf)
+	if err := extent.Decode(buf, e.Compression, e.Data); err != nil {
+		return pathErr("encoded write", path, err)
+	}
+	return t.Write(path, e.Offset, buf[e.UnencodedOffset:e.UnencodedOffset+e.UnencodedFileLen])
 }
 
 // EnableVerity enables fs-verity on path, through a read-only descriptor:

@@ -13,7 +13,7 @@ import (
 // descriptor, through openat2 with RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS
 // | RESOLVE_NO_XDEV. It carries out the POSIX part of every command, as
 // btrfs receive does it; Clone copies data within the tree, EncodedWrite
-// is not supported, Fileattr does nothing (as in btrfs receive), End and
+// decompresses, Fileattr does nothing (as in btrfs receive), End and
 // Sync work on the directory. A btrfs target embeds it and replaces what
 // btrfs does natively.
 //
@@ -33,6 +33,9 @@ type DirTree struct {
 	// wplain: wpath was resolved without a symbolic link, so that a
 	// rename of exactly wpath is all that changes what it names.
 	wplain bool
+
+	// decoded holds an ENCODED_WRITE's extent, decompressed.
+	decoded []byte
 
 	// noXattrat: the kernel lacks setxattrat (before 6.13).
 	noXattrat bool
@@ -231,6 +234,9 @@ func fstatat(dir int, path string, st *unix.Stat_t, flags int) error {
 
 // pathErr names the operation and the (quoted, hostile) path.
 func pathErr(op, path string, err error) error {
+	if err == unix.EXDEV {
+		return fmt.Errorf("%s %q: leads out of the receive directory (symbolic link or mount): %w", op, path, err)
+	}
 	return fmt.Errorf("%s %q: %w", op, path, err)
 }
 

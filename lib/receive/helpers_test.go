@@ -137,8 +137,8 @@ func (s *sandbox) state(t testing.TB) string {
 		if err := unix.Lstat(p, &st); err != nil {
 			return err
 		}
-		l := fmt.Sprintf("%s mode=%o uid=%d gid=%d size=%d mtime=%d.%d atime=%d.%d", p, st.Mode, st.Uid, st.Gid,
-			st.Size, st.Mtim.Sec, st.Mtim.Nsec, st.Atim.Sec, st.Atim.Nsec)
+		l := fmt.Sprintf("%s mode=%o uid=%d gid=%d size=%d mtime=%d.%d ctime=%d.%d", p, st.Mode, st.Uid, st.Gid,
+			st.Size, st.Mtim.Sec, st.Mtim.Nsec, st.Ctim.Sec, st.Ctim.Nsec)
 		switch st.Mode & unix.S_IFMT {
 		case unix.S_IFREG:
 			b, err := os.ReadFile(p)
