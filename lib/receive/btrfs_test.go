@@ -1,7 +1,10 @@
 package receive
 
 import (
+	"bytes"
+	"compress/zlib"
 	"errors"
+	"os"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -144,4 +147,49 @@ func TestBtrfsDestConfined(t *testing.T) {
 		t.Fatalf("after End: %+v %v", s, err)
 	}
 	harness.MustSh(t, `cmp "$FS/dst/new/g" "$FS/outside/secret"`, "FS="+fs)
+}
+
+// A compressed extent the kernel refuses as it is (here: at an offset
+// that is not sector-aligned) is decompressed and written instead.
+func TestBtrfsEncodedWriteFallback(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs a loop btrfs")
+	}
+	fs := harness.Btrfs(t, 200)
+	dfd, err := unix.Open(fs, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(dfd)
+	scope, err := LoadScope(dfd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tree, err := NewBtrfsDest(dfd, scope).Begin("s", ID{UUID: uuid.UUID{1}, CTransID: 1}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tree.Close()
+	plain := bytes.Repeat([]byte("compressible "), 8192/13+1)[:8192]
+	var z bytes.Buffer
+	zw := zlib.NewWriter(&z)
+	zw.Write(plain)
+	zw.Close()
+	if err := tree.Mkfile("f"); err != nil {
+		t.Fatal(err)
+	}
+	for _, off := range []uint64{0, 8192 + 1} {
+		e := &Encoded{Offset: off, UnencodedFileLen: 8192, UnencodedLen: 8192, Compression: 1, Data: z.Bytes()}
+		if err := tree.EncodedWrite("f", e); err != nil {
+			t.Fatalf("at %d: %v", off, err)
+		}
+	}
+	if err := tree.End(); err != nil {
+		t.Fatal(err)
+	}
+	got, err := os.ReadFile(fs + "/s/f")
+	want := append(append(append([]byte{}, plain...), 0), plain...)
+	if err != nil || !bytes.Equal(got, want) {
+		t.Errorf("read %d bytes (%v), want %d", len(got), err, len(want))
+	}
 }
