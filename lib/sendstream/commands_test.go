@@ -53,3 +53,48 @@ func TestCommands(t *testing.T) {
 		t.Fatalf("%d commands, then %v", n, err)
 	}
 }
+
+// FuzzStreamCommands: on any input, Commands hands out exactly the
+// commands after each stream's first that the OnCommand hook verified,
+// in order, whole.
+func FuzzStreamCommands(f *testing.F) {
+	f.Add(readStream(f, "full-v1.stream"), 3)
+	f.Add(readStream(f, "incremental-v1.stream"), 100)
+	f.Add(readStream(f, "full-v2-compressed.stream")[:5000], 1)
+	f.Fuzz(func(t *testing.T, b []byte, chunk int) {
+		chunk = max(1, chunk%70000)
+		r := NewReader(&chunkReader{b: b, n: chunk})
+		var verified []int64
+		r.OnCommand(func(s *Stream, c *Command) error {
+			if c.Type != CmdSubvol && c.Type != CmdSnapshot {
+				verified = append(verified, c.Offset)
+			}
+			return nil
+		})
+		var got []int64
+		for {
+			s, err := r.Next()
+			if err != nil {
+				break
+			}
+			err = s.Commands(func(c *Command) error {
+				if int64(c.Len()) > int64(len(b))-c.Offset || !bytes.Equal(c.Payload, b[c.Offset+CmdHeaderLen:c.Offset+int64(c.Len())]) {
+					t.Fatalf("command at %d is not the input's", c.Offset)
+				}
+				got = append(got, c.Offset)
+				return nil
+			})
+			if err != nil {
+				break
+			}
+		}
+		if len(got) > len(verified) {
+			t.Fatalf("%d commands handed out, %d verified", len(got), len(verified))
+		}
+		for i := range got {
+			if got[i] != verified[i] {
+				t.Fatalf("command %d at %d, verified at %d", i, got[i], verified[i])
+			}
+		}
+	})
+}
