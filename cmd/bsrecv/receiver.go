@@ -51,6 +51,9 @@ type Options struct {
 	Remote remote.Flags
 	// Lock says whether to wait for the destination's lock.
 	Lock lock.Flags
+	// InPlace applies every stream into the one directory Dest names
+	// (dir:// only).
+	InPlace bool
 }
 
 // Run receives the streams on env.Stdin into opts.Dest.
@@ -59,11 +62,16 @@ func Run(ctx context.Context, env *cli.Env, opts Options) error {
 	if err != nil {
 		return cli.UsageError("%v", err)
 	}
+	if opts.InPlace && loc.Scheme != location.Dir {
+		return cli.UsageError("--in-place receives into a plain directory only (dir:///dir/NAME)")
+	}
 	switch loc.Scheme {
 	case location.Btrfs:
 		return receiveLocal(ctx, env, opts, loc.Path())
 	case location.SSH:
 		return receiveSSH(ctx, env, opts, loc)
+	case location.Dir:
+		return receivePlain(ctx, env, opts, loc)
 	case location.S3, location.File:
 		return hint.Wrap(fmt.Errorf("%s: an object store, not a btrfs directory", loc.DirString()), "use bss3put to store streams in an object store")
 	}

@@ -42,6 +42,8 @@ func List(ctx context.Context, loc location.Location, opts Options) ([]snapshot.
 		return listObjects(ctx, loc, opts)
 	case location.SSH:
 		return listRemote(ctx, loc, opts)
+	case location.Dir:
+		return listDir(ctx, loc, opts)
 	}
 	return nil, fmt.Errorf("%s: unknown scheme", loc)
 }

@@ -102,6 +102,19 @@ func (d *PlainDest) RemoveLeftover(name string) error {
 		return fmt.Errorf("%q: no leftover of a receive", name)
 	}
 	var st unix.Stat_t
+	if m.State == StateComplete && m.PartIno != 0 && fstatat(d.dir, name, &st, unix.AT_SYMLINK_NOFOLLOW) == nil && st.Ino == m.Ino {
+		// Beside a complete in-place directory: only the temporary one.
+		if fstatat(d.dir, TempName(name), &st, unix.AT_SYMLINK_NOFOLLOW) == nil {
+			if st.Ino != m.PartIno || st.Mode&unix.S_IFMT != unix.S_IFDIR {
+				return fmt.Errorf("%s is not the directory its marker names", TempName(name))
+			}
+			if err := RemoveTree(d.dir, TempName(name)); err != nil {
+				return err
+			}
+		}
+		m.PartIno = 0
+		return WriteMarker(d.dir, m)
+	}
 	if err := fstatat(d.dir, TempName(name), &st, unix.AT_SYMLINK_NOFOLLOW); err == nil {
 		if st.Ino != m.Ino || st.Mode&unix.S_IFMT != unix.S_IFDIR {
 			return fmt.Errorf("%s is not the directory its marker names", TempName(name))
@@ -227,7 +240,7 @@ type PlainTree struct {
 	// sources are the other snapshots' directories cloned from.
 	sources map[ID]int
 	unset   Unset
-	ended   bool
+	inPlace bool
 }
 
 // Unset counts what a non-root receive could not set.
@@ -608,6 +621,9 @@ func (t *PlainTree) End() error {
 	if err := t.Sync(); err != nil {
 		return err
 	}
+	if t.inPlace {
+		return t.endInPlace()
+	}
 	d := t.dest
 	m := *t.marker
 	m.State, m.Temp, m.CTime = StateComplete, "", d.now().UTC()
@@ -621,7 +637,6 @@ func (t *PlainTree) End() error {
 		return err
 	}
 	*t.marker = m
-	t.ended = true
 	return nil
 }
 

@@ -377,3 +377,68 @@ func FuzzParseMarker(f *testing.F) {
 		}
 	})
 }
+
+// TestPlainInPlace: an incremental applied in place leaves the directory
+// as a separate receive makes it, its marker naming the new snapshot,
+// nothing beside it, and the earlier snapshots are skipped.
+func TestPlainInPlace(t *testing.T) {
+	m := newMirror(t)
+	change := c(sendstream.CmdWrite, aPath("a"), aU64(sendstream.AttrFileOffset, 0), aStr(sendstream.AttrData, "new"))
+	if err := m.receive(t, "home", plainParent, nil, parentCmds()...); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.receive(t, "sep", plainParent, nil, parentCmds()...); err != nil {
+		t.Fatal(err)
+	}
+	times := func(p string) cmd {
+		return c(sendstream.CmdUtimes, aPath(p), aTime(sendstream.AttrATime, 1, 0), aTime(sendstream.AttrMTime, 2, 0), aTime(sendstream.AttrCTime, 3, 0))
+	}
+	if err := m.receive(t, "sep2", plainChild, &plainParent, change, cloneCmd("b", plainParent, "a"), times("a"), times("b"), times("")); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := m.dest.ExamineInPlace("home", plainChild, &plainParent); err != nil || st != PlainNone {
+		t.Fatalf("ExamineInPlace: %v, %v", st, err)
+	}
+	tree, err := m.dest.BeginInPlace("home", plainChild, plainParent)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := stream(2, change, cloneCmd("b", plainParent, "a"), times("a"), times("b"), times(""))
+	a := &Applier{Tree: tree, Self: plainChild}
+	r := sendstream.NewReader(bytes.NewReader(data))
+	first := true
+	r.OnCommand(func(_ *sendstream.Stream, c *sendstream.Command) error {
+		if first {
+			first = false
+			return nil
+		}
+		return a.Command(c)
+	})
+	s, err := r.Next()
+	if err == nil {
+		_, err = io.Copy(io.Discard, s)
+	}
+	tree.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, want := treeState(t, filepath.Join(m.dir, "home")), treeState(t, filepath.Join(m.dir, "sep2"))
+	if got != want {
+		t.Errorf("in place:\n%s\nwant:\n%s", got, want)
+	}
+	mk, err := ReadMarker(m.fd, "home")
+	if err != nil || mk.State != StateComplete || mk.ReceivedUUID != plainChild.UUID || mk.PartIno != 0 || len(mk.Applied) != 1 {
+		t.Fatalf("marker %+v, %v", mk, err)
+	}
+	if _, err := os.Lstat(filepath.Join(m.dir, TempName("home"))); err == nil {
+		t.Error("temporary directory left")
+	}
+	for _, id := range []ID{plainParent, plainChild} {
+		if st, err := m.dest.ExamineInPlace("home", id, nil); err != nil || st != PlainComplete {
+			t.Errorf("ExamineInPlace(%v): %v, %v", id, st, err)
+		}
+	}
+	if _, err := m.dest.ExamineInPlace("home", ID{UUID: uuid.UUID{9}}, &ID{UUID: uuid.UUID{8}}); err == nil {
+		t.Error("a stream of another chain accepted")
+	}
+}

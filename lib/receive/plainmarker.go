@@ -61,6 +61,13 @@ type Marker struct {
 	// InPlace: the directory was received into with --in-place, its
 	// content replaced by each snapshot of a chain.
 	InPlace bool `json:"in_place,omitempty"`
+	// PartIno is, beside a complete in-place directory, the inode of the
+	// temporary directory the next snapshot is being received into (or
+	// the previous content is being deleted from).
+	PartIno uint64 `json:"part_ino,omitempty"`
+	// Applied are the received UUIDs of the snapshots an in-place
+	// directory held before, oldest first (the last maxApplied).
+	Applied []uuid.UUID `json:"applied,omitempty"`
 	// OTime is when the receive started, CTime when it completed.
 	OTime time.Time `json:"otime"`
 	CTime time.Time `json:"ctime,omitzero"`
@@ -285,7 +292,7 @@ func listPlain(dir int, rel string, out *[]PlainEntry, depth int) error {
 		return nil
 	}
 	for _, e := range ents {
-		if snap[e] || Reserved(e) || e == ".bsrecv-lock" {
+		if snap[e] || Reserved(e) {
 			continue
 		}
 		fd, err := openIn(dir, e, unix.O_RDONLY|unix.O_DIRECTORY, unix.RESOLVE_NO_SYMLINKS)

@@ -14,6 +14,9 @@ import (
 const (
 	KindSubvolume = "subvolume"
 	KindObject    = "object"
+	// KindDirectory is a snapshot received into a plain-directory mirror
+	// (dir://): a directory with a marker.
+	KindDirectory = "directory"
 )
 
 // Snapshot describes one snapshot. Fields a source cannot know are left at
