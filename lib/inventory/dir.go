@@ -76,4 +76,3 @@ func DirRecord(p string, e receive.PlainEntry) snapshot.Snapshot {
 		Partial:      !e.Complete,
 	}
 }
-

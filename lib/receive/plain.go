@@ -225,6 +225,9 @@ func (d *PlainDest) findDir(id ID) (*Marker, int, error) {
 
 type devIno struct{ dev, ino uint64 }
 
+// errNoReflink: the destination cannot share data by reflink.
+var errNoReflink = errors.New("no reflinks")
+
 // PlainTree is a Tree on the temporary directory of a snapshot being
 // received into a mirror: a DirTree that first breaks the hard links it
 // shares with the parent's directory, takes clone sources from other
@@ -288,13 +291,20 @@ func (t *PlainTree) breakLink(path string) error {
 
 // copyOver copies the regular file sbase in sdir (stat st) to dbase in
 // ddir through a new name, renamed over dbase, so that dbase is never
-// missing or partial. With reflink it tries FICLONE first.
+// missing or partial. With reflink it is a reflink or errNoReflink.
 func (t *PlainTree) copyOver(sdir int, sbase string, ddir int, dbase string, st *unix.Stat_t, reflink bool) error {
 	src, err := openat2(sdir, sbase, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0, resolve)
 	if err != nil {
 		return err
 	}
 	defer unix.Close(src)
+	// The directory's times are the stream's (or the parent's): the
+	// new name and the rename must not change them.
+	var dst0 unix.Stat_t
+	if err := unix.Fstat(ddir, &dst0); err != nil {
+		return err
+	}
+	defer futimes(ddir, &dst0)
 	var tmp string
 	var dst int
 	for i := 0; ; i++ {
@@ -333,15 +343,15 @@ func statTimes(st *unix.Stat_t) []unix.Timespec {
 	return []unix.Timespec{st.Atim, st.Mtim}
 }
 
-// copyData copies a regular file's data: a reflink where the
-// destination has them, else its data ranges only (holes stay holes).
+// copyData copies a regular file's data: with reflink a reflink or
+// errNoReflink, else its data ranges only (holes stay holes).
 func (t *PlainTree) copyData(src, dst int, st *unix.Stat_t, reflink bool) error {
-	if reflink && !t.dest.noReflink {
-		err := unix.IoctlFileClone(dst, src)
-		if err == nil {
-			return nil
+	if reflink {
+		if err := unix.IoctlFileClone(dst, src); err != nil {
+			t.dest.noReflink = true
+			return errNoReflink
 		}
-		t.dest.noReflink = true
+		return nil
 	}
 	size := st.Size
 	var off int64
@@ -455,31 +465,57 @@ func (t *PlainTree) tolerated(err error, name string) bool {
 // the parent first.
 
 func (t *PlainTree) Write(path string, offset uint64, data []byte) error {
-	if err := t.breakLink(path); err != nil {
-		return err
-	}
-	return t.DirTree.Write(path, offset, data)
+	return t.dataOp(path, func() error { return t.DirTree.Write(path, offset, data) })
 }
 
 func (t *PlainTree) Truncate(path string, size uint64) error {
-	if err := t.breakLink(path); err != nil {
-		return err
-	}
-	return t.DirTree.Truncate(path, size)
+	return t.dataOp(path, func() error { return t.DirTree.Truncate(path, size) })
 }
 
 func (t *PlainTree) Fallocate(path string, mode uint32, offset, n uint64) error {
-	if err := t.breakLink(path); err != nil {
-		return err
-	}
-	return t.DirTree.Fallocate(path, mode, offset, n)
+	return t.dataOp(path, func() error { return t.DirTree.Fallocate(path, mode, offset, n) })
 }
 
 func (t *PlainTree) EncodedWrite(path string, e *Encoded) error {
+	return t.dataOp(path, func() error { return t.DirTree.EncodedWrite(path, e) })
+}
+
+// dataOp changes path's data with op, after breaking its link. A
+// non-root user's write clears the set-user-ID and set-group-ID bits
+// (root keeps them, as btrfs receive does): they are put back.
+func (t *PlainTree) dataOp(path string, op func() error) error {
 	if err := t.breakLink(path); err != nil {
 		return err
 	}
-	return t.DirTree.EncodedWrite(path, e)
+	if !t.dest.NonRoot {
+		return op()
+	}
+	var before unix.Stat_t
+	fd, err := t.WriteFD(path)
+	if err == nil {
+		err = unix.Fstat(fd, &before)
+	}
+	if err != nil {
+		return op() // the operation reports it
+	}
+	if err := op(); err != nil {
+		return err
+	}
+	const setID = unix.S_ISUID | unix.S_ISGID
+	if before.Mode&setID == 0 {
+		return nil
+	}
+	var after unix.Stat_t
+	if fd, err = t.WriteFD(path); err == nil {
+		err = unix.Fstat(fd, &after)
+	}
+	if err == nil && after.Mode&setID != before.Mode&setID {
+		err = unix.Fchmod(fd, before.Mode&0o7777)
+	}
+	if err != nil {
+		return pathErr("keep set-id bits of", path, err)
+	}
+	return nil
 }
 
 func (t *PlainTree) Chmod(path string, mode uint32) error {
@@ -558,9 +594,10 @@ func (t *PlainTree) Mknod(path string, mode uint32, rdev uint64) error {
 // Clone copies the range. A source in another snapshot of the mirror is
 // found by its marker, below the mirror's root only.
 func (t *PlainTree) Clone(path string, offset uint64, src ID, srcPath string, srcOffset, n uint64) error {
-	if err := t.breakLink(path); err != nil {
-		return err
-	}
+	return t.dataOp(path, func() error { return t.clone(path, offset, src, srcPath, srcOffset, n) })
+}
+
+func (t *PlainTree) clone(path string, offset uint64, src ID, srcPath string, srcOffset, n uint64) error {
 	if src == t.Self {
 		return t.DirTree.Clone(path, offset, src, srcPath, srcOffset, n)
 	}

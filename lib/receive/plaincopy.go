@@ -168,13 +168,16 @@ func (t *PlainTree) copyFile(sdir, ddir int, name, p string, st *unix.Stat_t, gr
 		groups[k] = &linkGroup{path: p}
 	}
 	if !t.dest.noReflink {
-		if err := t.copyOver(sdir, name, ddir, name, st, true); err != nil {
+		err := t.copyOver(sdir, name, ddir, name, st, true)
+		if err == nil {
+			if g := groups[k]; g != nil {
+				g.owned = true
+			}
+			return nil
+		}
+		if err != errNoReflink {
 			return err
 		}
-		if g := groups[k]; g != nil {
-			g.owned = true
-		}
-		return nil
 	}
 	err := unix.Linkat(sdir, name, ddir, name, 0)
 	switch err {

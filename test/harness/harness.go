@@ -218,3 +218,56 @@ func MustSh(t testing.TB, script string, env ...string) Result {
 	}
 	return r
 }
+
+// Ext4 makes an ext4 filesystem of sizeMiB on a loop file, mounts it and
+// returns its mount point; cleanup unmounts it. A filesystem without
+// reflinks: a plain-directory mirror on it shares data by hard links.
+func Ext4(t testing.TB, sizeMiB int) string {
+	t.Helper()
+	RequireRoot(t)
+	RequireCommand(t, "mkfs.ext4")
+	dir, err := os.MkdirTemp("", "bs-ext4-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	img := filepath.Join(dir, "img")
+	mnt := filepath.Join(dir, "mnt")
+	if err := os.Mkdir(mnt, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if out, err := exec.Command("fallocate", "-l", strconv.Itoa(sizeMiB)+"MiB", img).CombinedOutput(); err != nil {
+		t.Fatalf("allocate a %d MiB image in %s: %v: %s", sizeMiB, dir, err, out)
+	}
+	if out, err := exec.Command("mkfs.ext4", "-q", "-F", img).CombinedOutput(); err != nil {
+		t.Fatalf("mkfs.ext4: %v: %s", err, out)
+	}
+	out, err := exec.Command("losetup", "--find", "--show", img).CombinedOutput()
+	if err != nil {
+		Require(t, false, fmt.Sprintf("a loop device (losetup: %v: %s)", err, out))
+	}
+	dev := strings.TrimSpace(string(out))
+	t.Cleanup(func() { exec.Command("losetup", "-d", dev).Run() })
+	if out, err := exec.Command("mount", "-t", "ext4", dev, mnt).CombinedOutput(); err != nil {
+		t.Fatalf("mount %s: %v: %s", dev, err, out)
+	}
+	t.Cleanup(func() { Unmount(t, mnt) })
+	return mnt
+}
+
+// Tmpfs mounts a tmpfs of sizeMiB and returns its mount point; cleanup
+// unmounts it.
+func Tmpfs(t testing.TB, sizeMiB int) string {
+	t.Helper()
+	RequireRoot(t)
+	mnt, err := os.MkdirTemp("", "bs-tmpfs-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.Remove(mnt) })
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+strconv.Itoa(sizeMiB)+"m", "tmpfs", mnt).CombinedOutput(); err != nil {
+		t.Fatalf("mount tmpfs: %v: %s", err, out)
+	}
+	t.Cleanup(func() { Unmount(t, mnt) })
+	return mnt
+}
