@@ -335,7 +335,7 @@ func TestPlainInterrupted(t *testing.T) {
 		mkdir "$DST"
 		mkfifo "$T/in"
 		bsrecv "dir://$DST/" < "$T/in" & pid=$!
-		{ head -c 2000000 "$S/s1.stream"; sleep 60; } > "$T/in" & feeder=$!
+		{ head -c 2000000 "$S/s1.stream"; exec sleep 60; } > "$T/in" 2>/dev/null & feeder=$!
 		for i in $(seq 100); do [ -d "$DST/.s1.bsrecv-part" ] && break; sleep 0.1; done
 		sleep 0.5
 		kill -9 $pid; wait $pid || :
