@@ -371,7 +371,9 @@ func TestPlainInPlaceChain(t *testing.T) {
 }
 
 // TestPlainSymlinkedDest: a destination reached through a symbolic link
-// is resolved once, and lists the same.
+// is resolved once, and lists the same; bsplan plans incrementals into
+// the mirror from what it holds, and a plan run through bssend and
+// bsrecv completes it.
 func TestPlainSymlinkedDest(t *testing.T) {
 	src := plainChain(t)
 	mnt := harness.Tmpfs(t, 100)
@@ -380,7 +382,14 @@ func TestPlainSymlinkedDest(t *testing.T) {
 		bsrecv "dir://$M/link/" < "$S/s1.stream" >/dev/null
 		[ -d "$M/real/s1" ] || exit 10
 		bsls "dir://$M/link/" | grep -q '"path":"s1"' || exit 11
-	`, "S="+filepath.Join(src, "streams"), "M="+mnt)
+		# bsplan sends the rest as incrementals into the mirror.
+		bsplan "$SRC/" "dir://$M/real/" > "$M/plan"
+		grep -c '"op":"send"' "$M/plan" | grep -qx 3 || { cat "$M/plan"; exit 12; }
+		grep '"path":"s4"' "$M/plan" | grep -q '"parent":{"kind":"subvolume","path":"s3"' || { cat "$M/plan"; exit 13; }
+		bssend < "$M/plan" | bsrecv "dir://$M/real/" > /dev/null
+		[ "$(bsls "dir://$M/real/" | wc -l)" = 4 ] || exit 14
+		[ -z "$(bsplan "$SRC/" "dir://$M/real/")" ] || exit 15
+	`, "S="+filepath.Join(src, "streams"), "M="+mnt, "SRC="+src)
 	if r.Code != 0 {
 		t.Fatalf("exit %d: %s", r.Code, r.Stderr)
 	}
