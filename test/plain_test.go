@@ -373,7 +373,7 @@ func TestPlainInPlaceChain(t *testing.T) {
 // TestPlainSymlinkedDest: a destination reached through a symbolic link
 // is resolved once, and lists the same; bsplan plans incrementals into
 // the mirror from what it holds, and a plan run through bssend and
-// bsrecv completes it.
+// bsrecv completes it; bsrm deletes a snapshot directory.
 func TestPlainSymlinkedDest(t *testing.T) {
 	src := plainChain(t)
 	mnt := harness.Tmpfs(t, 100)
@@ -389,6 +389,10 @@ func TestPlainSymlinkedDest(t *testing.T) {
 		bssend < "$M/plan" | bsrecv "dir://$M/real/" > /dev/null
 		[ "$(bsls "dir://$M/real/" | wc -l)" = 4 ] || exit 14
 		[ -z "$(bsplan "$SRC/" "dir://$M/real/")" ] || exit 15
+		# bsrm deletes a snapshot directory and its marker, nothing else.
+		bsrm "dir://$M/real/s2" > /dev/null
+		[ ! -e "$M/real/s2" ] && [ ! -e "$M/real/.s2.bsdir" ] || exit 16
+		[ "$(bsls "dir://$M/real/" | wc -l)" = 3 ] || exit 17
 	`, "S="+filepath.Join(src, "streams"), "M="+mnt, "SRC="+src)
 	if r.Code != 0 {
 		t.Fatalf("exit %d: %s", r.Code, r.Stderr)

@@ -229,7 +229,7 @@ func check(s *plan.Step, dirs []location.Location) (location.Location, string, e
 		return none, "", fmt.Errorf("step dst %q is not a directory (no trailing slash)", s.Dst)
 	}
 	switch dst.Scheme {
-	case location.Btrfs, location.SSH, location.S3, location.File:
+	case location.Btrfs, location.SSH, location.S3, location.File, location.Dir:
 	default:
 		return none, "", fmt.Errorf("step dst %q: unknown scheme", s.Dst)
 	}
@@ -379,6 +379,8 @@ func (r *remover) verify(ctx context.Context, steps []checked) error {
 			_, err = r.statObject(ctx, c)
 		case location.SSH:
 			remoteSteps = append(remoteSteps, *c)
+		case location.Dir:
+			_, err = r.snapshotDir(c, false)
 		}
 		if err != nil {
 			return fmt.Errorf("%s: %w", c.what, err)
@@ -451,6 +453,8 @@ func (r *remover) delete(ctx context.Context, c *checked) error {
 		res.Status, err = r.deleteSubvolume(c)
 	case location.S3, location.File:
 		res.Status, err = r.deleteObject(ctx, c)
+	case location.Dir:
+		res.Status, err = r.snapshotDir(c, !r.opts.DryRun)
 	case location.SSH:
 		// The remote bsrm checks the snapshot and prints the result line.
 		return remote.Remove(ctx, remote.Stdio{Stdin: r.env.Stdin, Stdout: r.env.Stdout, Stderr: r.env.Stderr, Log: r.env.Log, Quiet: r.env.Quiet, Verbose: r.env.Verbose}, r.opts.Remote, []plan.Step{*s}, r.opts.DryRun, r.opts.Lock.Args()...)

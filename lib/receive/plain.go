@@ -11,6 +11,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/buttersink/buttersink/lib/names"
+	"github.com/buttersink/buttersink/lib/uuid"
 )
 
 // PlainDest receives snapshots into a plain-directory mirror (dir://) on
@@ -694,4 +695,61 @@ func openIn(dir int, path string, flags int, extra uint64) (int, error) {
 		path = "."
 	}
 	return openat2(dir, path, flags|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0, resolve|extra)
+}
+
+// Lookup returns the marker of the complete snapshot directory name, nil
+// when there is neither a directory nor a marker of that name; anything
+// else (a receive under way, a directory the marker does not name) is an
+// error.
+func (d *PlainDest) Lookup(name string) (*Marker, error) {
+	if err := checkName(name); err != nil {
+		return nil, err
+	}
+	m, err := ReadMarker(d.dir, name)
+	if err != nil {
+		return nil, err
+	}
+	var st unix.Stat_t
+	nameErr := fstatat(d.dir, name, &st, unix.AT_SYMLINK_NOFOLLOW)
+	switch {
+	case m == nil && nameErr != nil:
+		return nil, nil
+	case m == nil:
+		return nil, fmt.Errorf("%q is not a snapshot directory (no marker %s)", name, MarkerName(name))
+	case m.State != StateComplete || nameErr != nil || st.Ino != m.Ino || m.PartIno != 0:
+		return nil, fmt.Errorf("%q is not a complete snapshot directory (a receive under way or cut)", name)
+	}
+	return m, nil
+}
+
+// Remove deletes the complete snapshot directory name, whose marker's own
+// UUID must be own: renamed to its temporary name first (a run cut then
+// leaves what the next receive deletes as a leftover, never a partial
+// snapshot under its name), its content deleted without following a
+// symbolic link, then its marker.
+func (d *PlainDest) Remove(name string, own uuid.UUID) error {
+	m, err := d.Lookup(name)
+	if err != nil {
+		return err
+	}
+	if m == nil {
+		return nil
+	}
+	if m.UUID != own {
+		return fmt.Errorf("%q is snapshot directory %s, not %s", name, m.UUID.Canonical(), own.Canonical())
+	}
+	temp := TempName(name)
+	if err := unix.Renameat2(d.dir, name, d.dir, temp, unix.RENAME_NOREPLACE); err != nil {
+		return fmt.Errorf("rename %q to %s: %w", name, temp, err)
+	}
+	if err := unix.Fsync(d.dir); err != nil {
+		return err
+	}
+	if err := RemoveTree(d.dir, temp); err != nil {
+		return err
+	}
+	if err := unix.Unlinkat(d.dir, MarkerName(name), 0); err != nil && err != unix.ENOENT {
+		return fmt.Errorf("%s: %w", MarkerName(name), err)
+	}
+	return unix.Fsync(d.dir)
 }

@@ -442,3 +442,43 @@ func TestPlainInPlace(t *testing.T) {
 		t.Error("a stream of another chain accepted")
 	}
 }
+
+// TestPlainRemove deletes a snapshot directory, following none of the
+// symbolic links in it, and only the one its caller names by uuid.
+func TestPlainRemove(t *testing.T) {
+	m := newMirror(t)
+	outside := filepath.Join(m.dir, "outside")
+	os.Mkdir(outside, 0o755)
+	os.WriteFile(filepath.Join(outside, "keep"), []byte("k"), 0o644)
+	if err := m.receive(t, "p", plainParent, nil, append(parentCmds(),
+		c(sendstream.CmdSymlink, aPath("out"), aStr(sendstream.AttrPathLink, "../outside")),
+		c(sendstream.CmdSymlink, aPath("abs"), aStr(sendstream.AttrPathLink, outside)))...); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.receive(t, "q", plainChild, &plainParent); err != nil {
+		t.Fatal(err)
+	}
+	q := treeState(t, filepath.Join(m.dir, "q"))
+	mk, err := m.dest.Lookup("p")
+	if err != nil || mk == nil {
+		t.Fatalf("Lookup: %v, %v", mk, err)
+	}
+	if err := m.dest.Remove("p", uuid.UUID{1}); err == nil {
+		t.Error("removed by another uuid")
+	}
+	if err := m.dest.Remove("p", mk.UUID); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{"p", ".p.bsdir", TempName("p"), "outside/keep"} {
+		_, err := os.Lstat(filepath.Join(m.dir, p))
+		if gone := err != nil; gone != (p != "outside/keep") {
+			t.Errorf("%s: gone %v", p, gone)
+		}
+	}
+	if got := treeState(t, filepath.Join(m.dir, "q")); got != q {
+		t.Errorf("child changed:\n%s\nwas:\n%s", got, q)
+	}
+	if mk, err := m.dest.Lookup("p"); mk != nil || err != nil {
+		t.Errorf("Lookup after: %v, %v", mk, err)
+	}
+}
