@@ -20,7 +20,8 @@ import (
 
 // plainChain makes a source btrfs with a chain of four snapshots s1..s4
 // (renames, deletes, hard links, clones across files, a sparse file,
-// xattrs, a device, a file replaced by a directory of its name) and
+// xattrs, a device, a file replaced by a directory of its name, a
+// read-only directory and file that change) and
 // their streams: s1.stream in full, s2..s4 incremental, in $SRC/streams.
 func plainChain(t *testing.T) string {
 	t.Helper()
@@ -37,7 +38,9 @@ func plainChain(t *testing.T) string {
 		setfattr -n user.x -v 1 data && setfattr -n user.dir -v v d
 		chown 12:34 d/e other && chmod 4755 d/f && chmod 0750 d
 		touch -d '2001-02-03 04:05:06' d/e
+		mkdir ro && echo x > ro/f && chmod 0555 ro && echo y > rofile && chmod 0444 rofile
 		cd .. && btrfs -q subvolume snapshot -r vol s1
+		chmod u+w vol/ro && echo z > vol/ro/g && chmod 0555 vol/ro
 		cp --reflink=always vol/data vol/data-clone
 		echo two >> vol/d/f && mv vol/d vol/moved && rm vol/fifo && ln vol/other vol/other-link
 		setfattr -n user.x -v 2 vol/data
@@ -45,6 +48,7 @@ func plainChain(t *testing.T) string {
 		rm vol/rep && mkdir vol/rep && echo inside > vol/rep/x
 		printf XXXX | dd of=vol/data bs=1 seek=100000 conv=notrunc status=none
 		printf tail >> vol/sparse && setfattr -x user.x vol/data && echo g >> vol/g2
+		chmod u+w vol/rofile && echo more >> vol/rofile && chmod 0444 vol/rofile
 		btrfs -q subvolume snapshot -r vol s3
 		chmod 0600 vol/other && chown 56:78 vol/data-clone && truncate -s 1000 vol/moved/f
 		rm vol/g1 && touch -h -d '2010-01-01 00:00:00' vol/moved/link

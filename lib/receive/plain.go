@@ -245,6 +245,10 @@ type PlainTree struct {
 	sources map[ID]int
 	unset   Unset
 	inPlace bool
+	// dirModes are, for a non-root receive, the modes of the directories
+	// without full owner permission, which are left rwx for the owner
+	// until End: the user could not make their entries otherwise.
+	dirModes map[devIno]uint32
 }
 
 // Unset counts what a non-root receive could not set.
@@ -493,6 +497,9 @@ func (t *PlainTree) dataOp(path string, op func() error) error {
 	}
 	var before unix.Stat_t
 	fd, err := t.WriteFD(path)
+	if errors.Is(err, unix.EACCES) {
+		fd, err = t.writeFDAnyMode(path)
+	}
 	if err == nil {
 		err = unix.Fstat(fd, &before)
 	}
@@ -523,7 +530,82 @@ func (t *PlainTree) Chmod(path string, mode uint32) error {
 	if err := t.breakLink(path); err != nil {
 		return err
 	}
+	if t.dest.NonRoot {
+		var st unix.Stat_t
+		d, base, err := t.parent(path, true)
+		if err != nil {
+			return err
+		}
+		err = fstatat(d.fd, base, &st, unix.AT_SYMLINK_NOFOLLOW)
+		t.release(d)
+		if err == nil && st.Mode&unix.S_IFMT == unix.S_IFDIR {
+			k := devIno{st.Dev, st.Ino}
+			delete(t.dirModes, k)
+			if mode&0o700 != 0o700 {
+				t.keepDirMode(k, mode)
+				mode |= 0o700
+			}
+		}
+	}
 	return t.DirTree.Chmod(path, mode)
+}
+
+func (t *PlainTree) keepDirMode(k devIno, mode uint32) {
+	if t.dirModes == nil {
+		t.dirModes = map[devIno]uint32{}
+	}
+	t.dirModes[k] = mode
+}
+
+// writeFDAnyMode opens path for writing where its mode does not let its
+// owner (a non-root receive) write: with the owner's write permission
+// for the open only.
+func (t *PlainTree) writeFDAnyMode(path string) (int, error) {
+	var st unix.Stat_t
+	d, base, err := t.parent(path, false)
+	if err != nil {
+		return -1, err
+	}
+	defer t.release(d)
+	if err := fstatat(d.fd, base, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil || st.Mode&unix.S_IFMT != unix.S_IFREG {
+		return t.WriteFD(path)
+	}
+	if err := unix.Fchmodat(d.fd, base, st.Mode&0o7777|0o200, 0); err != nil {
+		return -1, pathErr("write", path, err)
+	}
+	fd, err := t.WriteFD(path)
+	if err == nil {
+		err = unix.Fchmod(fd, st.Mode&0o7777)
+	}
+	return fd, err
+}
+
+// restoreDirModes gives the directories of dirModes their modes, each
+// after its entries (a mode may forbid entering it).
+func (t *PlainTree) restoreDirModes(dir int) error {
+	ents, err := readDirNames(dir)
+	if err != nil {
+		return err
+	}
+	for _, e := range ents {
+		fd, err := openIn(dir, e, unix.O_RDONLY|unix.O_DIRECTORY, unix.RESOLVE_NO_SYMLINKS)
+		if err != nil {
+			continue // not a directory
+		}
+		err = t.restoreDirModes(fd)
+		unix.Close(fd)
+		if err != nil {
+			return err
+		}
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(dir, &st); err != nil {
+		return err
+	}
+	if mode, ok := t.dirModes[devIno{st.Dev, st.Ino}]; ok {
+		return unix.Fchmod(dir, mode)
+	}
+	return nil
 }
 
 func (t *PlainTree) Utimes(path string, atime, mtime, ctime Timespec) error {
@@ -655,6 +737,11 @@ func (t *PlainTree) source(src ID) (int, error) {
 func (t *PlainTree) End() error {
 	if err := t.DirTree.End(); err != nil {
 		return err
+	}
+	if len(t.dirModes) > 0 {
+		if err := t.restoreDirModes(t.root); err != nil {
+			return fmt.Errorf("directory modes: %w", err)
+		}
 	}
 	if err := t.Sync(); err != nil {
 		return err

@@ -129,6 +129,16 @@ func (t *PlainTree) dirMeta(d, s int, st *unix.Stat_t) error {
 	if err := t.copyMeta(d, s, st); err != nil {
 		return err
 	}
+	if perm := st.Mode & 0o7777; t.dest.NonRoot && perm&0o700 != 0o700 {
+		var now unix.Stat_t
+		if err := unix.Fstat(d, &now); err != nil {
+			return err
+		}
+		t.keepDirMode(devIno{now.Dev, now.Ino}, perm)
+		if err := unix.Fchmod(d, perm|0o700); err != nil {
+			return err
+		}
+	}
 	return futimes(d, st)
 }
 
