@@ -82,6 +82,9 @@ func CmdName(t uint16) string {
 	if int(t) < len(cmdNames) {
 		return cmdNames[t]
 	}
+	if t == CmdResume {
+		return "RESUME"
+	}
 	return "command " + strconv.Itoa(int(t))
 }
 
@@ -218,3 +221,17 @@ func (c *Command) DataLen() int64 {
 	}
 	return 0
 }
+
+// A resumed stream carries the rest of a stream that a receiver already
+// holds in part (buttersink-formats(5), RESUME): its header's version has
+// ResumeFlag set, so that btrfs receive refuses it; the original first
+// command follows verbatim, then a RESUME command saying where in the
+// original stream the bytes after it belong, then those bytes through END.
+const (
+	ResumeFlag = 0x100
+	// CmdResume is ours, far beyond btrfs's command numbers ("BS").
+	CmdResume = 0x4253
+	// AttrResumeDigest is the RESUME command's digest (32 bytes); its
+	// AttrFileOffset (u64) is the resume point's offset.
+	AttrResumeDigest = 0x4253
+)
