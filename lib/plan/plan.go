@@ -44,6 +44,11 @@ type Options struct {
 	// Measure, when set, measures the sizes the planner weighs; otherwise
 	// sizes are estimated.
 	Measure Measurer
+	// Partials are the destination's partial receives that can be
+	// resumed (records with Resume, from a listing with writable
+	// subvolumes); a send of the very stream one of them was receiving
+	// resumes it. Never part of dst.
+	Partials []snapshot.Snapshot
 	// Progress, when set, is told after each snapshot planned for sending
 	// how many of how many are done.
 	Progress func(done, total int)
@@ -183,6 +188,9 @@ func Plan(ctx context.Context, src, dst []snapshot.Snapshot, opts Options) (*Res
 	}
 	pl.planDeletes(res)
 	res.Steps = pl.steps
+	if !opts.Src.IsObjectStore() && !pl.dstObjects {
+		resumeSends(res.Steps, opts.Partials)
+	}
 	return res, nil
 }
 

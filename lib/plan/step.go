@@ -30,4 +30,15 @@ type Step struct {
 	Chain int `json:"chain,omitempty"`
 	// Reason says why a delete step was planned ("not in source", "pruned").
 	Reason string `json:"reason,omitempty"`
+	// Resume, on a send, is the resume point of the partial receive of
+	// this very stream at Dst: the sender skips the stream's first
+	// Offset bytes after its first command, if their resume digest is
+	// Digest, and sends a resumed stream (buttersink-formats(5), RESUME).
+	Resume *Resume `json:"resume,omitempty"`
+}
+
+// Resume is a send step's resume point.
+type Resume struct {
+	Offset int64           `json:"offset"`
+	Digest snapshot.Digest `json:"digest"`
 }
