@@ -94,3 +94,16 @@ func TestPlanResume(t *testing.T) {
 		})
 	}
 }
+
+func TestParseResume(t *testing.T) {
+	r := Resume{Offset: 123, Digest: snapshot.Digest{0xff, 1}}
+	if got, err := ParseResume(r.String()); err != nil || got != r {
+		t.Fatalf("%v %v", got, err)
+	}
+	for _, bad := range []string{"", "123", ":" + strings.Repeat("0", 64), "-1:" + strings.Repeat("0", 64), "+1:" + strings.Repeat("0", 64),
+		"01:" + strings.Repeat("0", 64), "1:" + strings.Repeat("0", 63), "1:" + strings.Repeat("g", 64), "1:" + strings.Repeat("0", 65), "99999999999999999999:" + strings.Repeat("0", 64)} {
+		if _, err := ParseResume(bad); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+}
