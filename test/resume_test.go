@@ -75,7 +75,8 @@ func TestSendResumed(t *testing.T) {
 		return fmt.Sprintf(`{"op":"send","src":"%s/","dst":"/x/","snapshot":{"kind":"subvolume","path":"s2"},"parent":{"kind":"subvolume","path":"s1"},"clones":[],"resume":{"offset":%d,"digest":"%s"}}`,
 			src, p.Offset, hex.EncodeToString(p.Digest[:]))
 	}
-	for _, i := range []int{0, len(pts) / 2, len(pts) - 2, len(pts) - 1} {
+	// Every point up to the start of END (the last one: the rest is END).
+	for _, i := range []int{0, len(pts) / 2, len(pts) - 2} {
 		p := pts[i]
 		want := resumed(p)
 		for name, script := range map[string]string{
@@ -114,7 +115,8 @@ func TestSendResumed(t *testing.T) {
 	inside.Offset++
 	beyond := pts[len(pts)-1]
 	beyond.Offset += 10
-	for name, p := range map[string]resume.Point{"wrong digest": wrong, "not a boundary": inside, "beyond the end": beyond, "other stream's": {Offset: 0}} {
+	for name, p := range map[string]resume.Point{"wrong digest": wrong, "not a boundary": inside, "beyond the end": beyond, "other stream's": {Offset: 0},
+		"after END": pts[len(pts)-1]} {
 		for _, script := range []string{
 			`bssend --proto 2 --resume "$R" -p "$SRC/s1" "$SRC/s2" > "$OUT"`,
 			`bssend --proto 2 --resume "$R" -p "$SRC/s1" "$SRC/s2" | cat > "$OUT"`,
@@ -235,5 +237,52 @@ func TestPartialResumePoint(t *testing.T) {
 	}
 	if want := append(append(head, full[first+int(p.Offset):]...), incr...); !bytes.Equal(out, want) {
 		t.Errorf("plan's streams: %d bytes, want %d", len(out), len(want))
+	}
+}
+
+// A pull resumes too: the remote bssend gets the step's resume point as
+// --resume (through bs-ssh-filter's checks when it is the forced
+// command), and a nested snapshot's stream, whose path the puller
+// rewrites, has the same resume points as the remote's.
+func TestSSHPullResumed(t *testing.T) {
+	s := harness.StartSSHD(t, harness.SSHDOptions{})
+	mnt := harness.Btrfs(t, 256)
+	src := makeSnaps(t, mnt, 2, 512)
+	mustSh(t, nil, `cd "$1" && mkdir snaps/nested && head -c 300000 /dev/urandom > vol/g && mkdir vol/d && touch vol/d/h &&
+		btrfs -q subvolume snapshot -r vol snaps/nested/n1`, mnt)
+	filter := filepath.Join(harness.Root(), "examples", "bs-ssh-filter")
+	key := s.AddKey(t, `command="`+filter+` --read --path `+strings.TrimSuffix(src, "/")+`",no-pty`)
+	for _, tc := range []struct{ snap, parent string }{{"s2", "s1"}, {"nested/n1", "s2"}} {
+		env := []string{s.Env, "SNAP=" + tc.snap, "PARENT=" + tc.parent}
+		// The stream as a local send of the step writes it.
+		step := sendStep + `step() { send_step "$1" /x/ "$SNAP" "$PARENT" | jq -c "$RESUME"; }` + "\n"
+		mustSh(t, append(env, "RESUME=."), step+`
+			step "$1" | bssend > "$2"`, src, filepath.Join(mnt, "orig"))
+		orig, _ := os.ReadFile(filepath.Join(mnt, "orig"))
+		pts, first := rsPoints(t, orig)
+		p := pts[(len(pts)-1)/2] // before END
+		set := fmt.Sprintf(`.resume = {"offset":%d,"digest":"%s"}`, p.Offset, hex.EncodeToString(p.Digest[:]))
+		want, err := sendstream.AppendResumed(nil, orig[:first], sendstream.ResumeFrom{Offset: p.Offset, Digest: p.Digest})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, orig[first+int(p.Offset):]...)
+		for _, ssh := range []string{s.Env, "BS_SSH=" + key} {
+			out := filepath.Join(mnt, "out")
+			env := append(env, ssh, "RESUME="+set)
+			if r := sh(t, env, step+`step "$1" | bssend -v > "$2"`, s.URL(src), out); r.Code != 0 {
+				t.Fatalf("%s (%s): %s", tc.snap, ssh, r.Stderr)
+			}
+			if got, _ := os.ReadFile(out); !bytes.Equal(got, want) {
+				t.Errorf("%s pulled resumed (%s): %d bytes, want %d", tc.snap, ssh, len(got), len(want))
+			}
+			// Another digest: the whole stream, and the remote's warning.
+			bad := strings.Replace(set, `"digest":"`, `"digest":"f`, 1)
+			bad = strings.Replace(bad, hex.EncodeToString(p.Digest[:]), hex.EncodeToString(p.Digest[:])[1:], 1)
+			r := mustSh(t, append(env, "RESUME="+bad), step+`step "$1" | bssend > "$2"`, s.URL(src), out)
+			if got, _ := os.ReadFile(out); !bytes.Equal(got, orig) || !strings.Contains(r.Stderr, "the stream differs from the one partly received; sending it whole") {
+				t.Errorf("%s pulled with another digest: %d bytes, want %d; stderr %s", tc.snap, len(got), len(orig), r.Stderr)
+			}
+		}
 	}
 }

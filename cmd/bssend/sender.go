@@ -418,7 +418,8 @@ func (s *sender) send(ctx context.Context, j job) (int64, error) {
 }
 
 // errStreamDiffers: the kernel's stream is not the one a resume point was
-// taken from (another digest there, or no command boundary, or shorter).
+// taken from (another digest there, or no command boundary, or shorter,
+// or the point is past its END).
 var errStreamDiffers = errors.New("the stream differs from the one partly received")
 
 // resumeOut is copyOut for a job with a resume point: it reads the
@@ -451,7 +452,7 @@ func (s *sender) resumeOut(pr int, j job, room int) (int64, error) {
 	if err != nil {
 		return 0, fmt.Errorf("%s: reading the kernel's stream: %w", j.label, err)
 	}
-	if p := d.Point(); skipped != want.Offset || !d.AtBoundary() || p.Offset != want.Offset || p.Digest != want.Digest {
+	if p := d.Point(); skipped != want.Offset || !d.AtBoundary() || d.Ended() || p.Offset != want.Offset || p.Digest != want.Digest {
 		return 0, errStreamDiffers
 	}
 	prefix, err := sendstream.AppendResumed(nil, head, sendstream.ResumeFrom{Offset: want.Offset, Digest: want.Digest})

@@ -47,6 +47,8 @@ type Digester struct {
 	hdr  [sendstream.CmdHeaderLen]byte
 	nhdr int
 	skip int64
+	// ended: an END command was among the commands.
+	ended bool
 }
 
 // NewDigester starts the digest of a stream whose header is header.
@@ -67,6 +69,7 @@ func NewDigester(header []byte) (*Digester, error) {
 // moves past the whole command.
 func (d *Digester) Command(hdr []byte) {
 	d.h.Write(hdr[:sendstream.CmdHeaderLen])
+	d.ended = d.ended || binary.LittleEndian.Uint16(hdr[4:]) == sendstream.CmdEnd
 	d.off += sendstream.CmdHeaderLen + int64(binary.LittleEndian.Uint32(hdr))
 }
 
@@ -92,6 +95,10 @@ func (d *Digester) Write(p []byte) (int, error) {
 	}
 	return n, nil
 }
+
+// Ended reports whether the stream's END was among the commands: no
+// resume point lies beyond it (a receive that applied END is complete).
+func (d *Digester) Ended() bool { return d.ended }
 
 // AtBoundary reports whether the bytes given to Write end a command.
 func (d *Digester) AtBoundary() bool { return d.nhdr == 0 && d.skip == 0 }

@@ -66,6 +66,13 @@ func TestDigester(t *testing.T) {
 			}
 		}
 	}
+	d, _ := NewDigester(b[:sendstream.HeaderLen])
+	if d.Write(b[first : len(b)-sendstream.CmdHeaderLen]); d.Ended() {
+		t.Error("ended before END")
+	}
+	if d.Write(b[len(b)-sendstream.CmdHeaderLen:]); !d.Ended() {
+		t.Error("END not seen")
+	}
 	// From any boundary's state, the rest gives the same end point.
 	end := want[offs[len(offs)-1]]
 	for _, o := range offs {
