@@ -66,11 +66,11 @@ func TestDigester(t *testing.T) {
 			}
 		}
 	}
-	d, _ := NewDigester(b[:sendstream.HeaderLen])
-	if d.Write(b[first : len(b)-sendstream.CmdHeaderLen]); d.Ended() {
+	e, _ := NewDigester(b[:sendstream.HeaderLen])
+	if e.Write(b[first : len(b)-sendstream.CmdHeaderLen]); e.Ended() {
 		t.Error("ended before END")
 	}
-	if d.Write(b[len(b)-sendstream.CmdHeaderLen:]); !d.Ended() {
+	if e.Write(b[len(b)-sendstream.CmdHeaderLen:]); !e.Ended() {
 		t.Error("END not seen")
 	}
 	// From any boundary's state, the rest gives the same end point.
