@@ -101,6 +101,12 @@ func TestSendResumed(t *testing.T) {
 			t.Fatalf("resumed stream: %v %+v", err, s)
 		}
 	}
+	// An object store takes no resumed stream: stored, it would look
+	// like a snapshot and restore none.
+	if r := harness.Sh(t, `mkdir -p "$SRC/store" && { bss3put "file://$SRC/store/" < "$SRC/out" || { rc=$?; ls -A "$SRC/store"; exit $rc; }; }`, env...); r.Code != 1 ||
+		!strings.Contains(r.Stderr, "bss3put: error: stdin: stream at byte 0: a resumed stream (the rest of s2 from byte") || r.Stdout != "" {
+		t.Errorf("bss3put took a resumed stream: exit %d, %s%s", r.Code, r.Stdout, r.Stderr)
+	}
 	// btrfs receive refuses a resumed stream.
 	dst := harness.Btrfs(t, 300)
 	if r := harness.Sh(t, `btrfs receive -q -f "$F" "$DST"`, "F="+filepath.Join(src, "out"), "DST="+dst); r.Code == 0 {
