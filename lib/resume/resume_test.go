@@ -270,3 +270,69 @@ func FuzzDecode(f *testing.F) {
 		}
 	})
 }
+
+// A receiver's whole flow: digest a whole stream as it applies it, record
+// a point, and take a resumed stream from there only when it matches.
+func TestReceiverFlow(t *testing.T) {
+	b := realStream(t)
+	offs, first := bounds(b)
+	r := sendstream.NewReader(bytes.NewReader(b))
+	s, err := r.Next()
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := Start(s.Version)
+	var rec Record
+	at := offs[len(offs)/2]
+	sub := uuid.UUID{9}
+	sendstream.Walk(bytes.NewReader(b), func(_ *sendstream.Stream, c *sendstream.Command) error {
+		if c.Offset == sendstream.HeaderLen {
+			return nil // the first command
+		}
+		h := c.Header()
+		d.Command(h[:])
+		if d.Point().Offset == at {
+			rec = NewRecord(sub, s.Subvol, d, time.Now())
+		}
+		return nil
+	})
+	if rec.Point.Offset != at {
+		t.Fatal("no record")
+	}
+	rf := sendstream.ResumeFrom{Offset: rec.Point.Offset, Digest: rec.Point.Digest}
+	// What bssend would send from there reads back as matching.
+	res, err := sendstream.AppendResumed(nil, b[:first], rf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rs, err := sendstream.NewReader(bytes.NewReader(append(res, b[first+int(at):]...))).Next()
+	if err != nil || rs.Resume == nil {
+		t.Fatal(err)
+	}
+	if !rec.Resumes(rs.Subvol, *rs.Resume) {
+		t.Fatal("record does not take its own stream")
+	}
+	// Continued from the record, the digest ends where the whole one does.
+	d2, err := rec.Digester()
+	if err != nil {
+		t.Fatal(err)
+	}
+	d2.Write(b[first+int(at):])
+	if d2.Point() != d.Point() {
+		t.Fatal("continued digest differs")
+	}
+	for name, mod := range map[string]func(*sendstream.Head, *sendstream.ResumeFrom){
+		"other uuid":     func(h *sendstream.Head, _ *sendstream.ResumeFrom) { h.UUID[0] ^= 1 },
+		"other ctransid": func(h *sendstream.Head, _ *sendstream.ResumeFrom) { h.CTransID++ },
+		"other parent":   func(h *sendstream.Head, _ *sendstream.ResumeFrom) { h.CloneUUID[0] ^= 1 },
+		"full":           func(h *sendstream.Head, _ *sendstream.ResumeFrom) { h.Snapshot = false },
+		"other offset":   func(_ *sendstream.Head, rf *sendstream.ResumeFrom) { rf.Offset += 10 },
+		"other digest":   func(_ *sendstream.Head, rf *sendstream.ResumeFrom) { rf.Digest[3] ^= 1 },
+	} {
+		h, f := rs.Subvol, *rs.Resume
+		mod(&h, &f)
+		if rec.Resumes(h, f) {
+			t.Errorf("%s: taken", name)
+		}
+	}
+}

@@ -149,11 +149,24 @@ type Command struct {
 	Offset int64
 	// Version is the protocol version of the stream holding the command.
 	Version uint32
+	// CRC is the command's verified CRC (0 where only a command's
+	// payload is at hand, such as Stream.Subvol's source).
+	CRC     uint32
 	Payload []byte
 }
 
 // Len is the command's length in the stream, header included.
 func (c *Command) Len() int { return CmdHeaderLen + len(c.Payload) }
+
+// Header is the command's 10-byte header as it was in the stream (what
+// a resume digest is fed with).
+func (c *Command) Header() [CmdHeaderLen]byte {
+	var h [CmdHeaderLen]byte
+	binary.LittleEndian.PutUint32(h[:], uint32(len(c.Payload)))
+	binary.LittleEndian.PutUint16(h[4:], c.Type)
+	binary.LittleEndian.PutUint32(h[6:], c.CRC)
+	return h
+}
 
 // Attrs calls fn for each attribute in order. From protocol 2 on, DATA
 // has no length and holds the rest of the command.

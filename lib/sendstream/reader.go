@@ -364,7 +364,7 @@ func (r *Reader) advance() error {
 				r.resume, r.resumeLen = rf, total
 			}
 			if r.onCommand != nil {
-				c := Command{Type: typ, Offset: off, Version: r.version, Payload: cmd[CmdHeaderLen:]}
+				c := Command{Type: typ, Offset: off, Version: r.version, CRC: binary.LittleEndian.Uint32(cmd[6:]), Payload: cmd[CmdHeaderLen:]}
 				if err := r.onCommand(r.cur, &c); err != nil {
 					return err
 				}

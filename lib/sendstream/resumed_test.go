@@ -163,3 +163,20 @@ func resumedSeeds(t testing.TB) [][]byte {
 	}
 	return out
 }
+
+// Every command handed to OnCommand carries its header as it came.
+func TestCommandHeader(t *testing.T) {
+	in := readStream(t, "incremental-v1.stream")
+	n := 0
+	err := Walk(bytes.NewReader(in), func(s *Stream, c *Command) error {
+		h := c.Header()
+		if !bytes.Equal(h[:], in[c.Offset:c.Offset+CmdHeaderLen]) {
+			t.Fatalf("command at %d: header %x, want %x", c.Offset, h, in[c.Offset:c.Offset+CmdHeaderLen])
+		}
+		n++
+		return nil
+	})
+	if err != nil || n < 3 {
+		t.Fatalf("%v, %d commands", err, n)
+	}
+}
