@@ -493,8 +493,8 @@ func (pl *planner) markAvail(n *node) {
 // Summary is the one line bsplan logs, e.g. "5 to send: 2 full,
 // 3 incremental, 1.4 GiB; 1 to delete".
 func (r *Result) Summary() string {
-	var full, incr, del int
-	var bytes int64
+	var full, incr, del, resumed int
+	var bytes, received int64
 	exact, known := true, true
 	for _, s := range r.Steps {
 		switch s.Op {
@@ -506,6 +506,10 @@ func (r *Result) Summary() string {
 			}
 			bytes += s.Size
 			exact = exact && s.Exact
+			if s.Resume != nil {
+				resumed++
+				received += s.Resume.Offset
+			}
 			known = known && (s.Exact || s.Size > 0)
 		case OpDelete:
 			del++
@@ -522,6 +526,9 @@ func (r *Result) Summary() string {
 			b.WriteString("~" + units.Bytes(bytes))
 		default:
 			b.WriteString(units.Bytes(bytes))
+		}
+		if resumed > 0 {
+			fmt.Fprintf(&b, " (%d resumed, %s of it already received)", resumed, units.Bytes(received))
 		}
 	}
 	fmt.Fprintf(&b, "; %d to delete", del)

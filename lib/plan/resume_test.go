@@ -107,3 +107,13 @@ func TestParseResume(t *testing.T) {
 		}
 	}
 }
+
+func TestSummaryResumed(t *testing.T) {
+	r := &Result{Steps: []Step{
+		{Op: OpSend, Size: 3 << 20, Exact: true, Resume: &Resume{Offset: 1 << 20}},
+		{Op: OpSend, Size: 1 << 20, Exact: true, Parent: &snapshot.Snapshot{}},
+	}}
+	if got, want := r.Summary(), "2 to send: 1 full, 1 incremental, 4.0 MiB (1 resumed, 1.0 MiB of it already received); 0 to delete"; got != want {
+		t.Errorf("got  %q\nwant %q", got, want)
+	}
+}
