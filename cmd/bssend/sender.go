@@ -8,6 +8,11 @@
 // ours that is spliced to stdout at stdout's position (a copy through a
 // reused buffer only when stdout cannot take a splice, e.g. a file opened
 // with O_APPEND), counting bytes on the way.
+//
+// A job with a resume point (a plan step's "resume", or --resume) reads
+// the kernel's stream up to the point instead, and sends the rest as a
+// resumed stream, or, when the stream turns out to differ, a new send's
+// whole stream (resumeOut).
 
 package main
 
