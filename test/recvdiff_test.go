@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/buttersink/buttersink/lib/btrfs"
 	"github.com/buttersink/buttersink/test/harness"
 )
@@ -22,15 +24,19 @@ import (
 // receive, B for bsrecv. All three are reused by every case of a test.
 type rdEnv struct {
 	src, a, b, streams string
-	cases, quirks     int
-	failures          []string // chains btrfs receive itself refused
+	cases, quirks      int
+	setIDLost          int      // regular files whose set-id bits btrfs receive lost
+	failures           []string // chains btrfs receive itself refused
+	tSend, tA, tB      time.Duration
+	tDump              time.Duration
+	longest            int // bytes in the longest path compared
 }
 
 func newRdEnv(t *testing.T) *rdEnv {
 	t.Helper()
 	harness.RequireCommand(t, "btrfs")
 	harness.Bin(t)
-	return &rdEnv{src: harness.Btrfs(t, 1024), a: harness.Btrfs(t, 1024), b: harness.Btrfs(t, 1024), streams: t.TempDir()}
+	return &rdEnv{src: harness.Btrfs(t, 600), a: harness.Btrfs(t, 600), b: harness.Btrfs(t, 600), streams: t.TempDir()}
 }
 
 // compress remounts the source with compression alg ("" for none): it
@@ -45,11 +51,13 @@ func (e *rdEnv) compress(t *testing.T, alg string) {
 }
 
 // rdVariants are the ways each chain is sent.
-var rdVariants = []struct{ name, args string }{
+var rdVariants = []rdVariant{
 	{"p1", "--proto 1"},
 	{"p2", "--proto 2"},
 	{"p2c", "--proto 2 --compressed-data"},
 }
+
+type rdVariant struct{ name, args string }
 
 // chain sends the read-only snapshots snaps (absolute, on e.src), the
 // first in full and each next one incrementally from the one before, in
@@ -57,9 +65,9 @@ var rdVariants = []struct{ name, args string }{
 // bsrecv into B, and compares. A chain btrfs receive refuses must be
 // refused by bsrecv at the same stream. Received subvolumes are deleted
 // afterwards.
-func (e *rdEnv) chain(t *testing.T, label string, snaps []string) {
+func (e *rdEnv) chain(t *testing.T, label string, snaps []string, variants []rdVariant) {
 	t.Helper()
-	for _, v := range rdVariants {
+	for _, v := range variants {
 		dirA, dirB := filepath.Join(e.a, label+"-"+v.name), filepath.Join(e.b, label+"-"+v.name)
 		for _, d := range []string{dirA, dirB} {
 			if err := os.Mkdir(d, 0o755); err != nil {
@@ -72,9 +80,13 @@ func (e *rdEnv) chain(t *testing.T, label string, snaps []string) {
 			if i > 0 {
 				parent = `-p "` + snaps[i-1] + `"`
 			}
+			t0 := time.Now()
 			harness.MustSh(t, `btrfs send -q `+parent+` `+v.args+` "$SNAP" > "$STREAM"`, "SNAP="+snap, "STREAM="+stream)
+			t1 := time.Now()
 			ra := harness.Sh(t, `btrfs receive -q "$DIR" < "$STREAM"`, "DIR="+dirA, "STREAM="+stream)
+			t2 := time.Now()
 			rb := harness.Sh(t, `bsrecv -q "$DIR/" < "$STREAM" > /dev/null`, "DIR="+dirB, "STREAM="+stream)
+			e.tSend, e.tA, e.tB = e.tSend+t1.Sub(t0), e.tA+t2.Sub(t1), e.tB+time.Since(t2)
 			what := fmt.Sprintf("%s %s %s", label, v.name, filepath.Base(snap))
 			if ra.Code != 0 {
 				if rb.Code == 0 {
@@ -109,7 +121,12 @@ func (e *rdEnv) chain(t *testing.T, label string, snaps []string) {
 // subvolume, and a copy of the source snapshot src.
 func (e *rdEnv) compare(t *testing.T, what, src, a, b string) {
 	t.Helper()
+	t0 := time.Now()
 	ds, da, db := rdDumpTree(t, src), rdDumpTree(t, a), rdDumpTree(t, b)
+	e.tDump += time.Since(t0)
+	for p := range da.Entries {
+		e.longest = max(e.longest, len(p))
+	}
 	// btrfs receive may leave the root's times at the time of the receive
 	// (btrfs-progs #461): then they cannot match bsrecv's either.
 	root := da.Entries[""].Mtime == ds.Entries[""].Mtime && da.Entries[""].Atime == ds.Entries[""].Atime
@@ -118,6 +135,17 @@ func (e *rdEnv) compare(t *testing.T, what, src, a, b string) {
 	}
 	if d := rdDiff(da, db, "btrfs receive", "bsrecv", rdCompare{Strict: true, RootTimes: root}, 20); len(d) > 0 {
 		t.Errorf("%s: bsrecv's copy differs from btrfs receive's:\n  %s", what, strings.Join(d, "\n  "))
+	}
+	// btrfs send does not repeat an unchanged mode after a changed owner,
+	// and the receiver's chown clears the set-id bits: a known loss, not
+	// the receiver's (which must lose them as btrfs receive does, above).
+	for p, x := range ds.Entries {
+		if y := da.Entries[p]; y != nil && x.Mode&unix.S_IFMT == unix.S_IFREG && y.Mode&^06000 == x.Mode&^06000 && y.Mode&06000 != x.Mode&06000 && y.Mode&^x.Mode == 0 {
+			e.setIDLost++
+			c := *x
+			c.Mode = y.Mode
+			ds.Entries[p] = &c
+		}
 	}
 	if d := rdDiff(ds, da, "source", "btrfs receive", rdCompare{}, 20); len(d) > 0 {
 		t.Errorf("%s: btrfs receive's copy differs from the source:\n  %s", what, strings.Join(d, "\n  "))
@@ -189,7 +217,7 @@ func TestRecvDiffRandom(t *testing.T) {
 			snaps = append(snaps, rdSnapshot(t, vol, vol+".snaps", "s"+strconv.Itoa(i)))
 		}
 		failed := t.Failed()
-		e.chain(t, label, snaps)
+		e.chain(t, label, snaps, rdVariants)
 		if !failed && t.Failed() {
 			t.Logf("reproduce with RECVDIFF_SEED=%d RECVDIFF_CASES=1 (compress=%q)", seed, alg)
 			return
@@ -201,6 +229,8 @@ func TestRecvDiffRandom(t *testing.T) {
 	}
 	t.Logf("%d trees, %d received snapshots compared in %s; root times at receive time (#461) in %d; btrfs receive refused: %q",
 		trees, e.cases, time.Since(start).Round(time.Millisecond), e.quirks, e.failures)
+	t.Logf("set-id bits lost by btrfs receive after a chown: %d files; time in send %s, btrfs receive %s, bsrecv %s, dump %s",
+		e.setIDLost, e.tSend, e.tA, e.tB, e.tDump)
 }
 
 // rdCase is a hard case of incremental send, written after the kinds of
@@ -237,7 +267,7 @@ var rdCases = []rdCase{
 		setup:   `textfile c 1048576 && sync && dd if=/dev/urandom of=c bs=4096 seek=10 count=1 conv=notrunc status=none && sync`,
 		changes: []string{`dd if=/dev/urandom of=c bs=4096 seek=100 count=2 conv=notrunc status=none && truncate -s 900000 c`}},
 	{name: "long path beyond PATH_MAX built by rename", setup: `longchain a 12 && longchain b 12`,
-		changes: []string{`mv b "$(longpath a 12)/"`}, refused: true},
+		changes: []string{`mv b "$(longpath a 12)/"`}},
 	{name: "names with newlines", setup: `mkdir $'d\nir' && echo x > $'d\nir/f\n' && touch $'\n' $'tab\there' $'\xff\xfe'`,
 		changes: []string{`mv $'d\nir' $'new\nname' && mv $'\n' $'new\nname/\n\n' && mv $'\xff\xfe' $'\xfe\xff'`}},
 	{name: "hardlinks renamed and removed partially", setup: `mkdir d d2 && echo x > f && ln f l1 && ln f d/l2 && ln f d2/l3`,
@@ -252,7 +282,7 @@ var rdCases = []rdCase{
 		changes: []string{`mv a b/a && mv b c`, `mv c/a . && mv c a/c`}},
 	{name: "special files", setup: `mkfifo p && mknod c c 1 3 && mknod b b 7 9 && python3 -c 'import socket; socket.socket(socket.AF_UNIX).bind("s")'`,
 		changes: []string{`rm c && mknod c c 1 5 && mv p p2 && rm b && mkfifo b`}},
-	{name: "setuid survives chown", setup: `echo x > f && chmod 6755 f && mkdir d && chmod 3777 d`,
+	{name: "set-id file chowned", setup: `echo x > f && chmod 6755 f && mkdir d && chmod 3777 d`,
 		changes: []string{`chown 1000:1000 f d && chmod 6755 f`, `chown 0:0 f`}},
 	{name: "capability after chown", setup: `cp /bin/true t && setcap cap_net_raw+ep t`,
 		changes: []string{`chown 1000:1000 t && setcap cap_net_raw+ep t`, `setcap -r t`}},
@@ -270,7 +300,7 @@ var rdCases = []rdCase{
 // filesystem's mount point.
 const rdShellLib = `
 randfile() { head -c "$2" /dev/urandom > "$1"; }
-textfile() { yes "compressible text for $1" | head -c "$2" > "$1"; }
+textfile() { head -c "$2" < <(yes "compressible text for $1") > "$1"; }
 clonerange() { python3 - "$@" <<'PY'
 import fcntl, struct, sys
 src, soff, n, dst, doff = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], int(sys.argv[5])
@@ -311,14 +341,22 @@ func TestRecvDiffCases(t *testing.T) {
 				snaps = append(snaps, rdSnapshot(t, vol, vol+".snaps", "s"+strconv.Itoa(j+1)))
 			}
 			before := len(e.failures)
-			e.chain(t, label, snaps)
+			// Protocol 2 adds to the hard cases only with compression.
+			variants := rdVariants[:2]
+			if c.compress != "" {
+				variants = rdVariants
+			}
+			e.chain(t, label, snaps, variants)
 			if refused := len(e.failures) > before; refused != c.refused {
 				t.Errorf("btrfs receive refused the chain: %v, want %v (%q)", refused, c.refused, e.failures[before:])
 			}
 		})
 	}
+	t.Logf("longest path: %d bytes", e.longest)
 	t.Logf("%d cases, %d received snapshots compared in %s; root times at receive time (#461) in %d; btrfs receive refused: %q",
 		len(rdCases), e.cases, time.Since(start).Round(time.Millisecond), e.quirks, e.failures)
+	t.Logf("set-id bits lost by btrfs receive after a chown: %d files; time in send %s, btrfs receive %s, bsrecv %s, dump %s",
+		e.setIDLost, e.tSend, e.tA, e.tB, e.tDump)
 }
 
 // The comparator sees every kind of difference: one change at a time to
