@@ -30,6 +30,7 @@ type rdEnv struct {
 	tSend, tA, tB      time.Duration
 	tDump              time.Duration
 	longest            int // bytes in the longest path compared
+	kinds              map[string]int
 }
 
 func newRdEnv(t *testing.T) *rdEnv {
@@ -124,8 +125,12 @@ func (e *rdEnv) compare(t *testing.T, what, src, a, b string) {
 	t0 := time.Now()
 	ds, da, db := rdDumpTree(t, src), rdDumpTree(t, a), rdDumpTree(t, b)
 	e.tDump += time.Since(t0)
-	for p := range da.Entries {
+	if e.kinds == nil {
+		e.kinds = map[string]int{}
+	}
+	for p, x := range da.Entries {
 		e.longest = max(e.longest, len(p))
+		e.kinds[rdKind(x)]++
 	}
 	// btrfs receive may leave the root's times at the time of the receive
 	// (btrfs-progs #461): then they cannot match bsrecv's either.
@@ -181,6 +186,19 @@ func rdSnapshot(t *testing.T, vol, dir, name string) string {
 	return filepath.Join(dir, name)
 }
 
+// The parts share their filesystems, which take longer to make than
+// most cases to run: run one with -run 'TestRecvDiff/random' etc.
+func TestRecvDiff(t *testing.T) {
+	e := newRdEnv(t)
+	t.Run("detects", func(t *testing.T) { rdDetects(t, e) })
+	t.Run("cases", func(t *testing.T) { rdHardCases(t, e) })
+	t.Run("random", func(t *testing.T) { rdRandom(t, e) })
+	t.Logf("%d received snapshots compared; longest path %d bytes; entries by kind %v", e.cases, e.longest, e.kinds)
+	t.Logf("root times at receive time (#461) in %d; set-id bits lost by btrfs receive after a chown: %d files; btrfs receive refused: %q",
+		e.quirks, e.setIDLost, e.failures)
+	t.Logf("time in send %s, btrfs receive %s, bsrecv %s, dump %s", e.tSend, e.tA, e.tB, e.tDump)
+}
+
 func rdEnvInt(t *testing.T, name string, def int) int {
 	s := os.Getenv(name)
 	if s == "" {
@@ -196,8 +214,7 @@ func rdEnvInt(t *testing.T, name string, def int) int {
 // Random trees, changed in rounds: RECVDIFF_CASES trees (a soak runs
 // many), from seed RECVDIFF_SEED on (to reproduce a failure, set it to
 // the seed the failure names and RECVDIFF_CASES=1).
-func TestRecvDiffRandom(t *testing.T) {
-	e := newRdEnv(t)
+func rdRandom(t *testing.T, e *rdEnv) {
 	trees := rdEnvInt(t, "RECVDIFF_CASES", 12)
 	first := rdEnvInt(t, "RECVDIFF_SEED", 1)
 	start := time.Now()
@@ -227,10 +244,7 @@ func TestRecvDiffRandom(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	t.Logf("%d trees, %d received snapshots compared in %s; root times at receive time (#461) in %d; btrfs receive refused: %q",
-		trees, e.cases, time.Since(start).Round(time.Millisecond), e.quirks, e.failures)
-	t.Logf("set-id bits lost by btrfs receive after a chown: %d files; time in send %s, btrfs receive %s, bsrecv %s, dump %s",
-		e.setIDLost, e.tSend, e.tA, e.tB, e.tDump)
+	t.Logf("%d trees from seed %d in %s", trees, first, time.Since(start).Round(time.Millisecond))
 }
 
 // rdCase is a hard case of incremental send, written after the kinds of
@@ -326,8 +340,7 @@ longpath() { local p=$1; for i in $(seq "$2"); do p=$p/$(printf "%0250d" $i); do
 remount() { local dev; dev=$(findmnt -n -o SOURCE "$SRC"); cd /; umount "$SRC"; mount "$dev" "$SRC"; cd "$V"; }
 `
 
-func TestRecvDiffCases(t *testing.T) {
-	e := newRdEnv(t)
+func rdHardCases(t *testing.T, e *rdEnv) {
 	start := time.Now()
 	for i, c := range rdCases {
 		t.Run(c.name, func(t *testing.T) {
@@ -352,18 +365,13 @@ func TestRecvDiffCases(t *testing.T) {
 			}
 		})
 	}
-	t.Logf("longest path: %d bytes", e.longest)
-	t.Logf("%d cases, %d received snapshots compared in %s; root times at receive time (#461) in %d; btrfs receive refused: %q",
-		len(rdCases), e.cases, time.Since(start).Round(time.Millisecond), e.quirks, e.failures)
-	t.Logf("set-id bits lost by btrfs receive after a chown: %d files; time in send %s, btrfs receive %s, bsrecv %s, dump %s",
-		e.setIDLost, e.tSend, e.tA, e.tB, e.tDump)
+	t.Logf("%d cases in %s", len(rdCases), time.Since(start).Round(time.Millisecond))
 }
 
 // The comparator sees every kind of difference: one change at a time to
 // a writable snapshot of a received copy must show, under its field's
 // name, and nothing else may.
-func TestRecvDiffDetects(t *testing.T) {
-	e := newRdEnv(t)
+func rdDetects(t *testing.T, e *rdEnv) {
 	vol := filepath.Join(e.src, "vol")
 	harness.MustSh(t, rdShellLib+`btrfs -q subvolume create "$V" && cd "$V"
 		randfile f 20000 && ln f link && truncate -s 1000000 sparse && printf end >> sparse
@@ -425,4 +433,21 @@ func TestRecvDiffDetects(t *testing.T) {
 			}
 		})
 	}
+}
+
+// rdKind names an entry's kind for the statistics of what was compared.
+func rdKind(x *rdEntry) string {
+	typ := x.Mode & unix.S_IFMT
+	k := map[uint32]string{unix.S_IFREG: "file", unix.S_IFDIR: "dir", unix.S_IFLNK: "symlink", unix.S_IFIFO: "fifo",
+		unix.S_IFSOCK: "socket", unix.S_IFCHR: "chardev", unix.S_IFBLK: "blockdev"}[typ]
+	switch {
+	case typ == unix.S_IFREG && x.Nlink > 1:
+		k = "hardlinked"
+	case typ == unix.S_IFREG && x.Size > 0 && !strings.HasPrefix(x.Layout, fmt.Sprintf("d0-%d ", x.Size)) && !strings.HasPrefix(x.Layout, "d0-") || strings.Contains(x.Layout, " d"):
+		k = "sparse"
+	}
+	if x.Xattrs != "" {
+		k += "+xattrs"
+	}
+	return k
 }
