@@ -443,7 +443,7 @@ func rdKind(x *rdEntry) string {
 	switch {
 	case typ == unix.S_IFREG && x.Nlink > 1:
 		k = "hardlinked"
-	case typ == unix.S_IFREG && x.Size > 0 && !strings.HasPrefix(x.Layout, fmt.Sprintf("d0-%d ", x.Size)) && !strings.HasPrefix(x.Layout, "d0-") || strings.Contains(x.Layout, " d"):
+	case typ == unix.S_IFREG && x.Size > 0 && x.Layout != fmt.Sprintf("d0-%d ", x.Size):
 		k = "sparse"
 	}
 	if x.Xattrs != "" {
