@@ -26,7 +26,7 @@ type rdEntry struct {
 	Nlink        uint64
 	Atime, Mtime int64 // ns since the epoch
 	Target       string
-	Xattrs       string // sorted name=value pairs, values quoted
+	Xattrs       string // sorted name=value lines, values quoted
 	Flags        uint32 // FS_IOC_GETFLAGS, regular files and directories
 	Digest       string
 	Layout       string // SEEK_DATA/SEEK_HOLE map of a regular file
@@ -162,7 +162,7 @@ func rdXattrs(dirfd int, name string) (string, error) {
 		pairs = append(pairs, x+"="+strconv.Quote(string(v[:m])))
 	}
 	sort.Strings(pairs)
-	return strings.Join(pairs, " "), nil
+	return strings.Join(pairs, "\n"), nil
 }
 
 // rdLayout maps a file's data and holes as "d<start>-<end>" ranges.
@@ -265,7 +265,7 @@ func rdFields(a, b rdEntry) [][3]string {
 	cmp("atime", a.Atime, b.Atime)
 	cmp("mtime", a.Mtime, b.Mtime)
 	cmp("target", strconv.Quote(a.Target), strconv.Quote(b.Target))
-	cmp("xattrs", "["+a.Xattrs+"]", "["+b.Xattrs+"]")
+	cmp("xattrs", "["+strings.ReplaceAll(a.Xattrs, "\n", " ")+"]", "["+strings.ReplaceAll(b.Xattrs, "\n", " ")+"]")
 	cmp("flags", fmt.Sprintf("%#x", a.Flags), fmt.Sprintf("%#x", b.Flags))
 	cmp("content", a.Digest, b.Digest)
 	cmp("layout", "["+a.Layout+"]", "["+b.Layout+"]")
