@@ -107,10 +107,18 @@ func TestSendResumed(t *testing.T) {
 		!strings.Contains(r.Stderr, "bss3put: error: stdin: stream at byte 0: a resumed stream (the rest of s2 from byte") || r.Stdout != "" {
 		t.Errorf("bss3put took a resumed stream: exit %d, %s%s", r.Code, r.Stdout, r.Stderr)
 	}
-	// btrfs receive refuses a resumed stream.
+	// btrfs receive refuses a resumed stream; so does bsrecv where no
+	// partial receive of its stream is, leaving nothing behind.
 	dst := harness.Btrfs(t, 300)
 	if r := harness.Sh(t, `btrfs receive -q -f "$F" "$DST"`, "F="+filepath.Join(src, "out"), "DST="+dst); r.Code == 0 {
 		t.Fatalf("btrfs receive took a resumed stream")
+	}
+	harness.MustSh(t, `bssend --proto 2 "$SRC/s1" | bsrecv -q "$DST/"`, "SRC="+src, "DST="+dst)
+	if r := harness.Sh(t, `bsrecv "$DST/" < "$F"`, "F="+filepath.Join(src, "out"), "DST="+dst); r.Code != 1 || !strings.Contains(r.Stderr, "a resumed stream") {
+		t.Fatalf("bsrecv took a resumed stream: exit %d, %s", r.Code, r.Stderr)
+	}
+	if left, _ := os.ReadDir(dst); len(left) != 1 || left[0].Name() != "s1" {
+		t.Fatalf("bsrecv left %v", left)
 	}
 
 	// A point the stream does not have: the whole stream, with a warning.

@@ -1,23 +1,320 @@
 package receive
 
 import (
+	"encoding/binary"
 	"errors"
+	"fmt"
+	"math"
+	"math/bits"
 
 	"github.com/buttersink/buttersink/lib/sendstream"
 )
 
 // Applier carries out a stream's commands, one at a time, on Tree. The
 // caller feeds it every command after the stream's first (SUBVOL or
-// SNAPSHOT, which the caller handled with Dest.Begin), in order, from
-// sendstream.Reader's OnCommand hook; END calls Tree.End.
+// SNAPSHOT, which the caller handled with Dest.Begin), in order, as
+// sendstream.Stream.Commands hands them out; END calls Tree.End.
+//
+// It is strict where btrfs receive is lenient: an unknown command or
+// attribute, a duplicate attribute, a missing one or one of the wrong
+// size fails the command. Attributes a command does not use are ignored
+// (the kernel sends INO with every MK* command, MODE and RDEV with
+// MKFIFO and MKSOCK).
 type Applier struct {
 	Tree Tree
 	// Self is the subvolume being received: a CLONE naming it clones
 	// within the tree.
 	Self ID
+
+	applied int64
+	ended   bool
+	attrs   attrSet
+	enc     Encoded
 }
+
+// Applied is the number of stream bytes (headers included) of the
+// commands carried out so far.
+func (a *Applier) Applied() int64 { return a.applied }
 
 // Command decodes c, checks its attributes and carries it out.
 func (a *Applier) Command(c *sendstream.Command) error {
-	return errors.ErrUnsupported // TODO(apply-core)
+	if err := a.command(c); err != nil {
+		return fmt.Errorf("%s at byte %d: %w", sendstream.CmdName(c.Type), c.Offset, err)
+	}
+	a.applied += int64(c.Len())
+	return nil
+}
+
+func (a *Applier) command(c *sendstream.Command) error {
+	if a.ended {
+		return errors.New("command after END")
+	}
+	if c.Type == sendstream.CmdSubvol || c.Type == sendstream.CmdSnapshot {
+		return errors.New("a second subvolume in one stream")
+	}
+	if c.Type == 0 || c.Type > maxCommand(c.Version) {
+		return fmt.Errorf("unknown command in a protocol %d stream", c.Version)
+	}
+	s := &a.attrs
+	if err := s.decode(c); err != nil {
+		return err
+	}
+	if missing := required[c.Type] &^ s.present; missing != 0 {
+		return fmt.Errorf("no %s attribute", attrName(uint16(bits.TrailingZeros64(missing))))
+	}
+	t := a.Tree
+	path := s.str(sendstream.AttrPath)
+	switch c.Type {
+	case sendstream.CmdMkfile:
+		return t.Mkfile(path)
+	case sendstream.CmdMkdir:
+		return t.Mkdir(path)
+	case sendstream.CmdMknod:
+		mode, err := s.u32From64(sendstream.AttrMode)
+		if err != nil {
+			return err
+		}
+		return t.Mknod(path, mode, s.u64(sendstream.AttrRdev))
+	case sendstream.CmdMkfifo:
+		return t.Mkfifo(path)
+	case sendstream.CmdMksock:
+		return t.Mksock(path)
+	case sendstream.CmdSymlink:
+		// The link's content, not a path of the tree.
+		return t.Symlink(path, s.str(sendstream.AttrPathLink))
+	case sendstream.CmdRename:
+		return t.Rename(path, s.str(sendstream.AttrPathTo))
+	case sendstream.CmdLink:
+		return t.Link(path, s.str(sendstream.AttrPathLink))
+	case sendstream.CmdUnlink:
+		return t.Unlink(path)
+	case sendstream.CmdRmdir:
+		return t.Rmdir(path)
+	case sendstream.CmdSetXattr:
+		return t.SetXattr(path, s.str(sendstream.AttrXattrName), s.val[sendstream.AttrXattrData])
+	case sendstream.CmdRemoveXattr:
+		return t.RemoveXattr(path, s.str(sendstream.AttrXattrName))
+	case sendstream.CmdWrite:
+		return t.Write(path, s.u64(sendstream.AttrFileOffset), s.val[sendstream.AttrData])
+	case sendstream.CmdClone:
+		src := ID{CTransID: s.u64(sendstream.AttrCloneCTransID)}
+		copy(src.UUID[:], s.val[sendstream.AttrCloneUUID])
+		if src.UUID == a.Self.UUID {
+			// Whatever the ctransid, the subvolume being received: an
+			// older copy of it elsewhere shares its UUID.
+			src = a.Self
+		}
+		return t.Clone(path, s.u64(sendstream.AttrFileOffset), src, s.str(sendstream.AttrClonePath),
+			s.u64(sendstream.AttrCloneOffset), s.u64(sendstream.AttrCloneLen))
+	case sendstream.CmdTruncate:
+		return t.Truncate(path, s.u64(sendstream.AttrSize))
+	case sendstream.CmdChmod:
+		mode := s.u64(sendstream.AttrMode)
+		if mode&^0o7777 != 0 {
+			return fmt.Errorf("mode %#o has more than permission bits", mode)
+		}
+		return t.Chmod(path, uint32(mode))
+	case sendstream.CmdChown:
+		return t.Chown(path, s.u64(sendstream.AttrUID), s.u64(sendstream.AttrGID))
+	case sendstream.CmdUtimes:
+		for _, a := range []uint16{sendstream.AttrATime, sendstream.AttrMTime, sendstream.AttrCTime} {
+			if ns := s.time(a).Nsec; ns >= 1e9 {
+				return fmt.Errorf("attribute %s with %d nanoseconds", attrName(a), ns)
+			}
+		}
+		return t.Utimes(path, s.time(sendstream.AttrATime), s.time(sendstream.AttrMTime), s.time(sendstream.AttrCTime))
+	case sendstream.CmdEnd:
+		a.ended = true
+		return t.End()
+	case sendstream.CmdUpdateExtent:
+		return t.UpdateExtent(path, s.u64(sendstream.AttrFileOffset), s.u64(sendstream.AttrSize))
+	case sendstream.CmdFallocate:
+		return t.Fallocate(path, s.u32(sendstream.AttrFallocateMode), s.u64(sendstream.AttrFileOffset), s.u64(sendstream.AttrSize))
+	case sendstream.CmdFileattr:
+		return t.Fileattr(path, s.u64(sendstream.AttrFileattr))
+	case sendstream.CmdEncodedWrite:
+		a.enc = Encoded{
+			Offset:           s.u64(sendstream.AttrFileOffset),
+			UnencodedFileLen: s.u64(sendstream.AttrUnencodedFileLen),
+			UnencodedLen:     s.u64(sendstream.AttrUnencodedLen),
+			UnencodedOffset:  s.u64(sendstream.AttrUnencodedOffset),
+			Compression:      s.u32(sendstream.AttrCompression),
+			Encryption:       s.u32(sendstream.AttrEncryption),
+			Data:             s.val[sendstream.AttrData],
+		}
+		e := &a.enc
+		if e.UnencodedOffset > e.UnencodedLen || e.UnencodedFileLen > e.UnencodedLen-e.UnencodedOffset {
+			return fmt.Errorf("unencoded range %d+%d beyond the %d unencoded bytes", e.UnencodedOffset, e.UnencodedFileLen, e.UnencodedLen)
+		}
+		err := t.EncodedWrite(path, e)
+		a.enc.Data = nil
+		return err
+	case sendstream.CmdEnableVerity:
+		alg := s.val[attrVerityAlgorithm]
+		return t.EnableVerity(path, &Verity{
+			Algorithm: alg[0],
+			BlockSize: s.u32(attrVerityBlockSize),
+			Salt:      s.val[attrVeritySalt],
+			Signature: s.val[attrVeritySig],
+		})
+	}
+	return fmt.Errorf("unknown command in a protocol %d stream", c.Version)
+}
+
+// Protocol 3 attributes, which lib/sendstream does not name.
+const (
+	attrVerityAlgorithm = 32
+	attrVerityBlockSize = 33
+	attrVeritySalt      = 34
+	attrVeritySig       = 35
+	maxAttr             = attrVeritySig
+)
+
+func maxCommand(version uint32) uint16 {
+	switch version {
+	case 1:
+		return sendstream.CmdUpdateExtent
+	case 2:
+		return sendstream.CmdEncodedWrite
+	}
+	return sendstream.CmdEnableVerity
+}
+
+func maxAttrOf(version uint32) uint16 {
+	switch version {
+	case 1:
+		return sendstream.AttrCloneLen
+	case 2:
+		return sendstream.AttrEncryption
+	}
+	return maxAttr
+}
+
+// attrSize is the exact size of each fixed-size attribute (0: any).
+var attrSize = [maxAttr + 1]int{
+	sendstream.AttrUUID: 16, sendstream.AttrCTransID: 8, sendstream.AttrIno: 8,
+	sendstream.AttrSize: 8, sendstream.AttrMode: 8, sendstream.AttrUID: 8,
+	sendstream.AttrGID: 8, sendstream.AttrRdev: 8, sendstream.AttrCTime: 12,
+	sendstream.AttrMTime: 12, sendstream.AttrATime: 12, sendstream.AttrOTime: 12,
+	sendstream.AttrFileOffset: 8, sendstream.AttrCloneUUID: 16,
+	sendstream.AttrCloneCTransID: 8, sendstream.AttrCloneOffset: 8,
+	sendstream.AttrCloneLen: 8, sendstream.AttrFallocateMode: 4,
+	sendstream.AttrFileattr: 8, sendstream.AttrUnencodedFileLen: 8,
+	sendstream.AttrUnencodedLen: 8, sendstream.AttrUnencodedOffset: 8,
+	sendstream.AttrCompression: 4, sendstream.AttrEncryption: 4,
+	attrVerityAlgorithm: 1, attrVerityBlockSize: 4,
+}
+
+var attrNames = [maxAttr + 1]string{
+	"UNSPEC", "UUID", "CTRANSID", "INO", "SIZE", "MODE", "UID", "GID", "RDEV",
+	"CTIME", "MTIME", "ATIME", "OTIME", "XATTR_NAME", "XATTR_DATA", "PATH",
+	"PATH_TO", "PATH_LINK", "FILE_OFFSET", "DATA", "CLONE_UUID",
+	"CLONE_CTRANSID", "CLONE_PATH", "CLONE_OFFSET", "CLONE_LEN",
+	"FALLOCATE_MODE", "FILEATTR", "UNENCODED_FILE_LEN", "UNENCODED_LEN",
+	"UNENCODED_OFFSET", "COMPRESSION", "ENCRYPTION", "VERITY_ALGORITHM",
+	"VERITY_BLOCK_SIZE", "VERITY_SALT_DATA", "VERITY_SIG_DATA",
+}
+
+func attrName(t uint16) string {
+	if int(t) < len(attrNames) {
+		return attrNames[t]
+	}
+	return fmt.Sprintf("attribute %d", t)
+}
+
+func mask(ts ...uint16) uint64 {
+	var m uint64
+	for _, t := range ts {
+		m |= 1 << t
+	}
+	return m
+}
+
+// required lists each command's attributes that must be there. The
+// optional ones (ENCODED_WRITE's COMPRESSION and ENCRYPTION, ENABLE_VERITY's
+// salt and signature) are zero or empty when absent.
+var required = [sendstream.CmdEnableVerity + 1]uint64{
+	sendstream.CmdMkfile:       mask(sendstream.AttrPath),
+	sendstream.CmdMkdir:        mask(sendstream.AttrPath),
+	sendstream.CmdMknod:        mask(sendstream.AttrPath, sendstream.AttrMode, sendstream.AttrRdev),
+	sendstream.CmdMkfifo:       mask(sendstream.AttrPath),
+	sendstream.CmdMksock:       mask(sendstream.AttrPath),
+	sendstream.CmdSymlink:      mask(sendstream.AttrPath, sendstream.AttrPathLink),
+	sendstream.CmdRename:       mask(sendstream.AttrPath, sendstream.AttrPathTo),
+	sendstream.CmdLink:         mask(sendstream.AttrPath, sendstream.AttrPathLink),
+	sendstream.CmdUnlink:       mask(sendstream.AttrPath),
+	sendstream.CmdRmdir:        mask(sendstream.AttrPath),
+	sendstream.CmdSetXattr:     mask(sendstream.AttrPath, sendstream.AttrXattrName, sendstream.AttrXattrData),
+	sendstream.CmdRemoveXattr:  mask(sendstream.AttrPath, sendstream.AttrXattrName),
+	sendstream.CmdWrite:        mask(sendstream.AttrPath, sendstream.AttrFileOffset, sendstream.AttrData),
+	sendstream.CmdClone:        mask(sendstream.AttrPath, sendstream.AttrFileOffset, sendstream.AttrCloneLen, sendstream.AttrCloneUUID, sendstream.AttrCloneCTransID, sendstream.AttrClonePath, sendstream.AttrCloneOffset),
+	sendstream.CmdTruncate:     mask(sendstream.AttrPath, sendstream.AttrSize),
+	sendstream.CmdChmod:        mask(sendstream.AttrPath, sendstream.AttrMode),
+	sendstream.CmdChown:        mask(sendstream.AttrPath, sendstream.AttrUID, sendstream.AttrGID),
+	sendstream.CmdUtimes:       mask(sendstream.AttrPath, sendstream.AttrATime, sendstream.AttrMTime, sendstream.AttrCTime),
+	sendstream.CmdUpdateExtent: mask(sendstream.AttrPath, sendstream.AttrFileOffset, sendstream.AttrSize),
+	sendstream.CmdFallocate:    mask(sendstream.AttrPath, sendstream.AttrFallocateMode, sendstream.AttrFileOffset, sendstream.AttrSize),
+	sendstream.CmdFileattr:     mask(sendstream.AttrPath, sendstream.AttrFileattr),
+	sendstream.CmdEncodedWrite: mask(sendstream.AttrPath, sendstream.AttrFileOffset, sendstream.AttrUnencodedFileLen, sendstream.AttrUnencodedLen, sendstream.AttrUnencodedOffset, sendstream.AttrData),
+	sendstream.CmdEnableVerity: mask(sendstream.AttrPath, attrVerityAlgorithm, attrVerityBlockSize),
+}
+
+// attrSet is one command's attributes, pointing into its payload.
+type attrSet struct {
+	present uint64
+	val     [maxAttr + 1][]byte
+}
+
+func (s *attrSet) decode(c *sendstream.Command) error {
+	for t := range s.val {
+		if s.present&(1<<t) != 0 {
+			s.val[t] = nil
+		}
+	}
+	s.present = 0
+	limit := maxAttrOf(c.Version)
+	return c.Attrs(func(t uint16, v []byte) error {
+		if t == 0 || t > limit {
+			return fmt.Errorf("unknown attribute %d in a protocol %d stream", t, c.Version)
+		}
+		if s.present&(1<<t) != 0 {
+			return fmt.Errorf("attribute %s twice", attrName(t))
+		}
+		if n := attrSize[t]; n != 0 && len(v) != n {
+			return fmt.Errorf("attribute %s of %d bytes, want %d", attrName(t), len(v), n)
+		}
+		s.present |= 1 << t
+		s.val[t] = v
+		return nil
+	})
+}
+
+func (s *attrSet) str(t uint16) string { return string(s.val[t]) }
+
+// u64 and the like read a checked fixed-size attribute, zero if absent.
+func (s *attrSet) u64(t uint16) uint64 {
+	if v := s.val[t]; len(v) == 8 {
+		return binary.LittleEndian.Uint64(v)
+	}
+	return 0
+}
+
+func (s *attrSet) u32(t uint16) uint32 {
+	if v := s.val[t]; len(v) == 4 {
+		return binary.LittleEndian.Uint32(v)
+	}
+	return 0
+}
+
+func (s *attrSet) u32From64(t uint16) (uint32, error) {
+	v := s.u64(t)
+	if v > math.MaxUint32 {
+		return 0, fmt.Errorf("attribute %s %#x out of range", attrName(t), v)
+	}
+	return uint32(v), nil
+}
+
+func (s *attrSet) time(t uint16) Timespec {
+	v := s.val[t]
+	return Timespec{Sec: int64(binary.LittleEndian.Uint64(v)), Nsec: binary.LittleEndian.Uint32(v[8:])}
 }

@@ -10,15 +10,16 @@ import (
 // What a receiver does with this package:
 //
 //	whole stream:   d := resume.Start(s.Version); then for every command
-//	                after the first: apply it, d.Command(hdr[:]) with
-//	                hdr := c.Header(); now and then, after syncing,
-//	                w.Write(resume.NewRecord(subvolUUID, s.Subvol, d, now)).
+//	                s.Commands hands out: apply it, then d.Command(hdr[:])
+//	                with hdr := c.Header(); now and then, after syncing,
+//	                w.Write(resume.NewRecord(subvolUUID, s.Subvol, d, now))
+//	                (w := resume.NewWriter(marker file)).
 //	resumed stream: rec, ok, _ := resume.Load(dir, base); only if ok and
 //	                rec.Subvol is the partial subvolume's UUID and
 //	                rec.Resumes(s.Subvol, *s.Resume): d, _ := rec.Digester(),
-//	                then as above for the commands after RESUME.
+//	                then as above with s.ResumeCommands.
 //
-// The RESUME command itself is never fed to a digest.
+// The first and RESUME commands are never fed to a digest.
 
 // Start is the digest of a whole stream of protocol version, before its
 // second command.

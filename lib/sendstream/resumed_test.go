@@ -180,3 +180,28 @@ func TestCommandHeader(t *testing.T) {
 		t.Fatalf("%v, %d commands", err, n)
 	}
 }
+
+// Commands refuses a resumed stream; ResumeCommands hands out what
+// follows its RESUME, and refuses a whole stream.
+func TestResumeCommands(t *testing.T) {
+	orig := readStream(t, "incremental-v1.stream")
+	offs := commandOffsets(t, orig)
+	in := resumedOf(t, orig, offs[4], [32]byte{1})
+	s, _ := NewReader(bytes.NewReader(in)).Next()
+	if err := s.Commands(func(*Command) error { return nil }); err == nil || !strings.Contains(err.Error(), "a resumed stream") {
+		t.Fatalf("Commands on a resumed stream: %v", err)
+	}
+	s, _ = NewReader(bytes.NewReader(in)).Next()
+	shift := int64(len(in) - len(orig))
+	var got []int64
+	if err := s.ResumeCommands(func(c *Command) error { got = append(got, c.Offset-shift); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(offs)-4 || got[0] != int64(offs[4]) {
+		t.Fatalf("offsets %v, want from %d", got, offs[4])
+	}
+	w, _ := NewReader(bytes.NewReader(orig)).Next()
+	if err := w.ResumeCommands(func(*Command) error { return nil }); err == nil {
+		t.Fatal("ResumeCommands took a whole stream")
+	}
+}
