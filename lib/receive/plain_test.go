@@ -482,3 +482,69 @@ func TestPlainRemove(t *testing.T) {
 		t.Errorf("Lookup after: %v, %v", mk, err)
 	}
 }
+
+// TestPlainInPlaceCut: an in-place receive cut while applying leaves the
+// directory complete as it was and a leftover that is removed; one cut
+// during the exchange is finished by the next look.
+func TestPlainInPlaceCut(t *testing.T) {
+	m := newMirror(t)
+	if err := m.receive(t, "home", plainParent, nil, parentCmds()...); err != nil {
+		t.Fatal(err)
+	}
+	before := treeState(t, filepath.Join(m.dir, "home"))
+
+	// Cut while applying.
+	tree, err := m.dest.BeginInPlace("home", plainChild, plainParent)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tree.Write("a", 0, []byte("new")); err != nil {
+		t.Fatal(err)
+	}
+	tree.Close()
+	if got := treeState(t, filepath.Join(m.dir, "home")); got != before {
+		t.Fatalf("home changed by a cut receive:\n%s", got)
+	}
+	if ents, _ := ListPlain(m.fd); len(ents) != 1 || !ents[0].Complete {
+		t.Fatalf("listed %+v", ents)
+	}
+	st, err := m.dest.ExamineInPlace("home", plainChild, &plainParent)
+	if err != nil || st != PlainLeftover {
+		t.Fatalf("ExamineInPlace: %v, %v", st, err)
+	}
+	if err := m.dest.RemoveLeftover("home"); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := m.dest.ExamineInPlace("home", plainChild, &plainParent); err != nil || st != PlainNone {
+		t.Fatalf("ExamineInPlace after removal: %v, %v", st, err)
+	}
+
+	// Cut during the exchange: the marker says receiving, the new
+	// content is complete in the temporary directory.
+	tree, err = m.dest.BeginInPlace("home", plainChild, plainParent)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pt := tree.(*PlainTree)
+	if err := pt.Write("a", 0, []byte("new")); err != nil {
+		t.Fatal(err)
+	}
+	pt.DirTree.End()
+	if err := WriteMarker(m.fd, pt.marker); err != nil {
+		t.Fatal(err)
+	}
+	tree.Close()
+	if ents, _ := ListPlain(m.fd); len(ents) != 1 || ents[0].Complete {
+		t.Fatalf("listed during the exchange %+v", ents)
+	}
+	st, err = m.dest.ExamineInPlace("home", plainChild, &plainParent)
+	if err != nil || st != PlainComplete {
+		t.Fatalf("ExamineInPlace after a cut exchange: %v, %v", st, err)
+	}
+	if got := readFile(t, filepath.Join(m.dir, "home", "a"))[:3]; got != "new" {
+		t.Errorf("home/a starts %q", got)
+	}
+	if _, err := os.Lstat(filepath.Join(m.dir, TempName("home"))); err == nil {
+		t.Error("old content left")
+	}
+}
