@@ -548,3 +548,96 @@ func TestPlainInPlaceCut(t *testing.T) {
 		t.Error("old content left")
 	}
 }
+
+// plainLimit is a PlainTree refusing data beyond fuzzLimit.
+type plainLimit struct{ *PlainTree }
+
+func (l plainLimit) Write(path string, offset uint64, data []byte) error {
+	if offset > fuzzLimit {
+		return errTooBig
+	}
+	return l.PlainTree.Write(path, offset, data)
+}
+
+func (l plainLimit) Truncate(path string, size uint64) error {
+	if size > fuzzLimit {
+		return errTooBig
+	}
+	return l.PlainTree.Truncate(path, size)
+}
+
+func (l plainLimit) Fallocate(path string, mode uint32, offset, n uint64) error {
+	if offset > fuzzLimit || n > fuzzLimit {
+		return errTooBig
+	}
+	return l.PlainTree.Fallocate(path, mode, offset, n)
+}
+
+func (l plainLimit) Clone(path string, offset uint64, src ID, srcPath string, srcOffset, n uint64) error {
+	if offset > fuzzLimit || n > fuzzLimit {
+		return errTooBig
+	}
+	return l.PlainTree.Clone(path, offset, src, srcPath, srcOffset, n)
+}
+
+func (l plainLimit) EncodedWrite(path string, e *Encoded) error {
+	if e.Offset > fuzzLimit {
+		return errTooBig
+	}
+	return l.PlainTree.EncodedWrite(path, e)
+}
+
+// FuzzPlainApply applies random commands to an incremental receive into
+// a mirror whose parent's files it hard-links: the parent's directory
+// stays exactly as it was, and nothing appears in the mirror but the
+// child's own names.
+func FuzzPlainApply(f *testing.F) {
+	write := func(path string) cmd {
+		return c(sendstream.CmdWrite, aPath(path), aU64(sendstream.AttrFileOffset, 0), aStr(sendstream.AttrData, "pwned"))
+	}
+	f.Add(fuzzEncode(1, write("a"), c(sendstream.CmdChmod, aPath("b"), aU64(sendstream.AttrMode, 0o777))))
+	f.Add(fuzzEncode(2, c(sendstream.CmdLink, aPath("n"), aStr(sendstream.AttrPathLink, "c")), write("n"),
+		c(sendstream.CmdRename, aPath("a"), aStr(sendstream.AttrPathTo, "d/a")), write("d/a")))
+	f.Add(fuzzEncode(2, cloneCmd("b", plainParent, "a"), cloneCmd("a", plainChild, "b"),
+		c(sendstream.CmdSetXattr, aPath("c"), aStr(sendstream.AttrXattrName, "user.k"), aStr(sendstream.AttrXattrData, "x"))))
+	f.Add(fuzzEncode(1, c(sendstream.CmdSymlink, aPath("up"), aStr(sendstream.AttrPathLink, "..")), write("up/p/a"),
+		c(sendstream.CmdTruncate, aPath("d/l"), aU64(sendstream.AttrSize, 0)),
+		c(sendstream.CmdUtimes, aPath("b"), aTime(sendstream.AttrATime, 1, 0), aTime(sendstream.AttrMTime, 1, 0), aTime(sendstream.AttrCTime, 1, 0))))
+	f.Fuzz(func(t *testing.T, in []byte) {
+		if len(in) == 0 {
+			return
+		}
+		m := newMirror(t)
+		if err := m.receive(t, "p", plainParent, nil, parentCmds()...); err != nil {
+			t.Fatal(err)
+		}
+		before := treeState(t, filepath.Join(m.dir, "p"))
+		tree, err := m.dest.Begin("q", plainChild, &plainParent)
+		if err != nil {
+			t.Fatal(err)
+		}
+		a := &Applier{Tree: plainLimit{tree.(*PlainTree)}, Self: plainChild}
+		version := uint32(in[0]%3) + 1
+		in = in[1:]
+		for len(in) >= 2 {
+			typ, n := uint16(in[0]), int(in[1])
+			in = in[2:]
+			n = min(n, len(in))
+			_ = a.Command(&sendstream.Command{Type: typ, Version: version, Payload: in[:n]})
+			in = in[n:]
+		}
+		_ = tree.End()
+		tree.Close()
+		if after := treeState(t, filepath.Join(m.dir, "p")); after != before {
+			t.Fatalf("parent changed:\n%s\nwas\n%s", after, before)
+		}
+		ents, _ := os.ReadDir(m.dir)
+		for _, e := range ents {
+			switch e.Name() {
+			case "p", ".p.bsdir", "q", ".q.bsdir", TempName("q"):
+			default:
+				t.Fatalf("%s appeared in the mirror", e.Name())
+			}
+		}
+	})
+}
