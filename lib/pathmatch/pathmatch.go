@@ -4,12 +4,12 @@
 // A pattern is matched against a path relative to the snapshot's root
 // ("etc/passwd", no leading slash):
 //
-//	*       any run of characters but '/'
-//	?       one character but '/'
-//	[a-z]   one character of a class ([!...] or [^...] negates), never '/'
-//	**      any run of characters, '/' included; "**/" also matches
-//	        nothing, so "a/**/b" matches "a/b"
-//	\c      the character c itself
+//   - any run of characters but '/'
+//     ?       one character but '/'
+//     [a-z]   one character of a class ([!...] or [^...] negates), never '/'
+//     **      any run of characters, '/' included; "**/" also matches
+//     nothing, so "a/**/b" matches "a/b"
+//     \c      the character c itself
 //
 // A pattern starting with '/' is anchored at the snapshot's root; any
 // other one matches at any depth, as if it started with "**/" (as rsync
