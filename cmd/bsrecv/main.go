@@ -16,12 +16,27 @@ type flags struct {
 	Remote remote.Flags `embed:""`
 	Lock   lock.Flags   `embed:""`
 
-	Dest string `arg:"" name:"DEST" help:"Directory to receive into: [btrfs://]/dir/."`
+	Dest string `arg:"" optional:"" name:"DEST" help:"Directory to receive into: [btrfs://]/dir/."`
+
+	Tar     bool     `help:"Write the snapshot the streams make as a pax archive to stdout instead of receiving them (no DEST; see bsrecv(1))."`
+	TmpDir  string   `name:"tmpdir" placeholder:"DIR" type:"path" help:"With --tar: apply the streams in a temporary directory in DIR (default $TMPDIR or /tmp)."`
+	Include []string `sep:"none" placeholder:"GLOB" help:"With --tar: restore only what GLOB matches (repeatable)."`
+	Exclude []string `sep:"none" placeholder:"GLOB" help:"With --tar: leave out what GLOB matches (repeatable)."`
 }
 
 func main() {
 	var f flags
 	os.Exit(cli.Main("bsrecv", "Receive btrfs send streams from stdin into a directory.", &f, func(ctx context.Context, env *cli.Env) error {
+		switch {
+		case f.Tar && f.Dest != "":
+			return cli.UsageError("--tar writes to stdout: no DEST")
+		case f.Tar:
+			return RunTar(ctx, env, TarOptions{TmpDir: f.TmpDir, Include: f.Include, Exclude: f.Exclude})
+		case f.Dest == "":
+			return cli.UsageError("expected DEST, or --tar")
+		case f.TmpDir != "" || len(f.Include) > 0 || len(f.Exclude) > 0:
+			return cli.UsageError("--tmpdir, --include and --exclude go with --tar")
+		}
 		return Run(ctx, env, Options{Dest: f.Dest, Remote: f.Remote, Lock: f.Lock})
 	}))
 }

@@ -139,6 +139,17 @@ func (tw *Writer) WriteHeader(h *Header) error {
 		}
 		rec.add("SCHILY.xattr."+x.Name, string(x.Value))
 	}
+	// GNU tar restores POSIX ACLs from their text form only (--acls),
+	// not from the xattrs above.
+	for _, x := range h.Xattrs {
+		key := map[string]string{"system.posix_acl_access": "SCHILY.acl.access", "system.posix_acl_default": "SCHILY.acl.default"}[x.Name]
+		if key == "" {
+			continue
+		}
+		if text, ok := aclText(x.Value); ok {
+			rec.add(key, text)
+		}
+	}
 	if len(rec.b) > 0 {
 		i := strings.LastIndexByte(strings.TrimSuffix(name, "/"), '/')
 		if err := tw.ustar(name[:i+1]+"PaxHeaders.0/"+strings.TrimSuffix(name[i+1:], "/"), typePAX, 0, "", 0, 0, int64(len(rec.b)), Time{}, 0, 0); err != nil {
@@ -368,4 +379,44 @@ func (tw *Writer) Close() error {
 // same bytes.
 func sortXattrs(x []Xattr) {
 	sort.Slice(x, func(i, j int) bool { return x[i].Name < x[j].Name })
+}
+
+// aclText is a POSIX ACL xattr (version 2, then entries of tag, perm
+// (le16) and id (le32)) as acl_from_text reads it, with numeric ids:
+// "user::rw-,user:1234:r-x,group::r--,mask::r-x,other::---".
+func aclText(b []byte) (string, bool) {
+	if len(b) < 4 || len(b)%8 != 4 || b[0] != 2 || b[1] != 0 || b[2] != 0 || b[3] != 0 {
+		return "", false
+	}
+	var out []string
+	for e := b[4:]; len(e) > 0; e = e[8:] {
+		tag := uint16(e[0]) | uint16(e[1])<<8
+		perm := uint16(e[2]) | uint16(e[3])<<8
+		id := uint32(e[4]) | uint32(e[5])<<8 | uint32(e[6])<<16 | uint32(e[7])<<24
+		var s string
+		switch tag {
+		case 0x01:
+			s = "user::"
+		case 0x02:
+			s = "user:" + strconv.FormatUint(uint64(id), 10) + ":"
+		case 0x04:
+			s = "group::"
+		case 0x08:
+			s = "group:" + strconv.FormatUint(uint64(id), 10) + ":"
+		case 0x10:
+			s = "mask::"
+		case 0x20:
+			s = "other::"
+		default:
+			return "", false
+		}
+		rwx := []byte("---")
+		for i, c := range []byte("rwx") {
+			if perm&(4>>i) != 0 {
+				rwx[i] = c
+			}
+		}
+		out = append(out, s+string(rwx))
+	}
+	return strings.Join(out, ","), true
 }

@@ -26,8 +26,8 @@ type Options struct {
 	Prune func(path string) bool
 	// Adjust corrects an entry's header from what the tree cannot hold
 	// (owners, modes, devices, attributes a user could not set); st is
-	// the inode's stat.
-	Adjust func(st *unix.Stat_t, h *Header)
+	// the inode's stat. An error stops the archive.
+	Adjust func(st *unix.Stat_t, h *Header) error
 }
 
 // Stats count what WriteTree wrote and left out.
@@ -305,7 +305,9 @@ func (w *walker) header(st *unix.Stat_t, dfd int, base, rel string) (Header, err
 	}
 	h.Xattrs = x
 	if w.opt.Adjust != nil {
-		w.opt.Adjust(st, &h)
+		if err := w.opt.Adjust(st, &h); err != nil {
+			return h, err
+		}
 	}
 	sortXattrs(h.Xattrs)
 	return h, nil

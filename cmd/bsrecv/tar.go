@@ -1,0 +1,220 @@
+// How bsrecv --tar works: the streams on stdin (a full stream and the
+// incrementals that follow it, each the child of the one before) are
+// applied in order, in place, into one temporary directory with the
+// native applier (lib/receive), which needs neither btrfs nor root; the
+// final state is then written to stdout as a pax archive (lib/tarball)
+// whose names start with the last snapshot's name. The temporary
+// directory is removed at the end, whatever happened. On any error the
+// archive is left without its end blocks, so that tar reports it cut
+// short rather than taking it for whole.
+
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/buttersink/buttersink/lib/cli"
+	"github.com/buttersink/buttersink/lib/hint"
+	"github.com/buttersink/buttersink/lib/names"
+	"github.com/buttersink/buttersink/lib/pathmatch"
+	"github.com/buttersink/buttersink/lib/receive"
+	"github.com/buttersink/buttersink/lib/sendstream"
+	"github.com/buttersink/buttersink/lib/tarball"
+	"github.com/buttersink/buttersink/lib/uuid"
+)
+
+// TarOptions are bsrecv --tar's arguments.
+type TarOptions struct {
+	// TmpDir is where the temporary directory is made ("": $TMPDIR).
+	TmpDir           string
+	Include, Exclude []string
+}
+
+// RunTar applies the streams on env.Stdin and writes the archive of the
+// result to env.Stdout.
+func RunTar(ctx context.Context, env *cli.Env, opts TarOptions) error {
+	filter, err := pathmatch.New(opts.Include, opts.Exclude)
+	if err != nil {
+		return cli.UsageError("%v", err)
+	}
+	tmp, err := os.MkdirTemp(opts.TmpDir, "bsrecv-tar-")
+	if err != nil {
+		return hint.Wrap(fmt.Errorf("temporary directory: %w", err), "choose another with --tmpdir DIR")
+	}
+	defer removeTree(env, tmp)
+	// The directory itself is the snapshot's root: only this process
+	// may see inside while the restore is incomplete.
+	root, err := unix.Open(tmp, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(root)
+
+	growPipe(env.Stdin)
+	in := newCtxReader(ctx, env.Stdin)
+	defer in.Close()
+	ch := &chain{root: root, ov: newOverlay(filter)}
+	defer ch.close()
+	r := sendstream.NewReader(in)
+	r.OnCommand(func(_ *sendstream.Stream, c *sendstream.Command) error { return ch.command(c) })
+	n := 0
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		s, err := r.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return err
+		}
+		if _, err := io.Copy(io.Discard, s); err != nil {
+			return err
+		}
+		if !ch.ended {
+			return fmt.Errorf("stream %s: no END", ch.name)
+		}
+		env.Log.Debug("applied", "snapshot", ch.name, "bytes", s.Size())
+		n++
+	}
+
+	bw := bufio.NewWriterSize(env.Stdout, 1<<20)
+	tw := tarball.NewWriter(bw)
+	opt := tarball.Options{Prefix: ch.name, Adjust: ch.ov.adjust}
+	if filter != nil {
+		opt.Select, opt.Prune = filter.Match, filter.Excluded
+	}
+	st, err := tarball.WriteTree(tw, root, opt)
+	if err == nil {
+		err = ctx.Err()
+	}
+	if err != nil {
+		// No end blocks: the archive must not look whole.
+		return fmt.Errorf("writing the archive: %w", err)
+	}
+	if err := tw.Close(); err != nil {
+		return fmt.Errorf("writing the archive: %w", err)
+	}
+	if err := bw.Flush(); err != nil {
+		return fmt.Errorf("writing stdout: %w", err)
+	}
+	if st.Sockets > 0 {
+		env.Log.Warn(fmt.Sprintf("%d sockets left out of the archive: tar cannot hold them", st.Sockets))
+	}
+	if env.Verbose > 0 {
+		env.Log.Info(fmt.Sprintf("%s: %d streams applied, %d entries, %d bytes of data archived", ch.name, n, st.Entries, st.Bytes))
+	}
+	return nil
+}
+
+// chain applies a chain of streams into one directory, in place.
+type chain struct {
+	root int
+	ov   *overlay
+	tree *overlayTree
+	ap   *receive.Applier
+	// prev is the snapshot the last stream made: the next one must be
+	// its incremental.
+	prev  *receive.ID
+	name  string
+	ended bool
+}
+
+func (ch *chain) command(c *sendstream.Command) error {
+	if c.Type != sendstream.CmdSubvol && c.Type != sendstream.CmdSnapshot {
+		if ch.ap == nil {
+			return errors.New("stream command before its first command")
+		}
+		if err := ch.ap.Command(c); err != nil {
+			return fmt.Errorf("%s: %w", ch.name, err)
+		}
+		if c.Type == sendstream.CmdEnd {
+			ch.ended = true
+		}
+		return nil
+	}
+	if ch.ap != nil && !ch.ended {
+		return fmt.Errorf("%s: a stream without END before the next", ch.name)
+	}
+	id, parent, name, err := head(c)
+	if err != nil {
+		return err
+	}
+	switch {
+	case ch.prev == nil && parent != nil:
+		return hint.Wrap(fmt.Errorf("%s: an incremental stream (of parent %s) first: a tar restore starts from a full stream", name, parent.UUID.Canonical()),
+			"send the full stream first, then the incrementals in order (bss3get names them so)")
+	case ch.prev != nil && parent == nil:
+		return fmt.Errorf("%s: a full stream after %s: a tar restore takes one chain, each stream the incremental of the one before", name, ch.name)
+	case ch.prev != nil && *parent != *ch.prev:
+		return fmt.Errorf("%s: the incremental of %s (ctransid %d), not of %s, the stream before it", name, parent.UUID.Canonical(), parent.CTransID, ch.name)
+	}
+	ch.close()
+	dt, err := receive.NewDirTree(ch.root)
+	if err != nil {
+		return err
+	}
+	dt.Self = id
+	ch.tree = &overlayTree{DirTree: dt, ov: ch.ov}
+	ch.ap = &receive.Applier{Tree: ch.tree, Self: id}
+	ch.prev, ch.name, ch.ended = &id, name, false
+	return nil
+}
+
+func (ch *chain) close() {
+	if ch.tree != nil {
+		ch.tree.Close()
+		ch.tree = nil
+	}
+}
+
+// head reads a stream's first command: what the reader's Head says, for
+// a command handed over before the reader filled it in.
+func head(c *sendstream.Command) (id receive.ID, parent *receive.ID, name string, err error) {
+	p, _ := c.Attr(sendstream.AttrPath)
+	name = string(p)
+	if err := names.Snapshot(name); err != nil {
+		return id, nil, "", fmt.Errorf("stream %v", err)
+	}
+	name = path.Base(name)
+	if id.UUID, err = uuidAttr(c, sendstream.AttrUUID); err != nil {
+		return id, nil, "", fmt.Errorf("%s: %w", name, err)
+	}
+	id.CTransID, _ = c.Uint64(sendstream.AttrCTransID)
+	if c.Type == sendstream.CmdSnapshot {
+		parent = &receive.ID{}
+		if parent.UUID, err = uuidAttr(c, sendstream.AttrCloneUUID); err != nil {
+			return id, nil, "", fmt.Errorf("%s: parent: %w", name, err)
+		}
+		parent.CTransID, _ = c.Uint64(sendstream.AttrCloneCTransID)
+	}
+	return id, parent, name, nil
+}
+
+func uuidAttr(c *sendstream.Command, typ uint16) (uuid.UUID, error) {
+	var u uuid.UUID
+	b, _ := c.Attr(typ)
+	if len(b) != len(u) {
+		return u, fmt.Errorf("uuid of %d bytes", len(b))
+	}
+	copy(u[:], b)
+	return u, nil
+}
+
+// removeTree removes the temporary directory, whatever modes the stream
+// left in it (root is not stopped by them; the overlay keeps a user's
+// own bits).
+func removeTree(env *cli.Env, dir string) {
+	if err := os.RemoveAll(dir); err != nil {
+		env.Log.Error("could not remove the temporary directory; remove it by hand", "path", dir, "error", err)
+	}
+}
