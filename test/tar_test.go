@@ -91,3 +91,106 @@ func TestTarChain(t *testing.T) {
 		t.Fatalf("restored tree differs from the source:\n%s\n%s", r.Stdout, r.Stderr)
 	}
 }
+
+// TestTarNonRoot: as nobody, with no btrfs command on PATH and on a
+// temporary directory where nobody can give files away, make devices or
+// set trusted.* and security.* attributes, the archive still carries the
+// stream's owners, modes, devices and attributes.
+func TestTarNonRoot(t *testing.T) {
+	harness.RequireCommand(t, "tar")
+	harness.RequireCommand(t, "setpriv")
+	src := tarChain(t)
+	env := []string{"SRC=" + src}
+	r := harness.MustSh(t, tarSame+`
+		btrfs -q subvolume snapshot "$SRC/s3" "$SRC/s3w" && rm "$SRC/s3w/sock"
+		bin=$(mktemp -d) && cp "$(command -v bsrecv)" "$bin/" && chmod 755 "$bin"
+		tmp=$(mktemp -d) && chmod 777 "$tmp"
+		out=$(mktemp -d)
+		setpriv --reuid=nobody --regid=nogroup --clear-groups env -i PATH="$bin" bsrecv --tar --tmpdir "$tmp" < "$SRC/chain" > "$out/a.tar"
+		[ -z "$(ls -A "$tmp")" ] || { echo "temporary directory left: $(ls "$tmp")"; exit 1; }
+		tar -tv --numeric-owner -f "$out/a.tar" | grep -E '^c.* 0/0 .* 1,3 .* s3/cdev$'
+		tar -tv --numeric-owner -f "$out/a.tar" | grep -E '^-rwsr-xr-x 0/0 .* s3/dir/f$'
+		tar -tv --numeric-owner -f "$out/a.tar" | grep -E '^-{10} 0/0 .* s3/home/bob/b.txt$'
+		tar -x --xattrs --xattrs-include='*' --acls --numeric-owner -p -f "$out/a.tar" -C "$out"
+		same "$out/s3" "$SRC/s3w" || echo DIFFERS
+	`, env...)
+	if strings.Contains(r.Stdout, "DIFFERS") {
+		t.Fatalf("restored tree differs from the source:\n%s\n%s", r.Stdout, r.Stderr)
+	}
+}
+
+// TestTarSelect: --include takes subtrees (and the directories above
+// them), --exclude leaves names out at any depth; data dropped for a name
+// not selected fails the restore where a later rename or clone needs it.
+func TestTarSelect(t *testing.T) {
+	harness.RequireCommand(t, "tar")
+	src := tarChain(t)
+	env := []string{"SRC=" + src}
+	r := harness.MustSh(t, tarSame+`
+		bsrecv --tar --include /home/bob --include /sparse < "$SRC/chain" | tar -t
+		echo ---
+		bsrecv --tar --exclude 'dee*' --exclude /home < "$SRC/chain" | tar -t
+		out=$(mktemp -d)
+		bsrecv --tar --include /home/bob --include /sparse < "$SRC/chain" | tar -x --xattrs --xattrs-include='*' --numeric-owner -p -C "$out"
+		btrfs -q subvolume snapshot "$SRC/s3" "$SRC/s3w"
+		same "$out/s3/home/bob" "$SRC/s3w/home/bob" || echo DIFFERS
+		cmp "$out/s3/sparse" "$SRC/s3/sparse"
+	`, env...)
+	if strings.Contains(r.Stdout, "DIFFERS") {
+		t.Fatalf("restored subtree differs from the source:\n%s\n%s", r.Stdout, r.Stderr)
+	}
+	inc, exc, _ := strings.Cut(r.Stdout, "---\n")
+	if want := "s3/\ns3/home/\ns3/home/bob/\ns3/home/bob/b.txt\ns3/sparse\n"; inc != want {
+		t.Errorf("--include /home/bob --include /sparse lists\n%s\nwant\n%s", inc, want)
+	}
+	for _, l := range strings.Split(strings.TrimSpace(exc), "\n") {
+		if strings.Contains(l, "/dee") || strings.HasPrefix(l, "s3/home") {
+			t.Errorf("--exclude left %q in", l)
+		}
+	}
+	if !strings.Contains(exc, "s3/sparse\n") || !strings.Contains(exc, "s3/dir/f\n") {
+		t.Errorf("--exclude left out more than asked:\n%s", exc)
+	}
+	// home/carol was home/alice when s1 wrote its files; home/carol/docs/new
+	// is a clone of new. Their data was dropped: a clear failure, not
+	// files of zeros.
+	for _, c := range []struct{ include, want string }{
+		{"/home/carol/docs/a.txt", "selected, but its data was dropped"},
+		{"/home/carol/docs/new", `clone "home/carol/docs/new" from "new": its data was dropped`},
+	} {
+		f := harness.Sh(t, `bsrecv --tar --include "$INC" < "$SRC/chain" | tar -t`, append(env, "INC="+c.include)...)
+		if f.Code == 0 || !strings.Contains(f.Stderr, c.want) || !strings.Contains(f.Stderr, "hint: restore without --include/--exclude") {
+			t.Errorf("--include %s: exit %d, stderr %q", c.include, f.Code, f.Stderr)
+		}
+	}
+}
+
+// TestTarPipelineFails: under pipefail, a stream cut short fails the
+// pipeline and leaves no archive that looks whole; so do bad arguments
+// and a chain out of order.
+func TestTarPipelineFails(t *testing.T) {
+	harness.RequireCommand(t, "tar")
+	src := tarChain(t)
+	env := []string{"SRC=" + src}
+	for _, c := range []struct{ name, script, want string }{
+		{"truncated", `head -c $(( $(stat -c %s "$SRC/chain") - 100 )) "$SRC/chain" | bsrecv --tar | tar -t`, "send stream"},
+		{"incremental first", `tail -c +$(( $(stat -c %s "$SRC/s1.full") + 1 )) "$SRC/chain" | bsrecv --tar | tar -t`, "a tar restore starts from a full stream"},
+		{"two fulls", `cat "$SRC/s1.full" "$SRC/s1.full" | bsrecv --tar | tar -t`, "a full stream after"},
+		{"empty", `bsrecv --tar < /dev/null | tar -t`, "empty input"},
+		{"bad glob", `bsrecv --tar --include '/[' < "$SRC/chain" | tar -t`, "unterminated"},
+		{"dest and tar", `bsrecv --tar /x < "$SRC/chain" | tar -t`, "no DEST"},
+	} {
+		r := harness.Sh(t, c.script, env...)
+		if r.Code == 0 || !strings.Contains(r.Stderr, c.want) {
+			t.Errorf("%s: exit %d, stderr %q, want failure with %q", c.name, r.Code, r.Stderr, c.want)
+		}
+		if strings.Count(strings.TrimSpace(r.Stderr), "bsrecv: error:") != 1 {
+			t.Errorf("%s: want one error line, stderr %q", c.name, r.Stderr)
+		}
+	}
+	// The archive of a stream cut short is not even begun.
+	r := harness.Sh(t, `head -c $(( $(stat -c %s "$SRC/chain") - 100 )) "$SRC/chain" | bsrecv --tar | wc -c`, env...)
+	if strings.TrimSpace(r.Stdout) != "0" {
+		t.Errorf("a stream cut short wrote %s bytes of archive", r.Stdout)
+	}
+}

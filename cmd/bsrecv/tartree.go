@@ -76,7 +76,7 @@ func (o *overlay) adjust(st *unix.Stat_t, h *tarball.Header) error {
 	k := devIno{uint64(st.Dev), st.Ino}
 	if _, ok := o.skipped[k]; ok && h.Type == tarball.TypeReg {
 		return hint.Wrap(fmt.Errorf("%s: selected, but its data was dropped when it was written under a name not selected (renamed into the selection later)", h.Name),
-			"restore without --include/--exclude, or select the names it had before")
+			"restore without --include/--exclude and pick with tar: bsrecv --tar | tar -x --wildcards 'NAME/PATH*'")
 	}
 	m := o.byIno[k]
 	if m == nil {
@@ -357,7 +357,7 @@ func (t *overlayTree) Clone(path string, offset uint64, src receive.ID, srcPath 
 		}
 		if _, ok := t.ov.skipped[k]; ok {
 			return hint.Wrap(fmt.Errorf("clone %q from %q: its data was dropped, it was not selected", path, srcPath),
-				fmt.Sprintf("restore without --include/--exclude, or include %q", srcPath))
+				"restore without --include/--exclude and pick with tar: bsrecv --tar | tar -x --wildcards 'NAME/PATH*'")
 		}
 	}
 	return t.DirTree.Clone(path, offset, src, srcPath, srcOffset, n)
