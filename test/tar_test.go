@@ -1,6 +1,7 @@
 package test
 
 import (
+	"regexp"
 	"strings"
 	"testing"
 
@@ -23,6 +24,7 @@ func tarChain(t *testing.T) string {
 		head -c 3000000 /dev/urandom > data
 		truncate -s 50M sparse && printf tail >> sparse
 		truncate -s 8M allhole
+		mkdir pdir && echo old > older
 		mkdir -p dir/deeper home/alice/docs home/bob && echo one > dir/f && chmod 0750 dir && chmod 4755 dir/f
 		echo alice > home/alice/docs/a.txt && echo bob > home/bob/b.txt && chown -R 1001:1001 home/alice
 		ln -s ../data dir/link && ln dir/f hardlink && mkfifo fifo && mknod cdev c 1 3 && mknod bdev b 7 9
@@ -39,12 +41,18 @@ func tarChain(t *testing.T) string {
 		head -c 1000000 /dev/urandom > vol/new && setfattr -x user.note vol/dir/moved
 		cp --reflink=always vol/dir/moved vol/clone && mv vol/home/alice vol/home/carol
 		printf X | dd of=vol/sparse bs=1 seek=20000000 conv=notrunc status=none
+		head -c 300000 /dev/urandom > vol/pdir/pfile && head -c 200000 /dev/urandom > vol/only
 		btrfs -q subvolume snapshot -r vol s2
+		# Clones the kernel takes from the parent: of a file deleted
+		# since, and into an older inode from a directory renamed since.
+		cp --reflink=always vol/only vol/zonly && rm vol/only
+		mv vol/pdir vol/pdir2 && cp --reflink=always vol/pdir2/pfile vol/older
 		rm vol/hardlink && ln vol/new vol/dir/newlink && rm -r vol/dir/deeper && mkdir vol/dir/deeper
 		cat vol/clone vol/new > vol/dir/cat && cp --reflink=always vol/new vol/home/carol/docs/new
 		echo replaced > vol/fifo.tmp && rm vol/fifo && mv vol/fifo.tmp vol/fifo
 		btrfs -q subvolume snapshot -r vol s3
 		btrfs send -q s1 > s1.full
+		btrfs send -q -p s2 s3 | btrfs receive --dump | grep -E '^clone' > s3.clones || true
 		{ cat s1.full; btrfs send -q -p s1 s2; btrfs send -q -p s2 s3; } > chain
 		rm -f vol/sock s3/sock 2>/dev/null || true
 	`, "SRC="+src)
@@ -73,6 +81,7 @@ func TestTarChain(t *testing.T) {
 	harness.MustSh(t, `btrfs -q subvolume snapshot "$SRC/s3" "$SRC/s3w" && rm "$SRC/s3w/sock"
 		btrfs -q subvolume snapshot "$SRC/s1" "$SRC/s1w" && rm "$SRC/s1w/sock"`, env...)
 	r := harness.MustSh(t, tarSame+`
+		cat "$SRC/s3.clones"
 		out=$(mktemp -d)
 		bsrecv --tar < "$SRC/chain" > "$out/a.tar"
 		tar -x --xattrs --xattrs-include='*' --acls --numeric-owner -p -f "$out/a.tar" -C "$out"
@@ -89,6 +98,12 @@ func TestTarChain(t *testing.T) {
 	`, env...)
 	if strings.Contains(r.Stdout, "DIFFERS") {
 		t.Fatalf("restored tree differs from the source:\n%s\n%s", r.Stdout, r.Stderr)
+	}
+	// The chain holds the clones from the parent it means to test.
+	for _, re := range []string{`(?m)^clone +\./s3/zonly .*from=\./s3/only `, `(?m)^clone +\./s3/older .*from=\./s3/pdir/pfile `} {
+		if !regexp.MustCompile(re).MatchString(r.Stdout) {
+			t.Errorf("no clone %s in s3's stream:\n%s", re, r.Stdout)
+		}
 	}
 }
 

@@ -18,6 +18,7 @@ import (
 	"io"
 	"os"
 	"path"
+	"path/filepath"
 
 	"golang.org/x/sys/unix"
 
@@ -50,9 +51,14 @@ func RunTar(ctx context.Context, env *cli.Env, opts TarOptions) error {
 		return hint.Wrap(fmt.Errorf("temporary directory: %w", err), "choose another with --tmpdir DIR")
 	}
 	defer removeTree(env, tmp)
-	// The directory itself is the snapshot's root: only this process
-	// may see inside while the restore is incomplete.
-	root, err := unix.Open(tmp, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	// tmp (mode 0700: only this user may see inside while the restore
+	// is incomplete) holds the tree, the snapshot's root, and beside it
+	// the stash of an incremental's parent files (tarparent.go).
+	treeDir := filepath.Join(tmp, "tree")
+	if err := os.Mkdir(treeDir, 0o700); err != nil {
+		return err
+	}
+	root, err := unix.Open(treeDir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return err
 	}
@@ -61,7 +67,7 @@ func RunTar(ctx context.Context, env *cli.Env, opts TarOptions) error {
 	growPipe(env.Stdin)
 	in := newCtxReader(ctx, env.Stdin)
 	defer in.Close()
-	ch := &chain{root: root, ov: newOverlay(filter)}
+	ch := &chain{root: root, tmp: tmp, ov: newOverlay(filter)}
 	defer ch.close()
 	r := sendstream.NewReader(in)
 	r.OnCommand(func(_ *sendstream.Stream, c *sendstream.Command) error { return ch.command(c) })
@@ -93,6 +99,9 @@ func RunTar(ctx context.Context, env *cli.Env, opts TarOptions) error {
 	if filter != nil {
 		opt.Select, opt.Prune = filter.Match, filter.Excluded
 	}
+	if err := ch.close(); err != nil {
+		return err
+	}
 	st, err := tarball.WriteTree(tw, root, opt)
 	if err == nil {
 		err = ctx.Err()
@@ -119,8 +128,10 @@ func RunTar(ctx context.Context, env *cli.Env, opts TarOptions) error {
 // chain applies a chain of streams into one directory, in place.
 type chain struct {
 	root int
+	tmp  string
 	ov   *overlay
 	tree *overlayTree
+	n    int
 	ap   *receive.Applier
 	// prev is the snapshot the last stream made: the next one must be
 	// its incremental.
@@ -158,23 +169,37 @@ func (ch *chain) command(c *sendstream.Command) error {
 	case ch.prev != nil && *parent != *ch.prev:
 		return fmt.Errorf("%s: the incremental of %s (ctransid %d), not of %s, the stream before it", name, parent.UUID.Canonical(), parent.CTransID, ch.name)
 	}
-	ch.close()
+	if err := ch.close(); err != nil {
+		return err
+	}
 	dt, err := receive.NewDirTree(ch.root)
 	if err != nil {
 		return err
 	}
 	dt.Self = id
 	ch.tree = &overlayTree{DirTree: dt, ov: ch.ov}
+	if parent != nil {
+		ch.n++
+		if ch.tree.parent, err = newParentView(*parent, stashDir(ch.tmp, ch.n)); err != nil {
+			return err
+		}
+	}
 	ch.ap = &receive.Applier{Tree: ch.tree, Self: id}
 	ch.prev, ch.name, ch.ended = &id, name, false
 	return nil
 }
 
-func (ch *chain) close() {
-	if ch.tree != nil {
-		ch.tree.Close()
-		ch.tree = nil
+func (ch *chain) close() error {
+	if ch.tree == nil {
+		return nil
 	}
+	ch.tree.Close()
+	var err error
+	if ch.tree.parent != nil {
+		err = ch.tree.parent.close()
+	}
+	ch.tree = nil
+	return err
 }
 
 // head reads a stream's first command: what the reader's Head says, for

@@ -118,7 +118,17 @@ type overlayTree struct {
 	// lastSkip is the path whose data was dropped last: the writes of
 	// one file come one after the other.
 	lastSkip string
+	// parent answers clones from the parent of an incremental stream
+	// (tarparent.go); nil for a full stream.
+	parent *parentView
+	// lastChanged is the path (and its inode) whose change was recorded
+	// last for parent.
+	lastChanged    string
+	lastChangedIno devIno
 }
+
+// moved forgets the paths cached: a name changed.
+func (t *overlayTree) moved() { t.lastSkip, t.lastChanged = "", "" }
 
 // denied reports the errors of an operation the directory or the user
 // cannot carry out, for which the overlay stands in.
@@ -239,10 +249,15 @@ func (t *overlayTree) RemoveXattr(path, name string) error {
 // about to go: a new inode may get its number.
 func (t *overlayTree) goneAfter(path string, op func() error) error {
 	k, st, serr := t.stat(path)
+	if t.parent != nil {
+		if err := t.keep(path); err != nil {
+			return err
+		}
+	}
 	if err := op(); err != nil {
 		return err
 	}
-	t.lastSkip = ""
+	t.moved()
 	if serr == nil && (st.Nlink <= 1 || st.Mode&unix.S_IFMT == unix.S_IFDIR) {
 		t.ov.forget(k)
 	}
@@ -258,13 +273,21 @@ func (t *overlayTree) Rmdir(path string) error {
 }
 
 func (t *overlayTree) Rename(from, to string) error {
-	t.lastSkip = ""
+	t.moved()
 	kf, _, _ := t.stat(from)
 	kt, st, err := t.stat(to)
-	if err != nil || kt == kf {
+	replaces := err == nil && kt != kf
+	if t.parent != nil {
+		if replaces {
+			if err := t.keep(to); err != nil {
+				return err
+			}
+		}
+		t.parent.log = append(t.parent.log, logEntry{from: from, to: to})
+	}
+	if !replaces {
 		return t.DirTree.Rename(from, to)
 	}
-	// The rename replaces to.
 	if err := t.DirTree.Rename(from, to); err != nil {
 		return err
 	}
@@ -327,11 +350,17 @@ func (t *overlayTree) Write(path string, offset uint64, data []byte) error {
 	if skip, err := t.skip(path); skip || err != nil {
 		return err
 	}
+	if err := t.changedAt(path, offset, max(uint64(len(data)), 1)); err != nil {
+		return err
+	}
 	return t.DirTree.Write(path, offset, data)
 }
 
 func (t *overlayTree) EncodedWrite(path string, e *receive.Encoded) error {
 	if skip, err := t.skip(path); skip || err != nil {
+		return err
+	}
+	if err := t.changedAt(path, e.Offset, max(e.UnencodedFileLen, 1)); err != nil {
 		return err
 	}
 	return t.DirTree.EncodedWrite(path, e)
@@ -341,7 +370,17 @@ func (t *overlayTree) Fallocate(path string, mode uint32, offset, n uint64) erro
 	if skip, err := t.skip(path); skip || err != nil {
 		return err
 	}
+	if err := t.changedAt(path, offset, max(n, 1)); err != nil {
+		return err
+	}
 	return t.DirTree.Fallocate(path, mode, offset, n)
+}
+
+func (t *overlayTree) Truncate(path string, size uint64) error {
+	if err := t.changedAt(path, size, 0); err != nil {
+		return err
+	}
+	return t.DirTree.Truncate(path, size)
 }
 
 // Clone drops the copy into a file not selected; a copy from a file
@@ -349,6 +388,12 @@ func (t *overlayTree) Fallocate(path string, mode uint32, offset, n uint64) erro
 func (t *overlayTree) Clone(path string, offset uint64, src receive.ID, srcPath string, srcOffset, n uint64) error {
 	if skip, err := t.skip(path); skip || err != nil {
 		return err
+	}
+	if err := t.changedAt(path, offset, n); err != nil {
+		return err
+	}
+	if t.parent != nil && src == t.parent.id {
+		return t.cloneFromParent(path, offset, srcPath, srcOffset, n)
 	}
 	if len(t.ov.skipped) > 0 {
 		k, _, err := t.stat(srcPath)
