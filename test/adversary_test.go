@@ -10,12 +10,13 @@ import (
 	"github.com/buttersink/buttersink/test/harness"
 )
 
-// A stream reaches, through a symbolic link it made, the directory btrfs
-// receive chroots into (the destination). From there it must not be able
-// to make bsrecv take a writable subvolume no bsrecv made (a live one the
-// admin keeps in the destination) for the leftover of an interrupted
-// receive, by forging its receive marker, and have the next stream of
-// that name delete it.
+// A receive marker forged in the destination must not make bsrecv take
+// a writable subvolume no bsrecv made (a live one the admin keeps in the
+// destination) for the leftover of an interrupted receive and have the
+// next stream of that name delete it. A stream cannot forge one: through
+// a symbolic link it made it reaches nothing outside its own subvolume;
+// whoever else can write to the destination can, and is caught by the
+// marker's age.
 func TestAdversaryStreamForgesMarker(t *testing.T) {
 	fs := harness.Btrfs(t, 200)
 	harness.MustSh(t, `
@@ -25,14 +26,23 @@ func TestAdversaryStreamForgesMarker(t *testing.T) {
 		sleep 0.3 # the admin's subvolume is older than the attack
 	`, "FS="+fs)
 	P := func(v string) sendstream.Attr { return hsS(sendstream.AttrPath, v) }
-	forge := hsStream(hsSubvol("evil"),
-		hsC(sendstream.CmdSymlink, P("l"), hsS(sendstream.AttrPathLink, "/")),
-		hsC(sendstream.CmdMkfile, P("l/.home.bsrecv")),
-		hsC(sendstream.CmdUnlink, P("l")),
-		hsEnd())
-	second := hsStream(hsSubvol("home"), hsEnd())
 	f := fs + "/in"
-	if err := os.WriteFile(f, append(forge, second...), 0o600); err != nil {
+	for _, c := range []hsCmd{hsC(sendstream.CmdMkfile, P("l"+fs+"/dst/.home.bsrecv")), hsC(sendstream.CmdMkfifo, P("l"+fs+"/dst/.other.bsrecv"))} {
+		forge := hsStream(hsSubvol("evil"), hsC(sendstream.CmdSymlink, P("l"), hsS(sendstream.AttrPathLink, "/")), c, hsEnd())
+		if err := os.WriteFile(f, forge, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		r := harness.Sh(t, `bsrecv "$FS/dst/" < "$F"`, "FS="+fs, "F="+f)
+		if r.Code != 1 || !strings.Contains(r.Stderr, "receive failed: "+sendstream.CmdName(c.typ)) {
+			t.Errorf("exit %d, stderr %q", r.Code, r.Stderr)
+		}
+		if ents, _ := os.ReadDir(fs + "/dst"); len(ents) != 1 {
+			t.Errorf("the destination holds %v", ents)
+		}
+	}
+
+	harness.MustSh(t, `touch "$FS/dst/.home.bsrecv"`, "FS="+fs)
+	if err := os.WriteFile(f, hsStream(hsSubvol("home"), hsEnd()), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	r := harness.Sh(t, `bsrecv "$FS/dst/" < "$F"`, "FS="+fs, "F="+f)
@@ -46,15 +56,7 @@ func TestAdversaryStreamForgesMarker(t *testing.T) {
 
 	// A FIFO (or a device) made there as the marker of the next stream's
 	// name is looked at, never opened: inotify sees every open but O_PATH's.
-	fifo := hsStream(hsSubvol("evil2"),
-		hsC(sendstream.CmdSymlink, P("l"), hsS(sendstream.AttrPathLink, "/")),
-		hsC(sendstream.CmdMkfifo, P("l/.other.bsrecv")),
-		hsC(sendstream.CmdUnlink, P("l")),
-		hsEnd())
-	if err := os.WriteFile(f, fifo, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	harness.MustSh(t, `bsrecv "$FS/dst/" < "$F" >/dev/null; [ -p "$FS/dst/.other.bsrecv" ]`, "FS="+fs, "F="+f)
+	harness.MustSh(t, `mkfifo "$FS/dst/.other.bsrecv"`, "FS="+fs)
 	in, err := syscall.InotifyInit1(syscall.IN_NONBLOCK | syscall.IN_CLOEXEC)
 	if err != nil {
 		t.Fatal(err)

@@ -239,9 +239,9 @@ func TestButtersinkScript(t *testing.T) {
 	}
 	harness.MustSh(t, fmt.Sprintf("buttersink -q %s/ %s/copy", snaps, dst))
 	harness.MustSh(t, fmt.Sprintf("buttersink --zstd %s/ file://%s/", snaps, store))
-	// Restores go to a filesystem of their own: on dst, btrfs receive
-	// would find copy/'s snapshots first by received UUID (bsrecv(1)).
-	rst := harness.Btrfs(t, 512)
+	// A restore beside the copy, on one filesystem: bsrecv takes parents
+	// below its destination only, whatever copies lie elsewhere.
+	rst := dst
 	harness.MustSh(t, fmt.Sprintf("mkdir %s/back && buttersink file://%s/ %s/back/", rst, store, rst))
 	for i := 1; i <= 3; i++ {
 		sameTree(t, fmt.Sprintf("%s/data.%d", snaps, i), fmt.Sprintf("%s/copy/data.%d", dst, i))
@@ -428,9 +428,10 @@ func TestExamplesFailingStage(t *testing.T) {
 	harness.MustSh(t, restore+"id")
 	sameTree(t, snaps+"/data.2", dst+"/r/data.2")
 
-	// Each copy on a filesystem of its own (bsrecv(1), BUGS: btrfs
-	// receive takes a parent by received UUID wherever it is).
-	t1, t2 := harness.Btrfs(t, 256)+"/t1", harness.Btrfs(t, 256)+"/t2"
+	// Both copies on one filesystem: each takes its parents from its own
+	// directory.
+	tfs := harness.Btrfs(t, 512)
+	t1, t2 := tfs+"/t1", tfs+"/t2"
 	tee := fmt.Sprintf("mkdir -p %[2]s %[3]s && bash %[1]s/tee-two-destinations.sh %[4]s/ %[2]s/ %[3]s/", ex, t1, t2, snaps)
 	for _, f := range [][2]string{{"bsplan", ""}, {"bssend", ""}, {"tee", ""}, {"bsrecv", t1 + "/"}, {"bsrecv", t2 + "/"}} {
 		check("tee-two-destinations.sh, "+f[0]+" "+f[1]+" failing", harness.Sh(t, tee, failStage(t, f[0], f[1])))
@@ -455,8 +456,8 @@ func TestExamplesFailingStage(t *testing.T) {
 	// exec it): every stage, with deletes planned.
 	// A send (data.2, gone at the destination) and a delete (data.1, gone
 	// at the source) planned.
-	// (On a filesystem of its own: r/ holds an older copy of the chain.)
-	bdst := harness.Btrfs(t, 256)
+	// (Beside r/, which holds an older copy of the chain.)
+	bdst := dst
 	harness.MustSh(t, fmt.Sprintf("mkdir %[2]s/b && buttersink -q %[1]s/ %[2]s/b/ && btrfs -q subvolume delete %[2]s/b/data.2 %[1]s/data.1", snaps, bdst))
 	for _, stage := range []string{"bsplan", "bssend", "bsrecv", "bsrm"} {
 		check("buttersink -d, "+stage+" failing", harness.Sh(t, fmt.Sprintf("buttersink -q -d %s/ %s/b/", snaps, bdst), failStage(t, stage, "")))

@@ -118,9 +118,7 @@ func TestConcurrentSyncBtrfs(t *testing.T) {
 			if r.Stdout != "" {
 				t.Fatalf("%s: %s", what, r.Stdout)
 			}
-			// The next run's destination is the only copy on the
-			// filesystem: btrfs receive takes a parent by received UUID
-			// wherever it is (bsrecv(1), BUGS).
+			// Room for the next runs.
 			mustOsh(t, nil, `btrfs -q subvolume delete "$1"/s*`, dst)
 			t.Logf("%s: %v in %s, checked in %s", what, codes, t1.Sub(t0).Round(time.Millisecond), time.Since(t1).Round(time.Millisecond))
 		}
@@ -155,9 +153,9 @@ func TestConcurrentSyncStores(t *testing.T) {
 					}
 				}
 				if i == n-1 {
-					// A filesystem of its own: btrfs receive finds a parent
-					// by received UUID anywhere on one (bsrecv(1)).
-					dst := filepath.Join(harness.Btrfs(t, 256), fmt.Sprintf("restore-%s%s", s.name, wait))
+					// Restored beside the source, on one filesystem: parents
+					// are taken below the destination only.
+					dst := filepath.Join(mnt, fmt.Sprintf("restore-%s%s", s.name, wait))
 					mustOsh(t, s.env, `mkdir "$2" && buttersink -q "$1" "$2/"`, url, dst)
 					for _, sn := range []string{"s1", "s2", "s3"} {
 						sameTree(t, filepath.Join(src, sn), filepath.Join(dst, sn))

@@ -491,7 +491,6 @@ func TestSendRecvReplacesLeftover(t *testing.T) {
 		{ head -c 2000000 "$DST/../s1.stream"; sleep 4; } | bsrecv "$DST/" & pid=$!
 		for i in $(seq 50); do [ -e "$DST/.s1.bsrecv" ] && break; sleep 0.1; done
 		sleep 1; kill -9 $pid; wait $pid || true
-		for i in $(seq 50); do pgrep -f "btrfs receive -e --chroot $DST" >/dev/null || break; sleep 0.1; done
 		btrfs subvolume show "$DST/s1" >/dev/null; [ -f "$DST/.s1.bsrecv" ]`, "DST="+dst)
 	// The marker held by a live receive (flock(1) stands in for it).
 	r = harness.Sh(t, `
@@ -596,7 +595,7 @@ func TestSendRecvFaults(t *testing.T) {
 	})
 	t.Run("destination full", func(t *testing.T) {
 		dst := harness.Btrfs(t, 200)
-		srFault(t, src, dst, "h1", `bssend "$SRC/h1" | bsrecv "$DST/"`, "btrfs receive failed")
+		srFault(t, src, dst, "h1", `bssend "$SRC/h1" | bsrecv "$DST/"`, ": no space left on device")
 		// Space of a deleted subvolume comes back asynchronously.
 		harness.MustSh(t, `btrfs subvolume sync "$DST"`, "DST="+dst)
 		rerun(t, dst)

@@ -19,7 +19,7 @@ import (
 )
 
 // A receive marker proves that a subvolume is a receive by bsrecv: before
-// it starts btrfs receive for NAME, bsrecv creates the regular file
+// it creates the subvolume NAME, bsrecv creates the regular file
 // .NAME.bsrecv beside it (O_EXCL, no symbolic link followed) and holds an
 // exclusive flock on it until the subvolume is complete or deleted, then
 // removes it. A marker left behind unlocked is the trace of a bsrecv that
@@ -27,11 +27,10 @@ import (
 // subvolume at NAME is deleted as a leftover only when its marker exists
 // and can be locked, never because of its name alone.
 //
-// The marker's name and content prove nothing by themselves: btrfs
-// receive chroots into the destination directory, so a stream can make a
-// file there through a symbolic link of its own (.home.bsrecv beside a
-// live writable subvolume home). What it cannot do is set a file's ctime
-// back: the kernel sets it to the current time on every change. A
+// The marker's name and content prove nothing by themselves: whoever
+// can write to the destination directory can make one (.home.bsrecv
+// beside a live writable subvolume home; a stream cannot, confined to its
+// own subvolume). What no one can do is set a file's ctime back: the kernel sets it to the current time on every change. A
 // leftover of bsrecv was created after its marker was last written, so a
 // subvolume whose otime is older than its marker's ctime is not one.
 type marker struct {

@@ -1,13 +1,16 @@
 // How bsrecv works: it splits the concatenated send streams on
-// stdin and has btrfs receive apply each one below a destination
-// directory, one child process per stream, so that every failure belongs
-// to one stream and its partial subvolume can be deleted.
+// stdin and applies each one itself (lib/receive) to a new subvolume
+// below a destination directory, so that every failure belongs to one
+// stream and its partial subvolume can be deleted.
 //
 // Nothing half-received may look complete. The reader verifies each
-// command's CRC before handing its bytes to btrfs receive, which
-// finalises a subvolume (received UUID, read-only) only on END: a damaged
-// or missing END never reaches it, and on any fault the child is killed
-// before it could see more, then the partial subvolume deleted.
+// command's CRC before it is applied; the subvolume is marked received
+// and made read-only only at END, after all its data is durable: a
+// damaged or missing END never reaches the applier, and on any fault the
+// partial subvolume is deleted. Every path of a stream is opened beneath
+// the new subvolume's root with openat2, so the kernel keeps a hostile
+// stream inside it; parents and clone sources are taken only below the
+// destination directory.
 
 package main
 
@@ -26,7 +29,6 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/buttersink/buttersink/lib/btrfs"
-	"github.com/buttersink/buttersink/lib/child"
 	"github.com/buttersink/buttersink/lib/cli"
 	"github.com/buttersink/buttersink/lib/hint"
 	"github.com/buttersink/buttersink/lib/inventory"
@@ -35,6 +37,7 @@ import (
 	"github.com/buttersink/buttersink/lib/lock"
 	"github.com/buttersink/buttersink/lib/names"
 	"github.com/buttersink/buttersink/lib/progress"
+	"github.com/buttersink/buttersink/lib/receive"
 	"github.com/buttersink/buttersink/lib/remote"
 	"github.com/buttersink/buttersink/lib/sendstream"
 	"github.com/buttersink/buttersink/lib/uuid"
@@ -74,14 +77,16 @@ func receiveSSH(ctx context.Context, env *cli.Env, opts Options, loc location.Lo
 }
 
 type receiver struct {
-	env     *cli.Env
-	dest    string
-	argv    []string
+	env  *cli.Env
+	dest string
+	// destFD is the destination directory, open: every subvolume is
+	// made, and every parent or clone source found, beneath it.
+	destFD  int
 	meter   *progress.Meter
 	records *jsonl.Writer
 	// scope is what the current stream may refer to, loaded once per
 	// stream (scope.go).
-	scope *scope
+	scope *receive.Scope
 	// cur is the UUID of the stream being checked: its CLONEs may name it.
 	cur uuid.UUID
 }
@@ -102,16 +107,18 @@ func receiveLocal(ctx context.Context, env *cli.Env, opts Options, dest string) 
 	if err := btrfs.RequireAdmin(env.Name); err != nil {
 		return err
 	}
-	// The destination is resolved once: its lock, the checks and btrfs
-	// receive all act on one directory, even when a symbolic link on the
-	// way is changed while this runs.
+	// The destination is resolved once: its lock, the checks and the
+	// receiving all act on one directory, even when a symbolic link on
+	// the way is changed while this runs.
 	shown := location.Location{Scheme: location.Btrfs, Dir: dest}.DirString()
 	if dest, err = filepath.EvalSymlinks(dest); err != nil {
 		return fmt.Errorf("destination %s: %w", shown, errors.Unwrap(err))
 	}
-	if _, err := child.LookPath("btrfs"); err != nil {
-		return hint.Wrap(errors.New("btrfs receive: the btrfs command is not on PATH"), "install btrfs-progs")
+	destFD, err := unix.Open(dest, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("destination %s: %w", shown, err)
 	}
+	defer unix.Close(destFD)
 	// One writer at a time: another run's receive in progress is never
 	// taken for a leftover, and what it completed meanwhile is skipped.
 	lk, err := lock.Dir(ctx, dest, shown, opts.Lock.Options(env.Name, env.Log))
@@ -120,10 +127,7 @@ func receiveLocal(ctx context.Context, env *cli.Env, opts Options, dest string) 
 	}
 	defer lk.Release()
 	ctx = lk.Context()
-	// --chroot: btrfs receive chroots into the directory it receives
-	// into before applying a command, so that no stream path (one through
-	// a symbolic link the stream made included) reaches above it.
-	rv := &receiver{env: env, dest: dest, argv: []string{"btrfs", "receive", "-e", "--chroot"}, records: jsonl.NewWriter(env.Stdout)}
+	rv := &receiver{env: env, dest: dest, destFD: destFD, records: jsonl.NewWriter(env.Stdout)}
 	if env.ShowProgress() {
 		rv.meter = progress.New(env.Stderr, env.Name)
 		defer rv.meter.Finish()
@@ -207,7 +211,7 @@ func (rv *receiver) receive(ctx context.Context, s *sendstream.Stream) (skipped 
 		return true, rv.skip(ctx, s, rel)
 	}
 	if h.Snapshot {
-		if err := rv.inScope(h.CloneUUID); err != nil {
+		if err := rv.inScope(h.CloneUUID, h.CloneCTransID); err != nil {
 			return false, hint.Wrap(fmt.Errorf("%s: parent %s %w", target, h.CloneUUID.Canonical(), err),
 				"receive the parent snapshot into "+rv.dest+" first, or send a full stream")
 		}
@@ -258,21 +262,12 @@ func (rv *receiver) receive(ctx context.Context, s *sendstream.Stream) (skipped 
 	if !m.created {
 		m.stamp()
 	}
-	if rel != base {
-		// btrfs receive creates the subvolume under its own directory
-		// argument by the stream's name: give it the basename.
-		if err := s.RewritePath(base); err != nil {
-			m.release()
-			removeDirs(created)
-			return false, err
-		}
-	}
-	err = rv.run(ctx, s, targetDir, target, rel)
+	err = rv.run(ctx, s, dir, base, target, rel)
 	if err == nil {
 		var info btrfs.Subvol
 		info, err = btrfs.Info(target)
 		if err == nil && !complete(info, h) {
-			err = fmt.Errorf("%s: incomplete after btrfs receive (read-only %v, received uuid %s, stransid %d; want %s, %d)",
+			err = fmt.Errorf("%s: incomplete after receiving (read-only %v, received uuid %s, stransid %d; want %s, %d)",
 				target, info.ReadOnly, info.ReceivedUUID.Canonical(), info.STransID, h.UUID.Canonical(), h.CTransID)
 		}
 	}
@@ -332,8 +327,8 @@ func examine(target string, h sendstream.Head) (holder, error) {
 	case complete(info, h):
 		return holdComplete, nil
 	case !info.ReadOnly && (info.ReceivedUUID.IsZero() || info.ReceivedUUID == h.UUID):
-		// What btrfs receive leaves when cut short: writable, without
-		// (or, cut between the two final steps, with) the received UUID.
+		// What a receive leaves when cut short: writable, without (or,
+		// cut between the two final steps, with) the received UUID.
 		// Only a receive marker tells whether bsrecv made it.
 		return holdWritable, nil
 	}
@@ -445,70 +440,77 @@ func removeDirs(created []string) {
 	}
 }
 
-// run feeds the stream to one btrfs receive child and waits for it.
-func (rv *receiver) run(ctx context.Context, s *sendstream.Stream, targetDir, target, rel string) error {
-	argv := append(append([]string(nil), rv.argv...), targetDir)
-	cmd := child.Command("btrfs receive", argv...)
-	childIn, stdin, err := os.Pipe()
+// run makes the subvolume base in the directory dir below the
+// destination and applies the rest of the stream s to it, each command
+// once verified (after check), in order, through END.
+func (rv *receiver) run(ctx context.Context, s *sendstream.Stream, dir, base, target, rel string) error {
+	dfd, err := openDirBeneath(rv.destFD, dir)
+	if err != nil {
+		return fmt.Errorf("%s: %w", filepath.Join(rv.dest, dir), err)
+	}
+	defer unix.Close(dfd)
+	sc, err := rv.loadScope()
 	if err != nil {
 		return err
 	}
-	// A 1 MiB pipe (the default limit for users) halves the wake-ups of
-	// the 64 KiB default; without it all still works.
-	if rc, err := stdin.SyscallConn(); err == nil {
-		rc.Control(func(fd uintptr) { unix.FcntlInt(fd, unix.F_SETPIPE_SZ, 1<<20) })
+	h := s.Subvol
+	id := receive.ID{UUID: h.UUID, CTransID: h.CTransID}
+	var parent *receive.ID
+	if h.Snapshot {
+		parent = &receive.ID{UUID: h.CloneUUID, CTransID: h.CloneCTransID}
 	}
-	cmd.Stdin = childIn
-	// Not stopped by ctx: on an interrupt or a bad stream it is killed
-	// below, at once, before its input is closed.
-	err = cmd.Start(context.Background())
-	childIn.Close()
+	tree, err := receive.NewBtrfsDest(dfd, sc).Begin(base, id, parent)
 	if err != nil {
-		stdin.Close()
-		return err
+		return fmt.Errorf("%s: %w", target, err)
 	}
-	var w io.Writer = stdin
+	defer tree.Close()
 	if rv.meter != nil {
 		rv.meter.Start(rel, 0)
-		w = io.MultiWriter(stdin, rv.meter)
 		defer rv.meter.Finish()
 	}
-	fed := make(chan error, 1)
-	go func() {
-		_, err := s.WriteTo(w)
-		fed <- err
-	}()
-	var feedErr error
-	select {
-	case feedErr = <-fed:
-	case <-ctx.Done():
-		feedErr = ctx.Err()
-	}
-	var streamErr *sendstream.Error
-	inputFault := errors.As(feedErr, &streamErr) || ctx.Err() != nil
-	if inputFault {
-		// The child has seen only verified commands and no END: kill it
-		// before closing its input, so that it cannot act on the cut.
-		cmd.Kill()
-	}
-	stdin.Close()
-	waitErr := cmd.Wait()
-	var exitErr *child.ExitError
-	if errors.As(waitErr, &exitErr) {
-		// "exit status 1", without the stderr line message gives.
-		waitErr = errors.New(exitErr.Status())
-	}
+	ap := &receive.Applier{Tree: tree, Self: id}
+	var applyErr error
+	err = s.Commands(func(c *sendstream.Command) error {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if err := ap.Command(c); err != nil {
+			applyErr = fmt.Errorf("%s: receive failed: %w", target, err)
+			return applyErr
+		}
+		if rv.meter != nil {
+			rv.meter.Add(int64(c.Len()))
+		}
+		return nil
+	})
 	switch {
 	case ctx.Err() != nil:
 		return ctx.Err()
-	case inputFault:
-		return fmt.Errorf("%s: %w", rel, feedErr)
-	case waitErr != nil:
-		return fmt.Errorf("%s: btrfs receive failed (%v): %s", target, waitErr, message(cmd.StderrTail()))
-	case feedErr != nil:
-		return fmt.Errorf("%s: feeding btrfs receive: %v: %s", target, feedErr, message(cmd.StderrTail()))
+	case applyErr != nil:
+		return applyErr
+	case err != nil:
+		return fmt.Errorf("%s: %w", rel, err)
 	}
 	return nil
+}
+
+// openDirBeneath opens the directory rel beneath dir, through no symbolic
+// link, magic link or mount point.
+func openDirBeneath(dir int, rel string) (int, error) {
+	if rel = strings.Trim(rel, "/"); rel == "" {
+		rel = "."
+	}
+	how := unix.OpenHow{
+		Flags:   unix.O_RDONLY | unix.O_DIRECTORY | unix.O_NOFOLLOW | unix.O_CLOEXEC,
+		Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS | unix.RESOLVE_NO_XDEV,
+	}
+	for i := 0; ; i++ {
+		fd, err := unix.Openat2(dir, rel, &how)
+		// EAGAIN: a rename raced the lookup; it is safe to retry.
+		if err != unix.EINTR && (err != unix.EAGAIN || i >= 16) {
+			return fd, err
+		}
+	}
 }
 
 // report prints the received snapshot's record.
@@ -523,25 +525,4 @@ func (rv *receiver) report(ctx context.Context, rel string) error {
 		}
 	}
 	return nil
-}
-
-// messageLines bounds the lines of btrfs receive's stderr an error quotes.
-const messageLines = 8
-
-// message is the end of a btrfs receive's stderr (child.Cmd keeps its
-// last KiBs) as one line: its last messageLines lines, without its
-// progress chatter.
-func message(stderr string) string {
-	var lines []string
-	for _, l := range strings.Split(stderr, "\n") {
-		s := strings.TrimSpace(l)
-		if s == "" || strings.HasPrefix(s, "At subvol ") || strings.HasPrefix(s, "At snapshot ") || strings.HasPrefix(s, "Chroot to ") {
-			continue
-		}
-		lines = append(lines, s)
-	}
-	if len(lines) == 0 {
-		return "no message"
-	}
-	return strings.Join(lines[max(0, len(lines)-messageLines):], "; ")
 }

@@ -25,25 +25,6 @@ func TestUnescapeMount(t *testing.T) {
 	}
 }
 
-func TestTailMessage(t *testing.T) {
-	tests := []struct{ in, want string }{
-		{"", "no message"},
-		{"At subvol s1\n", "no message"},
-		{"At subvol s1\nERROR: write data failed: No space left on device\n", "ERROR: write data failed: No space left on device"},
-		{"At snapshot s2\nERROR: one\nERROR: two\n", "ERROR: one; ERROR: two"},
-	}
-	for _, tt := range tests {
-		if got := message(tt.in); got != tt.want {
-			t.Errorf("message of %q = %q, want %q", tt.in, got, tt.want)
-		}
-	}
-	// Only the end of a long output is quoted.
-	got := message(strings.Repeat("ERROR: noise line\n", 1000) + "ERROR: the last one\n")
-	if n := strings.Count(got, "; ") + 1; n != messageLines || !strings.HasSuffix(got, "; ERROR: the last one") {
-		t.Errorf("message of %d lines: %q", n, got)
-	}
-}
-
 func TestCtxReader(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	pr, pw := io.Pipe()

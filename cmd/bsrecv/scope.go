@@ -1,93 +1,79 @@
 package main
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"path/filepath"
 
 	"github.com/buttersink/buttersink/lib/btrfs"
-	"github.com/buttersink/buttersink/lib/hint"
+	"github.com/buttersink/buttersink/lib/receive"
 	"github.com/buttersink/buttersink/lib/sendstream"
 	"github.com/buttersink/buttersink/lib/uuid"
 )
 
-// scope is what a stream may refer to: the subvolumes below the
-// destination directory, on the filesystem mounted at mnt.
-type scope struct {
-	mnt   string
-	below map[uint64]bool // subvolume ids below the destination
-}
-
-func (rv *receiver) loadScope() (*scope, error) {
+// loadScope is what the current stream may refer to: the subvolumes
+// below the destination, loaded once per stream (the previous stream's
+// is among them).
+func (rv *receiver) loadScope() (*receive.Scope, error) {
 	if rv.scope != nil {
 		return rv.scope, nil
 	}
-	mnt, err := mountPoint(rv.dest)
+	sc, err := receive.LoadScope(rv.destFD)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", rv.dest, err)
-	}
-	sc := &scope{mnt: mnt, below: map[uint64]bool{}}
-	inDest, err := btrfs.List(rv.dest)
-	if err != nil {
-		return nil, err
-	}
-	for _, s := range inDest {
-		sc.below[s.ID] = true
 	}
 	rv.scope = sc
 	return sc, nil
 }
 
-// inScope checks that the subvolume btrfs receive will take for u (a
-// parent or a clone source) lies below the destination. btrfs receive
-// looks u up in the filesystem's UUID tree, among received UUIDs first,
-// then among UUIDs, and takes the first subvolume the tree lists, wherever
-// it is: that one must be below the destination. (Other copies elsewhere
-// on the filesystem do not matter; where the first is outside, a copy
-// below the destination cannot be used: bsrecv(1), BUGS.) The error reads
-// after the UUID ("parent UUID ...").
-func (rv *receiver) inScope(u uuid.UUID) error {
+// inScope checks that a subvolume below the destination stands for the
+// parent or clone source u of transaction ctransid, as the receiver
+// takes it (receive.Scope.Find). The error reads after the UUID ("parent
+// UUID ...").
+func (rv *receiver) inScope(u uuid.UUID, ctransid uint64) error {
 	sc, err := rv.loadScope()
 	if err != nil {
 		return err
 	}
-	id, found, err := btrfs.ReceiveParent(sc.mnt, u)
+	_, err = sc.Find(u, ctransid)
+	var se *receive.SourceError
+	if !errors.As(err, &se) {
+		return err
+	}
+	if se.Changed != nil {
+		c := *se.Changed
+		c.Path = filepath.Join(rv.dest, c.Path)
+		se.Changed = &c
+		return errors.New(se.Reason(""))
+	}
+	if len(se.Outside) == 0 {
+		return errors.New(se.Reason(""))
+	}
+	// Refused: name the subvolume outside (the whole filesystem is
+	// listed only now).
+	mnt, err := mountPoint(rv.dest)
+	if err != nil {
+		return fmt.Errorf("%s: %w", rv.dest, err)
+	}
+	all, err := btrfs.List(mnt)
 	if err != nil {
 		return err
 	}
-	if !found {
-		return errors.New("is not at the destination: no subvolume with that uuid or received uuid")
-	}
-	if sc.below[id] {
-		return nil
-	}
-	// Refused: name the subvolume, and say whether a copy elsewhere is
-	// why (the whole filesystem is listed only now).
-	all, err := btrfs.List(sc.mnt)
-	if err != nil {
-		return err
-	}
-	where := fmt.Sprintf("subvolume %d", id)
-	var copies int
+	where := ""
 	for _, s := range all {
-		if s.ID == id {
-			where = filepath.Join(sc.mnt, s.Path)
-		}
-		if s.ReceivedUUID == u || s.UUID == u {
-			copies++
+		if s.ID == se.Outside[0] {
+			where = filepath.Join(mnt, s.Path)
 		}
 	}
-	if copies > 1 {
-		return hint.Wrap(fmt.Errorf("is outside the destination: %s (btrfs receive takes that one, the first of %d copies on this filesystem)", where, copies),
-			"receive this chain into a filesystem without an older copy of it, or delete the older copy")
-	}
-	return fmt.Errorf("is outside the destination: %s", where)
+	return errors.New(se.Reason(where))
 }
 
 // check is called for every command of the input once its CRC matched,
-// before btrfs receive sees any of it: every path must stay below the
-// subvolume being received, and every clone source must lie below the
-// destination (or be the subvolume being received).
+// before it is applied: every path must be a clean path below the
+// subvolume being received (where the kernel confines it anyway), and
+// every clone source must be the subvolume being received or one below
+// the destination that the receiver takes.
 func (rv *receiver) check(_ *sendstream.Stream, c *sendstream.Command) error {
 	fault := func(err error) error {
 		return &sendstream.Error{Offset: c.Offset, Reason: "refused: " + err.Error(), Err: err}
@@ -104,23 +90,37 @@ func (rv *receiver) check(_ *sendstream.Stream, c *sendstream.Command) error {
 			copy(rv.cur[:], v)
 		}
 	case sendstream.CmdClone:
-		// Every CLONE_UUID, as a receiver may take any of two.
-		return c.Attrs(func(t uint16, v []byte) error {
-			if t != sendstream.AttrCloneUUID {
-				return nil
-			}
-			if len(v) != 16 {
+		// Every CLONE_UUID with every CLONE_CTRANSID, whichever the
+		// applier takes.
+		var uuids []uuid.UUID
+		var ctransids []uint64
+		err := c.Attrs(func(t uint16, v []byte) error {
+			switch {
+			case t == sendstream.AttrCloneUUID && len(v) != 16:
 				return fault(fmt.Errorf("CLONE: clone uuid of %d bytes", len(v)))
-			}
-			u := uuid.UUID(v)
-			if u == rv.cur {
-				return nil // a clone within the subvolume being received
-			}
-			if err := rv.inScope(u); err != nil {
-				return fault(fmt.Errorf("CLONE: clone source %s %v", u.Canonical(), err))
+			case t == sendstream.AttrCloneUUID:
+				uuids = append(uuids, uuid.UUID(v))
+			case t == sendstream.AttrCloneCTransID && len(v) == 8:
+				ctransids = append(ctransids, binary.LittleEndian.Uint64(v))
 			}
 			return nil
 		})
+		if err != nil {
+			return err
+		}
+		if len(ctransids) == 0 {
+			ctransids = []uint64{0}
+		}
+		for _, u := range uuids {
+			if u == rv.cur {
+				continue // a clone within the subvolume being received
+			}
+			for _, ct := range ctransids {
+				if err := rv.inScope(u, ct); err != nil {
+					return fault(fmt.Errorf("CLONE: clone source %s %v", u.Canonical(), err))
+				}
+			}
+		}
 	}
 	return nil
 }

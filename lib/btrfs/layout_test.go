@@ -48,6 +48,12 @@ func TestStructLayout(t *testing.T) {
 		{"received_subvol.stime", unsafe.Offsetof(receivedSubvolArgs{}.STime), 32},
 		{"received_subvol.rtime", unsafe.Offsetof(receivedSubvolArgs{}.RTime), 48},
 		{"received_subvol.flags", unsafe.Offsetof(receivedSubvolArgs{}.Flags), 64},
+		{"sizeof btrfs_ioctl_encoded_io_args", unsafe.Sizeof(encodedIOArgs{}), 128},
+		{"encoded_io.offset", unsafe.Offsetof(encodedIOArgs{}.Offset), 16},
+		{"encoded_io.len", unsafe.Offsetof(encodedIOArgs{}.Len), 32},
+		{"encoded_io.unencoded_offset", unsafe.Offsetof(encodedIOArgs{}.UnencodedOffset), 48},
+		{"encoded_io.compression", unsafe.Offsetof(encodedIOArgs{}.Compression), 56},
+		{"encoded_io.encryption", unsafe.Offsetof(encodedIOArgs{}.Encryption), 60},
 		{"sizeof btrfs_ioctl_send_args", unsafe.Sizeof(sendArgs{}), 72},
 		{"send.clone_sources", unsafe.Offsetof(sendArgs{}.CloneSources), 16},
 		{"send.parent_root", unsafe.Offsetof(sendArgs{}.ParentRoot), 24},
@@ -89,6 +95,8 @@ func TestIoctlSizes(t *testing.T) {
 		{"FS_INFO", iocFSInfo, unsafe.Sizeof(fsInfoArgs{})},
 		{"SET_RECEIVED_SUBVOL", iocSetReceivedSubvol, unsafe.Sizeof(receivedSubvolArgs{})},
 		{"SEND", iocSend, unsafe.Sizeof(sendArgs{})},
+		{"SUBVOL_CREATE", iocSubvolCreate, unsafe.Sizeof(volArgs{})},
+		{"ENCODED_WRITE", iocEncodedWrite, unsafe.Sizeof(encodedIOArgs{})},
 	}
 	for _, tt := range tests {
 		if got := (tt.req >> 16) & 0x3fff; got != tt.size {

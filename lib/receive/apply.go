@@ -12,8 +12,8 @@ import (
 
 // Applier carries out a stream's commands, one at a time, on Tree. The
 // caller feeds it every command after the stream's first (SUBVOL or
-// SNAPSHOT, which the caller handled with Dest.Begin), in order, from
-// sendstream.Reader's OnCommand hook; END calls Tree.End.
+// SNAPSHOT, which the caller handled with Dest.Begin), in order, as
+// sendstream.Stream.Commands hands them out; END calls Tree.End.
 //
 // It is strict where btrfs receive is lenient: an unknown command or
 // attribute, a duplicate attribute, a missing one or one of the wrong
