@@ -13,7 +13,6 @@ package main
 import (
 	"bufio"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -29,7 +28,6 @@ import (
 	"github.com/buttersink/buttersink/lib/receive"
 	"github.com/buttersink/buttersink/lib/sendstream"
 	"github.com/buttersink/buttersink/lib/tarball"
-	"github.com/buttersink/buttersink/lib/uuid"
 )
 
 // TarOptions are bsrecv --tar's arguments.
@@ -70,7 +68,6 @@ func RunTar(ctx context.Context, env *cli.Env, opts TarOptions) error {
 	ch := &chain{root: root, tmp: tmp, ov: newOverlay(filter)}
 	defer ch.close()
 	r := sendstream.NewReader(in)
-	r.OnCommand(func(_ *sendstream.Stream, c *sendstream.Command) error { return ch.command(c) })
 	n := 0
 	for {
 		if err := ctx.Err(); err != nil {
@@ -83,7 +80,10 @@ func RunTar(ctx context.Context, env *cli.Env, opts TarOptions) error {
 		if err != nil {
 			return err
 		}
-		if _, err := io.Copy(io.Discard, s); err != nil {
+		if err := ch.begin(s.Subvol); err != nil {
+			return err
+		}
+		if err := s.Commands(ch.command); err != nil {
 			return err
 		}
 		if !ch.ended {
@@ -141,24 +141,25 @@ type chain struct {
 }
 
 func (ch *chain) command(c *sendstream.Command) error {
-	if c.Type != sendstream.CmdSubvol && c.Type != sendstream.CmdSnapshot {
-		if ch.ap == nil {
-			return errors.New("stream command before its first command")
-		}
-		if err := ch.ap.Command(c); err != nil {
-			return fmt.Errorf("%s: %w", ch.name, err)
-		}
-		if c.Type == sendstream.CmdEnd {
-			ch.ended = true
-		}
-		return nil
+	if err := ch.ap.Command(c); err != nil {
+		return fmt.Errorf("%s: %w", ch.name, err)
 	}
-	if ch.ap != nil && !ch.ended {
-		return fmt.Errorf("%s: a stream without END before the next", ch.name)
+	if c.Type == sendstream.CmdEnd {
+		ch.ended = true
 	}
-	id, parent, name, err := head(c)
-	if err != nil {
-		return err
+	return nil
+}
+
+// begin checks that a stream continues the chain and makes its Tree.
+func (ch *chain) begin(h sendstream.Head) error {
+	if err := names.Snapshot(h.Path); err != nil {
+		return fmt.Errorf("stream %v", err)
+	}
+	name := path.Base(h.Path)
+	id := receive.ID{UUID: h.UUID, CTransID: h.CTransID}
+	var parent *receive.ID
+	if h.Snapshot {
+		parent = &receive.ID{UUID: h.CloneUUID, CTransID: h.CloneCTransID}
 	}
 	switch {
 	case ch.prev == nil && parent != nil:
@@ -200,39 +201,6 @@ func (ch *chain) close() error {
 	}
 	ch.tree = nil
 	return err
-}
-
-// head reads a stream's first command: what the reader's Head says, for
-// a command handed over before the reader filled it in.
-func head(c *sendstream.Command) (id receive.ID, parent *receive.ID, name string, err error) {
-	p, _ := c.Attr(sendstream.AttrPath)
-	name = string(p)
-	if err := names.Snapshot(name); err != nil {
-		return id, nil, "", fmt.Errorf("stream %v", err)
-	}
-	name = path.Base(name)
-	if id.UUID, err = uuidAttr(c, sendstream.AttrUUID); err != nil {
-		return id, nil, "", fmt.Errorf("%s: %w", name, err)
-	}
-	id.CTransID, _ = c.Uint64(sendstream.AttrCTransID)
-	if c.Type == sendstream.CmdSnapshot {
-		parent = &receive.ID{}
-		if parent.UUID, err = uuidAttr(c, sendstream.AttrCloneUUID); err != nil {
-			return id, nil, "", fmt.Errorf("%s: parent: %w", name, err)
-		}
-		parent.CTransID, _ = c.Uint64(sendstream.AttrCloneCTransID)
-	}
-	return id, parent, name, nil
-}
-
-func uuidAttr(c *sendstream.Command, typ uint16) (uuid.UUID, error) {
-	var u uuid.UUID
-	b, _ := c.Attr(typ)
-	if len(b) != len(u) {
-		return u, fmt.Errorf("uuid of %d bytes", len(b))
-	}
-	copy(u[:], b)
-	return u, nil
 }
 
 // removeTree removes the temporary directory, whatever modes the stream
