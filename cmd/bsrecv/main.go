@@ -7,6 +7,7 @@ import (
 	"os"
 
 	"github.com/buttersink/buttersink/lib/cli"
+	"github.com/buttersink/buttersink/lib/hint"
 	"github.com/buttersink/buttersink/lib/lock"
 	"github.com/buttersink/buttersink/lib/remote"
 )
@@ -27,15 +28,16 @@ type flags struct {
 func main() {
 	var f flags
 	os.Exit(cli.Main("bsrecv", "Receive btrfs send streams from stdin into a directory.", &f, func(ctx context.Context, env *cli.Env) error {
+		usage := func(msg string) error { return hint.Wrap(cli.UsageError("%s", msg), "see bsrecv --help") }
 		switch {
 		case f.Tar && f.Dest != "":
-			return cli.UsageError("--tar writes to stdout: no DEST")
+			return usage("--tar writes to stdout: no DEST")
 		case f.Tar:
 			return RunTar(ctx, env, TarOptions{TmpDir: f.TmpDir, Include: f.Include, Exclude: f.Exclude})
 		case f.Dest == "":
-			return cli.UsageError("expected DEST, or --tar")
+			return usage("expected DEST, or --tar")
 		case f.TmpDir != "" || len(f.Include) > 0 || len(f.Exclude) > 0:
-			return cli.UsageError("--tmpdir, --include and --exclude go with --tar")
+			return usage("--tmpdir, --include and --exclude go with --tar")
 		}
 		return Run(ctx, env, Options{Dest: f.Dest, Remote: f.Remote, Lock: f.Lock})
 	}))

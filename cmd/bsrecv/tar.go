@@ -93,7 +93,7 @@ func RunTar(ctx context.Context, env *cli.Env, opts TarOptions) error {
 		n++
 	}
 
-	bw := bufio.NewWriterSize(env.Stdout, 1<<20)
+	bw := bufio.NewWriterSize(ctxWriter{ctx, env.Stdout}, 1<<20)
 	tw := tarball.NewWriter(bw)
 	opt := tarball.Options{Prefix: ch.name, Adjust: ch.ov.adjust}
 	if filter != nil {
@@ -201,6 +201,19 @@ func (ch *chain) close() error {
 	}
 	ch.tree = nil
 	return err
+}
+
+// ctxWriter stops the archive at an interrupt, before its end.
+type ctxWriter struct {
+	ctx context.Context
+	w   io.Writer
+}
+
+func (c ctxWriter) Write(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.w.Write(p)
 }
 
 // removeTree removes the temporary directory, whatever modes the stream
