@@ -373,8 +373,47 @@ func (t *overlayTree) Fallocate(path string, mode uint32, offset, n uint64) erro
 	if err := t.changedAt(path, offset, max(n, 1)); err != nil {
 		return err
 	}
-	return t.DirTree.Fallocate(path, mode, offset, n)
+	err := t.DirTree.Fallocate(path, mode, offset, n)
+	if errors.Is(err, unix.EOPNOTSUPP) && mode&unix.FALLOC_FL_PUNCH_HOLE != 0 {
+		// A filesystem that cannot punch holes (NFS, for one) gets
+		// zeros: the same bytes, in the archive too.
+		return t.zero(path, offset, n)
+	}
+	return err
 }
+
+// zero writes zeros over [offset, offset+n) of path, within its size.
+func (t *overlayTree) zero(path string, offset, n uint64) error {
+	fd, err := t.WriteFD(path)
+	if err != nil {
+		return err
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return err
+	}
+	size := uint64(st.Size)
+	if offset >= size {
+		return nil
+	}
+	end := size
+	if n < size-offset {
+		end = offset + n
+	}
+	buf := make([]byte, min(end-offset, 1<<20))
+	for off := offset; off < end; {
+		c := min(end-off, uint64(len(buf)))
+		if err := t.DirTree.Write(path, off, buf[:c]); err != nil {
+			return err
+		}
+		off += c
+	}
+	return nil
+}
+
+// EnableVerity does nothing: an archive cannot hold fs-verity, and the
+// temporary directory's filesystem may not have it.
+func (t *overlayTree) EnableVerity(string, *receive.Verity) error { return nil }
 
 func (t *overlayTree) Truncate(path string, size uint64) error {
 	if err := t.changedAt(path, size, 0); err != nil {
