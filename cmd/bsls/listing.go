@@ -175,6 +175,9 @@ func tableTime(t time.Time) string {
 
 func state(s *snapshot.Snapshot) string {
 	switch {
+	case s.Resume != nil:
+		// How far the receive got: it goes on from there.
+		return "partial " + units.Short(uint64(max(s.Resume.Offset, 0)))
 	case s.Partial:
 		return "partial"
 	case s.ReadOnly:

@@ -18,6 +18,7 @@ func TestWriteTable(t *testing.T) {
 	ro := snapshot.Snapshot{Kind: snapshot.KindSubvolume, Path: "a", UUID: u, CTime: ctime, ReadOnly: true, Referenced: &ref, Exclusive: &ref}
 	rw := snapshot.Snapshot{Kind: snapshot.KindSubvolume, Path: "home", UUID: u}
 	partial := snapshot.Snapshot{Kind: snapshot.KindSubvolume, Path: "recv/b", UUID: u, Partial: true}
+	resumable := snapshot.Snapshot{Kind: snapshot.KindSubvolume, Path: "recv/c", UUID: u, Partial: true, Resume: &snapshot.Resume{Offset: 1288490189, UUID: u}}
 	obj := snapshot.Snapshot{Kind: snapshot.KindObject, Path: "a", Key: "host/a.bs", ReceivedUUID: u, Size: &size, Encoding: "zstd.age"}
 	raw := snapshot.Snapshot{Kind: snapshot.KindObject, Path: "b", Key: "host/b.bs", Size: &size}
 	tests := []struct {
@@ -31,6 +32,8 @@ func TestWriteTable(t *testing.T) {
 			[]string{"a " + u.String() + " - - 2026-01-02 03:04:05 3.0MiB 3.0MiB"}},
 		{"with writable and partial", []snapshot.Snapshot{ro, rw, partial}, "PATH UUID PARENT RECEIVED CTIME REFERENCED EXCLUSIVE STATE",
 			[]string{"a " + u.String() + " - - 2026-01-02 03:04:05 3.0MiB 3.0MiB ro", "home " + u.String() + " - - - - - rw", "recv/b " + u.String() + " - - - - - partial"}},
+		{"with a resume point", []snapshot.Snapshot{resumable}, "PATH UUID PARENT RECEIVED CTIME REFERENCED EXCLUSIVE STATE",
+			[]string{"recv/c " + u.String() + " - - - - - partial 1.2GiB"}},
 		{"objects", []snapshot.Snapshot{obj, raw}, "PATH UUID PARENT RECEIVED CTIME REFERENCED EXCLUSIVE KEY SIZE ENCODING",
 			[]string{"a - - " + u.String() + " - - - host/a.bs 2.0KiB zstd.age", "b - - - - - - host/b.bs 2.0KiB raw"}},
 	}

@@ -24,6 +24,7 @@ type flags struct {
 	TZ               string `name:"tz" placeholder:"ZONE" help:"Time zone of the schedule's periods, e.g. Europe/Berlin (default: TZ, else the system's)."`
 	Now              string `name:"now" placeholder:"TIME" help:"Apply the schedule as at TIME (RFC 3339) instead of now."`
 	Prune            bool   `name:"prune" help:"With --schedule: also plan deleting what the policy no longer keeps."`
+	NoResume         bool   `name:"no-resume" help:"Send every stream whole, also one the destination holds in part from an interrupted receive (default: resume it)."`
 	AllowEmptySource bool   `name:"allow-empty-source" help:"With -d: plan deleting every destination snapshot even when the source has none (else refused: an unmounted source looks empty)."`
 	SrcList          string `name:"src-list" placeholder:"FILE" type:"path" help:"Plan from saved bsls output of the source (- for stdin) instead of listing it."`
 	DstList          string `name:"dst-list" placeholder:"FILE" type:"path" help:"Plan from saved bsls output of the destination instead of listing it."`
@@ -38,7 +39,7 @@ func main() {
 		return Run(ctx, env, Options{
 			Src: f.Src, Dst: f.Dst, SrcList: f.SrcList, DstList: f.DstList,
 			DryRun: f.DryRun, Delete: f.Delete, Estimate: f.Estimate, MaxChain: f.MaxChain,
-			Schedule: f.Schedule, TZ: f.TZ, Now: f.Now, Prune: f.Prune, AllowEmptySource: f.AllowEmptySource,
+			Schedule: f.Schedule, TZ: f.TZ, Now: f.Now, Prune: f.Prune, AllowEmptySource: f.AllowEmptySource, NoResume: f.NoResume,
 			Remote: f.Remote, Objects: f.Objects.Options(),
 		})
 	}))

@@ -49,8 +49,11 @@ type Options struct {
 	// AllowEmptySource lets -d plan deleting every snapshot at the
 	// destination when the source has none.
 	AllowEmptySource bool
-	Remote           remote.Flags
-	Objects          objstore.Options
+	// NoResume plans every send whole, even of a stream the destination
+	// holds in part.
+	NoResume bool
+	Remote   remote.Flags
+	Objects  objstore.Options
 }
 
 // Run plans and prints the steps.
@@ -107,7 +110,9 @@ func Run(ctx context.Context, env *cli.Env, o Options) error {
 	if srcRecs, err = sendable(env, src, dst, srcRecs); err != nil {
 		return err
 	}
-	dstRecs, err := load(ctx, env, dst, o.DstList, false, o)
+	// A btrfs destination is listed with its writable subvolumes for the
+	// partial receives that can be resumed (bsls --all's resume).
+	dstRecs, err := load(ctx, env, dst, o.DstList, !dst.IsObjectStore() && !o.NoResume, o)
 	switch {
 	case errors.Is(err, fs.ErrNotExist) && dst.Scheme == location.Btrfs && o.DstList == "":
 		return hint.Wrap(err, "create the destination directory first (mkdir -p "+dst.Dir+")")
@@ -119,6 +124,7 @@ func Run(ctx context.Context, env *cli.Env, o Options) error {
 	if err != nil {
 		return err
 	}
+	dstRecs, opts.Partials = partials(dstRecs, o.DstList == "" && !dst.IsObjectStore() && !o.NoResume, o.NoResume)
 	if o.Delete && !o.AllowEmptySource && len(srcRecs) == 0 && len(dstRecs) > 0 {
 		return hint.Wrap(fmt.Errorf("%s: no snapshots at the source: -d would delete all %d at %s", src.AsDir().DirString(), len(dstRecs), dst.DirString()),
 			"check that the source is the right directory and its disk is mounted; --allow-empty-source deletes them anyway")
@@ -232,6 +238,26 @@ func timeZone(name string) (*time.Location, error) {
 		return nil, fmt.Errorf("time zone %q: %v", name, err)
 	}
 	return z, nil
+}
+
+// partials splits a destination listing into the snapshots to plan with
+// and the partial receives that can be resumed (none with noResume).
+// listedAll: the listing was made with writable subvolumes for that, which
+// are dropped as a listing without them would not have had them; a saved
+// listing keeps what it holds.
+func partials(recs []snapshot.Snapshot, listedAll, noResume bool) (rest, partial []snapshot.Snapshot) {
+	rest = recs[:0:0]
+	for _, r := range recs {
+		switch {
+		case r.IsObject() || r.ReadOnly:
+			rest = append(rest, r)
+		case r.Resume != nil && !noResume:
+			partial = append(partial, r)
+		case !listedAll:
+			rest = append(rest, r)
+		}
+	}
+	return rest, partial
 }
 
 // sendable drops the source records that cannot be sent to dst, each

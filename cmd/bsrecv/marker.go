@@ -1,14 +1,11 @@
 package main
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -16,6 +13,7 @@ import (
 	"github.com/buttersink/buttersink/lib/btrfs"
 	"github.com/buttersink/buttersink/lib/hint"
 	"github.com/buttersink/buttersink/lib/lock"
+	"github.com/buttersink/buttersink/lib/resume"
 )
 
 // A receive marker proves that a subvolume is a receive by bsrecv: before
@@ -56,13 +54,7 @@ func (m *marker) madeAfter(info btrfs.Subvol) bool {
 const clockSlack = 20 * time.Millisecond
 
 // markerName is the marker's file name for subvolume name base.
-func markerName(base string) string {
-	if n := "." + base + ".bsrecv"; len(n) <= 255 {
-		return n
-	}
-	sum := sha256.Sum256([]byte(base))
-	return ".bsrecv-" + hex.EncodeToString(sum[:]) // a name too long for the plain form
-}
+func markerName(base string) string { return resume.MarkerName(base) }
 
 // errMarkerBusy is a marker locked by a live receive.
 var errMarkerBusy = errors.New("busy")
@@ -92,11 +84,11 @@ func takeMarker(dir, base, target string) (*marker, error) {
 		m := &marker{path: p, f: f, created: created}
 		err = m.lock()
 		if errors.Is(err, errMarkerBusy) {
-			f.Close()
 			owner := ""
-			if b, _ := os.ReadFile(p); len(b) > 0 && len(b) < 100 {
-				owner = " (" + strings.TrimSpace(string(b)) + ")"
+			if b, _ := io.ReadAll(io.LimitReader(f, resume.OwnerLen)); resume.Owner(b) != "" {
+				owner = " (" + resume.Owner(b) + ")"
 			}
+			f.Close()
 			return nil, hint.Wrap(fmt.Errorf("%s: being received by another bsrecv%s: %s is locked", target, owner, p),
 				"wait for it to finish, or receive into another directory")
 		}
@@ -127,10 +119,11 @@ func takeMarker(dir, base, target string) (*marker, error) {
 // that finds it busy. A marker found left behind is stamped only once its
 // leftover is gone (just before the receive starts): written, its ctime
 // would no longer prove the leftover younger than the marker if this run
-// failed before deleting it.
+// failed before deleting it. The receive starts from zero: any resume
+// record goes.
 func (m *marker) stamp() {
 	m.f.Truncate(0)
-	m.f.WriteAt([]byte("bsrecv pid "+strconv.Itoa(os.Getpid())+"\n"), 0)
+	resume.Stamp(m.f, os.Getpid())
 }
 
 var errMarkerGone = errors.New("marker replaced")

@@ -210,6 +210,9 @@ func (g *getter) fetch(ctx context.Context, src source) error {
 	if err != nil {
 		return g.corrupt(where, err)
 	}
+	if s.Resume != nil {
+		return fmt.Errorf("%s: corrupt: holds a resumed stream, not a whole one", where)
+	}
 	if k.Format != objkey.FormatBtrfs2s3 && s.Subvol.UUID != k.UUID ||
 		k.Format == objkey.FormatBS1 && (s.Subvol.Snapshot != !k.Parent.IsZero() || s.Subvol.Snapshot && s.Subvol.CloneUUID != k.Parent) {
 		return fmt.Errorf("%s: holds the stream of %s (parent %s), not what its key says", where, s.Subvol.UUID.Canonical(), s.Subvol.CloneUUID)

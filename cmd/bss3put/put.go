@@ -112,6 +112,12 @@ func Put(ctx context.Context, env *cli.Env, opts PutOptions) (rerr error) {
 		if err != nil {
 			return fmt.Errorf("stdin: %w", err)
 		}
+		if s.Resume != nil {
+			// The rest of a stream that a receiver holds in part: stored,
+			// it would look like a snapshot and restore none.
+			return hint.Wrap(fmt.Errorf("stdin: stream at byte %d: a resumed stream (the rest of %s from byte %d), which only bsrecv takes", s.Offset, s.Subvol.Path, s.Resume.Offset),
+				"send the whole stream: bssend without --resume, or plan with bsplan --no-resume")
+		}
 		rec, skip, err := putStream(ctx, env, st, s, opts, partMemory)
 		if err != nil {
 			return err

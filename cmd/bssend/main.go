@@ -7,6 +7,7 @@ import (
 	"os"
 
 	"github.com/buttersink/buttersink/lib/cli"
+	"github.com/buttersink/buttersink/lib/plan"
 	"github.com/buttersink/buttersink/lib/remote"
 )
 
@@ -19,15 +20,24 @@ type flags struct {
 	Proto      uint32   `name:"proto" placeholder:"N" help:"Send protocol version (default: the highest the kernel offers)."`
 	Compressed bool     `name:"compressed-data" help:"Pass compressed extents through as they are (needs protocol 2)."`
 	NoData     bool     `name:"no-data" help:"Send metadata only: file data becomes UPDATE_EXTENT sizes."`
+	Resume     string   `name:"resume" placeholder:"OFFSET:DIGEST" help:"Send the rest of the one SNAPSHOT's stream from this resume point (bsls --all), as a resumed stream; the whole stream if it differs."`
 	Snapshots  []string `arg:"" optional:"" name:"SNAPSHOT" help:"Read-only snapshots to send; none: read plan steps (JSON Lines) on stdin."`
 }
 
 func main() {
 	var f flags
 	os.Exit(cli.Main("bssend", "Write btrfs send streams of snapshots to stdout.", &f, func(ctx context.Context, env *cli.Env) error {
-		return Run(ctx, env, Options{
+		opts := Options{
 			Snapshots: f.Snapshots, Parent: f.Parent, Clones: f.Clone,
 			Proto: f.Proto, Compressed: f.Compressed, NoData: f.NoData, Remote: f.Remote,
-		})
+		}
+		if f.Resume != "" {
+			r, err := plan.ParseResume(f.Resume)
+			if err != nil {
+				return cli.UsageError("--resume: %v", err)
+			}
+			opts.Resume = &r
+		}
+		return Run(ctx, env, opts)
 	}))
 }

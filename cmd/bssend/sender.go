@@ -8,6 +8,11 @@
 // ours that is spliced to stdout at stdout's position (a copy through a
 // reused buffer only when stdout cannot take a splice, e.g. a file opened
 // with O_APPEND), counting bytes on the way.
+//
+// A job with a resume point (a plan step's "resume", or --resume) reads
+// the kernel's stream up to the point instead, and sends the rest as a
+// resumed stream, or, when the stream turns out to differ, a new send's
+// whole stream (resumeOut).
 
 package main
 
@@ -37,6 +42,7 @@ import (
 	"github.com/buttersink/buttersink/lib/plan"
 	"github.com/buttersink/buttersink/lib/progress"
 	"github.com/buttersink/buttersink/lib/remote"
+	"github.com/buttersink/buttersink/lib/resume"
 	"github.com/buttersink/buttersink/lib/sendstream"
 )
 
@@ -50,6 +56,8 @@ type Options struct {
 	Proto      uint32
 	Compressed bool
 	NoData     bool
+	// Resume is the resume point of the one snapshot named (--resume).
+	Resume *plan.Resume
 	// Remote reaches ssh:// sources (lib/remote).
 	Remote remote.Flags
 }
@@ -71,6 +79,9 @@ type job struct {
 	// are (zero: not said, e.g. clone sources of old plans).
 	dir   string
 	uuids map[string]uuid.UUID
+	// resume: send the rest of the stream from this point, if the
+	// stream is the one the point was taken from.
+	resume *plan.Resume
 }
 
 type sender struct {
@@ -140,6 +151,9 @@ func Run(ctx context.Context, env *cli.Env, opts Options) error {
 	}
 
 	var jobs []job
+	if opts.Resume != nil && len(opts.Snapshots) != 1 {
+		return cli.UsageError("--resume needs exactly one SNAPSHOT argument")
+	}
 	if len(opts.Snapshots) > 0 {
 		jobs = argJobs(opts)
 	} else {
@@ -193,7 +207,7 @@ func Run(ctx context.Context, env *cli.Env, opts Options) error {
 func argJobs(opts Options) []job {
 	var jobs []job
 	for _, p := range opts.Snapshots {
-		jobs = append(jobs, job{path: p, parent: opts.Parent, clones: opts.Clones, label: p})
+		jobs = append(jobs, job{path: p, parent: opts.Parent, clones: opts.Clones, label: p, resume: opts.Resume})
 	}
 	return jobs
 }
@@ -288,7 +302,10 @@ func localJob(st plan.Step, dir string) (job, error) {
 	if err != nil {
 		return job{}, err
 	}
-	j := job{path: path.Join(dir, rel), label: rel, size: st.Size, dir: dir, uuids: map[string]uuid.UUID{}}
+	if st.Resume != nil && st.Resume.Offset < 0 {
+		return job{}, fmt.Errorf("snapshot %s: resume offset %d", st.Snapshot.Path, st.Resume.Offset)
+	}
+	j := job{path: path.Join(dir, rel), label: rel, size: st.Size, dir: dir, uuids: map[string]uuid.UUID{}, resume: st.Resume}
 	j.uuids[j.path] = st.Snapshot.UUID
 	if strings.Contains(rel, "/") {
 		j.rename = rel
@@ -390,10 +407,69 @@ func (s *sender) send(ctx context.Context, j job) (int64, error) {
 		s.meter.Finish()
 		return w.n, err
 	}
+	if j.resume != nil {
+		r := j
+		r.size = max(j.size-j.resume.Offset, 0)
+		n, err := s.sendPiped(ctx, r, s.resumeOut)
+		if !errors.Is(err, errStreamDiffers) {
+			return n, err
+		}
+		s.env.Log.Warn(j.label + ": the stream differs from the one partly received; sending it whole")
+	}
 	if s.meter == nil && j.rename == "" && s.direct {
 		return 0, s.sendDirect(ctx, j)
 	}
-	return s.sendPiped(ctx, j)
+	return s.sendPiped(ctx, j, s.copyOut)
+}
+
+// errStreamDiffers: the kernel's stream is not the one a resume point was
+// taken from (another digest there, or no command boundary, or shorter,
+// or the point is past its END).
+var errStreamDiffers = errors.New("the stream differs from the one partly received")
+
+// resumeOut is copyOut for a job with a resume point: it reads the
+// kernel's stream up to the point, checking only its command boundaries
+// and its resume digest (lib/resume), and, when they match, writes the
+// resumed stream: the head with the resume flag, the RESUME command, and
+// the kernel's bytes from the point on, moved as copyOut moves them.
+// Nothing is written when they do not match (errStreamDiffers): the
+// caller sends the stream whole, from a new send (the kernel's output is
+// the same every time), as the bytes read are not kept.
+func (s *sender) resumeOut(pr int, j job, room int) (int64, error) {
+	head, _, _, err := sendstream.ReadHead(fdReader(pr))
+	if err != nil {
+		return 0, fmt.Errorf("%s: reading the kernel's stream: %w", j.label, err)
+	}
+	if j.rename != "" {
+		if head, err = sendstream.RewriteHead(head, j.rename); err != nil {
+			return 0, err
+		}
+	}
+	d, err := resume.NewDigester(head[:sendstream.HeaderLen])
+	if err != nil {
+		return 0, err
+	}
+	if s.buf == nil {
+		s.buf = make([]byte, 1<<20)
+	}
+	want := j.resume
+	skipped, err := io.CopyBuffer(d, io.LimitReader(fdReader(pr), want.Offset), s.buf)
+	if err != nil {
+		return 0, fmt.Errorf("%s: reading the kernel's stream: %w", j.label, err)
+	}
+	if p := d.Point(); skipped != want.Offset || !d.AtBoundary() || d.Ended() || p.Offset != want.Offset || p.Digest != want.Digest {
+		return 0, errStreamDiffers
+	}
+	prefix, err := sendstream.AppendResumed(nil, head, sendstream.ResumeFrom{Offset: want.Offset, Digest: want.Digest})
+	if err != nil {
+		return 0, err
+	}
+	if err := s.write(prefix); err != nil {
+		return 0, err
+	}
+	s.count(len(prefix))
+	n, err := s.pump(pr, room)
+	return int64(len(prefix)) + n, err
 }
 
 // sendDirect lets the kernel write into stdout. On SIGINT the ioctl cannot
@@ -441,7 +517,7 @@ func brokenPipe(j job) error {
 // Closing the pipe's read end is what stops the kernel early, once the
 // copy has failed. On SIGINT neither the ioctl nor a blocked splice can be
 // stopped from here; returning ends the process, which ends both.
-func (s *sender) sendPiped(ctx context.Context, j job) (int64, error) {
+func (s *sender) sendPiped(ctx context.Context, j job, copyOut func(pr int, j job, room int) (int64, error)) (int64, error) {
 	var p [2]int
 	if err := unix.Pipe2(p[:], unix.O_CLOEXEC); err != nil {
 		return 0, fmt.Errorf("pipe: %w", err)
@@ -467,7 +543,7 @@ func (s *sender) sendPiped(ctx context.Context, j job) (int64, error) {
 	}
 	copied := make(chan result, 1)
 	go func() {
-		n, err := s.copyOut(pr, j, room)
+		n, err := copyOut(pr, j, room)
 		copied <- result{n, err}
 	}()
 	var r result
@@ -520,6 +596,13 @@ func (s *sender) copyOut(pr int, j job, room int) (int64, error) {
 		n += int64(len(head))
 		s.count(len(head))
 	}
+	m, err := s.pump(pr, room)
+	return n + m, err
+}
+
+// pump moves the rest of what the kernel writes into pr to stdout.
+func (s *sender) pump(pr int, room int) (int64, error) {
+	var n int64
 	pace := pacer{room: room, last: time.Now()}
 	yielded := pace.last
 	for {

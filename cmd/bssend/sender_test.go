@@ -47,6 +47,9 @@ func TestStepJob(t *testing.T) {
 			err: "snapshot a: clone sources without a parent", hint: "names its parent"},
 		{name: "pulled incremental with clones", step: plan.Step{Op: "send", Src: "ssh://h/src/", Snapshot: rec("b"), Parent: &parent, Clones: []snapshot.Snapshot{rec("x")}},
 			want: job{label: "b"}},
+		{name: "resumed", step: plan.Step{Op: "send", Src: "/src/", Snapshot: rec("a"), Resume: &plan.Resume{Offset: 7}},
+			want: job{path: "/src/a", label: "a", resume: &plan.Resume{Offset: 7}}},
+		{name: "negative resume offset", step: plan.Step{Op: "send", Src: "/src/", Snapshot: rec("a"), Resume: &plan.Resume{Offset: -1}}, err: "resume offset -1"},
 		{name: "bad clone", step: plan.Step{Op: "send", Src: "/src/", Snapshot: rec("a"), Parent: &parent, Clones: []snapshot.Snapshot{rec(".")}}, err: "clone: "},
 	}
 	for _, tt := range tests {
@@ -65,7 +68,8 @@ func TestStepJob(t *testing.T) {
 				t.Fatal(err)
 			}
 			if got.path != tt.want.path || got.parent != tt.want.parent || got.label != tt.want.label ||
-				got.rename != tt.want.rename || got.size != tt.want.size || strings.Join(got.clones, ",") != strings.Join(tt.want.clones, ",") {
+				got.rename != tt.want.rename || got.size != tt.want.size || strings.Join(got.clones, ",") != strings.Join(tt.want.clones, ",") ||
+				(got.resume == nil) != (tt.want.resume == nil) || got.resume != nil && *got.resume != *tt.want.resume {
 				t.Errorf("got %+v, want %+v", got, tt.want)
 			}
 		})
@@ -88,6 +92,12 @@ func TestPlanJobs(t *testing.T) {
 	}
 	if _, err := planJobs(env, strings.NewReader(in+`{"op":"copy"}`+"\n")); err == nil || !strings.HasPrefix(err.Error(), "stdin line 5: unknown op") {
 		t.Fatalf("error %v", err)
+	}
+	for _, bad := range []string{`"zz"`, `"` + strings.Repeat("0", 63) + `"`, `7`, `null`} {
+		line := `{"op":"send","src":"/s/","dst":"/d/","snapshot":{"kind":"subvolume","path":"a"},"resume":{"offset":1,"digest":` + bad + `}}` + "\n"
+		if _, err := planJobs(env, strings.NewReader(line)); err == nil && bad != "null" {
+			t.Errorf("digest %s taken", bad)
+		}
 	}
 	if jobs, err := planJobs(env, strings.NewReader("")); err != nil || len(jobs) != 0 {
 		t.Fatalf("an empty plan is nothing to send: %v, %v", jobs, err)

@@ -38,6 +38,8 @@ Synchronise two sets of btrfs read-only snapshots. With only <dst>, list it.
       --tz ZONE           time zone for --schedule
       --prune             delete what the schedule no longer keeps
       --max-chain N       longest restore chain at object-store destinations
+      --no-resume         send every stream whole, also one that <dst> holds
+                          in part from an interrupted receive
       --profile NAME      AWS profile for s3:// locations
       --endpoint-url URL  S3-compatible endpoint (or AWS_ENDPOINT_URL)
       --region REGION     AWS region for s3:// locations
@@ -71,7 +73,7 @@ dry=0 delete=0 prune=0 quiet=0 nv=0
 # Options that apply only to some locations: the first one given of each
 # class, checked once the locations are known.
 put_opt="" part_opt="" get_opt="" chain_opt="" estimate_opt="" tz_opt="" schedule_opt=""
-ssh_opt="" s3_opt="" plan_opt=""
+ssh_opt="" s3_opt="" plan_opt="" resume_opt=""
 add() { # add LIST VALUE
 	nv=$((nv + 1))
 	eval "v$nv=\$2"
@@ -111,6 +113,7 @@ while [ $# -gt 0 ]; do
 	--tz) need_arg "$@"; first plan_opt "$1"; tz_opt=$1; add plan_opts "$1=$2"; shift ;;
 	--max-chain) need_arg "$@"; first plan_opt "$1"; chain_opt=$1; add plan_opts "$1=$2"; shift ;;
 	--prune) prune=1; first plan_opt "$1"; add plan_opts --prune ;;
+	--no-resume) first plan_opt "$1"; resume_opt=$1; add plan_opts --no-resume ;;
 	--ssh) need_arg "$@"; first ssh_opt "$1"; add remote_opts "--ssh=$2"; shift ;;
 	--sudo) first ssh_opt "$1"; add remote_opts --sudo ;;
 	--profile | --endpoint-url | --region) need_arg "$@"; first s3_opt "$1"; add s3_opts "$1=$2"; shift ;;
@@ -165,6 +168,8 @@ fi
 	inapplicable "$get_opt" "applies only to an s3:// or file:// source, not $src"
 [ -z "$estimate_opt" ] || [ "$(kind "$src")" = btrfs ] ||
 	inapplicable "$estimate_opt" "applies only to a btrfs or ssh source (object sizes are exact), not $src"
+[ -z "$resume_opt" ] || { [ "$(kind "$src")" = btrfs ] && [ "$(kind "$dst")" = btrfs ]; } ||
+	inapplicable "$resume_opt" "applies only from a btrfs or ssh source to a btrfs or ssh destination"
 [ -z "$tz_opt" ] || [ -n "$schedule_opt" ] ||
 	inapplicable "$tz_opt" "applies only with --schedule"
 [ -z "$ssh_opt" ] || [ "$dst_scheme" = ssh ] || [ "$src_scheme" = ssh ] ||

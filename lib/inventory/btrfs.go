@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path"
 	"path/filepath"
 
 	"github.com/buttersink/buttersink/lib/btrfs"
 	"github.com/buttersink/buttersink/lib/hint"
 	"github.com/buttersink/buttersink/lib/location"
+	"github.com/buttersink/buttersink/lib/resume"
 	"github.com/buttersink/buttersink/lib/snapshot"
 )
 
@@ -65,6 +67,10 @@ func listBtrfs(ctx context.Context, loc location.Location, opts Options) ([]snap
 			ReadOnly:     s.ReadOnly,
 			Partial:      partial[i],
 		}
+		if !s.ReadOnly {
+			r.Resume = resumePoint(loc.Dir, s)
+			r.Partial = r.Partial || r.Resume != nil
+		}
 		if q, ok := sizes[s.ID]; quotas && ok {
 			r.Referenced, r.Exclusive = &q.Referenced, &q.Exclusive
 		}
@@ -115,11 +121,13 @@ func listBtrfsOne(loc location.Location, opts Options) ([]btrfs.Subvol, error) {
 //     either way it no longer provably matches the sender; or
 //  2. it has no received UUID but sits in the same directory as a
 //     read-only received snapshot: a receive into a backup directory that
-//     was cut mid-stream.
+//     was cut mid-stream; or
+//  3. its receive marker holds a resume record for it (resumePoint).
 //
 // Any other writable subvolume (a working subvolume such as /home, or a
 // writable snapshot next to local snapshots) is not partial. The first
-// receive into an empty directory, cut short, is not recognised: it stays
+// receive into an empty directory, cut short before its first resume
+// record, is not recognised: it stays
 // a writable subvolume that default listings leave out.
 func partialSubvolumes(subs []btrfs.Subvol) []bool {
 	type dirOf struct{ parent, dir uint64 }
@@ -139,6 +147,20 @@ func partialSubvolumes(subs []btrfs.Subvol) []bool {
 		out[i] = !s.ReceivedUUID.IsZero() || received[dirOf{s.ParentID, s.DirID}]
 	}
 	return out
+}
+
+// resumePoint is the resume point that the receive marker beside the
+// writable subvolume s records for s itself, if any (rule 3 of
+// partialSubvolumes). A marker that cannot be read, or whose record is
+// for another subvolume (one deleted and received anew at the same path,
+// or a forgery), is ignored: the listing only reports.
+func resumePoint(dir string, s *btrfs.Subvol) *snapshot.Resume {
+	rec, ok, err := resume.Load(filepath.Join(dir, path.Dir(s.Path)), path.Base(s.Path))
+	if err != nil || !ok || rec.Subvol != s.UUID {
+		return nil
+	}
+	return &snapshot.Resume{Offset: rec.Point.Offset, Digest: rec.Point.Digest, UUID: rec.UUID, CTransID: rec.CTransID,
+		ParentUUID: rec.CloneUUID, ParentCTransID: rec.CloneCTransID}
 }
 
 // partialAmongSiblings applies rule 2 of partialSubvolumes to one named

@@ -29,7 +29,7 @@ func FuzzPlan(f *testing.F) {
 		pool[i] = uid(fmt.Sprint("pool", i))
 	}
 	f.Fuzz(func(t *testing.T, data []byte, objects, del, sched bool) {
-		var src, dst []snapshot.Snapshot
+		var src, dst, partials []snapshot.Snapshot
 		for i := 0; i+4 <= len(data) && i < 4*40; i += 4 {
 			a, b, c, d := data[i], data[i+1], data[i+2], data[i+3]
 			if d&1 == 0 {
@@ -41,12 +41,18 @@ func FuzzPlan(f *testing.F) {
 			if objects {
 				dst = append(dst, snapshot.Snapshot{Kind: snapshot.KindObject, Path: fmt.Sprintf("o%d", i),
 					UUID: pool[a%8], SendParentUUID: pool[b%8], Size: i64(int64(c)), Key: fmt.Sprintf("k%d", i), CTime: epoch.Add(time.Duration(c) * time.Hour)})
+			} else if d&2 != 0 && len(src) > 0 {
+				// A partial receive of some source snapshot's path,
+				// of a stream that may or may not be the one planned.
+				at := src[int(a)%len(src)]
+				partials = append(partials, snapshot.Snapshot{Kind: snapshot.KindSubvolume, Path: at.Path, UUID: pool[c%8], Partial: true,
+					Resume: &snapshot.Resume{Offset: int64(c), UUID: pool[b%8], CTransID: uint64(a >> 4), ParentUUID: pool[c%8], ParentCTransID: uint64(d >> 2)}})
 			} else {
 				dst = append(dst, snapshot.Snapshot{Kind: snapshot.KindSubvolume, ReadOnly: true, Path: fmt.Sprintf("o%d", i),
 					UUID: pool[a%8], ReceivedUUID: pool[b%8]})
 			}
 		}
-		opts := Options{Src: mustLoc(t, "/src/"), Dst: mustLoc(t, "/dst/"), Delete: del}
+		opts := Options{Src: mustLoc(t, "/src/"), Dst: mustLoc(t, "/dst/"), Delete: del, Partials: partials}
 		if sched {
 			opts.Policy, opts.Prune, opts.Now = &policy, del, epoch.Add(200*time.Hour)
 		}
@@ -67,5 +73,17 @@ func FuzzPlan(f *testing.F) {
 			maxChain = DefaultObjectMaxChain
 		}
 		apply(t, dst, res.Steps, objects, maxChain)
+		for _, st := range res.Steps {
+			if st.Resume == nil {
+				continue
+			}
+			found := false
+			for _, p := range partials {
+				found = found || p.Path == st.Snapshot.Path && sameStream(&st, p.Resume) && p.Resume.Offset == st.Resume.Offset
+			}
+			if st.Op != OpSend || !found {
+				t.Fatalf("step %s resumes no partial receive of its stream", st.Snapshot.Path)
+			}
+		}
 	})
 }

@@ -44,6 +44,11 @@ type Options struct {
 	// Measure, when set, measures the sizes the planner weighs; otherwise
 	// sizes are estimated.
 	Measure Measurer
+	// Partials are the destination's partial receives that can be
+	// resumed (records with Resume, from a listing with writable
+	// subvolumes); a send of the very stream one of them was receiving
+	// resumes it. Never part of dst.
+	Partials []snapshot.Snapshot
 	// Progress, when set, is told after each snapshot planned for sending
 	// how many of how many are done.
 	Progress func(done, total int)
@@ -183,6 +188,9 @@ func Plan(ctx context.Context, src, dst []snapshot.Snapshot, opts Options) (*Res
 	}
 	pl.planDeletes(res)
 	res.Steps = pl.steps
+	if !opts.Src.IsObjectStore() && !pl.dstObjects {
+		resumeSends(res.Steps, opts.Partials)
+	}
 	return res, nil
 }
 
@@ -485,8 +493,8 @@ func (pl *planner) markAvail(n *node) {
 // Summary is the one line bsplan logs, e.g. "5 to send: 2 full,
 // 3 incremental, 1.4 GiB; 1 to delete".
 func (r *Result) Summary() string {
-	var full, incr, del int
-	var bytes int64
+	var full, incr, del, resumed int
+	var bytes, received int64
 	exact, known := true, true
 	for _, s := range r.Steps {
 		switch s.Op {
@@ -498,6 +506,10 @@ func (r *Result) Summary() string {
 			}
 			bytes += s.Size
 			exact = exact && s.Exact
+			if s.Resume != nil {
+				resumed++
+				received += s.Resume.Offset
+			}
 			known = known && (s.Exact || s.Size > 0)
 		case OpDelete:
 			del++
@@ -514,6 +526,9 @@ func (r *Result) Summary() string {
 			b.WriteString("~" + units.Bytes(bytes))
 		default:
 			b.WriteString(units.Bytes(bytes))
+		}
+		if resumed > 0 {
+			fmt.Fprintf(&b, " (%d resumed, %s of it already received)", resumed, units.Bytes(received))
 		}
 	}
 	fmt.Fprintf(&b, "; %d to delete", del)

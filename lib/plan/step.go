@@ -1,6 +1,12 @@
 package plan
 
-import "github.com/buttersink/buttersink/lib/snapshot"
+import (
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/buttersink/buttersink/lib/snapshot"
+)
 
 // Operations of a step.
 const (
@@ -30,4 +36,36 @@ type Step struct {
 	Chain int `json:"chain,omitempty"`
 	// Reason says why a delete step was planned ("not in source", "pruned").
 	Reason string `json:"reason,omitempty"`
+	// Resume, on a send, is the resume point of the partial receive of
+	// this very stream at Dst: the sender skips the stream's first
+	// Offset bytes after its first command, if their resume digest is
+	// Digest, and sends a resumed stream (buttersink-formats(5), RESUME).
+	Resume *Resume `json:"resume,omitempty"`
+}
+
+// Resume is a send step's resume point.
+type Resume struct {
+	Offset int64           `json:"offset"`
+	Digest snapshot.Digest `json:"digest"`
+}
+
+// String is the resume point as bssend's --resume takes it: OFFSET:DIGEST
+// (decimal, then 64 hex digits).
+func (r Resume) String() string {
+	d, _ := r.Digest.MarshalText()
+	return strconv.FormatInt(r.Offset, 10) + ":" + string(d)
+}
+
+// ParseResume reads OFFSET:DIGEST.
+func ParseResume(s string) (Resume, error) {
+	off, dig, ok := strings.Cut(s, ":")
+	n, err := strconv.ParseInt(off, 10, 64)
+	if !ok || err != nil || n < 0 || off != strconv.FormatInt(n, 10) {
+		return Resume{}, fmt.Errorf("resume point %q: want OFFSET:DIGEST", s)
+	}
+	r := Resume{Offset: n}
+	if err := r.Digest.UnmarshalText([]byte(dig)); err != nil {
+		return Resume{}, fmt.Errorf("resume point %q: want OFFSET:DIGEST", s)
+	}
+	return r, nil
 }

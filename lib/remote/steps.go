@@ -78,6 +78,12 @@ func sendArgs(step plan.Step, dir string, args []string) ([]string, error) {
 		return nil, fmt.Errorf("step for %s: clone sources without a parent", step.Snapshot.Path)
 	}
 	a := append([]string(nil), args...)
+	if step.Resume != nil {
+		if step.Resume.Offset < 0 {
+			return nil, fmt.Errorf("step for %s: bad resume offset %d", step.Snapshot.Path, step.Resume.Offset)
+		}
+		a = append(a, "--resume", step.Resume.String())
+	}
 	if step.Parent != nil {
 		p, err := abs(step.Parent.Path)
 		if err != nil {

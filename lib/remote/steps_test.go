@@ -33,6 +33,9 @@ func TestSendArgs(t *testing.T) {
 		{name: "bad parent", step: plan.Step{Snapshot: *rec("b"), Parent: rec("../a")}, err: `bad snapshot path "../a"`},
 		{name: "bad clone", step: plan.Step{Snapshot: *rec("b"), Parent: rec("a"), Clones: recs("/etc")}, err: `bad snapshot path "/etc"`},
 		{name: "bad snapshot", step: plan.Step{Snapshot: *rec("a/../../b")}, err: "bad snapshot path"},
+		{name: "resumed", step: plan.Step{Snapshot: *rec("b"), Parent: rec("a"), Resume: &plan.Resume{Offset: 4096, Digest: snapshot.Digest{0xab}}},
+			want: "--proto 2 --resume 4096:ab" + strings.Repeat("0", 62) + " -p /src/a /src/b"},
+		{name: "bad resume offset", step: plan.Step{Snapshot: *rec("b"), Resume: &plan.Resume{Offset: -1}}, err: "bad resume offset"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -61,12 +61,16 @@ func FuzzStreamCommands(f *testing.F) {
 	f.Add(readStream(f, "full-v1.stream"), 3)
 	f.Add(readStream(f, "incremental-v1.stream"), 100)
 	f.Add(readStream(f, "full-v2-compressed.stream")[:5000], 1)
+	for _, b := range resumedSeeds(f) {
+		f.Add(b, 50)
+	}
 	f.Fuzz(func(t *testing.T, b []byte, chunk int) {
 		chunk = max(1, chunk%70000)
 		r := NewReader(&chunkReader{b: b, n: chunk})
 		var verified []int64
 		r.OnCommand(func(s *Stream, c *Command) error {
-			if c.Type != CmdSubvol && c.Type != CmdSnapshot {
+			// A resumed stream's RESUME belongs to its head, like the first command.
+			if c.Type != CmdSubvol && c.Type != CmdSnapshot && c.Type != CmdResume {
 				verified = append(verified, c.Offset)
 			}
 			return nil
@@ -80,6 +84,9 @@ func FuzzStreamCommands(f *testing.F) {
 			err = s.Commands(func(c *Command) error {
 				if int64(c.Len()) > int64(len(b))-c.Offset || !bytes.Equal(c.Payload, b[c.Offset+CmdHeaderLen:c.Offset+int64(c.Len())]) {
 					t.Fatalf("command at %d is not the input's", c.Offset)
+				}
+				if h := c.Header(); !bytes.Equal(h[:], b[c.Offset:c.Offset+CmdHeaderLen]) {
+					t.Fatalf("command at %d: header not the input's", c.Offset)
 				}
 				got = append(got, c.Offset)
 				return nil

@@ -82,6 +82,9 @@ func CmdName(t uint16) string {
 	if int(t) < len(cmdNames) {
 		return cmdNames[t]
 	}
+	if t == CmdResume {
+		return "RESUME"
+	}
 	return "command " + strconv.Itoa(int(t))
 }
 
@@ -146,11 +149,24 @@ type Command struct {
 	Offset int64
 	// Version is the protocol version of the stream holding the command.
 	Version uint32
+	// CRC is the command's verified CRC (0 where only a command's
+	// payload is at hand, such as Stream.Subvol's source).
+	CRC     uint32
 	Payload []byte
 }
 
 // Len is the command's length in the stream, header included.
 func (c *Command) Len() int { return CmdHeaderLen + len(c.Payload) }
+
+// Header is the command's 10-byte header as it was in the stream (what
+// a resume digest is fed with).
+func (c *Command) Header() [CmdHeaderLen]byte {
+	var h [CmdHeaderLen]byte
+	binary.LittleEndian.PutUint32(h[:], uint32(len(c.Payload)))
+	binary.LittleEndian.PutUint16(h[4:], c.Type)
+	binary.LittleEndian.PutUint32(h[6:], c.CRC)
+	return h
+}
 
 // Attrs calls fn for each attribute in order. From protocol 2 on, DATA
 // has no length and holds the rest of the command.
@@ -218,3 +234,17 @@ func (c *Command) DataLen() int64 {
 	}
 	return 0
 }
+
+// A resumed stream carries the rest of a stream that a receiver already
+// holds in part (buttersink-formats(5), RESUME): its header's version has
+// ResumeFlag set, so that btrfs receive refuses it; the original first
+// command follows verbatim, then a RESUME command saying where in the
+// original stream the bytes after it belong, then those bytes through END.
+const (
+	ResumeFlag = 0x100
+	// CmdResume is ours, far beyond btrfs's command numbers ("BS").
+	CmdResume = 0x4253
+	// AttrResumeDigest is the RESUME command's digest (32 bytes); its
+	// AttrFileOffset (u64) is the resume point's offset.
+	AttrResumeDigest = 0x4253
+)

@@ -9,7 +9,8 @@ import (
 // OnCommand makes the reader call fn for every command once its CRC
 // matched and before any of its bytes are handed out, the first command of
 // each stream included (s.Subvol is not yet filled in for that one, nor
-// for commands verified along with it: use the command itself). An error
+// for commands verified along with it: use the command itself), and a
+// resumed stream's RESUME command (type CmdResume). An error
 // from fn stops the reader there: the command is never handed out, and the
 // error is sticky. To make the reader's users treat it as a fault of the
 // input, return an *Error.

@@ -61,6 +61,7 @@ const (
 	stateIdle     state = iota // before the first stream, or after an END handed out
 	stateHeader                // expecting a stream header
 	stateFirst                 // expecting SUBVOL or SNAPSHOT
+	stateResume                // expecting a resumed stream's RESUME command
 	stateCommands              // inside a stream
 	stateEnded                 // END verified
 )
@@ -90,9 +91,13 @@ type Reader struct {
 
 	state    state
 	version  uint32
-	need     int // bytes from rel that the next header or command needs
-	firstLen int // length of the first command of the current stream
-	nstreams int
+	resumed  bool // the current stream's header has ResumeFlag
+	need     int  // bytes from rel that the next header or command needs
+	firstLen int  // length of the first command of the current stream
+	// resumeLen and resume are a resumed stream's RESUME command.
+	resumeLen int
+	resume    ResumeFrom
+	nstreams  int
 
 	cur    *Stream
 	srcErr error // the source's error (io.EOF at its end), sticky
@@ -118,8 +123,12 @@ func NewReaderSize(src io.Reader, size int) *Reader {
 // Stream is one send stream inside the input, from its header through its
 // END command.
 type Stream struct {
+	// Version is the protocol version, without ResumeFlag.
 	Version uint32
 	Subvol  Head
+	// Resume is set for a resumed stream: its bytes after the RESUME
+	// command are the original stream's from Resume.Offset on.
+	Resume *ResumeFrom
 	// Offset is the input offset of the stream header.
 	Offset int64
 
@@ -166,17 +175,22 @@ func (r *Reader) Next() (*Stream, error) {
 	if err := r.advance(); err != nil {
 		return nil, r.fail(err)
 	}
-	for r.state == stateHeader || r.state == stateFirst {
+	for r.state == stateHeader || r.state == stateFirst || r.state == stateResume {
 		if err := r.more(); err != nil {
 			return nil, r.fail(err)
 		}
 	}
 	s.Version = r.version
 	n := HeaderLen + r.firstLen
+	if r.resumed {
+		rf := r.resume
+		s.Resume = &rf
+		n += r.resumeLen
+	}
 	s.head = append([]byte(nil), r.buf[r.start:r.start+n]...)
 	r.start += n
 	first := Command{Type: binary.LittleEndian.Uint16(s.head[HeaderLen+4:]), Offset: s.Offset + HeaderLen,
-		Version: s.Version, Payload: s.head[HeaderLen+CmdHeaderLen:]}
+		Version: s.Version, Payload: s.head[HeaderLen+CmdHeaderLen : HeaderLen+r.firstLen]}
 	h, err := parseHead(&first)
 	if err != nil {
 		return nil, r.fail(&Error{Offset: first.Offset, Reason: err.Error()})
@@ -303,13 +317,14 @@ func (r *Reader) advance() error {
 				return &Error{Offset: off, Reason: "bad magic, not a btrfs send stream"}
 			}
 			v := binary.LittleEndian.Uint32(h[len(Magic):])
-			if v < 1 || v > MaxVersion {
+			r.resumed = v&ResumeFlag != 0
+			if c := v &^ ResumeFlag; c < 1 || c > MaxVersion {
 				return &Error{Offset: off, Reason: fmt.Sprintf("unsupported send stream version %d (this reads 1 to %d)", v, MaxVersion)}
 			}
-			r.version = v
+			r.version = v &^ ResumeFlag
 			r.rel += HeaderLen
 			r.state = stateFirst
-		case stateFirst, stateCommands:
+		case stateFirst, stateResume, stateCommands:
 			r.need = CmdHeaderLen
 			if avail < CmdHeaderLen {
 				return nil
@@ -336,16 +351,32 @@ func (r *Reader) advance() error {
 			if r.state == stateCommands && isHead {
 				return &Error{Offset: off, Reason: fmt.Sprintf("second %s in one stream (streams made with btrfs send -e are not supported)", CmdName(typ))}
 			}
+			switch {
+			case r.state == stateResume && typ != CmdResume:
+				return &Error{Offset: off, Reason: fmt.Sprintf("resumed stream with %s after its first command, want RESUME", CmdName(typ))}
+			case r.state == stateCommands && typ == CmdResume:
+				return &Error{Offset: off, Reason: "RESUME command where none belongs (only right after a resumed stream's first command)"}
+			case typ == CmdResume:
+				rf, err := parseResume(cmd[CmdHeaderLen:])
+				if err != nil {
+					return &Error{Offset: off, Reason: err.Error()}
+				}
+				r.resume, r.resumeLen = rf, total
+			}
 			if r.onCommand != nil {
-				c := Command{Type: typ, Offset: off, Version: r.version, Payload: cmd[CmdHeaderLen:]}
+				c := Command{Type: typ, Offset: off, Version: r.version, CRC: binary.LittleEndian.Uint32(cmd[6:]), Payload: cmd[CmdHeaderLen:]}
 				if err := r.onCommand(r.cur, &c); err != nil {
 					return err
 				}
 			}
+			r.rel += total
 			if r.state == stateFirst {
 				r.firstLen = total
+				if r.resumed {
+					r.state = stateResume
+					continue
+				}
 			}
-			r.rel += total
 			r.state = stateCommands
 			if typ == CmdEnd {
 				r.state = stateEnded
@@ -483,6 +514,9 @@ func ReadHead(src io.Reader) ([]byte, uint32, Head, error) {
 	if err := r.advance(); err != nil {
 		return nil, 0, Head{}, err
 	}
+	if r.resumed {
+		return nil, 0, Head{}, &Error{Offset: 0, Reason: "a resumed stream, where a whole one belongs"}
+	}
 	if r.state != stateCommands && r.state != stateEnded {
 		return nil, 0, Head{}, &Error{Offset: HeaderLen, Reason: "truncated first command"}
 	}
@@ -502,7 +536,8 @@ func headReadError(err error, off int64) error {
 }
 
 // RewriteHead returns head (a stream header and first command, as
-// ReadHead returns them) with the first command's PATH set to p and its
+// ReadHead returns them, or a resumed stream's header, first and RESUME
+// commands) with the first command's PATH set to p and its
 // CRC recomputed.
 func RewriteHead(head []byte, p string) ([]byte, error) {
 	if p == "" || len(p) > 0xffff {
@@ -511,9 +546,15 @@ func RewriteHead(head []byte, p string) ([]byte, error) {
 	if len(head) < HeaderLen+CmdHeaderLen {
 		return nil, errors.New("rewrite path: no first command")
 	}
-	version := binary.LittleEndian.Uint32(head[len(Magic):])
+	version := binary.LittleEndian.Uint32(head[len(Magic):]) &^ ResumeFlag
+	end := HeaderLen + CmdHeaderLen + int(binary.LittleEndian.Uint32(head[HeaderLen:]))
+	if end > len(head) {
+		return nil, errors.New("rewrite path: truncated first command")
+	}
+	// A resumed stream's RESUME command follows, unchanged.
+	rest := head[end:]
 	first := Command{Type: binary.LittleEndian.Uint16(head[HeaderLen+4:]), Version: version,
-		Payload: head[HeaderLen+CmdHeaderLen:]}
+		Payload: head[HeaderLen+CmdHeaderLen : end]}
 	var attrs []Attr
 	err := first.Attrs(func(t uint16, v []byte) error {
 		if t == AttrPath {
@@ -526,7 +567,8 @@ func RewriteHead(head []byte, p string) ([]byte, error) {
 		return nil, err
 	}
 	out := append(make([]byte, 0, len(head)+len(p)), head[:HeaderLen]...)
-	return AppendCommand(out, version, first.Type, attrs...), nil
+	out = AppendCommand(out, version, first.Type, attrs...)
+	return append(out, rest...), nil
 }
 
 func parseHead(c *Command) (Head, error) {
@@ -637,4 +679,65 @@ func AppendCommand(b []byte, version uint32, typ uint16, attrs ...Attr) []byte {
 	binary.LittleEndian.PutUint16(cmd[4:], typ)
 	binary.LittleEndian.PutUint32(cmd[6:], commandCRC(cmd))
 	return b
+}
+
+// ResumeFrom is what a resumed stream's RESUME command says: the bytes
+// after it belong at Offset in the original stream, counted from the end
+// of its first command, and Digest is the original stream's resume digest
+// at that offset (lib/resume computes and checks it).
+type ResumeFrom struct {
+	Offset int64
+	Digest [32]byte
+}
+
+func parseResume(payload []byte) (ResumeFrom, error) {
+	c := Command{Type: CmdResume, Version: 1, Payload: payload}
+	var rf ResumeFrom
+	var haveOff, haveDigest bool
+	err := c.Attrs(func(t uint16, v []byte) error {
+		switch t {
+		case AttrFileOffset:
+			if len(v) != 8 || haveOff {
+				return errors.New("RESUME: bad or repeated FILE_OFFSET")
+			}
+			off := binary.LittleEndian.Uint64(v)
+			if off > 1<<62 {
+				return fmt.Errorf("RESUME: offset %d out of range", off)
+			}
+			rf.Offset, haveOff = int64(off), true
+		case AttrResumeDigest:
+			if len(v) != 32 || haveDigest {
+				return errors.New("RESUME: bad or repeated digest")
+			}
+			copy(rf.Digest[:], v)
+			haveDigest = true
+		default:
+			return fmt.Errorf("RESUME: unknown attribute %d", t)
+		}
+		return nil
+	})
+	if err == nil && !(haveOff && haveDigest) {
+		err = errors.New("RESUME command without FILE_OFFSET or digest")
+	}
+	return rf, err
+}
+
+// AppendResumed appends to b the start of a resumed stream: head (a
+// stream header and first command, as ReadHead returns them) with
+// ResumeFlag set in its version, then the RESUME command for rf. The
+// original stream's bytes from rf.Offset on (after its first command)
+// complete it.
+func AppendResumed(b, head []byte, rf ResumeFrom) ([]byte, error) {
+	if len(head) < HeaderLen+CmdHeaderLen || string(head[:len(Magic)]) != Magic {
+		return nil, errors.New("resumed stream: no stream header and first command")
+	}
+	version := binary.LittleEndian.Uint32(head[len(Magic):])
+	if version&ResumeFlag != 0 || HeaderLen+CmdHeaderLen+int(binary.LittleEndian.Uint32(head[HeaderLen:])) != len(head) {
+		return nil, errors.New("resumed stream: head is not one header and first command")
+	}
+	b = AppendHeader(b, version|ResumeFlag)
+	b = append(b, head[HeaderLen:]...)
+	return AppendCommand(b, version, CmdResume,
+		Attr{Type: AttrFileOffset, Value: binary.LittleEndian.AppendUint64(nil, uint64(rf.Offset))},
+		Attr{Type: AttrResumeDigest, Value: rf.Digest[:]}), nil
 }

@@ -571,6 +571,9 @@ func FuzzReader(f *testing.F) {
 		}
 	}
 	f.Add(AppendCommand(AppendHeader(nil, 2), 2, CmdSubvol, Attr{AttrData, []byte("x")}))
+	for _, b := range resumedSeeds(f) {
+		f.Add(b)
+	}
 	f.Fuzz(func(t *testing.T, in []byte) {
 		r := NewReader(bytes.NewReader(in))
 		var out []byte
@@ -602,6 +605,9 @@ func FuzzWalk(f *testing.F) {
 		if b, err := os.ReadFile(filepath.Join("testdata", name)); err == nil && len(b) < 8192 {
 			f.Add(b)
 		}
+	}
+	for _, b := range resumedSeeds(f) {
+		f.Add(b)
 	}
 	f.Fuzz(func(t *testing.T, in []byte) {
 		Walk(bytes.NewReader(in), func(s *Stream, c *Command) error {
@@ -665,10 +671,19 @@ func TestVerifiedBytesBeforeError(t *testing.T) {
 func FuzzCommands(f *testing.F) {
 	f.Add(byte(1), []byte{1, 0, 15, 0, 1, 0, 'x'}, []byte{15, 0, 1, 0, 'f', 19, 0, 3, 0, 'a', 'b', 'c'})
 	f.Add(byte(2), []byte{15, 0, 1, 0, 'x', 1, 0, 16, 0}, []byte{19, 0, 'd', 'a', 't', 'a'})
+	// Resumed (version byte 4 and up): the body is the RESUME's payload too.
+	f.Add(byte(5), []byte{15, 0, 1, 0, 'x', 1, 0, 16, 0}, append([]byte{18, 0, 8, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0x53, 0x42, 32, 0}, make([]byte, 32)...))
 	f.Fuzz(func(t *testing.T, version byte, head, body []byte) {
 		v := uint32(version%4) + 1
+		resumed := version%8 >= 4
 		b := AppendHeader(nil, v)
+		if resumed {
+			b = AppendHeader(nil, v|ResumeFlag)
+		}
 		b = appendRaw(b, CmdSubvol, head)
+		if resumed {
+			b = appendRaw(b, CmdResume, body)
+		}
 		b = appendRaw(b, CmdWrite, body)
 		b = appendRaw(b, CmdUpdateExtent, body)
 		b = appendRaw(b, CmdEnd, nil)

@@ -2,6 +2,7 @@ package snapshot
 
 import (
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"strconv"
@@ -132,6 +133,25 @@ func (s *Snapshot) AppendJSON(b []byte) ([]byte, error) {
 	b = appendUintPtr(b, s.Exclusive)
 	if s.Partial {
 		b = append(b, `,"partial":true`...)
+	}
+	if r := s.Resume; r != nil {
+		b = append(b, `,"resume":{"offset":`...)
+		b = strconv.AppendInt(b, r.Offset, 10)
+		b = append(b, `,"digest":"`...)
+		b = hex.AppendEncode(b, r.Digest[:])
+		b = append(b, `","uuid":`...)
+		b = appendUUID(b, r.UUID)
+		b = append(b, `,"ctransid":`...)
+		b = strconv.AppendUint(b, r.CTransID, 10)
+		if !r.ParentUUID.IsZero() {
+			b = append(b, `,"parent_uuid":`...)
+			b = appendUUID(b, r.ParentUUID)
+		}
+		if r.ParentCTransID != 0 {
+			b = append(b, `,"parent_ctransid":`...)
+			b = strconv.AppendUint(b, r.ParentCTransID, 10)
+		}
+		b = append(b, '}')
 	}
 	b = appendOmitString(b, `,"key":`, s.Key)
 	if !s.SendParentUUID.IsZero() {

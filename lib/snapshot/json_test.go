@@ -235,6 +235,13 @@ func FuzzAppendJSON(f *testing.F) {
 		if flags&128 != 0 {
 			s.StreamSize = &size
 		}
+		if flags&4 != 0 && len(uuidBytes) > 0 {
+			s.Resume = &Resume{Offset: sec, UUID: u, CTransID: transid}
+			copy(s.Resume.Digest[:], uuidBytes)
+			if flags&64 != 0 {
+				s.Resume.ParentUUID, s.Resume.ParentCTransID = u, id
+			}
+		}
 		checkSame(t, s)
 	})
 }
@@ -360,4 +367,27 @@ func FuzzPathJSON(f *testing.F) {
 			t.Fatalf("%s decoded to %q, re-encoded as %s, decoded to %q (%v)", in, s.Path, out, again.Path, err)
 		}
 	})
+}
+
+func TestResumeJSON(t *testing.T) {
+	s := &Snapshot{Kind: KindSubvolume, Path: "a", Partial: true,
+		Resume: &Resume{Offset: 1234, Digest: Digest{0xab, 1}, UUID: uuid.UUID{1}, CTransID: 9}}
+	checkSame(t, s)
+	b, _ := s.AppendJSON(nil)
+	if !bytes.Contains(b, []byte(`"partial":true,"resume":{"offset":1234,"digest":"ab01000000000000000000000000000000000000000000000000000000000000","uuid":"01000000-0000-0000-0000-000000000000","ctransid":9}`)) {
+		t.Errorf("%s", b)
+	}
+	s.Resume.ParentUUID, s.Resume.ParentCTransID = uuid.UUID{2}, 5
+	checkSame(t, s)
+	b, _ = s.AppendJSON(nil)
+	var back Snapshot
+	if err := json.Unmarshal(b, &back); err != nil || *back.Resume != *s.Resume {
+		t.Fatalf("round trip: %v %+v", err, back.Resume)
+	}
+	for _, bad := range []string{`"ab"`, `"` + strings.Repeat("g", 64) + `"`, `12`} {
+		in := bytes.Replace(b, []byte(`"ab01`+strings.Repeat("0", 60)+`"`), []byte(bad), 1)
+		if err := json.Unmarshal(in, &back); err == nil {
+			t.Errorf("digest %s accepted", bad)
+		}
+	}
 }

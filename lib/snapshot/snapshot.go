@@ -5,6 +5,8 @@
 package snapshot
 
 import (
+	"encoding/hex"
+	"fmt"
 	"time"
 
 	"github.com/buttersink/buttersink/lib/uuid"
@@ -41,6 +43,9 @@ type Snapshot struct {
 	// an interrupted receive (bsls --all only); lib/inventory has the
 	// rule.
 	Partial bool `json:"partial,omitempty"`
+	// Resume is a partial receive's resume point, when its receive
+	// marker holds a valid record for this very subvolume (bsls --all).
+	Resume *Resume `json:"resume,omitempty"`
 
 	// Object records only.
 	Key string `json:"key,omitempty"`
@@ -56,6 +61,36 @@ type Snapshot struct {
 	// Format names the object layout: "buttersink", "buttersink-v0" (the
 	// original ButterSink) or "btrfs2s3".
 	Format string `json:"format,omitempty"`
+}
+
+// Resume is where an interrupted receive can go on: the stream it was
+// receiving (UUID and CTransID, of the parent too for an incremental one)
+// and how far it got (lib/resume: Offset bytes after the stream's first
+// command, and the resume digest there).
+type Resume struct {
+	Offset         int64     `json:"offset"`
+	Digest         Digest    `json:"digest"`
+	UUID           uuid.UUID `json:"uuid"`
+	CTransID       uint64    `json:"ctransid"`
+	ParentUUID     uuid.UUID `json:"parent_uuid,omitzero"`
+	ParentCTransID uint64    `json:"parent_ctransid,omitempty"`
+}
+
+// Digest is a SHA-256 digest, in JSON 64 lowercase hex digits.
+type Digest [32]byte
+
+// MarshalText writes the hex digits.
+func (d Digest) MarshalText() ([]byte, error) { return hex.AppendEncode(nil, d[:]), nil }
+
+// UnmarshalText reads exactly 64 hex digits.
+func (d *Digest) UnmarshalText(b []byte) error {
+	if len(b) != 64 {
+		return fmt.Errorf("digest %q: want 64 hex digits", b)
+	}
+	if _, err := hex.Decode(d[:], b); err != nil {
+		return fmt.Errorf("digest %q: want 64 hex digits", b)
+	}
+	return nil
 }
 
 // EffectiveUUID is the identity a snapshot has across machines: the

@@ -1,0 +1,110 @@
+package resume
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+
+	"golang.org/x/sys/unix"
+)
+
+// MarkerName is the receive marker's file name for subvolume name base:
+// .BASE.bsrecv, or a digest of base when that is too long for a name.
+func MarkerName(base string) string {
+	if n := "." + base + ".bsrecv"; len(n) <= 255 {
+		return n
+	}
+	sum := sha256.Sum256([]byte(base))
+	return ".bsrecv-" + hex.EncodeToString(sum[:])
+}
+
+// Load reads the resume record of the receive of subvolume base in dir,
+// if its marker holds one. Nothing is locked: a receive writing a slot
+// meanwhile leaves it invalid for this read, and the other slot is taken.
+// The marker is opened without following a symbolic link and read only
+// when it is a regular file (never a FIFO or a device someone made there).
+// ok is false when there is no marker or no valid record.
+func Load(dir, base string) (rec Record, ok bool, err error) {
+	p := filepath.Join(dir, MarkerName(base))
+	fd, err := unix.Open(p, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC|unix.O_NOCTTY, 0)
+	if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ELOOP) {
+		return Record{}, false, nil
+	}
+	if err != nil {
+		return Record{}, false, &os.PathError{Op: "open", Path: p, Err: err}
+	}
+	f := os.NewFile(uintptr(fd), p)
+	defer f.Close()
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return Record{}, false, &os.PathError{Op: "stat", Path: p, Err: err}
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFREG {
+		return Record{}, false, nil
+	}
+	b, err := io.ReadAll(io.NewSectionReader(f, 0, Size))
+	if err != nil {
+		return Record{}, false, err
+	}
+	rec, _, ok = Decode(b)
+	return rec, ok, nil
+}
+
+// Stamp writes the owner line for pid into the marker f, in place: the
+// record slots stay as they are.
+func Stamp(f *os.File, pid int) error {
+	_, err := f.WriteAt(OwnerLine(pid), 0)
+	return err
+}
+
+// Writer writes records into a marker in turns, the caller holding the
+// marker's flock.
+type Writer struct {
+	f   *os.File
+	seq uint64
+}
+
+// NewWriter writes records into the marker f, going on from the
+// sequence number of the record f holds.
+func NewWriter(f *os.File) (*Writer, error) {
+	b, err := io.ReadAll(io.NewSectionReader(f, 0, Size))
+	if err != nil {
+		return nil, err
+	}
+	_, seq, _ := Decode(b)
+	return &Writer{f: f, seq: seq}, nil
+}
+
+// Write makes rec the marker's record, durably (pwrite, then fdatasync),
+// into the slot not holding the current record. The caller has made
+// everything up to rec.Point durable first.
+func (w *Writer) Write(rec Record) error {
+	seq := w.seq + 1
+	b, err := EncodeSlot(rec, seq)
+	if err != nil {
+		return err
+	}
+	if _, err := w.f.WriteAt(b, int64(OwnerLen+int(seq%2)*SlotLen)); err != nil {
+		return err
+	}
+	if err := unix.Fdatasync(int(w.f.Fd())); err != nil {
+		return &os.PathError{Op: "fdatasync", Path: w.f.Name(), Err: err}
+	}
+	w.seq = seq
+	return nil
+}
+
+// Clear removes any record from the marker (the receive starts over), by
+// truncating it to its owner line, durably.
+func (w *Writer) Clear() error {
+	if err := w.f.Truncate(OwnerLen); err != nil {
+		return err
+	}
+	if err := unix.Fdatasync(int(w.f.Fd())); err != nil {
+		return &os.PathError{Op: "fdatasync", Path: w.f.Name(), Err: err}
+	}
+	return nil
+}
