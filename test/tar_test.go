@@ -204,8 +204,21 @@ func TestTarPipelineFails(t *testing.T) {
 			t.Errorf("%s: want one error line, stderr %q", c.name, r.Stderr)
 		}
 	}
+	// An interrupt removes the temporary directory and exits 130.
+	// The input stays open: bsrecv waits for more when the signal comes.
+	r := harness.Sh(t, `tmp=$(mktemp -d) && mkfifo "$tmp.in"
+		bsrecv --tar --tmpdir "$tmp" < "$tmp.in" > /dev/null &
+		pid=$!
+		exec 3> "$tmp.in"
+		cat "$SRC/chain" >&3
+		sleep 1; kill -INT $pid; rc=0; wait $pid || rc=$?
+		exec 3>&-
+		echo "rc=$rc left=$(ls "$tmp" | wc -l)"`, env...)
+	if !strings.Contains(r.Stdout, "rc=130 left=0") {
+		t.Errorf("interrupted: %s %s", r.Stdout, r.Stderr)
+	}
 	// The archive of a stream cut short is not even begun.
-	r := harness.Sh(t, `head -c $(( $(stat -c %s "$SRC/chain") - 100 )) "$SRC/chain" | bsrecv --tar | wc -c`, env...)
+	r = harness.Sh(t, `head -c $(( $(stat -c %s "$SRC/chain") - 100 )) "$SRC/chain" | bsrecv --tar | wc -c`, env...)
 	if strings.TrimSpace(r.Stdout) != "0" {
 		t.Errorf("a stream cut short wrote %s bytes of archive", r.Stdout)
 	}

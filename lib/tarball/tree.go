@@ -283,8 +283,7 @@ func (w *walker) header(st *unix.Stat_t, dfd int, base, rel string) (Header, err
 		}
 		h.Linkname = t
 		// readlink updates the access time; it is put back (where the
-		// user may), so that the
-		// tree stays as it was archived.
+		// user may), so that the tree stays as it was archived.
 		ts := []unix.Timespec{{Sec: st.Atim.Sec, Nsec: st.Atim.Nsec}, {Nsec: unix.UTIME_OMIT}}
 		unix.UtimesNanoAt(dfd, base, ts, unix.AT_SYMLINK_NOFOLLOW)
 	case unix.S_IFCHR:
