@@ -13,6 +13,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -43,6 +44,9 @@ func RunTar(ctx context.Context, env *cli.Env, opts TarOptions) error {
 	filter, err := pathmatch.New(opts.Include, opts.Exclude)
 	if err != nil {
 		return cli.UsageError("%v", err)
+	}
+	if cli.IsTerminal(env.Stdout) {
+		return hint.Wrap(errors.New("refusing to write an archive to a terminal"), "pipe it to tar, or redirect it to a file")
 	}
 	tmp, err := os.MkdirTemp(opts.TmpDir, "bsrecv-tar-")
 	if err != nil {
