@@ -32,6 +32,8 @@ func main() {
 		switch {
 		case f.Tar && f.Dest != "":
 			return usage("--tar writes to stdout: no DEST")
+		case f.Tar && (f.Remote.Sudo || f.Lock.Wait || f.Lock.WaitTimeout != 0):
+			return usage("--sudo, --wait and --wait-timeout do not go with --tar")
 		case f.Tar:
 			return RunTar(ctx, env, TarOptions{TmpDir: f.TmpDir, Include: f.Include, Exclude: f.Exclude})
 		case f.Dest == "":
