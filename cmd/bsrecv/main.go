@@ -7,6 +7,7 @@ import (
 	"os"
 
 	"github.com/buttersink/buttersink/lib/cli"
+	"github.com/buttersink/buttersink/lib/hint"
 	"github.com/buttersink/buttersink/lib/lock"
 	"github.com/buttersink/buttersink/lib/remote"
 )
@@ -18,12 +19,30 @@ type flags struct {
 
 	InPlace bool `name:"in-place" help:"Apply every stream into the one directory DEST names (dir:///dir/NAME), which then holds the newest snapshot only."`
 
-	Dest string `arg:"" name:"DEST" help:"Directory to receive into: [btrfs://]/dir/, or dir:///dir/ for a plain-directory mirror on any filesystem."`
+	Dest string `arg:"" optional:"" name:"DEST" help:"Directory to receive into: [btrfs://]/dir/, or dir:///dir/ for a plain-directory mirror on any filesystem."`
+
+	Tar     bool     `help:"Write the snapshot the streams make as a pax archive to stdout instead of receiving them (no DEST; see bsrecv(1))."`
+	TmpDir  string   `name:"tmpdir" placeholder:"DIR" type:"path" help:"With --tar: apply the streams in a temporary directory in DIR (default $TMPDIR or /tmp)."`
+	Include []string `sep:"none" placeholder:"GLOB" help:"With --tar: restore only what GLOB matches (repeatable)."`
+	Exclude []string `sep:"none" placeholder:"GLOB" help:"With --tar: leave out what GLOB matches (repeatable)."`
 }
 
 func main() {
 	var f flags
 	os.Exit(cli.Main("bsrecv", "Receive btrfs send streams from stdin into a directory.", &f, func(ctx context.Context, env *cli.Env) error {
+		usage := func(msg string) error { return hint.Wrap(cli.UsageError("%s", msg), "see bsrecv --help") }
+		switch {
+		case f.Tar && f.Dest != "":
+			return usage("--tar writes to stdout: no DEST")
+		case f.Tar && (f.Remote.Sudo || f.Lock.Wait || f.Lock.WaitTimeout != 0 || f.InPlace):
+			return usage("--sudo, --wait, --wait-timeout and --in-place do not go with --tar")
+		case f.Tar:
+			return RunTar(ctx, env, TarOptions{TmpDir: f.TmpDir, Include: f.Include, Exclude: f.Exclude})
+		case f.Dest == "":
+			return usage("expected DEST, or --tar")
+		case f.TmpDir != "" || len(f.Include) > 0 || len(f.Exclude) > 0:
+			return usage("--tmpdir, --include and --exclude go with --tar")
+		}
 		return Run(ctx, env, Options{Dest: f.Dest, Remote: f.Remote, Lock: f.Lock, InPlace: f.InPlace})
 	}))
 }
