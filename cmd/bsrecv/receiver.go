@@ -322,6 +322,15 @@ func examine(target string, h sendstream.Head) (holder, error) {
 	if !fi.IsDir() {
 		return 0, notOurs("is not a subvolume")
 	}
+	// Its directory is on the destination's mount (walkDirs); a mount on
+	// it holds something else.
+	if m, err := mountID(target); err != nil {
+		return 0, err
+	} else if d, err := mountID(filepath.Dir(target)); err != nil {
+		return 0, err
+	} else if m != d {
+		return 0, notOurs("is a mount point")
+	}
 	if ok, err := btrfs.IsSubvolume(target); err != nil {
 		return 0, err
 	} else if !ok {
@@ -399,11 +408,15 @@ func unescapeMount(s string) string {
 }
 
 // walkDirs checks the directories of rel below dest, refusing to pass
-// through anything but real directories; with create it makes the missing
-// ones and returns those it made (outermost first).
+// through anything but real directories of dest's mount; with create it
+// makes the missing ones and returns those it made (outermost first).
 func walkDirs(dest, rel string, create bool) ([]string, error) {
 	var created []string
 	p := dest
+	mnt, err := mountID(dest)
+	if err != nil {
+		return nil, err
+	}
 	for _, c := range strings.Split(strings.Trim(rel, "/"), "/") {
 		if c == "" {
 			continue
@@ -422,9 +435,38 @@ func walkDirs(dest, rel string, create bool) ([]string, error) {
 			return created, err
 		case !fi.IsDir():
 			return created, fmt.Errorf("%s: not a directory (symbolic links are not followed below the destination)", p)
+		default:
+			// The subvolume is made beneath dest's mount only
+			// (openDirBeneath): nothing, not even its marker, is made
+			// below a mount point, which may hold anything.
+			if m, err := mountID(p); err != nil {
+				return created, err
+			} else if m != mnt {
+				return created, fmt.Errorf("%s: a mount point (mounts below the destination are not received into)", p)
+			}
 		}
 	}
 	return created, nil
+}
+
+// mountID is the id of the mount p is on, not following a last symbolic
+// link; 0 where the kernel does not tell (before 5.8).
+func mountID(p string) (uint64, error) {
+	var stx unix.Statx_t
+	for {
+		err := unix.Statx(unix.AT_FDCWD, p, unix.AT_SYMLINK_NOFOLLOW, unix.STATX_MNT_ID, &stx)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return 0, &fs.PathError{Op: "statx", Path: p, Err: err}
+		}
+		break
+	}
+	if stx.Mask&unix.STATX_MNT_ID == 0 {
+		return 0, nil
+	}
+	return stx.Mnt_id, nil
 }
 
 // cleanup deletes the partial subvolume a failed receive left at target.

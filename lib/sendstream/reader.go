@@ -589,6 +589,11 @@ func parseHead(c *Command) (Head, error) {
 		if want != 0 && len(v) != want {
 			return fmt.Errorf("%s: attribute %d has %d bytes, want %d", CmdName(c.Type), t, len(v), want)
 		}
+		// A receiver's hook reading the first of two (Command.Attr)
+		// would see another subvolume than this head.
+		if seen[t] {
+			return fmt.Errorf("%s: attribute %d twice", CmdName(c.Type), t)
+		}
 		switch t {
 		case AttrUUID:
 			copy(h.UUID[:], v)

@@ -234,6 +234,9 @@ func TestEmptyAndTrailing(t *testing.T) {
 		{"subvol without uuid", AppendCommand(AppendHeader(nil, 1), 1, CmdSubvol, Attr{AttrPath, []byte("x")}, Attr{AttrCTransID, make([]byte, 8)}), 0, "SUBVOL command without UUID"},
 		{"snapshot without clone", AppendCommand(AppendHeader(nil, 1), 1, CmdSnapshot, Attr{AttrPath, []byte("x")}, Attr{AttrUUID, make([]byte, 16)}, Attr{AttrCTransID, make([]byte, 8)}), 0, "SNAPSHOT command without CLONE_UUID"},
 		{"short uuid", AppendCommand(AppendHeader(nil, 1), 1, CmdSubvol, Attr{AttrPath, []byte("x")}, Attr{AttrUUID, make([]byte, 15)}), 0, "attribute 1 has 15 bytes, want 16"},
+		{"two uuids", AppendCommand(AppendHeader(nil, 1), 1, CmdSubvol, Attr{AttrPath, []byte("x")}, Attr{AttrUUID, make([]byte, 16)}, Attr{AttrUUID, bytes.Repeat([]byte{1}, 16)}, Attr{AttrCTransID, make([]byte, 8)}), 0, "SUBVOL: attribute 1 twice"},
+		{"two paths", AppendCommand(AppendHeader(nil, 1), 1, CmdSnapshot, Attr{AttrPath, []byte("x")}, Attr{AttrPath, []byte("y")}, Attr{AttrUUID, make([]byte, 16)}, Attr{AttrCTransID, make([]byte, 8)}), 0, "SNAPSHOT: attribute 15 twice"},
+		{"two clone ctransids", AppendCommand(AppendHeader(nil, 1), 1, CmdSnapshot, Attr{AttrPath, []byte("x")}, Attr{AttrUUID, make([]byte, 16)}, Attr{AttrCTransID, make([]byte, 8)}, Attr{AttrCloneUUID, make([]byte, 16)}, Attr{AttrCloneCTransID, make([]byte, 8)}, Attr{AttrCloneCTransID, make([]byte, 8)}), 0, "SNAPSHOT: attribute 21 twice"},
 		{"second subvol", AppendCommand(AppendCommand(AppendHeader(nil, 1), 1, CmdSubvol, Attr{AttrPath, []byte("x")}, Attr{AttrUUID, make([]byte, 16)}, Attr{AttrCTransID, make([]byte, 8)}), 1, CmdSubvol), 0, "second SUBVOL in one stream"},
 	}
 	for _, tt := range tests {
