@@ -41,6 +41,8 @@ func (rv *receiver) inScope(u uuid.UUID, ctransid uint64) error {
 	if !errors.As(err, &se) {
 		return err
 	}
+	cp := *se // the Scope keeps its own for the next CLONE
+	se = &cp
 	if se.Changed != nil {
 		c := *se.Changed
 		c.Path = filepath.Join(rv.dest, c.Path)

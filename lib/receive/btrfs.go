@@ -22,6 +22,19 @@ import (
 type Scope struct {
 	fd   int
 	byID map[uint64]btrfs.Subvol
+	// found memoises Find: a stream may name one clone source in
+	// thousands of CLONEs, each checked before it is applied.
+	found map[sourceKey]found
+}
+
+type sourceKey struct {
+	u        uuid.UUID
+	ctransid uint64
+}
+
+type found struct {
+	sub btrfs.Subvol
+	err error
 }
 
 // LoadScope lists the subvolumes below the directory open at fd, which
@@ -88,11 +101,20 @@ func (e *SourceError) Reason(outside string) string {
 // held to it too, as cloning from another version of a file would
 // silently receive other data. The error is a *SourceError.
 func (s *Scope) Find(u uuid.UUID, ctransid uint64) (btrfs.Subvol, error) {
+	k := sourceKey{u, ctransid}
+	if f, ok := s.found[k]; ok {
+		return f.sub, f.err
+	}
 	received, others, err := btrfs.UUIDSubvols(s.fd, u)
 	if err != nil {
 		return btrfs.Subvol{}, err
 	}
-	return choose(u, ctransid, received, others, s.byID)
+	sub, err := choose(u, ctransid, received, others, s.byID)
+	if s.found == nil {
+		s.found = map[sourceKey]found{}
+	}
+	s.found[k] = found{sub, err}
+	return sub, err
 }
 
 // choose is Find's choice among the subvolume ids the UUID tree lists
