@@ -33,7 +33,7 @@ check)
 	trap 'rm -rf -- "$tmp"' EXIT
 	bsplan -q --dst-list /dev/null -- "$2" . |
 		bss3get -q --age-identity="$identity" |
-		bsrecv -q --tar --tmpdir "$tmp" |
+		bsrecv -q --tar |
 		tar -x --numeric-owner -p -C "$tmp"
 	checksumdir --portable --check "$digests/$name.sha256sum" "$tmp/$name"
 	echo "verify-backup.sh: $2 matches its digest"
