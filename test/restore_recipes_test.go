@@ -83,8 +83,8 @@ func recipeSource(t *testing.T) string {
 		btrfs -q subvolume snapshot -r home snaps/home.2026-12-01
 		btrfs -q subvolume create root && mkdir -p root/etc root/bin root/tmp root/var/spool
 		echo host1 > root/etc/hostname && chmod 1777 root/tmp
-		head -c 100K /dev/urandom > root/bin/tool && chmod 4755 root/bin/tool
-		chown 0:42 root/bin/tool && chown 8:12 root/var/spool && ln -s ../bin/tool root/etc/tool
+		head -c 100K /dev/urandom > root/bin/tool && chown 0:42 root/bin/tool && chmod 4755 root/bin/tool
+		chown 8:12 root/var/spool && ln -s ../bin/tool root/etc/tool
 		btrfs -q subvolume snapshot -r root snaps/root.2026-12-01`, "M="+mnt)
 	return mnt + "/snaps"
 }
@@ -101,12 +101,17 @@ func storeEncrypted(t *testing.T, snaps, dst string, env ...string) string {
 	return key
 }
 
-// digest is checksumdir's digest of dir, directory link counts as btrfs
-// has them.
-func digest(t *testing.T, dir string) string {
+// sameDigest fails the test unless checksumdir --portable gives a and b
+// the same digest, showing how their listings differ.
+func sameDigest(t *testing.T, a, b string) {
 	t.Helper()
-	r := harness.MustSh(t, `cd "$(mktemp -d)" && checksumdir --portable --stdout "$D" | cut -d' ' -f1`, "D="+dir)
-	return strings.TrimSpace(r.Stdout)
+	r := harness.MustSh(t, `x=$(mktemp -d) y=$(mktemp -d)
+		(cd "$x" && checksumdir --portable "$A") && (cd "$y" && checksumdir --portable "$B")
+		diff "$x"/*.ls "$y"/*.ls && diff "$x"/*.files "$y"/*.files || echo DIFFERS
+		rm -rf "$x" "$y"`, "A="+a, "B="+b)
+	if strings.Contains(r.Stdout, "DIFFERS") {
+		t.Errorf("%s and %s differ:\n%s", a, b, r.Stdout)
+	}
 }
 
 // userBin is a directory nobody can use as its whole PATH: the commands
@@ -206,9 +211,7 @@ func TestRestoreRecipeContainer(t *testing.T) {
 	harness.MustSh(t, `cp "$KEY" "$W/key.txt"`, "KEY="+key, "W="+work)
 	script := recipe(t, "A whole snapshot into a container", 0, "s3://my-backups/host1/", store)
 	harness.MustSh(t, `cd "$W" && PATH="$FAKE:$PATH" && `+script, "W="+work, "FAKE="+fake)
-	if a, b := digest(t, snaps+"/root.2026-12-01"), digest(t, work+"/rootfs"); a != b {
-		t.Fatalf("rootfs differs from the snapshot: %s, %s", a, b)
-	}
+	sameDigest(t, snaps+"/root.2026-12-01", work+"/rootfs")
 	got := harness.MustSh(t, `cat "$W/nspawn.args"; sort "$W/podman.list" | head -3; cat "$W/podman.name"; stat -c '%a %u:%g' "$W/rootfs/bin/tool" "$W/rootfs/tmp"`, "W="+work)
 	if want := "-D\nrootfs\n./\n./bin/\n./bin/tool\nhost1-root:2026-12-01\n4755 0:42\n1777 0:0\n"; got.Stdout != want {
 		t.Fatalf("container recipe gave\n%s\nwant\n%s", got.Stdout, want)
@@ -217,9 +220,7 @@ func TestRestoreRecipeContainer(t *testing.T) {
 	// non-empty root.
 	ex := fmt.Sprintf(`bash %s/restore-container.sh %sroot.2026-12-01 %s %s/r2/`, examplesDir(), store, key, work)
 	harness.MustSh(t, ex)
-	if a, b := digest(t, snaps+"/root.2026-12-01"), digest(t, work+"/r2"); a != b {
-		t.Fatalf("restore-container.sh: rootfs differs from the snapshot: %s, %s", a, b)
-	}
+	sameDigest(t, snaps+"/root.2026-12-01", work+"/r2")
 	if r := harness.Sh(t, ex); r.Code == 0 || !strings.Contains(r.Stderr, "not empty") {
 		t.Fatalf("restore-container.sh into a non-empty root: exit %d: %s", r.Code, r.Stderr)
 	}
@@ -266,10 +267,10 @@ func TestRestoreRecipeNASMirror(t *testing.T) {
 	if want := "directory home.2026-11-30\ndirectory home.2026-12-01\ndirectory home.2026-12-02\ndirectory root.2026-12-01\n"; ls.Stdout != want {
 		t.Fatalf("bsls of the mirror:\n%s\nwant\n%s", ls.Stdout, want)
 	}
+	// (Unchanged files are hard links between the mirror's snapshots:
+	// link counts aside.)
 	for _, s := range []string{"home.2026-11-30", "home.2026-12-01", "home.2026-12-02", "root.2026-12-01"} {
-		if a, b := digest(t, snaps+"/"+s), digest(t, mirror+"/"+s); a != b {
-			t.Errorf("%s on the NAS differs from the source: %s, %s", s, a, b)
-		}
+		plainChecksumdir(t, snaps+"/"+s, mirror+"/"+s, true)
 	}
 	if plan := harness.MustSh(t, fmt.Sprintf(`bsplan -q %s/ dir://%s/`, snaps, mirror)); plan.Stdout != "" {
 		t.Fatalf("after the nightly run the plan is not empty:\n%s", plan.Stdout)
@@ -304,6 +305,7 @@ func TestRestoreRecipeVerify(t *testing.T) {
 	}
 	// A digest that does not match (another snapshot's, under this name):
 	// the differences and exit 1.
+	harness.MustSh(t, fmt.Sprintf(`bash %s record %s/home.2026-11-30 %s/`, ex, snaps, digests))
 	harness.MustSh(t, `cd "$D" && for e in ls files sha256sum; do cp home.2026-11-30.$e x.$e; done
 		sed -i 's/home.2026-11-30/home.2026-12-01/' x.sha256sum
 		for e in ls files; do mv x.$e home.2026-12-01.$e; done; mv x.sha256sum home.2026-12-01.sha256sum`, "D="+digests)
