@@ -17,7 +17,13 @@ shift 3
 include=()
 for p in "$@"; do include+=(--include "$p"); done
 mkdir -p -- "$dest"
+# tar extracts what it gets: a chain cut between two streams still makes an
+# archive, of the snapshot before. Extract aside, and put the files in place
+# only when every stage succeeded.
+stage=$(mktemp -d -- "${dest%/}/.restore-file.XXXXXX")
+trap 'rm -rf -- "$stage"' EXIT
 bsplan -q --dst-list /dev/null -- "$snapshot" . |
 	bss3get -q --age-identity="$identity" |
 	bsrecv -q --tar "${include[@]}" |
-	tar -x -C "$dest"
+	tar -x -C "$stage"
+cp -a -- "$stage"/. "$dest"/

@@ -146,7 +146,7 @@ func TestRestoreRecipeOneFile(t *testing.T) {
 	minio := harness.StartMinIO(t)
 	store := "s3://" + minio.Bucket + "/host1/"
 	key := storeEncrypted(t, snaps, store, minio.Env()...)
-	bin := userBin(t, "bsplan", "bss3get", "bsrecv", "tar", "mkdir")
+	bin := userBin(t, "bsplan", "bss3get", "bsrecv", "tar", "mkdir", "mktemp", "cp", "rm")
 	// (t.TempDir's parent is private to root.)
 	work, err := os.MkdirTemp("", "bs-laptop-")
 	if err != nil {
