@@ -10,6 +10,7 @@ COMMANDS := $(notdir $(wildcard cmd/*))
 GO_COMMANDS := $(filter-out buttersink,$(COMMANDS))
 MAN1 := $(wildcard man/*.1)
 MAN5 := $(wildcard man/*.5)
+MAN7 := $(wildcard man/*.7)
 MAN8 := $(wildcard man/*.8)
 
 .PHONY: all build test unit integration install man bench demo clean deps
@@ -38,15 +39,16 @@ unit:
 	go test -count=1 -short ./lib/...
 
 install: build man
-	install -d $(BINDIR) $(MANDIR)/man1 $(MANDIR)/man5 $(MANDIR)/man8
+	install -d $(BINDIR) $(MANDIR)/man1 $(MANDIR)/man5 $(MANDIR)/man7 $(MANDIR)/man8
 	install -m 0755 $(addprefix bin/,$(COMMANDS)) $(BINDIR)/
 	install -m 0755 examples/bs-ssh-filter $(BINDIR)/
 	install -m 0644 $(MAN1) $(MANDIR)/man1/
 	install -m 0644 $(MAN5) $(MANDIR)/man5/
+	install -m 0644 $(MAN7) $(MANDIR)/man7/
 	install -m 0644 $(MAN8) $(MANDIR)/man8/
 
 man:
-	@for f in $(MAN1) $(MAN5) $(MAN8); do mandoc -T lint -W warning $$f || exit 1; done
+	@for f in $(MAN1) $(MAN5) $(MAN7) $(MAN8); do mandoc -T lint -W warning $$f || exit 1; done
 
 bench: build
 	sh test/bench/run.sh

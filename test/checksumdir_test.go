@@ -422,3 +422,32 @@ func TestChecksumdirCheckSpecialFiles(t *testing.T) {
 		}
 	})
 }
+
+// TestChecksumdirPortable: on btrfs --portable changes nothing; a copy of
+// the tree on ext4 and on tmpfs (where directories count their
+// subdirectories) differs in directory link counts only, and with
+// --portable it gives the btrfs set exactly, checked or summed.
+func TestChecksumdirPortable(t *testing.T) {
+	harness.RequireCommand(t, "python3")
+	mnt := harness.Btrfs(t, 256)
+	harness.MustSh(t, makeTree, "DIR="+mnt)
+	harness.MustSh(t, `mkdir "$M/plain" "$M/portable" && cd "$M/plain" && checksumdir ../t && cd "$M/portable" && checksumdir --portable ../t
+		cmp "$M/plain/t.ls" "$M/portable/t.ls" && cmp "$M/plain/t.sha256sum" "$M/portable/t.sha256sum"`, "M="+mnt)
+	for _, fs := range []struct {
+		name string
+		dir  func(t *testing.T) string
+	}{
+		{"ext4", func(t *testing.T) string { return harness.Ext4(t, 256) }},
+		{"tmpfs", func(t *testing.T) string { return harness.Tmpfs(t, 256) }},
+	} {
+		t.Run(fs.name, func(t *testing.T) {
+			dir := fs.dir(t)
+			harness.MustSh(t, `cp -a "$M/t" "$D/t" && cd "$M/plain"
+				! checksumdir --check t.sha256sum "$D/t" > "$D/diff" 2>/dev/null
+				grep -q '^~ d/e: links 1 -> 3$' "$D/diff"
+				! grep -v ': links 1 -> [0-9]*$' "$D/diff"
+				[ -z "$(checksumdir --portable --check t.sha256sum "$D/t")" ]
+				[ "$(checksumdir --portable --stdout "$D/t")" = "$(sha256sum t.sha256sum)" ]`, "M="+mnt, "D="+dir)
+		})
+	}
+}

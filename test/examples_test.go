@@ -558,7 +558,7 @@ func docExamples(t *testing.T) map[string][]string {
 	}
 	block, _, _ = strings.Cut(block, "```")
 	docs["README.md"] = joinLines(strings.Split(block, "\n"))
-	pages, _ := filepath.Glob(filepath.Join(harness.Root(), "man", "*.[158]"))
+	pages, _ := filepath.Glob(filepath.Join(harness.Root(), "man", "*.[1578]"))
 	for _, p := range pages {
 		b, err := os.ReadFile(p)
 		if err != nil {

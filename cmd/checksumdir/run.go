@@ -31,6 +31,8 @@ type RunOptions struct {
 	Stdout bool
 	// Full adds NAME.full (xattrs, symlink targets, devices, attributes).
 	Full bool
+	// Portable prints every directory's link count as 1 (as btrfs has it).
+	Portable bool
 	// Jobs is how many files are hashed at once; 0 means one per CPU.
 	Jobs int
 	// Remote reaches ssh:// directories (lib/remote).
@@ -88,7 +90,7 @@ func Run(ctx context.Context, env *cli.Env, opts RunOptions) error {
 			if !opts.Stdout || opts.Check != "" {
 				return hint.Wrap(cli.UsageError("%s: over ssh only --stdout is supported", arg), "compare checksumdir --stdout of both trees")
 			}
-			if err := remote.Checksum(ctx, remote.Stdio{Stdin: env.Stdin, Stdout: env.Stdout, Stderr: env.Stderr, Log: env.Log, Quiet: env.Quiet, Verbose: env.Verbose}, opts.Remote, arg, opts.Full); err != nil {
+			if err := remote.Checksum(ctx, remote.Stdio{Stdin: env.Stdin, Stdout: env.Stdout, Stderr: env.Stderr, Log: env.Log, Quiet: env.Quiet, Verbose: env.Verbose}, opts.Remote, arg, opts.Full, opts.Portable); err != nil {
 				return err
 			}
 		default:
@@ -121,11 +123,11 @@ func setName(dir string) (string, error) {
 }
 
 // scan runs checksumdir.Scan with progress on stderr and problems logged.
-func scan(ctx context.Context, env *cli.Env, dir string, jobs int, full bool) (*checksumdir.Tree, error) {
+func scan(ctx context.Context, env *cli.Env, dir string, opts RunOptions) (*checksumdir.Tree, error) {
 	var prog checksumdir.Progress
 	start := time.Now()
 	stopProgress := showProgress(env, dir, &prog)
-	tree, err := checksumdir.Scan(ctx, dir, checksumdir.Options{Jobs: jobs, Full: full, OnProblem: func(err error, changed bool) {
+	tree, err := checksumdir.Scan(ctx, dir, checksumdir.Options{Jobs: opts.Jobs, Full: opts.Full, Portable: opts.Portable, OnProblem: func(err error, changed bool) {
 		if changed {
 			env.Log.Warn(err.Error() + "; its checksum may not match any state of it")
 			return
@@ -158,7 +160,7 @@ func sumLocal(ctx context.Context, env *cli.Env, opts RunOptions, dir string, ou
 			return err
 		}
 	}
-	tree, err := scan(ctx, env, dir, opts.Jobs, opts.Full)
+	tree, err := scan(ctx, env, dir, opts)
 	if err != nil {
 		return err
 	}
@@ -186,7 +188,8 @@ func checkLocal(ctx context.Context, env *cli.Env, opts RunOptions, dir string, 
 		return hint.Wrap(fmt.Errorf("%s: has no .full file to check", opts.Check),
 			"make the set with checksumdir --full, or check without --full")
 	}
-	tree, err := scan(ctx, env, dir, opts.Jobs, full)
+	opts.Full = full
+	tree, err := scan(ctx, env, dir, opts)
 	if err != nil {
 		return err
 	}

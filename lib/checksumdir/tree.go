@@ -54,6 +54,10 @@ type Options struct {
 	Jobs int
 	// Full also reads symlink targets, xattrs and file attributes.
 	Full bool
+	// Portable records every directory's link count as 1, as btrfs has
+	// it: other filesystems count "." and subdirectories, so a tree
+	// restored there would differ from its btrfs source in that alone.
+	Portable bool
 	// OnProblem is called (from any goroutine, one call at a time) for
 	// every entry that could not be read, and for files that changed
 	// while being read (changed is then true). Scan goes on.
@@ -112,7 +116,7 @@ func Scan(ctx context.Context, top string, opts Options, prog *Progress) (*Tree,
 		}
 	}
 	h := newHasher(ctx, opts.Jobs, opts.Full, prog, problem)
-	walkErr := t.walk(ctx, st.Dev, opts.Full, h, prog, problem)
+	walkErr := t.walk(ctx, st.Dev, opts, h, prog, problem)
 	files, bytes := h.wait()
 	t.Files, t.Bytes = files, bytes
 	if walkErr != nil {
@@ -129,11 +133,12 @@ func Scan(ctx context.Context, top string, opts Options, prog *Progress) (*Tree,
 
 type devIno struct{ dev, ino uint64 }
 
-func (t *Tree) walk(ctx context.Context, topDev uint64, full bool, h *hasher, prog *Progress, problem func(error, bool)) error {
+func (t *Tree) walk(ctx context.Context, topDev uint64, opts Options, h *hasher, prog *Progress, problem func(error, bool)) error {
 	type dir struct {
 		rel string
 		e   *Entry // nil for the top
 	}
+	full := opts.Full
 	stack := []dir{{}}
 	links := map[devIno]*fileSum{}
 	var linkBuf []byte
@@ -194,6 +199,9 @@ func (t *Tree) walk(ctx context.Context, topDev uint64, full bool, h *hasher, pr
 			}
 			switch st.Mode & unix.S_IFMT {
 			case unix.S_IFDIR:
+				if opts.Portable {
+					e.Nlink = 1
+				}
 				if st.Dev != topDev {
 					// A mount point (or a nested btrfs subvolume): like
 					// find -xdev, neither listed nor entered.

@@ -6,6 +6,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 // TestScanSparseAndLinks: holes fed as zeros give the hash of the full
@@ -63,5 +65,33 @@ func TestScanNotADirectory(t *testing.T) {
 	}
 	if _, err := Scan(context.Background(), f+"/nope", Options{}, nil); err == nil {
 		t.Errorf("Scan(missing) succeeded")
+	}
+}
+
+// TestScanPortable: with Portable every directory has link count 1
+// (whatever the filesystem counts), other entries keep theirs.
+func TestScanPortable(t *testing.T) {
+	dir := t.TempDir()
+	os.MkdirAll(filepath.Join(dir, "a/b/c"), 0o755)
+	os.WriteFile(filepath.Join(dir, "a/f"), nil, 0o644)
+	os.Link(filepath.Join(dir, "a/f"), filepath.Join(dir, "a/g"))
+	for _, portable := range []bool{false, true} {
+		tree, err := Scan(context.Background(), dir, Options{Portable: portable}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range tree.Entries {
+			var st unix.Stat_t
+			if err := unix.Lstat(filepath.Join(dir, e.Path), &st); err != nil {
+				t.Fatal(err)
+			}
+			want := uint64(st.Nlink)
+			if portable && e.IsDir() {
+				want = 1
+			}
+			if e.Nlink != want {
+				t.Errorf("portable %v: %s has link count %d, want %d", portable, e.Path, e.Nlink, want)
+			}
+		}
 	}
 }

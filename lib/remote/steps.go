@@ -215,7 +215,7 @@ func resultsToSSH(r io.Reader, w io.Writer, host location.Location) error {
 // Checksum prints the checksumdir digest line of the directory at the
 // ssh:// location arg, computed on its host (checksumdir --stdout there:
 // no files are written on either side).
-func Checksum(ctx context.Context, env Stdio, f Flags, arg string, full bool) error {
+func Checksum(ctx context.Context, env Stdio, f Flags, arg string, full, portable bool) error {
 	loc, err := location.Parse(arg)
 	if err != nil {
 		return &UsageError{err}
@@ -223,6 +223,9 @@ func Checksum(ctx context.Context, env Stdio, f Flags, arg string, full bool) er
 	args := []string{"--stdout"}
 	if full {
 		args = append(args, "--full")
+	}
+	if portable {
+		args = append(args, "--portable")
 	}
 	// No stdin: the remote checksumdir reads none, and ssh must not take
 	// what the user types.
