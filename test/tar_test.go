@@ -1,6 +1,8 @@
 package test
 
 import (
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -252,5 +254,43 @@ func TestTarFromEncryptedStore(t *testing.T) {
 	`, env...)
 	if strings.Contains(r.Stdout, "DIFFERS") {
 		t.Fatalf("restored tree differs from the source:\n%s\n%s", r.Stdout, r.Stderr)
+	}
+}
+
+// TestTarChainCutBetweenStreams: the last object of a chain is damaged,
+// so bss3get fails after writing the streams before it whole. bsrecv
+// --tar must not take those for the chain: it fails and writes no byte
+// of an archive (tar -x would otherwise restore the older snapshot).
+func TestTarChainCutBetweenStreams(t *testing.T) {
+	src := tarChain(t)
+	store := t.TempDir()
+	env := []string{"SRC=" + src, "STORE=" + store}
+	put := harness.MustSh(t, `bss3put "file://$STORE/" < "$SRC/chain"`, env...)
+	recs := objRecords(t, put.Stdout)
+	if len(recs) != 3 {
+		t.Fatalf("bss3put printed %d records, want 3:\n%s", len(recs), put.Stdout)
+	}
+	var objs []string
+	for _, r := range recs {
+		objs = append(objs, "file://"+store+"/"+r.Key)
+	}
+	last := filepath.Join(store, recs[2].Key)
+	b, err := os.ReadFile(last)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[len(b)/2] ^= 0xff
+	if err := os.WriteFile(last, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r := harness.Sh(t, `set +e
+		bss3get `+strings.Join(objs, " ")+` | bsrecv --tar > "$STORE/archive"
+		echo "status ${PIPESTATUS[*]}"
+		wc -c < "$STORE/archive"`, env...)
+	if !strings.Contains(r.Stdout, "status 1 1\n0\n") {
+		t.Fatalf("want bss3get and bsrecv --tar to fail with an empty archive:\n%s\n%s", r.Stdout, r.Stderr)
+	}
+	if !strings.Contains(r.Stderr, "bsrecv: error: ") {
+		t.Fatalf("no bsrecv error line:\n%s", r.Stderr)
 	}
 }

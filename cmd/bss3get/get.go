@@ -47,6 +47,19 @@ func Get(ctx context.Context, env *cli.Env, opts GetOptions) error {
 		return hint.Wrap(cli.UsageError("stdout is a terminal, not a place for a send stream"), "pipe it: "+env.Name+" ... | bsrecv /dir/")
 	}
 	g := &getter{env: env, opts: opts, stores: map[string]objstore.Store{}}
+	err := g.get(ctx)
+	if err != nil && g.count > 0 {
+		// The streams written so far are whole: a reader would take them
+		// for the whole chain (bsrecv --tar would archive the snapshot
+		// before the one wanted). A stream header with nothing after it
+		// makes every reader fail instead.
+		env.Stdout.Write(sendstream.AppendHeader(nil, 1))
+	}
+	return err
+}
+
+func (g *getter) get(ctx context.Context) error {
+	env, opts := g.env, g.opts
 	start := time.Now()
 	if len(opts.Objects) > 0 {
 		for _, a := range opts.Objects {
