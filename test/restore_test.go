@@ -73,22 +73,27 @@ func restoreBin(t *testing.T) string {
 	return bin
 }
 
-// restoreSame is a shell function: same SRC DST [owners] fails unless
-// checksumdir --portable of DST equals checksumdir of its btrfs source
-// SRC; without "owners" the uid and gid columns are blanked and the
-// device "null" left out (a user cannot give files away or make devices:
-// bsrecv makes an empty file in its place and says so).
+// restoreSame is a shell function: same SRC DST [owners|-] [shared]
+// fails unless checksumdir --portable of DST equals checksumdir of its
+// btrfs source SRC. Without "owners" the uid and gid columns are blanked
+// and the device "null" left out (a user cannot give files away or make
+// devices: bsrecv makes an empty file in its place and says so); with
+// "shared" the link counts are blanked (a mirror's unchanged files are
+// hard links to its other snapshots').
 const restoreSame = `same() {
 	a=$(mktemp -d) b=$(mktemp -d)
 	(cd "$a" && checksumdir -q "$1") && (cd "$b" && checksumdir -q --portable "$2") || return 1
 	n=$(basename "$1")
-	if [ "${3:-}" = owners ]; then
+	if [ "${3:-}" = owners ] && [ -z "${4:-}" ]; then
 		[ "$(basename "$2")" = "$n" ] && cmp "$a/$n.sha256sum" "$b/$n.sha256sum" && return 0
 		diff "$a/$n.ls" "$b/$n.ls" >&2; diff "$a/$n.files" "$b/$n.files" >&2; return 1
 	fi
 	for d in "$a" "$b"; do
-		awk '$7 != "null" { $3 = "-"; $4 = "-"; print }' "$d/$n.ls" > "$d/ls"
-		grep -v '  \./null$' "$d/$n.files" > "$d/files"
+		awk -v owners="${3:-}" -v shared="${4:-}" 'owners == "owners" || $7 != "null" {
+			if (owners != "owners") { $3 = "-"; $4 = "-" }
+			if (shared != "") $2 = "-"
+			print }' "$d/$n.ls" > "$d/ls"
+		if [ "${3:-}" = owners ]; then cp "$d/$n.files" "$d/files"; else grep -v '  \./null$' "$d/$n.files" > "$d/files"; fi
 	done
 	diff "$a/ls" "$b/ls" >&2 && diff "$a/files" "$b/files" >&2
 }
@@ -100,7 +105,9 @@ const restoreSame = `same() {
 // root and as nobody: for each snapshot, received with --in-place from
 // the chain up to it, checksumdir --portable gives the source's
 // checksumdir exactly as root, and with the owner columns blanked as
-// nobody (who cannot set them). Through bsrecv --tar (as nobody), tar -x
+// nobody (who cannot set them); the whole chain received into one
+// dir:// mirror gives the same but for link counts (its unchanged files
+// are hard links to its other snapshots'). Through bsrecv --tar (as nobody), tar -x
 // (as root, which can set owners) of each snapshot's archive gives the
 // same, and one file taken out with tar -x PATH is byte-identical.
 func TestRestoreAnywhere(t *testing.T) {
@@ -115,7 +122,7 @@ func TestRestoreAnywhere(t *testing.T) {
 			os.Chmod(mnt, 0o777)
 			as, owners := "", "owners"
 			if user == "nobody" {
-				as, owners = "setpriv --reuid=65534 --regid=65534 --clear-groups", ""
+				as, owners = "setpriv --reuid=65534 --regid=65534 --clear-groups", "-"
 			}
 			script := restoreSame
 			for k := 1; k <= len(objs); k++ {
@@ -132,7 +139,11 @@ func TestRestoreAnywhere(t *testing.T) {
 					cmp "$one/` + s + `/data" "$SRC/` + s + `/data" || echo "tar ` + s + `/data DIFFERS"
 				`
 			}
+			// The whole chain into one mirror.
 			script += `
+				mkdir "$M/mirror" && chown ` + user + ` "$M/mirror"
+				$AS env -i PATH="$BIN" /bin/sh -c 'bss3get -i "$1" ` + strings.Join(objs, " ") + ` | bsrecv -q "dir://$2/mirror/"' - "$KEY" "$M" > /dev/null
+				for s in s1 s2 s3 s4 s5; do same "$SRC/$s" "$M/mirror/$s" ` + owners + ` shared || echo "mirror $s DIFFERS"; done
 				one=$(mktemp -d) && tar -x -f "$M/s5.tar" -C "$one" s5/moved/other-clone
 				cmp "$one/s5/moved/other-clone" "$SRC/s5/other"
 				tar -x -f "$M/s4.tar" -C "$one" s4/sparse && cmp "$one/s4/sparse" "$SRC/s4/sparse"
