@@ -371,7 +371,21 @@ func (g *gen) changeBig() error {
 	if err := os.Truncate(big(2), st.Size()/2); err != nil {
 		return err
 	}
-	if err := os.Remove(g.midPath(0)); err != nil {
+	// The first 4 MiB file left goes and "new" is made again, so that
+	// changes can follow one another (restore.sh makes a chain of them).
+	mid, err := os.ReadDir(filepath.Join(g.root, "mid"))
+	if err != nil {
+		return err
+	}
+	for _, e := range mid {
+		if strings.HasPrefix(e.Name(), "m") {
+			if err := os.Remove(filepath.Join(g.root, "mid", e.Name())); err != nil {
+				return err
+			}
+			break
+		}
+	}
+	if err := os.Remove(filepath.Join(g.root, "mid", "new")); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return err
 	}
 	return g.writeBig(filepath.Join(g.root, "mid", "new"), 4<<20, 0)
