@@ -257,7 +257,7 @@ func TestTarFromEncryptedStore(t *testing.T) {
 	}
 }
 
-// TestTarChainCutBetweenStreams: the last object of a chain is damaged,
+// TestTarChainCutBetweenStreams: the last object of a chain is missing,
 // so bss3get fails after writing the streams before it whole. bsrecv
 // --tar must not take those for the chain: it fails and writes no byte
 // of an archive (tar -x would otherwise restore the older snapshot).
@@ -274,13 +274,9 @@ func TestTarChainCutBetweenStreams(t *testing.T) {
 	for _, r := range recs {
 		objs = append(objs, "file://"+store+"/"+r.Key)
 	}
-	last := filepath.Join(store, recs[2].Key)
-	b, err := os.ReadFile(last)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b[len(b)/2] ^= 0xff
-	if err := os.WriteFile(last, b, 0o600); err != nil {
+	// Gone before bss3get reads a byte of it: the streams before it are
+	// written whole.
+	if err := os.Remove(filepath.Join(store, recs[2].Key)); err != nil {
 		t.Fatal(err)
 	}
 	r := harness.Sh(t, `set +e
