@@ -148,6 +148,7 @@ func (t *DirTree) at(op, path string, root bool, fn func(dir int, base string) e
 // SetXattr sets an attribute of path itself, never of a symbolic link's
 // target.
 func (t *DirTree) SetXattr(path, name string, data []byte) error {
+	t.changed(path)
 	return t.at("set xattr "+strconv.Quote(name)+" of", path, true, func(dir int, base string) error {
 		if !t.noXattrat {
 			err := setxattrat(dir, base, name, data)
@@ -161,6 +162,7 @@ func (t *DirTree) SetXattr(path, name string, data []byte) error {
 }
 
 func (t *DirTree) RemoveXattr(path, name string) error {
+	t.changed(path)
 	return t.at("remove xattr "+strconv.Quote(name)+" of", path, true, func(dir int, base string) error {
 		if !t.noXattrat {
 			err := removexattrat(dir, base, name)
@@ -323,6 +325,7 @@ func (t *DirTree) Truncate(path string, size uint64) error {
 // Chmod never follows a symbolic link: the kernel sends no CHMOD for one,
 // and chmod(2) on one would change whatever it points to.
 func (t *DirTree) Chmod(path string, mode uint32) error {
+	t.changed(path)
 	return t.at("chmod", path, true, func(dir int, base string) error {
 		err := unix.Fchmodat(dir, base, mode, unix.AT_SYMLINK_NOFOLLOW)
 		if err != unix.EOPNOTSUPP {
@@ -353,6 +356,7 @@ func (t *DirTree) Chown(path string, uid, gid uint64) error {
 	if uid >= math.MaxUint32 || gid >= math.MaxUint32 {
 		return pathErr("chown", path, fmt.Errorf("owner %d:%d out of range", uid, gid))
 	}
+	t.changed(path)
 	return t.at("chown", path, true, func(dir int, base string) error {
 		return unix.Fchownat(dir, base, int(uid), int(gid), unix.AT_SYMLINK_NOFOLLOW)
 	})
