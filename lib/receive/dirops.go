@@ -149,6 +149,12 @@ func (t *DirTree) at(op, path string, root bool, fn func(dir int, base string) e
 // target.
 func (t *DirTree) SetXattr(path, name string, data []byte) error {
 	t.changed(path)
+	if fd := t.openFD(path); fd >= 0 {
+		if err := unix.Fsetxattr(fd, name, data, 0); err != nil {
+			return pathErr("set xattr "+strconv.Quote(name)+" of", path, err)
+		}
+		return nil
+	}
 	return t.at("set xattr "+strconv.Quote(name)+" of", path, true, func(dir int, base string) error {
 		if !t.noXattrat {
 			err := setxattrat(dir, base, name, data)
@@ -326,6 +332,12 @@ func (t *DirTree) Truncate(path string, size uint64) error {
 // and chmod(2) on one would change whatever it points to.
 func (t *DirTree) Chmod(path string, mode uint32) error {
 	t.changed(path)
+	if fd := t.openFD(path); fd >= 0 {
+		if err := unix.Fchmod(fd, mode); err != nil {
+			return pathErr("chmod", path, err)
+		}
+		return nil
+	}
 	return t.at("chmod", path, true, func(dir int, base string) error {
 		err := unix.Fchmodat(dir, base, mode, unix.AT_SYMLINK_NOFOLLOW)
 		if err != unix.EOPNOTSUPP {
@@ -357,6 +369,12 @@ func (t *DirTree) Chown(path string, uid, gid uint64) error {
 		return pathErr("chown", path, fmt.Errorf("owner %d:%d out of range", uid, gid))
 	}
 	t.changed(path)
+	if fd := t.openFD(path); fd >= 0 {
+		if err := unix.Fchown(fd, int(uid), int(gid)); err != nil {
+			return pathErr("chown", path, err)
+		}
+		return nil
+	}
 	return t.at("chown", path, true, func(dir int, base string) error {
 		return unix.Fchownat(dir, base, int(uid), int(gid), unix.AT_SYMLINK_NOFOLLOW)
 	})
@@ -370,9 +388,34 @@ func (t *DirTree) Utimes(path string, atime, mtime, _ Timespec) error {
 		return pathErr("utimes", path, errors.New("nanoseconds out of range"))
 	}
 	ts := []unix.Timespec{{Sec: atime.Sec, Nsec: int64(atime.Nsec)}, {Sec: mtime.Sec, Nsec: int64(mtime.Nsec)}}
+	if fd := t.openFD(path); fd >= 0 {
+		if err := futimens(fd, ts); err != nil {
+			return pathErr("utimes", path, err)
+		}
+		return nil
+	}
 	return t.at("utimes", path, true, func(dir int, base string) error {
 		return unix.UtimesNanoAt(dir, base, ts, unix.AT_SYMLINK_NOFOLLOW)
 	})
+}
+
+// futimens is utimensat(2) on fd itself (a NULL path).
+func futimens(fd int, ts []unix.Timespec) error {
+	_, _, e := unix.Syscall6(unix.SYS_UTIMENSAT, uintptr(fd), 0, uintptr(unsafe.Pointer(&ts[0])), 0, 0, 0)
+	runtime.KeepAlive(ts)
+	return errnoErr(e)
+}
+
+// openFD is the write descriptor when it is path's, else -1: the file
+// just made or written, whose owner, mode, times and attributes come
+// next, set through it without a lookup. It is the very inode path names
+// (WriteFD); never a symbolic link, so an f* call on it is the l* one on
+// path.
+func (t *DirTree) openFD(path string) int {
+	if t.wfd >= 0 && path == t.wpath {
+		return t.wfd
+	}
+	return -1
 }
 
 // UpdateExtent stands for data a --no-data send left out: nothing to do.
