@@ -245,7 +245,7 @@ func (t *DirTree) Write(path string, offset uint64, data []byte) error {
 	}
 	off := int64(offset)
 	for len(data) > 0 {
-		n, err := unix.Pwrite(fd, data, off)
+		n, err := rawPwrite(fd, data, off)
 		if err == unix.EINTR {
 			continue
 		}
@@ -333,13 +333,13 @@ func (t *DirTree) Truncate(path string, size uint64) error {
 func (t *DirTree) Chmod(path string, mode uint32) error {
 	t.changed(path)
 	if fd := t.openFD(path); fd >= 0 {
-		if err := unix.Fchmod(fd, mode); err != nil {
+		if err := rawFchmod(fd, mode); err != nil {
 			return pathErr("chmod", path, err)
 		}
 		return nil
 	}
 	return t.at("chmod", path, true, func(dir int, base string) error {
-		err := unix.Fchmodat(dir, base, mode, unix.AT_SYMLINK_NOFOLLOW)
+		err := rawFchmodat2(dir, base, mode, unix.AT_SYMLINK_NOFOLLOW)
 		if err != unix.EOPNOTSUPP {
 			return err
 		}
@@ -370,13 +370,13 @@ func (t *DirTree) Chown(path string, uid, gid uint64) error {
 	}
 	t.changed(path)
 	if fd := t.openFD(path); fd >= 0 {
-		if err := unix.Fchown(fd, int(uid), int(gid)); err != nil {
+		if err := rawFchown(fd, int(uid), int(gid)); err != nil {
 			return pathErr("chown", path, err)
 		}
 		return nil
 	}
 	return t.at("chown", path, true, func(dir int, base string) error {
-		return unix.Fchownat(dir, base, int(uid), int(gid), unix.AT_SYMLINK_NOFOLLOW)
+		return rawFchownat(dir, base, int(uid), int(gid), unix.AT_SYMLINK_NOFOLLOW)
 	})
 }
 
@@ -389,21 +389,14 @@ func (t *DirTree) Utimes(path string, atime, mtime, _ Timespec) error {
 	}
 	ts := []unix.Timespec{{Sec: atime.Sec, Nsec: int64(atime.Nsec)}, {Sec: mtime.Sec, Nsec: int64(mtime.Nsec)}}
 	if fd := t.openFD(path); fd >= 0 {
-		if err := futimens(fd, ts); err != nil {
+		if err := rawUtimensat(fd, "", ts, 0); err != nil {
 			return pathErr("utimes", path, err)
 		}
 		return nil
 	}
 	return t.at("utimes", path, true, func(dir int, base string) error {
-		return unix.UtimesNanoAt(dir, base, ts, unix.AT_SYMLINK_NOFOLLOW)
+		return rawUtimensat(dir, base, ts, unix.AT_SYMLINK_NOFOLLOW)
 	})
-}
-
-// futimens is utimensat(2) on fd itself (a NULL path).
-func futimens(fd int, ts []unix.Timespec) error {
-	_, _, e := unix.Syscall6(unix.SYS_UTIMENSAT, uintptr(fd), 0, uintptr(unsafe.Pointer(&ts[0])), 0, 0, 0)
-	runtime.KeepAlive(ts)
-	return errnoErr(e)
 }
 
 // openFD is the write descriptor when it is path's, else -1: the file

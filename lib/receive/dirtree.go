@@ -113,7 +113,7 @@ func (t *DirTree) setWrite(fd int, path string, plain bool) {
 
 func (t *DirTree) dropWrite() {
 	if t.wfd >= 0 {
-		unix.Close(t.wfd)
+		rawClose(t.wfd)
 		t.wfd, t.wpath = -1, ""
 	}
 }
@@ -219,7 +219,7 @@ func (t *DirTree) parent(path string, root bool) (dirFD, string, error) {
 func openat2(dir int, path string, flags int, mode uint32, res uint64) (int, error) {
 	how := unix.OpenHow{Flags: uint64(flags), Mode: uint64(mode), Resolve: res}
 	for range 16 {
-		fd, err := unix.Openat2(dir, path, &how)
+		fd, err := rawOpenat2(dir, path, &how)
 		if err != unix.EAGAIN && err != unix.EINTR {
 			return fd, err
 		}
@@ -229,7 +229,7 @@ func openat2(dir int, path string, flags int, mode uint32, res uint64) (int, err
 
 func fstatat(dir int, path string, st *unix.Stat_t, flags int) error {
 	for {
-		if err := unix.Fstatat(dir, path, st, flags); err != unix.EINTR {
+		if err := rawFstatat(dir, path, st, flags); err != unix.EINTR {
 			return err
 		}
 	}
