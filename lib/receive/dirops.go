@@ -38,7 +38,7 @@ func (t *DirTree) Mkfile(path string) error {
 
 func (t *DirTree) Mkdir(path string) error {
 	return t.at("mkdir", path, false, func(dir int, base string) error {
-		return unix.Mkdirat(dir, base, 0o700)
+		return rawAt(unix.SYS_MKDIRAT, dir, base, 0o700, 0, 0, 0)
 	})
 }
 
@@ -69,7 +69,7 @@ func (t *DirTree) Mksock(path string) error {
 // resolved here.
 func (t *DirTree) Symlink(path, target string) error {
 	return t.at("symlink", path, false, func(dir int, base string) error {
-		return unix.Symlinkat(target, dir, base)
+		return rawSymlinkat(target, dir, base)
 	})
 }
 
@@ -86,7 +86,7 @@ func (t *DirTree) Rename(from, to string) error {
 		return err
 	}
 	defer t.release(td)
-	if err := unix.Renameat2(fd.fd, fbase, td.fd, tbase, 0); err != nil {
+	if err := rawAt2(unix.SYS_RENAMEAT2, fd.fd, fbase, td.fd, tbase, 0); err != nil {
 		return fmt.Errorf("rename %q to %q: %w", from, to, err)
 	}
 	t.renamed(from, to)
@@ -105,7 +105,7 @@ func (t *DirTree) Link(path, target string) error {
 		return err
 	}
 	defer t.release(nd)
-	if err := unix.Linkat(od.fd, obase, nd.fd, nbase, 0); err != nil {
+	if err := rawAt2(unix.SYS_LINKAT, od.fd, obase, nd.fd, nbase, 0); err != nil {
 		return fmt.Errorf("link %q to %q: %w", path, target, err)
 	}
 	return nil
@@ -113,7 +113,7 @@ func (t *DirTree) Link(path, target string) error {
 
 func (t *DirTree) Unlink(path string) error {
 	if err := t.at("unlink", path, false, func(dir int, base string) error {
-		return unix.Unlinkat(dir, base, 0)
+		return rawAt(unix.SYS_UNLINKAT, dir, base, 0, 0, 0, 0)
 	}); err != nil {
 		return err
 	}
@@ -123,7 +123,7 @@ func (t *DirTree) Unlink(path string) error {
 
 func (t *DirTree) Rmdir(path string) error {
 	if err := t.at("rmdir", path, false, func(dir int, base string) error {
-		return unix.Unlinkat(dir, base, unix.AT_REMOVEDIR)
+		return rawAt(unix.SYS_UNLINKAT, dir, base, unix.AT_REMOVEDIR, 0, 0, 0)
 	}); err != nil {
 		return err
 	}
@@ -150,7 +150,7 @@ func (t *DirTree) at(op, path string, root bool, fn func(dir int, base string) e
 func (t *DirTree) SetXattr(path, name string, data []byte) error {
 	t.changed(path)
 	if fd := t.openFD(path); fd >= 0 {
-		if err := unix.Fsetxattr(fd, name, data, 0); err != nil {
+		if err := rawFsetxattr(fd, name, data); err != nil {
 			return pathErr("set xattr "+strconv.Quote(name)+" of", path, err)
 		}
 		return nil
@@ -208,7 +208,7 @@ func setxattrat(dir int, base, name string, data []byte) error {
 	if len(data) > 0 {
 		args.value = uint64(uintptr(unsafe.Pointer(&data[0])))
 	}
-	_, _, e := unix.Syscall6(unix.SYS_SETXATTRAT, uintptr(dir), uintptr(unsafe.Pointer(p)),
+	_, _, e := unix.RawSyscall6(unix.SYS_SETXATTRAT, uintptr(dir), uintptr(unsafe.Pointer(p)),
 		unix.AT_SYMLINK_NOFOLLOW, uintptr(unsafe.Pointer(n)), uintptr(unsafe.Pointer(&args)), unsafe.Sizeof(args))
 	runtime.KeepAlive(data)
 	return errnoErr(e)
@@ -223,7 +223,7 @@ func removexattrat(dir int, base, name string) error {
 	if err != nil {
 		return err
 	}
-	_, _, e := unix.Syscall6(unix.SYS_REMOVEXATTRAT, uintptr(dir), uintptr(unsafe.Pointer(p)),
+	_, _, e := unix.RawSyscall6(unix.SYS_REMOVEXATTRAT, uintptr(dir), uintptr(unsafe.Pointer(p)),
 		unix.AT_SYMLINK_NOFOLLOW, uintptr(unsafe.Pointer(n)), 0, 0)
 	return errnoErr(e)
 }
@@ -322,7 +322,7 @@ func (t *DirTree) Truncate(path string, size uint64) error {
 	if size > math.MaxInt64 {
 		return pathErr("truncate", path, errors.New("size out of range"))
 	}
-	if err := unix.Ftruncate(fd, int64(size)); err != nil {
+	if err := rawFtruncate(fd, int64(size)); err != nil {
 		return pathErr("truncate", path, err)
 	}
 	return nil
