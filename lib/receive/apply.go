@@ -20,6 +20,14 @@ import (
 // size fails the command. Attributes a command does not use are ignored
 // (the kernel sends INO with every MK* command, MODE and RDEV with
 // MKFIFO and MKSOCK).
+//
+// A command making a new inode is held back until the next one: the
+// kernel makes every new inode under an orphan name in the root and
+// renames it at once, so when that RENAME follows, the inode is made at
+// its final name directly (no rename, no second lookup); where that name
+// is taken, as the stream says. Applied counts a held command only once
+// it is carried out: call Flush before Tree.Sync to record a resume
+// point.
 type Applier struct {
 	Tree Tree
 	// Self is the subvolume being received: a CLONE naming it clones
@@ -30,58 +38,161 @@ type Applier struct {
 	ended   bool
 	attrs   attrSet
 	enc     Encoded
+	held    held
 }
+
+// held is a command making a new inode, not yet carried out; typ 0: none.
+type held struct {
+	typ    uint16
+	offset int64
+	len    int64
+	path   string
+	link   string
+	mode   uint32
+	rdev   uint64
+}
+
+// heldError is the failure of a held command, named already.
+type heldError struct{ err error }
+
+func (e *heldError) Error() string { return e.err.Error() }
+func (e *heldError) Unwrap() error { return e.err }
 
 // Applied is the number of stream bytes (headers included) of the
 // commands carried out so far.
 func (a *Applier) Applied() int64 { return a.applied }
 
-// Command decodes c, checks its attributes and carries it out.
+// Command decodes c, checks its attributes and carries it out (a command
+// making an inode maybe only with the next command, or Flush).
 func (a *Applier) Command(c *sendstream.Command) error {
-	if err := a.command(c); err != nil {
+	held, err := a.command(c)
+	if err != nil {
+		if _, ok := err.(*heldError); ok {
+			return err
+		}
 		return fmt.Errorf("%s at byte %d: %w", sendstream.CmdName(c.Type), c.Offset, err)
 	}
-	a.applied += int64(c.Len())
+	if !held {
+		a.applied += int64(c.Len())
+	}
 	return nil
 }
 
-func (a *Applier) command(c *sendstream.Command) error {
-	if a.ended {
-		return errors.New("command after END")
+// Flush carries out the command held back, if any.
+func (a *Applier) Flush() error {
+	h := a.held
+	if h.typ == 0 {
+		return nil
 	}
-	if c.Type == sendstream.CmdSubvol || c.Type == sendstream.CmdSnapshot {
-		return errors.New("a second subvolume in one stream")
+	a.held = held{}
+	if err := a.make(&h, h.path); err != nil {
+		return &heldError{fmt.Errorf("%s at byte %d: %w", sendstream.CmdName(h.typ), h.offset, err)}
 	}
-	if c.Type == 0 || c.Type > maxCommand(c.Version) {
-		return fmt.Errorf("unknown command in a protocol %d stream", c.Version)
-	}
-	s := &a.attrs
-	if err := s.decode(c); err != nil {
-		return err
-	}
-	if missing := required[c.Type] &^ s.present; missing != 0 {
-		return fmt.Errorf("no %s attribute", attrName(uint16(bits.TrailingZeros64(missing))))
-	}
+	a.applied += h.len
+	return nil
+}
+
+// make carries out the held command h at path.
+func (a *Applier) make(h *held, path string) error {
 	t := a.Tree
-	path := s.str(sendstream.AttrPath)
-	switch c.Type {
+	switch h.typ {
 	case sendstream.CmdMkfile:
 		return t.Mkfile(path)
 	case sendstream.CmdMkdir:
 		return t.Mkdir(path)
 	case sendstream.CmdMknod:
-		mode, err := s.u32From64(sendstream.AttrMode)
-		if err != nil {
-			return err
-		}
-		return t.Mknod(path, mode, s.u64(sendstream.AttrRdev))
+		return t.Mknod(path, h.mode, h.rdev)
 	case sendstream.CmdMkfifo:
 		return t.Mkfifo(path)
 	case sendstream.CmdMksock:
 		return t.Mksock(path)
+	}
+	return t.Symlink(path, h.link)
+}
+
+// renameHeld carries out the held command and the RENAME of its path to
+// to that follows it: it makes the inode at to where the Tree says that
+// makes the same inode, and otherwise, or where that fails (to is taken:
+// the rename would replace it), as the stream says.
+func (a *Applier) renameHeld(to string) error {
+	h := a.held
+	if al, ok := a.Tree.(alike); ok && al.Alike(to) {
+		a.held = held{}
+		if a.make(&h, to) == nil {
+			a.applied += h.len
+			return nil
+		}
+		a.held = h
+	}
+	if err := a.Flush(); err != nil {
+		return err
+	}
+	return a.Tree.Rename(h.path, to)
+}
+
+// alike is a Tree that tells whether an inode made at path comes out
+// as one made in the root and renamed to path.
+type alike interface {
+	Alike(path string) bool
+}
+
+// hold holds back c, a command making the inode path.
+func (a *Applier) hold(c *sendstream.Command, path string) {
+	a.held = held{typ: c.Type, offset: c.Offset, len: int64(c.Len()), path: path}
+}
+
+func (a *Applier) command(c *sendstream.Command) (held bool, err error) {
+	if a.ended {
+		return false, errors.New("command after END")
+	}
+	if c.Type == sendstream.CmdSubvol || c.Type == sendstream.CmdSnapshot {
+		return false, errors.New("a second subvolume in one stream")
+	}
+	if c.Type == 0 || c.Type > maxCommand(c.Version) {
+		return false, fmt.Errorf("unknown command in a protocol %d stream", c.Version)
+	}
+	s := &a.attrs
+	if err := s.decode(c); err != nil {
+		return false, err
+	}
+	if missing := required[c.Type] &^ s.present; missing != 0 {
+		return false, fmt.Errorf("no %s attribute", attrName(uint16(bits.TrailingZeros64(missing))))
+	}
+	path := s.str(sendstream.AttrPath)
+	if a.held.typ != 0 {
+		if c.Type == sendstream.CmdRename && path == a.held.path {
+			return false, a.renameHeld(s.str(sendstream.AttrPathTo))
+		}
+		if err := a.Flush(); err != nil {
+			return false, err
+		}
+	}
+	switch c.Type {
+	case sendstream.CmdMkfile, sendstream.CmdMkdir, sendstream.CmdMkfifo, sendstream.CmdMksock:
+		a.hold(c, path)
+		return true, nil
+	case sendstream.CmdMknod:
+		mode, err := s.u32From64(sendstream.AttrMode)
+		if err != nil {
+			return false, err
+		}
+		a.hold(c, path)
+		a.held.mode, a.held.rdev = mode, s.u64(sendstream.AttrRdev)
+		return true, nil
 	case sendstream.CmdSymlink:
+		a.hold(c, path)
 		// The link's content, not a path of the tree.
-		return t.Symlink(path, s.str(sendstream.AttrPathLink))
+		a.held.link = s.str(sendstream.AttrPathLink)
+		return true, nil
+	}
+	return false, a.apply(c, path)
+}
+
+// apply carries out c, a command that makes no inode, on path.
+func (a *Applier) apply(c *sendstream.Command, path string) error {
+	s := &a.attrs
+	t := a.Tree
+	switch c.Type {
 	case sendstream.CmdRename:
 		return t.Rename(path, s.str(sendstream.AttrPathTo))
 	case sendstream.CmdLink:

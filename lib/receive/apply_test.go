@@ -157,6 +157,45 @@ func TestApplyCommands(t *testing.T) {
 				}
 			}
 		}},
+		{"made then renamed", 1, []cmd{
+			c(sendstream.CmdMkfile, aPath("o1")),
+			c(sendstream.CmdRename, aPath("o1"), aStr(sendstream.AttrPathTo, "a")),
+			c(sendstream.CmdWrite, aPath("a"), aU64(off, 0), data("old")),
+			// Onto a file: rename(2) replaces it.
+			c(sendstream.CmdMkfile, aPath("o2")),
+			c(sendstream.CmdRename, aPath("o2"), aStr(sendstream.AttrPathTo, "a")),
+			c(sendstream.CmdWrite, aPath("a"), aU64(off, 0), data("new")),
+			c(sendstream.CmdMkdir, aPath("o3")),
+			c(sendstream.CmdRename, aPath("o3"), aStr(sendstream.AttrPathTo, "d")),
+			// Onto an empty directory.
+			c(sendstream.CmdMkdir, aPath("o4")),
+			c(sendstream.CmdMkfile, aPath("o4/f")),
+			c(sendstream.CmdRename, aPath("o4"), aStr(sendstream.AttrPathTo, "d")),
+			c(sendstream.CmdSymlink, aPath("o5"), aStr(sendstream.AttrPathLink, "a")),
+			c(sendstream.CmdRename, aPath("o5"), aStr(sendstream.AttrPathTo, "d/l")),
+			c(sendstream.CmdMknod, aPath("o6"), aU64(sendstream.AttrMode, unix.S_IFCHR|0o644), aU64(sendstream.AttrRdev, unix.Mkdev(1, 3))),
+			c(sendstream.CmdRename, aPath("o6"), aStr(sendstream.AttrPathTo, "d/n")),
+			c(sendstream.CmdMkfifo, aPath("o7")),
+			c(sendstream.CmdRename, aPath("o7"), aStr(sendstream.AttrPathTo, "o7")),
+			c(sendstream.CmdMkfile, aPath("o8")),
+		}, func(t *testing.T, root string) {
+			if got := readFile(t, filepath.Join(root, "a")); got != "new" {
+				t.Errorf("a %q", got)
+			}
+			if got, _ := os.Readlink(filepath.Join(root, "d/l")); got != "a" {
+				t.Errorf("d/l %q", got)
+			}
+			for name, want := range map[string]uint32{"d/f": unix.S_IFREG | 0o600, "d/n": unix.S_IFCHR, "o7": unix.S_IFIFO | 0o600, "o8": unix.S_IFREG | 0o600} {
+				if st := lstat(t, filepath.Join(root, name)); st.Mode != want {
+					t.Errorf("%s: mode %o, want %o", name, st.Mode, want)
+				}
+			}
+			for _, name := range []string{"o1", "o2", "o3", "o4", "o5", "o6"} {
+				if _, err := os.Lstat(filepath.Join(root, name)); !os.IsNotExist(err) {
+					t.Errorf("%s: %v", name, err)
+				}
+			}
+		}},
 		{"many dirs", 1, manyDirs(300), func(t *testing.T, root string) {
 			for i := range 300 {
 				name := fmt.Sprintf("d%d/sub/f", i)
@@ -278,6 +317,78 @@ func TestApplyDecodes(t *testing.T) {
 	want := "clone d " + other.Canonical() + " s|encoded e zzz|verity v salt|end"
 	if got := strings.Join(r.calls, "|"); got != want {
 		t.Errorf("calls %s, want %s", got, want)
+	}
+}
+
+// namer is a Tree that records the inodes made and renamed, and refuses
+// to make one where a name is taken.
+type namer struct {
+	recorder
+	taken map[string]bool
+}
+
+func (n *namer) Alike(string) bool { return true }
+
+func (n *namer) Mkfile(path string) error {
+	if n.taken[path] {
+		return unix.EEXIST
+	}
+	n.calls = append(n.calls, "mkfile "+path)
+	return nil
+}
+
+func (n *namer) Symlink(path, target string) error {
+	n.calls = append(n.calls, "symlink "+path+" "+target)
+	return nil
+}
+
+func (n *namer) Rename(from, to string) error {
+	n.calls = append(n.calls, "rename "+from+" "+to)
+	return nil
+}
+
+func (n *namer) Chmod(path string, mode uint32) error {
+	n.calls = append(n.calls, "chmod "+path)
+	return nil
+}
+
+func TestApplyMakesAtFinalName(t *testing.T) {
+	tr := &namer{taken: map[string]bool{"taken": true}}
+	a := &Applier{Tree: tr}
+	var total int64
+	for i, tc := range []struct {
+		cmd   cmd
+		calls string
+		held  bool
+	}{
+		{c(sendstream.CmdMkfile, aPath("o1")), "", true},
+		{c(sendstream.CmdRename, aPath("o1"), aStr(sendstream.AttrPathTo, "f")), "mkfile f", false},
+		{c(sendstream.CmdMkfile, aPath("o2")), "", true},
+		{c(sendstream.CmdRename, aPath("o2"), aStr(sendstream.AttrPathTo, "taken")), "mkfile o2|rename o2 taken", false},
+		{c(sendstream.CmdSymlink, aPath("o3"), aStr(sendstream.AttrPathLink, "x")), "", true},
+		{c(sendstream.CmdRename, aPath("other"), aStr(sendstream.AttrPathTo, "g")), "symlink o3 x|rename other g", false},
+		{c(sendstream.CmdMkfile, aPath("o4")), "", true},
+		{c(sendstream.CmdChmod, aPath("o4"), aU64(sendstream.AttrMode, 0o644)), "mkfile o4|chmod o4", false},
+		{c(sendstream.CmdMkfile, aPath("o5")), "", true},
+		{c(sendstream.CmdEnd), "mkfile o5|end", false},
+	} {
+		b := sendstream.AppendCommand(nil, 1, tc.cmd.typ, tc.cmd.attrs...)
+		tr.calls = nil
+		if err := a.Command(&sendstream.Command{Type: tc.cmd.typ, Version: 1, Payload: b[sendstream.CmdHeaderLen:]}); err != nil {
+			t.Fatalf("%d: %v", i, err)
+		}
+		if got := strings.Join(tr.calls, "|"); got != tc.calls {
+			t.Errorf("%d: calls %s, want %s", i, got, tc.calls)
+		}
+		// A command held back is not applied yet.
+		total += int64(len(b))
+		want := total
+		if tc.held {
+			want -= int64(len(b))
+		}
+		if a.Applied() != want {
+			t.Errorf("%d: applied %d, want %d", i, a.Applied(), want)
+		}
 	}
 }
 

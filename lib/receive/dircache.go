@@ -19,6 +19,9 @@ type dirCache struct {
 type dirEntry struct {
 	fd   int
 	used uint64
+	// plain: whether the directory gives a new inode nothing of its own
+	// (DirTree.Alike); 0 not known yet.
+	plain int8
 }
 
 func (c *dirCache) init(max int) {
@@ -35,6 +38,9 @@ func (c *dirCache) get(dir string) (int, bool) {
 	e.used = c.tick
 	return e.fd, true
 }
+
+// entry is dir's entry, nil when not cached.
+func (c *dirCache) entry(dir string) *dirEntry { return c.byDir[dir] }
 
 func (c *dirCache) put(dir string, fd int) {
 	if len(c.byDir) >= c.max {

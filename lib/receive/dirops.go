@@ -38,7 +38,7 @@ func (t *DirTree) Mkfile(path string) error {
 
 func (t *DirTree) Mkdir(path string) error {
 	return t.at("mkdir", path, false, func(dir int, base string) error {
-		return unix.Mkdirat(dir, base, 0o700)
+		return rawAt(unix.SYS_MKDIRAT, dir, base, 0o700, 0, 0, 0)
 	})
 }
 
@@ -69,7 +69,7 @@ func (t *DirTree) Mksock(path string) error {
 // resolved here.
 func (t *DirTree) Symlink(path, target string) error {
 	return t.at("symlink", path, false, func(dir int, base string) error {
-		return unix.Symlinkat(target, dir, base)
+		return rawSymlinkat(target, dir, base)
 	})
 }
 
@@ -86,7 +86,7 @@ func (t *DirTree) Rename(from, to string) error {
 		return err
 	}
 	defer t.release(td)
-	if err := unix.Renameat2(fd.fd, fbase, td.fd, tbase, 0); err != nil {
+	if err := rawAt2(unix.SYS_RENAMEAT2, fd.fd, fbase, td.fd, tbase, 0); err != nil {
 		return fmt.Errorf("rename %q to %q: %w", from, to, err)
 	}
 	t.renamed(from, to)
@@ -105,7 +105,7 @@ func (t *DirTree) Link(path, target string) error {
 		return err
 	}
 	defer t.release(nd)
-	if err := unix.Linkat(od.fd, obase, nd.fd, nbase, 0); err != nil {
+	if err := rawAt2(unix.SYS_LINKAT, od.fd, obase, nd.fd, nbase, 0); err != nil {
 		return fmt.Errorf("link %q to %q: %w", path, target, err)
 	}
 	return nil
@@ -113,7 +113,7 @@ func (t *DirTree) Link(path, target string) error {
 
 func (t *DirTree) Unlink(path string) error {
 	if err := t.at("unlink", path, false, func(dir int, base string) error {
-		return unix.Unlinkat(dir, base, 0)
+		return rawAt(unix.SYS_UNLINKAT, dir, base, 0, 0, 0, 0)
 	}); err != nil {
 		return err
 	}
@@ -123,7 +123,7 @@ func (t *DirTree) Unlink(path string) error {
 
 func (t *DirTree) Rmdir(path string) error {
 	if err := t.at("rmdir", path, false, func(dir int, base string) error {
-		return unix.Unlinkat(dir, base, unix.AT_REMOVEDIR)
+		return rawAt(unix.SYS_UNLINKAT, dir, base, unix.AT_REMOVEDIR, 0, 0, 0)
 	}); err != nil {
 		return err
 	}
@@ -148,6 +148,13 @@ func (t *DirTree) at(op, path string, root bool, fn func(dir int, base string) e
 // SetXattr sets an attribute of path itself, never of a symbolic link's
 // target.
 func (t *DirTree) SetXattr(path, name string, data []byte) error {
+	t.changed(path)
+	if fd := t.openFD(path); fd >= 0 {
+		if err := rawFsetxattr(fd, name, data); err != nil {
+			return pathErr("set xattr "+strconv.Quote(name)+" of", path, err)
+		}
+		return nil
+	}
 	return t.at("set xattr "+strconv.Quote(name)+" of", path, true, func(dir int, base string) error {
 		if !t.noXattrat {
 			err := setxattrat(dir, base, name, data)
@@ -161,6 +168,7 @@ func (t *DirTree) SetXattr(path, name string, data []byte) error {
 }
 
 func (t *DirTree) RemoveXattr(path, name string) error {
+	t.changed(path)
 	return t.at("remove xattr "+strconv.Quote(name)+" of", path, true, func(dir int, base string) error {
 		if !t.noXattrat {
 			err := removexattrat(dir, base, name)
@@ -200,7 +208,7 @@ func setxattrat(dir int, base, name string, data []byte) error {
 	if len(data) > 0 {
 		args.value = uint64(uintptr(unsafe.Pointer(&data[0])))
 	}
-	_, _, e := unix.Syscall6(unix.SYS_SETXATTRAT, uintptr(dir), uintptr(unsafe.Pointer(p)),
+	_, _, e := unix.RawSyscall6(unix.SYS_SETXATTRAT, uintptr(dir), uintptr(unsafe.Pointer(p)),
 		unix.AT_SYMLINK_NOFOLLOW, uintptr(unsafe.Pointer(n)), uintptr(unsafe.Pointer(&args)), unsafe.Sizeof(args))
 	runtime.KeepAlive(data)
 	return errnoErr(e)
@@ -215,7 +223,7 @@ func removexattrat(dir int, base, name string) error {
 	if err != nil {
 		return err
 	}
-	_, _, e := unix.Syscall6(unix.SYS_REMOVEXATTRAT, uintptr(dir), uintptr(unsafe.Pointer(p)),
+	_, _, e := unix.RawSyscall6(unix.SYS_REMOVEXATTRAT, uintptr(dir), uintptr(unsafe.Pointer(p)),
 		unix.AT_SYMLINK_NOFOLLOW, uintptr(unsafe.Pointer(n)), 0, 0)
 	return errnoErr(e)
 }
@@ -237,7 +245,7 @@ func (t *DirTree) Write(path string, offset uint64, data []byte) error {
 	}
 	off := int64(offset)
 	for len(data) > 0 {
-		n, err := unix.Pwrite(fd, data, off)
+		n, err := rawPwrite(fd, data, off)
 		if err == unix.EINTR {
 			continue
 		}
@@ -314,7 +322,7 @@ func (t *DirTree) Truncate(path string, size uint64) error {
 	if size > math.MaxInt64 {
 		return pathErr("truncate", path, errors.New("size out of range"))
 	}
-	if err := unix.Ftruncate(fd, int64(size)); err != nil {
+	if err := rawFtruncate(fd, int64(size)); err != nil {
 		return pathErr("truncate", path, err)
 	}
 	return nil
@@ -323,8 +331,15 @@ func (t *DirTree) Truncate(path string, size uint64) error {
 // Chmod never follows a symbolic link: the kernel sends no CHMOD for one,
 // and chmod(2) on one would change whatever it points to.
 func (t *DirTree) Chmod(path string, mode uint32) error {
+	t.changed(path)
+	if fd := t.openFD(path); fd >= 0 {
+		if err := rawFchmod(fd, mode); err != nil {
+			return pathErr("chmod", path, err)
+		}
+		return nil
+	}
 	return t.at("chmod", path, true, func(dir int, base string) error {
-		err := unix.Fchmodat(dir, base, mode, unix.AT_SYMLINK_NOFOLLOW)
+		err := rawFchmodat2(dir, base, mode, unix.AT_SYMLINK_NOFOLLOW)
 		if err != unix.EOPNOTSUPP {
 			return err
 		}
@@ -353,8 +368,15 @@ func (t *DirTree) Chown(path string, uid, gid uint64) error {
 	if uid >= math.MaxUint32 || gid >= math.MaxUint32 {
 		return pathErr("chown", path, fmt.Errorf("owner %d:%d out of range", uid, gid))
 	}
+	t.changed(path)
+	if fd := t.openFD(path); fd >= 0 {
+		if err := rawFchown(fd, int(uid), int(gid)); err != nil {
+			return pathErr("chown", path, err)
+		}
+		return nil
+	}
 	return t.at("chown", path, true, func(dir int, base string) error {
-		return unix.Fchownat(dir, base, int(uid), int(gid), unix.AT_SYMLINK_NOFOLLOW)
+		return rawFchownat(dir, base, int(uid), int(gid), unix.AT_SYMLINK_NOFOLLOW)
 	})
 }
 
@@ -366,9 +388,27 @@ func (t *DirTree) Utimes(path string, atime, mtime, _ Timespec) error {
 		return pathErr("utimes", path, errors.New("nanoseconds out of range"))
 	}
 	ts := []unix.Timespec{{Sec: atime.Sec, Nsec: int64(atime.Nsec)}, {Sec: mtime.Sec, Nsec: int64(mtime.Nsec)}}
+	if fd := t.openFD(path); fd >= 0 {
+		if err := rawUtimensat(fd, "", ts, 0); err != nil {
+			return pathErr("utimes", path, err)
+		}
+		return nil
+	}
 	return t.at("utimes", path, true, func(dir int, base string) error {
-		return unix.UtimesNanoAt(dir, base, ts, unix.AT_SYMLINK_NOFOLLOW)
+		return rawUtimensat(dir, base, ts, unix.AT_SYMLINK_NOFOLLOW)
 	})
+}
+
+// openFD is the write descriptor when it is path's, else -1: the file
+// just made or written, whose owner, mode, times and attributes come
+// next, set through it without a lookup. It is the very inode path names
+// (WriteFD); never a symbolic link, so an f* call on it is the l* one on
+// path.
+func (t *DirTree) openFD(path string) int {
+	if t.wfd >= 0 && path == t.wpath {
+		return t.wfd
+	}
+	return -1
 }
 
 // UpdateExtent stands for data a --no-data send left out: nothing to do.

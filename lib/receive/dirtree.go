@@ -39,6 +39,9 @@ type DirTree struct {
 
 	// noXattrat: the kernel lacks setxattrat (before 6.13).
 	noXattrat bool
+
+	// rootPlain is Alike's finding on the root, 0 not known yet.
+	rootPlain int8
 }
 
 // resolve is how every path is resolved: never above the root, never
@@ -110,7 +113,7 @@ func (t *DirTree) setWrite(fd int, path string, plain bool) {
 
 func (t *DirTree) dropWrite() {
 	if t.wfd >= 0 {
-		unix.Close(t.wfd)
+		rawClose(t.wfd)
 		t.wfd, t.wpath = -1, ""
 	}
 }
@@ -216,7 +219,7 @@ func (t *DirTree) parent(path string, root bool) (dirFD, string, error) {
 func openat2(dir int, path string, flags int, mode uint32, res uint64) (int, error) {
 	how := unix.OpenHow{Flags: uint64(flags), Mode: uint64(mode), Resolve: res}
 	for range 16 {
-		fd, err := unix.Openat2(dir, path, &how)
+		fd, err := rawOpenat2(dir, path, &how)
 		if err != unix.EAGAIN && err != unix.EINTR {
 			return fd, err
 		}
@@ -226,7 +229,7 @@ func openat2(dir int, path string, flags int, mode uint32, res uint64) (int, err
 
 func fstatat(dir int, path string, st *unix.Stat_t, flags int) error {
 	for {
-		if err := unix.Fstatat(dir, path, st, flags); err != unix.EINTR {
+		if err := rawFstatat(dir, path, st, flags); err != unix.EINTR {
 			return err
 		}
 	}
@@ -250,4 +253,75 @@ func (t *DirTree) Close() error {
 	err := unix.Close(t.root)
 	t.root = -1
 	return err
+}
+
+// Alike reports whether an inode made at path comes out as one made in
+// the root and renamed to path, as the kernel's streams do: a new inode
+// takes from the directory it is made in a default ACL, the group of a
+// set-group-ID directory and inheritable inode flags (btrfs: no
+// copy-on-write, compression), so it is the same only where neither
+// directory has any of them. Anything in the way is a no.
+func (t *DirTree) Alike(path string) bool {
+	i := strings.LastIndexByte(path, '/')
+	if i < 0 {
+		return true
+	}
+	if t.rootPlain == 0 {
+		t.rootPlain = plainDir(t.root)
+	}
+	if t.rootPlain < 0 {
+		return false
+	}
+	e := t.dirs.entry(path[:i])
+	if e == nil {
+		d, _, err := t.parent(path, false)
+		if err != nil {
+			return false
+		}
+		t.release(d)
+		if e = t.dirs.entry(path[:i]); e == nil {
+			return false
+		}
+	}
+	if e.plain == 0 {
+		e.plain = plainDir(e.fd)
+	}
+	return e.plain > 0
+}
+
+// changed forgets what Alike found out about path, whose mode, owner or
+// extended attributes changed.
+func (t *DirTree) changed(path string) {
+	if path == "" {
+		t.rootPlain = 0
+	} else if e := t.dirs.entry(path); e != nil {
+		e.plain = 0
+	}
+}
+
+// inheritable are the inode flags a new inode may take from its
+// directory, on btrfs and elsewhere.
+const inheritable = 0x1 | 0x2 | 0x4 | 0x8 | 0x40 | 0x80 | 0x400 | 0x4000 | 0x8000 | 0x10000 |
+	0x800000 | 0x2000000 | 0x20000000 | 0x40000000
+
+// plainDir is 1 when the directory at dir gives a new inode nothing of
+// its own (Alike), -1 otherwise.
+func plainDir(dir int) int8 {
+	fd, err := openat2(dir, ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0, resolve)
+	if err != nil {
+		return -1
+	}
+	defer unix.Close(fd)
+	var st unix.Stat_t
+	if unix.Fstat(fd, &st) != nil || st.Mode&unix.S_ISGID != 0 {
+		return -1
+	}
+	if _, err := unix.Fgetxattr(fd, "system.posix_acl_default", nil); err != unix.ENODATA && err != unix.EOPNOTSUPP {
+		return -1
+	}
+	flags, err := unix.IoctlGetUint32(fd, unix.FS_IOC_GETFLAGS)
+	if (err != nil && err != unix.ENOTTY && err != unix.EOPNOTSUPP) || (err == nil && flags&inheritable != 0) {
+		return -1
+	}
+	return 1
 }
