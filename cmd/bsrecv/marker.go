@@ -38,6 +38,28 @@ type marker struct {
 	// changed is the marker's ctime when this run found it (before
 	// writing to it); zero when created.
 	changed time.Time
+	// born is its birth time, which writing does not change; zero when
+	// created or unknown.
+	born time.Time
+}
+
+// record is the marker's resume record when it is the one of the
+// writable subvolume info: own reports a valid record naming info's own
+// UUID in a marker made before info. Such a subvolume is a partial
+// receive of bsrecv (to resume, or to delete as a leftover), even though
+// writing the records changed the marker since the subvolume was made.
+// The birth time keeps a marker written anew (after the subvolume) from
+// claiming a subvolume by naming its UUID.
+func (m *marker) record(info btrfs.Subvol) (rec resume.Record, own bool) {
+	if m.created || m.born.IsZero() || info.OTime.Before(m.born.Add(-clockSlack)) {
+		return resume.Record{}, false
+	}
+	b, err := io.ReadAll(io.NewSectionReader(m.f, 0, resume.Size))
+	if err != nil {
+		return resume.Record{}, false
+	}
+	rec, _, ok := resume.Decode(b)
+	return rec, ok && rec.Subvol == info.UUID
 }
 
 // madeAfter reports whether the subvolume info may be the receive the
@@ -107,6 +129,10 @@ func takeMarker(dir, base, target string) (*marker, error) {
 				return nil, fmt.Errorf("receive marker %s: %v", p, err)
 			}
 			m.changed = time.Unix(st.Ctim.Unix())
+			var stx unix.Statx_t
+			if unix.Statx(int(f.Fd()), "", unix.AT_EMPTY_PATH, unix.STATX_BTIME, &stx) == nil && stx.Mask&unix.STATX_BTIME != 0 {
+				m.born = time.Unix(stx.Btime.Sec, int64(stx.Btime.Nsec))
+			}
 		} else {
 			m.stamp()
 		}
