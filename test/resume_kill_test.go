@@ -1,0 +1,217 @@
+package test
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"math/rand"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/buttersink/buttersink/lib/resume"
+	"github.com/buttersink/buttersink/test/harness"
+)
+
+// killSlack is what a resumed send may carry again beyond the part not
+// yet received: the issue's bound.
+const killSlack = 64 << 20
+
+// envInt is the integer in the environment variable name, or def.
+func envInt(name string, def int) int {
+	if n, err := strconv.Atoi(os.Getenv(name)); err == nil && n > 0 {
+		return n
+	}
+	return def
+}
+
+// killSource makes a snapshot of about mib MiB of file data (a few big
+// files of cheaply generated, not repeating data) and a few thousand small
+// files, below mnt/snaps; it returns that directory.
+func killSource(t *testing.T, mnt string, mib int) string {
+	harness.MustSh(t, `btrfs -q subvolume create "$M/vol" && mkdir "$M/snaps" "$M/vol/small"`, "M="+mnt)
+	block := make([]byte, 1<<20)
+	rng := rand.New(rand.NewSource(1))
+	rng.Read(block)
+	const per = 256
+	for f := 0; f*per < mib; f++ {
+		out, err := os.Create(filepath.Join(mnt, "vol", fmt.Sprintf("big%d", f)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := 0; i < per && f*per+i < mib; i++ {
+			// Each MiB differs from the others by its first bytes.
+			copy(block, fmt.Sprintf("%d-%d-", f, i))
+			if _, err := out.Write(block); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := out.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := 0; i < 3000; i++ {
+		d := filepath.Join(mnt, "vol", "small", strconv.Itoa(i%30))
+		os.MkdirAll(d, 0o755)
+		if err := os.WriteFile(filepath.Join(d, strconv.Itoa(i)), block[i:i+1+i%5000], 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	harness.MustSh(t, `btrfs -q subvolume snapshot -r "$M/vol" "$M/snaps/s1"`, "M="+mnt)
+	return filepath.Join(mnt, "snaps")
+}
+
+// killRun runs `bsplan SRC/ DEST | bssend | bsrecv RECV` once, being
+// itself the pipe between bssend and bsrecv, and counts the bytes on it.
+// With killAt > 0, it kills bsrecv (with its ssh, when it has one) and
+// the sender with SIGKILL once that many bytes went through.
+func killRun(t *testing.T, env []string, src, dest, recv string, killAt int64) (n int64, killed bool) {
+	t.Helper()
+	send := exec.Command("sh", "-c", `bsplan "$SRC/" "$DEST" | bssend`)
+	send.Env = append(env, "SRC="+src, "DEST="+dest)
+	send.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	var sendErr, recvErr bytes.Buffer
+	send.Stderr = &sendErr
+	out, err := send.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc := exec.Command(filepath.Join(harness.Bin(t), "bsrecv"), "--wait", recv)
+	rc.Env = env
+	rc.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	rc.Stderr = &recvErr
+	in, err := rc.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := send.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if err := rc.Start(); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 256<<10)
+	for {
+		k, rerr := out.Read(buf)
+		if k > 0 {
+			if killAt > 0 && n+int64(k) >= killAt {
+				k = int(killAt - n)
+			}
+			if _, err := in.Write(buf[:k]); err != nil {
+				t.Fatalf("writing to bsrecv: %v; stderr %s", err, recvErr.String())
+			}
+			n += int64(k)
+			if killAt > 0 && n >= killAt {
+				syscall.Kill(-rc.Process.Pid, syscall.SIGKILL)
+				syscall.Kill(-send.Process.Pid, syscall.SIGKILL)
+				killed = true
+				break
+			}
+		}
+		if rerr == io.EOF {
+			break
+		}
+		if rerr != nil {
+			t.Fatal(rerr)
+		}
+	}
+	in.Close()
+	serr, rerr := send.Wait(), rc.Wait()
+	if !killed && (serr != nil || rerr != nil) {
+		t.Fatalf("send: %v %s\nbsrecv: %v %s", serr, sendErr.String(), rerr, recvErr.String())
+	}
+	return n, killed
+}
+
+// waitMarker waits until no process holds the receive marker of snap in
+// dir (a remote bsrecv whose connection was cut finishes on its own).
+func waitMarker(t *testing.T, dir, snap string) {
+	p := filepath.Join(dir, resume.MarkerName(snap))
+	for i := 0; i < 600; i++ {
+		f, err := os.Open(p)
+		if err != nil {
+			return
+		}
+		err = unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
+		f.Close()
+		if err == nil {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("%s: still locked", p)
+}
+
+// A receive of a large snapshot killed at random points, over and over:
+// each rerun of the same plan resumes where the last one left off and
+// carries at most the part not yet received plus 64 MiB; the last one
+// completes the same snapshot. RESUME_KILL_MIB (default 2048) sets the
+// size, RESUME_KILLS (default 5) the number of kills.
+func TestResumeKilled(t *testing.T) {
+	mib := envInt("RESUME_KILL_MIB", 2048)
+	kills := envInt("RESUME_KILLS", 5)
+	mnt := harness.Btrfs(t, mib+mib/4+300)
+	dst := harness.Btrfs(t, mib+mib/4+300)
+	src := killSource(t, mnt, mib)
+	env := append(os.Environ(), "PATH="+harness.Bin(t)+":"+os.Getenv("PATH"))
+	size, err := strconv.ParseInt(strings.TrimSpace(harness.MustSh(t, `bssend "$SRC/s1" | wc -c`, "SRC="+src).Stdout), 10, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := func(dir string) string {
+		return strings.Fields(harness.MustSh(t, `cd "$(mktemp -d)" && checksumdir --full --stdout "$D"`, "D="+dir).Stdout)[0]
+	}
+	want := sum(src + "/s1")
+	ssh := harness.StartSSHD(t, harness.SSHDOptions{})
+	for _, tc := range []struct{ name, recv string }{
+		{"local", dst + "/local/"},
+		{"ssh", ssh.URL(dst+"/ssh") + "/"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := filepath.Join(dst, tc.name)
+			os.Mkdir(dir, 0o755)
+			env := append(env, ssh.Env)
+			rng := rand.New(rand.NewSource(14))
+			var reached int64 // of the whole stream, when the last run was killed
+			var start int64   // where this run's stream starts in the whole one
+			for run := 0; run <= kills; run++ {
+				killAt := int64(0)
+				if run < kills {
+					// Past what the last run reached, so that each run
+					// resumes one that got further.
+					killAt = reached - start + 1 + int64(float64(size-reached)*(0.1+0.6*rng.Float64()))
+				}
+				n, killed := killRun(t, env, src, dir+"/", tc.recv, killAt)
+				if run > 0 && n > size-reached+killSlack {
+					t.Errorf("run %d: %d bytes on the pipe; %d of %d were received before: over the bound by %d", run, n, reached, size, n-(size-reached+killSlack))
+				}
+				t.Logf("run %d: from %d, %d bytes on the pipe (killed %v)", run, start, n, killed)
+				if run == kills {
+					break
+				}
+				if !killed {
+					t.Fatalf("run %d ended before the kill at %d", run, killAt)
+				}
+				reached = start + n
+				waitMarker(t, dir, "s1")
+				r := srPartial(t, dir, "s1")
+				if r.Offset < start || r.Offset > reached {
+					t.Fatalf("run %d: resume point %d, outside [%d, %d]", run, r.Offset, start, reached)
+				}
+				start = r.Offset
+			}
+			srComplete(t, dir+"/s1", src+"/s1")
+			if got := sum(dir + "/s1"); got != want {
+				t.Errorf("checksumdir %s, want %s", got, want)
+			}
+			harness.MustSh(t, `btrfs -q subvolume delete "$D/s1" && btrfs -q subvolume sync "$D"`, "D="+dir)
+		})
+	}
+}
