@@ -215,3 +215,122 @@ func TestResumeKilled(t *testing.T) {
 		})
 	}
 }
+
+// The cases of a resumed receive: a cut full or incremental receive
+// resumes (also from the older record when the newer slot is torn, and
+// after an interrupt); a resumed stream is refused, leaving everything as
+// it was, when no partial receive is there or the record there belongs to
+// another subvolume.
+func TestResumeCases(t *testing.T) {
+	src := harness.Btrfs(t, 700)
+	dst := harness.Btrfs(t, 700)
+	env := []string{"SRC=" + src + "/snaps", "DST=" + dst}
+	harness.MustSh(t, `cd "$SRC/.." && mkdir snaps && btrfs -q subvolume create vol
+		head -c 90000000 /dev/urandom > vol/a && mkdir vol/d && for i in $(seq 200); do echo $i > vol/d/$i; done
+		btrfs -q subvolume snapshot -r vol snaps/s1
+		head -c 90000000 /dev/urandom > vol/b && mv vol/d vol/e && rm vol/e/7 && mv vol/a vol/e/a
+		btrfs -q subvolume snapshot -r vol snaps/s2
+		bssend snaps/s1 > s1.stream && bssend -p snaps/s1 snaps/s2 > s2.stream`, env...)
+	sizeOf := func(p string) int64 {
+		fi, err := os.Stat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fi.Size()
+	}
+	// resumeAll runs the plan, which must resume snap and carry less than
+	// its whole stream (of whole bytes), and checks what it received.
+	resumeAll := func(t *testing.T, snap string, whole int64) {
+		t.Helper()
+		r := harness.MustSh(t, `bsplan "$SRC/" "$DST/" | bssend | tee "$DST/../resumed" | bsrecv "$DST/" > /dev/null; wc -c < "$DST/../resumed"`, env...)
+		if n, _ := strconv.ParseInt(strings.TrimSpace(r.Stdout), 10, 64); n >= whole || n == 0 {
+			t.Errorf("%s: %d bytes sent for a stream of %d", snap, n, whole)
+		}
+		srComplete(t, dst+"/"+snap, src+"/snaps/"+snap)
+		srSameTree(t, src+"/snaps/"+snap, dst+"/"+snap)
+		if _, err := os.Stat(filepath.Join(dst, resume.MarkerName(snap))); err == nil {
+			t.Errorf("%s: marker left", snap)
+		}
+	}
+	s1 := sizeOf(src + "/s1.stream")
+
+	t.Run("torn record", func(t *testing.T) {
+		srCut(t, src+"/snaps", dst, "s1", `head -c 70000000 "$SRC/../s1.stream" | bsrecv "$DST/"`, "truncated", env...)
+		newer := srPartial(t, dst, "s1")
+		p := filepath.Join(dst, resume.MarkerName("s1"))
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, seq, ok := resume.Decode(b)
+		if !ok || seq < 2 {
+			t.Fatalf("marker holds record %d (%v)", seq, ok)
+		}
+		b[resume.OwnerLen+int(seq%2)*resume.SlotLen+40] ^= 1
+		if err := os.WriteFile(p, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if older := srPartial(t, dst, "s1"); older.Offset >= newer.Offset {
+			t.Fatalf("resume point %d after tearing the one at %d", older.Offset, newer.Offset)
+		}
+		resumeAll(t, "s1", s1)
+	})
+	t.Run("incremental interrupted", func(t *testing.T) {
+		r := harness.Sh(t, `
+			mkfifo "$DST/../fifo"
+			bsrecv "$DST/" < "$DST/../fifo" & rpid=$!
+			{ head -c 50000000 "$SRC/../s2.stream"; exec sleep 30; } > "$DST/../fifo" & feeder=$!
+			sleep 3; kill -INT $rpid
+			rc=0; wait $rpid || rc=$?; kill $feeder; rm "$DST/../fifo"; exit $rc`, env...)
+		if r.Code != 130 || !strings.Contains(r.Stderr, "bsrecv: error: interrupted") {
+			t.Fatalf("exit %d, stderr %q", r.Code, r.Stderr)
+		}
+		srPartial(t, dst, "s2")
+		resumeAll(t, "s2", sizeOf(src+"/s2.stream"))
+	})
+	t.Run("refused", func(t *testing.T) {
+		harness.MustSh(t, `btrfs -q subvolume delete "$DST/s2" "$DST/s1"; btrfs -q subvolume sync "$DST"
+			head -c 70000000 "$SRC/../s1.stream" | bsrecv "$DST/" 2>/dev/null || true
+			bsplan "$SRC/" "$DST/" | bssend > "$DST/../resumed"`, env...)
+		p := filepath.Join(dst, resume.MarkerName("s1"))
+		before, _ := os.ReadFile(p)
+		info := srInfo(t, dst+"/s1")
+		check := func(t *testing.T, what string) {
+			t.Helper()
+			r := harness.Sh(t, `bsrecv "$DST/" < "$DST/../resumed"`, env...)
+			if r.Code != 1 || !strings.Contains(r.Stderr, "bsrecv: error: ") || !strings.Contains(r.Stderr, "cannot resume") ||
+				!strings.Contains(r.Stderr, "rerun bsplan; it will send the whole stream") {
+				t.Fatalf("%s: exit %d, stderr %q", what, r.Code, r.Stderr)
+			}
+		}
+		// The record names another subvolume: the partial is left as it is.
+		rec, _, _ := resume.Decode(before)
+		rec.Subvol = srInfo(t, src+"/snaps/s1").UUID
+		f, err := os.OpenFile(p, os.O_RDWR, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w, _ := resume.NewWriter(f)
+		if err := w.Write(rec); err != nil {
+			t.Fatal(err)
+		}
+		f.Close()
+		forged, _ := os.ReadFile(p)
+		check(t, "another subvolume's record")
+		if now := srInfo(t, dst+"/s1"); now != info {
+			t.Fatalf("partial changed: %+v -> %+v", info, now)
+		}
+		if now, _ := os.ReadFile(p); !bytes.Equal(now, forged) {
+			t.Error("marker changed")
+		}
+		// No partial receive at all: nothing is made.
+		harness.MustSh(t, `btrfs -q subvolume delete "$DST/s1" && rm "$DST/.s1.bsrecv"`, env...)
+		check(t, "no partial")
+		if subs := srSubvols(t, dst); len(subs) != 0 {
+			t.Fatalf("destination holds %v", subs)
+		}
+		if ents, _ := os.ReadDir(dst); len(ents) != 0 {
+			t.Fatalf("destination holds %v", ents)
+		}
+	})
+}
