@@ -225,12 +225,12 @@ func TestResumeCases(t *testing.T) {
 	src := harness.Btrfs(t, 700)
 	dst := harness.Btrfs(t, 700)
 	env := []string{"SRC=" + src + "/snaps", "DST=" + dst}
-	harness.MustSh(t, `cd "$SRC/.." && mkdir snaps && btrfs -q subvolume create vol
+	harness.MustSh(t, `cd "$M" && mkdir snaps && btrfs -q subvolume create vol
 		head -c 90000000 /dev/urandom > vol/a && mkdir vol/d && for i in $(seq 200); do echo $i > vol/d/$i; done
 		btrfs -q subvolume snapshot -r vol snaps/s1
 		head -c 90000000 /dev/urandom > vol/b && mv vol/d vol/e && rm vol/e/7 && mv vol/a vol/e/a
 		btrfs -q subvolume snapshot -r vol snaps/s2
-		bssend snaps/s1 > s1.stream && bssend -p snaps/s1 snaps/s2 > s2.stream`, env...)
+		bssend snaps/s1 > s1.stream && bssend -p snaps/s1 snaps/s2 > s2.stream`, append(env, "M="+src)...)
 	sizeOf := func(p string) int64 {
 		fi, err := os.Stat(p)
 		if err != nil {
@@ -239,7 +239,8 @@ func TestResumeCases(t *testing.T) {
 		return fi.Size()
 	}
 	// resumeAll runs the plan, which must resume snap and carry less than
-	// its whole stream (of whole bytes), and checks what it received.
+	// the whole streams it plans (whole bytes), and checks what it
+	// received.
 	resumeAll := func(t *testing.T, snap string, whole int64) {
 		t.Helper()
 		r := harness.MustSh(t, `bsplan "$SRC/" "$DST/" | bssend | tee "$DST/../resumed" | bsrecv "$DST/" > /dev/null; wc -c < "$DST/../resumed"`, env...)
@@ -273,10 +274,11 @@ func TestResumeCases(t *testing.T) {
 		if older := srPartial(t, dst, "s1"); older.Offset >= newer.Offset {
 			t.Fatalf("resume point %d after tearing the one at %d", older.Offset, newer.Offset)
 		}
-		resumeAll(t, "s1", s1)
+		resumeAll(t, "s1", s1+sizeOf(src+"/s2.stream"))
 	})
 	t.Run("incremental interrupted", func(t *testing.T) {
 		r := harness.Sh(t, `
+			btrfs -q subvolume delete "$DST/s2"
 			mkfifo "$DST/../fifo"
 			bsrecv "$DST/" < "$DST/../fifo" & rpid=$!
 			{ head -c 50000000 "$SRC/../s2.stream"; exec sleep 30; } > "$DST/../fifo" & feeder=$!
@@ -295,11 +297,11 @@ func TestResumeCases(t *testing.T) {
 		p := filepath.Join(dst, resume.MarkerName("s1"))
 		before, _ := os.ReadFile(p)
 		info := srInfo(t, dst+"/s1")
-		check := func(t *testing.T, what string) {
+		check := func(t *testing.T, what, want, hint string) {
 			t.Helper()
 			r := harness.Sh(t, `bsrecv "$DST/" < "$DST/../resumed"`, env...)
-			if r.Code != 1 || !strings.Contains(r.Stderr, "bsrecv: error: ") || !strings.Contains(r.Stderr, "cannot resume") ||
-				!strings.Contains(r.Stderr, "rerun bsplan; it will send the whole stream") {
+			if r.Code != 1 || !strings.Contains(r.Stderr, "bsrecv: error: ") || !strings.Contains(r.Stderr, want) ||
+				!strings.Contains(r.Stderr, hint) {
 				t.Fatalf("%s: exit %d, stderr %q", what, r.Code, r.Stderr)
 			}
 		}
@@ -316,7 +318,9 @@ func TestResumeCases(t *testing.T) {
 		}
 		f.Close()
 		forged, _ := os.ReadFile(p)
-		check(t, "another subvolume's record")
+		// Nor is it taken for a leftover: the marker was written after
+		// the subvolume was made.
+		check(t, "another subvolume's record", "not a leftover of bsrecv", "move or delete it")
 		if now := srInfo(t, dst+"/s1"); now != info {
 			t.Fatalf("partial changed: %+v -> %+v", info, now)
 		}
@@ -325,7 +329,7 @@ func TestResumeCases(t *testing.T) {
 		}
 		// No partial receive at all: nothing is made.
 		harness.MustSh(t, `btrfs -q subvolume delete "$DST/s1" && rm "$DST/.s1.bsrecv"`, env...)
-		check(t, "no partial")
+		check(t, "no partial", "cannot resume: no partial receive there", "rerun bsplan; it will send the whole stream")
 		if subs := srSubvols(t, dst); len(subs) != 0 {
 			t.Fatalf("destination holds %v", subs)
 		}
