@@ -2,7 +2,9 @@ package test
 
 import (
 	"bytes"
+	"encoding/binary"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"math/rand"
 	"os"
@@ -197,7 +199,10 @@ func TestResumeKilled(t *testing.T) {
 					break
 				}
 				if !killed {
-					t.Fatalf("run %d ended before the kill at %d", run, killAt)
+					// Near the end (make soak's many kills), the rest
+					// went through before the kill point.
+					t.Logf("run %d completed before its kill point %d", run, killAt)
+					break
 				}
 				reached = start + n
 				waitMarker(t, dir, "s1")
@@ -290,8 +295,36 @@ func TestResumeCases(t *testing.T) {
 		srPartial(t, dst, "s2")
 		resumeAll(t, "s2", sizeOf(src+"/s2.stream"))
 	})
-	t.Run("refused", func(t *testing.T) {
+	t.Run("forged progress", func(t *testing.T) {
+		// A progress page claiming another point than the stream's:
+		// the resumed stream is refused when it gets there, and the
+		// partial, whose content is unknown, goes.
 		harness.MustSh(t, `btrfs -q subvolume delete "$DST/s2" "$DST/s1"; btrfs -q subvolume sync "$DST"
+			head -c 70000000 "$SRC/../s1.stream" | bsrecv "$DST/" 2>/dev/null || true`, env...)
+		p := filepath.Join(dst, resume.MarkerName("s1"))
+		b, err := os.ReadFile(p)
+		if err != nil || len(b) < 4096+1024 {
+			t.Fatalf("marker of %d bytes: %v", len(b), err)
+		}
+		for i := 0; i < 2; i++ {
+			slot := b[4096+i*512 : 4096+(i+1)*512]
+			off := binary.LittleEndian.Uint64(slot[56:])
+			binary.LittleEndian.PutUint64(slot[56:], off-1000)
+			binary.LittleEndian.PutUint32(slot[508:], crc32.Checksum(slot[:508], crc32.MakeTable(crc32.Castagnoli)))
+		}
+		if err := os.WriteFile(p, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		r := harness.Sh(t, `bsplan "$SRC/" "$DST/" | bssend | bsrecv "$DST/"`, env...)
+		if r.Code != 1 || !strings.Contains(r.Stderr, "the stream differs from what the partial receive applied") {
+			t.Fatalf("exit %d, stderr %q", r.Code, r.Stderr)
+		}
+		if subs := srSubvols(t, dst); len(subs) != 0 {
+			t.Fatalf("destination holds %v", subs)
+		}
+	})
+	t.Run("refused", func(t *testing.T) {
+		harness.MustSh(t, `btrfs -q subvolume delete "$DST"/s* 2>/dev/null || true; btrfs -q subvolume sync "$DST"
 			head -c 70000000 "$SRC/../s1.stream" | bsrecv "$DST/" 2>/dev/null || true
 			bsplan "$SRC/" "$DST/" | bssend > "$DST/../resumed"`, env...)
 		p := filepath.Join(dst, resume.MarkerName("s1"))
