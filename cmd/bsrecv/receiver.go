@@ -559,13 +559,16 @@ func (rv *receiver) run(ctx context.Context, s *sendstream.Stream, m *marker, di
 	}
 	if from == nil {
 		// Every partial has a record naming it: what makes it a leftover
-		// of bsrecv, and resumable from its start.
+		// of bsrecv, and resumable from its start. After a crash its
+		// progress page is void anyway, and the marker's ctime (stamped
+		// before the subvolume was made) shows it a leftover: the record
+		// need not be durable.
 		info, err := btrfs.Info(target)
 		if err != nil {
 			return err
 		}
 		self = info.UUID
-		if err := w.Write(resume.NewRecord(self, h, d, time.Now())); err != nil {
+		if err := w.Put(resume.NewRecord(self, h, d, time.Now())); err != nil {
 			return fmt.Errorf("receive marker %s: %w", m.path, err)
 		}
 	}
