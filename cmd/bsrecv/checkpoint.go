@@ -64,6 +64,7 @@ type progressPage struct {
 	seq    uint64
 	boot   [16]byte
 	subvol uuid.UUID
+	state  []byte // scratch
 }
 
 // bootID is this boot's identity: a progress page of another boot is
@@ -138,12 +139,13 @@ func mapProgress(f *os.File, subvol uuid.UUID) (*progressPage, error) {
 func (p *progressPage) set(d *resume.Digester) {
 	p.seq++
 	s := p.mem[(p.seq%2)*progressSlot:][:progressSlot]
-	st := d.State()
+	p.state = d.AppendState(p.state[:0])
+	st := p.state
 	copy(s, progressMagic)
 	binary.LittleEndian.PutUint64(s[16:], p.seq)
 	copy(s[24:], p.boot[:])
 	copy(s[40:], p.subvol[:])
-	binary.LittleEndian.PutUint64(s[56:], uint64(d.Point().Offset))
+	binary.LittleEndian.PutUint64(s[56:], uint64(d.Offset()))
 	binary.LittleEndian.PutUint16(s[64:], uint16(len(st)))
 	copy(s[progressHead:], st)
 	binary.LittleEndian.PutUint32(s[progressSlot-4:], crc32.Checksum(s[:progressSlot-4], castagnoli))
@@ -174,7 +176,7 @@ type checkpointer struct {
 
 // after is called once the command that ends at d's point is applied.
 func (c *checkpointer) after(d *resume.Digester) error {
-	off := d.Point().Offset
+	off := d.Offset()
 	if c.done != nil && off-c.durable > checkpointAhead {
 		if err := c.wait(); err != nil {
 			return err

@@ -577,7 +577,7 @@ func (rv *receiver) run(ctx context.Context, s *sendstream.Stream, m *marker, di
 		return err
 	}
 	defer prog.close()
-	ck := &checkpointer{tree: tree, w: w, subvol: self, head: h, durable: d.Point().Offset, taken: d.Point().Offset}
+	ck := &checkpointer{tree: tree, w: w, subvol: self, head: h, durable: d.Offset(), taken: d.Offset()}
 	if rv.meter != nil {
 		rv.meter.Start(rel, 0)
 		defer rv.meter.Finish()
@@ -608,15 +608,15 @@ func (rv *receiver) run(ctx context.Context, s *sendstream.Stream, m *marker, di
 		if rv.meter != nil {
 			rv.meter.Add(int64(c.Len()))
 		}
-		if d.Point().Offset < skipTo {
+		if d.Offset() < skipTo {
 			d.Command(hdr[:])
-			if p := d.Point(); p.Offset > skipTo || p.Offset == skipTo && p.Digest != atDigest {
+			if o := d.Offset(); o > skipTo || o == skipTo && d.Point().Digest != atDigest {
 				applyErr = fmt.Errorf("%s: %w: the stream differs from what the partial receive applied", target, errNoResume)
 				return applyErr
 			}
 			return nil
 		}
-		if skipTo >= 0 && d.Point().Offset == skipTo && d.Point().Digest != atDigest {
+		if skipTo >= 0 && d.Offset() == skipTo && d.Point().Digest != atDigest {
 			applyErr = fmt.Errorf("%s: %w: the stream differs from what the partial receive applied", target, errNoResume)
 			return applyErr
 		}
