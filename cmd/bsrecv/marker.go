@@ -20,8 +20,9 @@ import (
 // it creates the subvolume NAME, bsrecv creates the regular file
 // .NAME.bsrecv beside it (O_EXCL, no symbolic link followed) and holds an
 // exclusive flock on it until the subvolume is complete or deleted, then
-// removes it. A marker left behind unlocked is the trace of a bsrecv that
-// died; a locked one belongs to a receive still running. So a writable
+// removes it. A marker left behind unlocked is the trace of a receive cut
+// short (it also holds its resume points); a locked one belongs to a
+// receive still running. So a writable
 // subvolume at NAME is deleted as a leftover only when its marker exists
 // and can be locked, never because of its name alone.
 //

@@ -6,8 +6,10 @@
 // Nothing half-received may look complete. The reader verifies each
 // command's CRC before it is applied; the subvolume is marked received
 // and made read-only only at END, after all its data is durable: a
-// damaged or missing END never reaches the applier, and on any fault the
-// partial subvolume is deleted. Every path of a stream is opened beneath
+// damaged or missing END never reaches the applier. A receive cut short
+// (input cut, interrupt, bsrecv killed) keeps its writable partial
+// subvolume with its resume points (checkpoint.go), for a resumed stream
+// to go on with; a wrong stream or a failing command deletes it. Every path of a stream is opened beneath
 // the new subvolume's root with openat2, so the kernel keeps a hostile
 // stream inside it; parents and clone sources are taken only below the
 // destination directory.
