@@ -9,10 +9,10 @@
 // damaged or missing END never reaches the applier. A receive cut short
 // (input cut, interrupt, bsrecv killed) keeps its writable partial
 // subvolume with its resume points (checkpoint.go), for a resumed stream
-// to go on with; a wrong stream or a failing command deletes it. Every path of a stream is opened beneath
-// the new subvolume's root with openat2, so the kernel keeps a hostile
-// stream inside it; parents and clone sources are taken only below the
-// destination directory.
+// to go on with; a wrong stream or a failing command deletes it.
+// Every path of a stream is opened beneath the new subvolume's root with
+// openat2, so the kernel keeps a hostile stream inside it; parents and
+// clone sources are taken only below the destination directory.
 
 package main
 
