@@ -31,7 +31,9 @@ import (
 // beside a live writable subvolume home; a stream cannot, confined to its
 // own subvolume). What no one can do is set a file's ctime back: the kernel sets it to the current time on every change. A
 // leftover of bsrecv was created after its marker was last written, so a
-// subvolume whose otime is older than its marker's ctime is not one.
+// subvolume whose otime is older than its marker's ctime is not one,
+// unless the marker, made before it (birth time), holds a resume record
+// naming its own UUID (record): writing records changes the ctime.
 type marker struct {
 	path    string
 	f       *os.File
