@@ -13,7 +13,7 @@ MAN5 := $(wildcard man/*.5)
 MAN7 := $(wildcard man/*.7)
 MAN8 := $(wildcard man/*.8)
 
-.PHONY: all build test unit integration install man bench demo clean deps
+.PHONY: all build test unit integration install man bench demo clean deps soak
 
 all: build
 
@@ -37,6 +37,10 @@ test:
 
 unit:
 	go test -count=1 -short ./lib/...
+
+# soak repeats the resume test with more kills (RESUME_KILLS, default 25).
+soak:
+	RESUME_KILLS=$${RESUME_KILLS:-25} go test -count=1 -timeout 60m -run 'TestResumeKilled' -v ./test/
 
 install: build man
 	install -d $(BINDIR) $(MANDIR)/man1 $(MANDIR)/man5 $(MANDIR)/man7 $(MANDIR)/man8

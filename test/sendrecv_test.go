@@ -170,6 +170,21 @@ func srSubvols(t *testing.T, dir string) []string {
 	return out
 }
 
+// srPartial fails unless dst/snap is a partial receive: writable, not
+// marked received, listed by bsls --all as partial with a resume point.
+func srPartial(t *testing.T, dst, snap string) snapshot.Resume {
+	t.Helper()
+	if got := srInfo(t, dst+"/"+snap); got.ReadOnly || !got.ReceivedUUID.IsZero() {
+		t.Fatalf("%s: a partial receive that looks complete: ro %v received %s", snap, got.ReadOnly, got.ReceivedUUID.Canonical())
+	}
+	r := harness.MustSh(t, `bsls --all --json "$P"`, "P="+dst+"/"+snap)
+	recs := srRecords(t, r.Stdout)
+	if len(recs) != 1 || !recs[0].Partial || recs[0].Resume == nil {
+		t.Fatalf("%s: bsls --all: %s", snap, r.Stdout)
+	}
+	return *recs[0].Resume
+}
+
 func srInfo(t *testing.T, p string) btrfs.Subvol {
 	t.Helper()
 	s, err := btrfs.Info(p)
@@ -513,6 +528,20 @@ func TestSendRecvReplacesLeftover(t *testing.T) {
 // as it was; then a clean rerun succeeds.
 func srFault(t *testing.T, src, dst, snap, script, wantErr string, env ...string) {
 	t.Helper()
+	srFailed(t, src, dst, snap, script, wantErr, false, env...)
+}
+
+// srCut runs script, a receive of snap cut short (its input cut, or
+// interrupted), and checks that it fails with wantErr and keeps at most
+// its partial subvolume, never looking complete and resumable from the
+// point its marker records.
+func srCut(t *testing.T, src, dst, snap, script, wantErr string, env ...string) {
+	t.Helper()
+	srFailed(t, src, dst, snap, script, wantErr, true, env...)
+}
+
+func srFailed(t *testing.T, src, dst, snap, script, wantErr string, cut bool, env ...string) {
+	t.Helper()
 	before := srInfo(t, src+"/"+snap)
 	env = append(env, "SRC="+src, "DST="+dst)
 	r := harness.Sh(t, script, env...)
@@ -532,7 +561,10 @@ func srFault(t *testing.T, src, dst, snap, script, wantErr string, env ...string
 	if r.Stdout != "" {
 		t.Errorf("stdout %q", r.Stdout)
 	}
-	if subs := srSubvols(t, dst); len(subs) != 0 {
+	subs := srSubvols(t, dst)
+	if cut && len(subs) == 1 && subs[0] == snap {
+		srPartial(t, dst, snap)
+	} else if len(subs) != 0 {
 		t.Fatalf("destination holds %v after the fault", subs)
 	}
 	after := srInfo(t, src+"/"+snap)
@@ -576,16 +608,16 @@ func TestSendRecvFaults(t *testing.T) {
 	t.Run("truncated", func(t *testing.T) {
 		dst := harness.Btrfs(t, 300)
 		for _, n := range []string{"30000000", "100"} {
-			srFault(t, src, dst, "s1", `head -c `+n+` "$SRC/s1.stream" | bsrecv "$DST/"`, "truncated")
+			srCut(t, src, dst, "s1", `head -c `+n+` "$SRC/s1.stream" | bsrecv "$DST/"`, "truncated")
 		}
-		srFault(t, src, dst, "s1", `head -c -10 "$SRC/s1.stream" | bsrecv "$DST/"`, "stream ends without END command")
+		srCut(t, src, dst, "s1", `head -c -10 "$SRC/s1.stream" | bsrecv "$DST/"`, "stream ends without END command")
 		rerun(t, dst)
 	})
 	t.Run("sender killed", func(t *testing.T) {
 		dst := harness.Btrfs(t, 300)
 		// pv slows the pipe so that the kill lands mid-stream.
 		harness.RequireCommand(t, "pv")
-		srFault(t, src, dst, "s1", `
+		srCut(t, src, dst, "s1", `
 			mkfifo "$DST/fifo"
 			bsrecv "$DST/" < "$DST/fifo" & rpid=$!
 			bash -c 'echo $$ > "$DST/pid"; exec bssend "$SRC/s1"' | pv -q -L 20m > "$DST/fifo" &
@@ -612,9 +644,12 @@ func TestSendRecvFaults(t *testing.T) {
 		if r.Code != 130 || !strings.Contains(r.Stderr, "bsrecv: error: interrupted") {
 			t.Fatalf("exit %d, stderr %q", r.Code, r.Stderr)
 		}
-		if subs := srSubvols(t, dst); len(subs) != 0 {
+		// The partial stays, to be resumed (TestResumeKilled); a whole
+		// stream replaces it.
+		if subs := srSubvols(t, dst); len(subs) != 1 || subs[0] != "s1" {
 			t.Fatalf("destination holds %v", subs)
 		}
+		srPartial(t, dst, "s1")
 		if after := srInfo(t, src+"/s1"); after != before {
 			t.Fatalf("source changed")
 		}

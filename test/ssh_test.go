@@ -257,8 +257,8 @@ func TestSSHRemoteToRemote(t *testing.T) {
 }
 
 // TestSSHInterrupted: killing the ssh client in the middle of a push leaves
-// nothing partial on the remote host, in the middle of a pull nothing
-// partial here; reruns complete.
+// a partial receive on the remote host, in the middle of a pull one here,
+// never looking complete and resumable; reruns complete.
 func TestSSHInterrupted(t *testing.T) {
 	harness.RequireCommand(t, "pv")
 	s := harness.StartSSHD(t, harness.SSHDOptions{})
@@ -278,7 +278,7 @@ func TestSSHInterrupted(t *testing.T) {
 		kill -9 $ssh
 		if wait $recv; then echo "bsrecv succeeded after its ssh was killed" >&2; exit 1; fi
 		cat "$3/err"
-		# The remote bsrecv notices its input end and cleans up.
+		# The remote bsrecv notices its input end and keeps its partial.
 		for i in $(seq 300); do
 			pgrep -f -- "bsrecv --client-version .* $4" >/dev/null || break
 			sleep 0.1
@@ -288,13 +288,11 @@ func TestSSHInterrupted(t *testing.T) {
 	if !strings.Contains(r.Stdout, "bsrecv: error: root@127.0.0.1:"+port(s)+": ssh killed by signal 9") {
 		t.Errorf("no clear error line for the killed ssh:\n%s", r.Stdout)
 	}
-	if strings.Contains(r.Stdout, `"path":"big"`) {
-		t.Fatalf("a partial snapshot is left at the destination:\n%s", r.Stdout)
-	}
+	sshPartial(t, r.Stdout, "big")
 	mustSh(t, env, `bssend "$1/big" | bsrecv "$2"`, mnt, s.URL(dst))
 	received(t, mnt+"/", dst, "big")
 
-	// A pull whose ssh is killed: the local bsrecv deletes its partial.
+	// A pull whose ssh is killed: the local bsrecv keeps its partial.
 	pulled := mnt + "/pulled/"
 	r = mustSh(t, env, sendStep+`
 		mkdir "$2"
@@ -313,11 +311,30 @@ func TestSSHInterrupted(t *testing.T) {
 	if !strings.Contains(r.Stdout, "bssend: error: root@127.0.0.1:"+port(s)+": ssh killed by signal 9") {
 		t.Errorf("no clear error line for the killed ssh of a pull:\n%s", r.Stdout)
 	}
-	if strings.Contains(r.Stdout, `"path":"big"`) {
-		t.Fatalf("a partial snapshot is left after the pull:\n%s", r.Stdout)
-	}
+	sshPartial(t, r.Stdout, "big")
 	mustSh(t, env, sendStep+`send_step "$1" "$2" big | bssend | bsrecv "$2"`, s.URL(dst), pulled)
 	received(t, dst, pulled, "big")
+}
+
+// sshPartial fails unless the bsls --all records among out (with other
+// lines) show snap as a partial receive with a resume point, writable.
+func sshPartial(t *testing.T, out, snap string) {
+	t.Helper()
+	var recs []string
+	for _, l := range strings.Split(out, "\n") {
+		if strings.HasPrefix(l, "{") {
+			recs = append(recs, l)
+		}
+	}
+	for _, s := range srRecords(t, strings.Join(recs, "\n")) {
+		if s.Path == snap {
+			if !s.Partial || s.ReadOnly || s.Resume == nil {
+				t.Fatalf("%s: not a resumable partial receive: %+v", snap, s)
+			}
+			return
+		}
+	}
+	t.Fatalf("no partial receive of %s:\n%s", snap, out)
 }
 
 // TestSSHFilter: keys whose forced command is bs-ssh-filter may run the bs

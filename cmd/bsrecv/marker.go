@@ -20,8 +20,9 @@ import (
 // it creates the subvolume NAME, bsrecv creates the regular file
 // .NAME.bsrecv beside it (O_EXCL, no symbolic link followed) and holds an
 // exclusive flock on it until the subvolume is complete or deleted, then
-// removes it. A marker left behind unlocked is the trace of a bsrecv that
-// died; a locked one belongs to a receive still running. So a writable
+// removes it. A marker left behind unlocked is the trace of a receive cut
+// short (it also holds its resume points); a locked one belongs to a
+// receive still running. So a writable
 // subvolume at NAME is deleted as a leftover only when its marker exists
 // and can be locked, never because of its name alone.
 //
@@ -30,7 +31,9 @@ import (
 // beside a live writable subvolume home; a stream cannot, confined to its
 // own subvolume). What no one can do is set a file's ctime back: the kernel sets it to the current time on every change. A
 // leftover of bsrecv was created after its marker was last written, so a
-// subvolume whose otime is older than its marker's ctime is not one.
+// subvolume whose otime is older than its marker's ctime is not one,
+// unless the marker, made before it (birth time), holds a resume record
+// naming its own UUID (record): writing records changes the ctime.
 type marker struct {
 	path    string
 	f       *os.File
@@ -38,6 +41,28 @@ type marker struct {
 	// changed is the marker's ctime when this run found it (before
 	// writing to it); zero when created.
 	changed time.Time
+	// born is its birth time, which writing does not change; zero when
+	// created or unknown.
+	born time.Time
+}
+
+// record is the marker's resume record when it is the one of the
+// writable subvolume info: own reports a valid record naming info's own
+// UUID in a marker made before info. Such a subvolume is a partial
+// receive of bsrecv (to resume, or to delete as a leftover), even though
+// writing the records changed the marker since the subvolume was made.
+// The birth time keeps a marker written anew (after the subvolume) from
+// claiming a subvolume by naming its UUID.
+func (m *marker) record(info btrfs.Subvol) (rec resume.Record, own bool) {
+	if m.created || m.born.IsZero() || info.OTime.Before(m.born.Add(-clockSlack)) {
+		return resume.Record{}, false
+	}
+	b, err := io.ReadAll(io.NewSectionReader(m.f, 0, resume.Size))
+	if err != nil {
+		return resume.Record{}, false
+	}
+	rec, _, ok := resume.Decode(b)
+	return rec, ok && rec.Subvol == info.UUID
 }
 
 // madeAfter reports whether the subvolume info may be the receive the
@@ -107,6 +132,10 @@ func takeMarker(dir, base, target string) (*marker, error) {
 				return nil, fmt.Errorf("receive marker %s: %v", p, err)
 			}
 			m.changed = time.Unix(st.Ctim.Unix())
+			var stx unix.Statx_t
+			if unix.Statx(int(f.Fd()), "", unix.AT_EMPTY_PATH, unix.STATX_BTIME, &stx) == nil && stx.Mask&unix.STATX_BTIME != 0 {
+				m.born = time.Unix(stx.Btime.Sec, int64(stx.Btime.Nsec))
+			}
 		} else {
 			m.stamp()
 		}

@@ -6,11 +6,13 @@
 // Nothing half-received may look complete. The reader verifies each
 // command's CRC before it is applied; the subvolume is marked received
 // and made read-only only at END, after all its data is durable: a
-// damaged or missing END never reaches the applier, and on any fault the
-// partial subvolume is deleted. Every path of a stream is opened beneath
-// the new subvolume's root with openat2, so the kernel keeps a hostile
-// stream inside it; parents and clone sources are taken only below the
-// destination directory.
+// damaged or missing END never reaches the applier. A receive cut short
+// (input cut, interrupt, bsrecv killed) keeps its writable partial
+// subvolume with its resume points (checkpoint.go), for a resumed stream
+// to go on with; a wrong stream or a failing command deletes it.
+// Every path of a stream is opened beneath the new subvolume's root with
+// openat2, so the kernel keeps a hostile stream inside it; parents and
+// clone sources are taken only below the destination directory.
 
 package main
 
@@ -39,6 +41,7 @@ import (
 	"github.com/buttersink/buttersink/lib/progress"
 	"github.com/buttersink/buttersink/lib/receive"
 	"github.com/buttersink/buttersink/lib/remote"
+	"github.com/buttersink/buttersink/lib/resume"
 	"github.com/buttersink/buttersink/lib/sendstream"
 	"github.com/buttersink/buttersink/lib/uuid"
 )
@@ -236,6 +239,7 @@ func (rv *receiver) receive(ctx context.Context, s *sendstream.Stream) (skipped 
 	// Under the marker's lock, look again: another run may have been
 	// at it in between.
 	hold, err = examine(target, h)
+	var from *resumeFrom
 	switch {
 	case err != nil:
 	case hold == holdComplete:
@@ -249,17 +253,36 @@ func (rv *receiver) receive(ctx context.Context, s *sendstream.Stream) (skipped 
 		if info, err = btrfs.Info(target); err != nil {
 			break
 		}
-		if !m.madeAfter(info) {
+		rec, own := m.record(info)
+		if !own && !m.madeAfter(info) {
 			err = hint.Wrap(fmt.Errorf("%s: already exists and is a writable subvolume older than its receive marker %s (made %s, marker changed %s): not a leftover of bsrecv",
 				target, m.path, info.OTime.UTC().Format(time.RFC3339Nano), m.changed.UTC().Format(time.RFC3339Nano)),
 				"move or delete it (and the marker), or receive into another directory")
 			break
 		}
+		if s.Resume != nil {
+			from, err = rv.resumable(s, m, rec, own, target)
+			if from != nil || !errors.Is(err, errStale) {
+				break
+			}
+			// A partial that no stream can go on with goes, so that the
+			// next plan sends the whole stream.
+			rv.env.Log.Warn(target + ": deleting a partial receive that cannot be resumed")
+			if derr := btrfs.Delete(target); derr != nil {
+				err = derr
+			}
+			break
+		}
 		rv.env.Log.Warn(target + ": deleting the leftover of an interrupted receive")
 		err = btrfs.Delete(target)
+	case s.Resume != nil:
+		err = fmt.Errorf("%s: %w: no partial receive there", target, errNoResume)
+	}
+	if errors.Is(err, errNoResume) || errors.Is(err, errStale) {
+		err = hint.Wrap(err, "rerun bsplan; it will send the whole stream")
 	}
 	if err != nil {
-		if m.created {
+		if m.created || errors.Is(err, errStale) {
 			m.release()
 		} else {
 			m.keep()
@@ -267,10 +290,12 @@ func (rv *receiver) receive(ctx context.Context, s *sendstream.Stream) (skipped 
 		removeDirs(created)
 		return false, err
 	}
-	if !m.created {
+	if from != nil {
+		resume.Stamp(m.f, os.Getpid())
+	} else if !m.created {
 		m.stamp()
 	}
-	err = rv.run(ctx, s, dir, base, target, rel)
+	err = rv.run(ctx, s, m, dir, base, target, rel, from)
 	if err == nil {
 		var info btrfs.Subvol
 		info, err = btrfs.Info(target)
@@ -278,6 +303,16 @@ func (rv *receiver) receive(ctx context.Context, s *sendstream.Stream) (skipped 
 			err = fmt.Errorf("%s: incomplete after receiving (read-only %v, received uuid %s, stransid %d; want %s, %d)",
 				target, info.ReadOnly, info.ReceivedUUID.Canonical(), info.STransID, h.UUID.Canonical(), h.CTransID)
 		}
+	}
+	var kept *keptError
+	if errors.As(err, &kept) {
+		// Cut short, not wrong: the partial stays for a resumed stream.
+		m.keep()
+		rv.env.Log.Info(target + ": partial receive kept; the next run of the same plan resumes it")
+		return false, kept.err
+	}
+	if errors.Is(err, errNoResume) {
+		err = hint.Wrap(err, "rerun bsplan; it will send the whole stream")
 	}
 	if err != nil {
 		if rv.cleanup(target) {
@@ -291,6 +326,46 @@ func (rv *receiver) receive(ctx context.Context, s *sendstream.Stream) (skipped 
 	m.release()
 	rv.env.Log.Debug("received", "snapshot", rel, "bytes", s.Size())
 	return false, rv.report(ctx, rel)
+}
+
+var (
+	// errNoResume: a resumed stream for which no partial receive matches.
+	errNoResume = errors.New("cannot resume")
+	// errStale: a partial receive whose exact point is lost.
+	errStale = errors.New("cannot resume")
+)
+
+// keptError is a receive cut short (interrupted, its input cut) whose
+// partial subvolume is kept to be resumed.
+type keptError struct{ err error }
+
+func (e *keptError) Error() string { return e.err.Error() }
+func (e *keptError) Unwrap() error { return e.err }
+
+// resumeFrom is where a resumed receive goes on: rec, the durable record
+// the stream resumes from, and at, the point the partial holds exactly.
+type resumeFrom struct {
+	rec resume.Record
+	at  progressPoint
+}
+
+// resumable checks that the resumed stream s goes on with the partial
+// receive at target: the marker's record is the partial's own (own) and
+// names the stream's very point, and the progress page says exactly what
+// is applied, in this boot.
+func (rv *receiver) resumable(s *sendstream.Stream, m *marker, rec resume.Record, own bool, target string) (*resumeFrom, error) {
+	if !own || !rec.Resumes(s.Subvol, *s.Resume) {
+		return nil, fmt.Errorf("%s: %w: the partial receive there is not of this stream at offset %d", target, errNoResume, s.Resume.Offset)
+	}
+	p, ok := readProgress(m.f)
+	boot, err := bootID()
+	if err != nil {
+		return nil, err
+	}
+	if !ok || p.boot != boot || p.subvol != rec.Subvol || p.offset < rec.Point.Offset {
+		return nil, fmt.Errorf("%s: %w: what the partial receive holds is unknown since the system restarted", target, errStale)
+	}
+	return &resumeFrom{rec: rec, at: p}, nil
 }
 
 // skip reads (and verifies) a stream whose snapshot is already there, to
@@ -491,9 +566,10 @@ func removeDirs(created []string) {
 }
 
 // run makes the subvolume base in the directory dir below the
-// destination and applies the rest of the stream s to it, each command
-// once verified (after check), in order, through END.
-func (rv *receiver) run(ctx context.Context, s *sendstream.Stream, dir, base, target, rel string) error {
+// destination (or, resuming, reopens it) and applies the rest of the
+// stream s to it, each command once verified (after check), in order,
+// through END. A receive cut short returns a *keptError.
+func (rv *receiver) run(ctx context.Context, s *sendstream.Stream, m *marker, dir, base, target, rel string, from *resumeFrom) error {
 	dfd, err := openDirBeneath(rv.destFD, dir)
 	if err != nil {
 		return fmt.Errorf("%s: %w", filepath.Join(rv.dest, dir), err)
@@ -509,39 +585,147 @@ func (rv *receiver) run(ctx context.Context, s *sendstream.Stream, dir, base, ta
 	if h.Snapshot {
 		parent = &receive.ID{UUID: h.CloneUUID, CTransID: h.CloneCTransID}
 	}
-	tree, err := receive.NewBtrfsDest(dfd, sc).Begin(base, id, parent)
-	if err != nil {
-		return fmt.Errorf("%s: %w", target, err)
+	dest := receive.NewBtrfsDest(dfd, sc)
+	var tree receive.Tree
+	var d *resume.Digester
+	var self uuid.UUID
+	if from == nil {
+		if tree, err = dest.Begin(base, id, parent); err != nil {
+			return fmt.Errorf("%s: %w", target, err)
+		}
+		d = resume.Start(s.Version)
+	} else {
+		self = from.rec.Subvol
+		if tree, err = dest.Reopen(base, id, parent, self); err != nil {
+			return fmt.Errorf("%s: cannot resume: %w", target, err)
+		}
+		if d, err = from.rec.Digester(); err != nil {
+			tree.Close()
+			return err
+		}
 	}
 	defer tree.Close()
+	w, err := resume.NewWriter(m.f)
+	if err != nil {
+		return err
+	}
+	if from == nil {
+		// Every partial has a record naming it: what makes it a leftover
+		// of bsrecv, and resumable from its start. After a crash its
+		// progress page is void anyway, and the marker's ctime (stamped
+		// before the subvolume was made) shows it a leftover: the record
+		// need not be durable.
+		info, err := btrfs.Info(target)
+		if err != nil {
+			return err
+		}
+		self = info.UUID
+		if err := w.Put(resume.NewRecord(self, h, d, time.Now())); err != nil {
+			return fmt.Errorf("receive marker %s: %w", m.path, err)
+		}
+	}
+	prog, err := mapProgress(m.f, self)
+	if err != nil {
+		return err
+	}
+	defer prog.close()
+	ck := &checkpointer{tree: tree, w: w, subvol: self, head: h, durable: d.Offset(), taken: d.Offset()}
 	if rv.meter != nil {
 		rv.meter.Start(rel, 0)
 		defer rv.meter.Finish()
 	}
 	ap := &receive.Applier{Tree: tree, Self: id}
+	// Resuming, the commands up to the exact point are in the subvolume
+	// already; the one after it may be too (bsrecv died before noting it).
+	skipTo, inFlight := int64(-1), false
+	var atDigest [32]byte
+	if from != nil {
+		skipTo, inFlight = from.at.offset, true
+		ad, err := resume.Restore(from.at.state, from.at.offset)
+		if err != nil {
+			return fmt.Errorf("%s: %w: %v", target, errStale, err)
+		}
+		atDigest = ad.Point().Digest
+	}
 	var applyErr error
-	err = s.Commands(func(c *sendstream.Command) error {
+	cmds := s.Commands
+	if from != nil {
+		cmds = s.ResumeCommands
+	}
+	err = cmds(func(c *sendstream.Command) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		if err := ap.Command(c); err != nil {
-			applyErr = fmt.Errorf("%s: receive failed: %w", target, err)
-			return applyErr
-		}
+		hdr := c.Header()
 		if rv.meter != nil {
 			rv.meter.Add(int64(c.Len()))
 		}
+		if d.Offset() < skipTo {
+			d.Command(hdr[:])
+			if o := d.Offset(); o > skipTo || o == skipTo && d.Point().Digest != atDigest {
+				applyErr = fmt.Errorf("%s: %w: the stream differs from what the partial receive applied", target, errNoResume)
+				return applyErr
+			}
+			return nil
+		}
+		if skipTo >= 0 && d.Offset() == skipTo && d.Point().Digest != atDigest {
+			applyErr = fmt.Errorf("%s: %w: the stream differs from what the partial receive applied", target, errNoResume)
+			return applyErr
+		}
+		skipTo = -1
+		if c.Type == sendstream.CmdEnd {
+			if err := ck.wait(); err != nil {
+				applyErr = err
+				return err
+			}
+		}
+		if err := ap.Command(c); err != nil && !(inFlight && alreadyDone(c.Type, err)) {
+			applyErr = fmt.Errorf("%s: receive failed: %w", target, err)
+			return applyErr
+		}
+		inFlight = false
+		d.Command(hdr[:])
+		prog.set(d)
+		if err := ck.after(d); err != nil {
+			applyErr = err
+			return err
+		}
 		return nil
 	})
+	if werr := ck.wait(); werr != nil && err == nil {
+		err = werr
+	}
+	var se *sendstream.Error
 	switch {
 	case ctx.Err() != nil:
-		return ctx.Err()
+		return &keptError{ctx.Err()}
 	case applyErr != nil:
 		return applyErr
+	case errors.As(err, &se) && se.Cut:
+		return &keptError{fmt.Errorf("%s: %w", rel, err)}
 	case err != nil:
 		return fmt.Errorf("%s: %w", rel, err)
+	case !d.Ended():
+		return &keptError{fmt.Errorf("%s: the stream ends before its END", rel)}
 	}
 	return nil
+}
+
+// alreadyDone reports whether err, applying a command of type typ again,
+// says that it was applied before: what replaying the one command
+// after a partial receive's exact point may meet. Every other command
+// may be applied twice.
+func alreadyDone(typ uint16, err error) bool {
+	switch typ {
+	case sendstream.CmdMkfile, sendstream.CmdMkdir, sendstream.CmdMknod, sendstream.CmdMkfifo, sendstream.CmdMksock,
+		sendstream.CmdSymlink, sendstream.CmdLink, sendstream.CmdEnableVerity:
+		return errors.Is(err, unix.EEXIST)
+	case sendstream.CmdRename, sendstream.CmdUnlink, sendstream.CmdRmdir:
+		return errors.Is(err, unix.ENOENT)
+	case sendstream.CmdRemoveXattr:
+		return errors.Is(err, unix.ENODATA)
+	}
+	return false
 }
 
 // openDirBeneath opens the directory rel beneath dir, through no symbolic

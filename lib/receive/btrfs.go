@@ -223,12 +223,36 @@ func (d *BtrfsDest) Begin(name string, id ID, parent *ID) (Tree, error) {
 		}
 		want = p.UUID
 	}
+	return d.open(name, id, func(sub btrfs.Subvol) bool { return sub.ReceivedUUID.IsZero() && sub.ParentUUID == want })
+}
+
+// Reopen goes on with the partial subvolume name: writable, its own UUID
+// self, made from the parent the Scope finds for parent (none for a full
+// stream) and not yet marked received (or marked as id, when the receive
+// was cut between marking it and making it read-only).
+func (d *BtrfsDest) Reopen(name string, id ID, parent *ID, self uuid.UUID) (Tree, error) {
+	var want uuid.UUID
+	if parent != nil {
+		p, err := d.scope.Find(parent.UUID, parent.CTransID)
+		if err != nil {
+			return nil, err
+		}
+		want = p.UUID
+	}
+	return d.open(name, id, func(sub btrfs.Subvol) bool {
+		return sub.UUID == self && sub.ParentUUID == want && (sub.ReceivedUUID.IsZero() || sub.ReceivedUUID == id.UUID)
+	})
+}
+
+// open opens the writable subvolume name as the Tree receiving id, if ok
+// says it is the one expected.
+func (d *BtrfsDest) open(name string, id ID, ok func(btrfs.Subvol) bool) (Tree, error) {
 	fd, sub, err := btrfs.OpenSubvolumeAt(d.dir, name)
 	if err != nil {
 		return nil, err
 	}
 	defer unix.Close(fd)
-	if sub.ReadOnly || !sub.ReceivedUUID.IsZero() || sub.ParentUUID != want {
+	if sub.ReadOnly || !ok(sub) {
 		return nil, errors.New("another subvolume took its name")
 	}
 	dt, err := NewDirTree(fd)

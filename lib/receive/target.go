@@ -57,6 +57,14 @@ type Dest interface {
 	Begin(name string, id ID, parent *ID) (Tree, error)
 }
 
+// Reopener is a Dest that can go on with a receive cut short: Reopen
+// returns the Tree of the partial subvolume name, which Begin made for
+// the same id and parent, provided it still is that very subvolume (its
+// own UUID is self) and still partial.
+type Reopener interface {
+	Reopen(name string, id ID, parent *ID, self uuid.UUID) (Tree, error)
+}
+
 // Tree carries out a stream's commands on the subvolume (or directory)
 // being received. Every path is relative to its root ("" is the root
 // itself) and, as far as Tree is concerned, hostile: implementations open
@@ -93,6 +101,10 @@ type Tree interface {
 	EncodedWrite(path string, e *Encoded) error
 	EnableVerity(path string, v *Verity) error
 
+	// Flush carries out any command the tree deferred, so that what is
+	// on the filesystem is every command applied so far. A resume point
+	// is taken only after Flush.
+	Flush() error
 	// Sync makes every command applied so far durable: after it returns,
 	// a crash loses none of them. A resume point is recorded only after
 	// Sync.

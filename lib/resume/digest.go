@@ -103,6 +103,9 @@ func (d *Digester) Ended() bool { return d.ended }
 // AtBoundary reports whether the bytes given to Write end a command.
 func (d *Digester) AtBoundary() bool { return d.nhdr == 0 && d.skip == 0 }
 
+// Offset is the point's offset, without computing its digest.
+func (d *Digester) Offset() int64 { return d.off }
+
 // Point is the resume point after what was given so far (with Write: at
 // the end of the last whole command begun).
 func (d *Digester) Point() Point {
@@ -115,6 +118,16 @@ func (d *Digester) Point() Point {
 // receive resumed once may be resumed again.
 func (d *Digester) State() []byte {
 	b, err := d.h.(encoding.BinaryMarshaler).MarshalBinary()
+	if err != nil {
+		panic(err) // SHA-256's state always marshals
+	}
+	return b
+}
+
+// AppendState appends State to b, allocating nothing when b has room
+// (a receiver notes it after every command).
+func (d *Digester) AppendState(b []byte) []byte {
+	b, err := d.h.(encoding.BinaryAppender).AppendBinary(b)
 	if err != nil {
 		panic(err) // SHA-256's state always marshals
 	}

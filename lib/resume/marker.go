@@ -82,6 +82,20 @@ func NewWriter(f *os.File) (*Writer, error) {
 // into the slot not holding the current record. The caller has made
 // everything up to rec.Point durable first.
 func (w *Writer) Write(rec Record) error {
+	if err := w.Put(rec); err != nil {
+		return err
+	}
+	if err := unix.Fdatasync(int(w.f.Fd())); err != nil {
+		return &os.PathError{Op: "fdatasync", Path: w.f.Name(), Err: err}
+	}
+	return nil
+}
+
+// Put is Write without waiting for the record to reach the disk: for a
+// record whose loss in a crash costs nothing, such as the first one, at
+// offset 0 (an fdatasync right after a subvolume is made commits the
+// whole filesystem).
+func (w *Writer) Put(rec Record) error {
 	seq := w.seq + 1
 	b, err := EncodeSlot(rec, seq)
 	if err != nil {
@@ -89,9 +103,6 @@ func (w *Writer) Write(rec Record) error {
 	}
 	if _, err := w.f.WriteAt(b, int64(OwnerLen+int(seq%2)*SlotLen)); err != nil {
 		return err
-	}
-	if err := unix.Fdatasync(int(w.f.Fd())); err != nil {
-		return &os.PathError{Op: "fdatasync", Path: w.f.Name(), Err: err}
 	}
 	w.seq = seq
 	return nil

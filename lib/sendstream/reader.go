@@ -18,6 +18,10 @@ type Error struct {
 	Offset int64
 	Reason string
 	Err    error
+	// Cut says the input ended or failed before the stream's END (what
+	// a killed sender or a lost connection leaves), not that its bytes
+	// are wrong.
+	Cut bool
 }
 
 func (e *Error) Error() string {
@@ -287,17 +291,17 @@ func (r *Reader) more() error {
 	case r.state == stateHeader:
 		return &Error{Offset: off, Reason: fmt.Sprintf("truncated stream header (%d of %d bytes)", pending, HeaderLen)}
 	case pending == 0:
-		return &Error{Offset: off, Reason: "stream ends without END command"}
+		return &Error{Offset: off, Reason: "stream ends without END command", Cut: true}
 	case pending < CmdHeaderLen:
-		return &Error{Offset: off, Reason: fmt.Sprintf("truncated command header (%d of %d bytes)", pending, CmdHeaderLen)}
+		return &Error{Offset: off, Reason: fmt.Sprintf("truncated command header (%d of %d bytes)", pending, CmdHeaderLen), Cut: true}
 	default:
 		typ := binary.LittleEndian.Uint16(r.buf[r.rel+4:])
-		return &Error{Offset: off, Reason: fmt.Sprintf("truncated %s command (%d of %d bytes)", CmdName(typ), pending, r.need)}
+		return &Error{Offset: off, Reason: fmt.Sprintf("truncated %s command (%d of %d bytes)", CmdName(typ), pending, r.need), Cut: true}
 	}
 }
 
 func (r *Reader) readError() error {
-	return &Error{Offset: r.base + int64(r.end), Reason: "read: " + r.srcErr.Error(), Err: r.srcErr}
+	return &Error{Offset: r.base + int64(r.end), Reason: "read: " + r.srcErr.Error(), Err: r.srcErr, Cut: true}
 }
 
 // advance verifies every complete header and command in buf[rel:end],
