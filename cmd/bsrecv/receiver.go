@@ -629,12 +629,12 @@ func (rv *receiver) run(ctx context.Context, s *sendstream.Stream, m *marker, di
 		return err
 	}
 	defer prog.close()
-	ck := &checkpointer{tree: tree, w: w, subvol: self, head: h, durable: d.Offset(), taken: d.Offset()}
 	if rv.meter != nil {
 		rv.meter.Start(rel, 0)
 		defer rv.meter.Finish()
 	}
 	ap := &receive.Applier{Tree: tree, Self: id}
+	ck := &checkpointer{tree: tree, flush: ap.Flush, w: w, subvol: self, head: h, durable: d.Offset(), taken: d.Offset()}
 	// Resuming, the commands up to the exact point are in the subvolume
 	// already; the one after it may be too (bsrecv died before noting it).
 	skipTo, inFlight := int64(-1), false
@@ -679,16 +679,21 @@ func (rv *receiver) run(ctx context.Context, s *sendstream.Stream, m *marker, di
 				return err
 			}
 		}
-		if err := ap.Command(c); err != nil && !(inFlight && alreadyDone(c.Type, err)) {
+		ap.Replay = inFlight
+		if err := ap.Command(c); err != nil {
 			applyErr = fmt.Errorf("%s: receive failed: %w", target, err)
 			return applyErr
 		}
-		inFlight = false
 		d.Command(hdr[:])
-		prog.set(d)
 		if err := ck.after(d); err != nil {
 			applyErr = err
 			return err
+		}
+		// A command held back is not in the tree yet: the exact point
+		// moves only where the tree is at the commands given.
+		if !ap.Holding() {
+			prog.set(d)
+			inFlight = false
 		}
 		return nil
 	})
@@ -709,23 +714,6 @@ func (rv *receiver) run(ctx context.Context, s *sendstream.Stream, m *marker, di
 		return &keptError{fmt.Errorf("%s: the stream ends before its END", rel)}
 	}
 	return nil
-}
-
-// alreadyDone reports whether err, applying a command of type typ again,
-// says that it was applied before: what replaying the one command
-// after a partial receive's exact point may meet. Every other command
-// may be applied twice.
-func alreadyDone(typ uint16, err error) bool {
-	switch typ {
-	case sendstream.CmdMkfile, sendstream.CmdMkdir, sendstream.CmdMknod, sendstream.CmdMkfifo, sendstream.CmdMksock,
-		sendstream.CmdSymlink, sendstream.CmdLink, sendstream.CmdEnableVerity:
-		return errors.Is(err, unix.EEXIST)
-	case sendstream.CmdRename, sendstream.CmdUnlink, sendstream.CmdRmdir:
-		return errors.Is(err, unix.ENOENT)
-	case sendstream.CmdRemoveXattr:
-		return errors.Is(err, unix.ENODATA)
-	}
-	return false
 }
 
 // openDirBeneath opens the directory rel beneath dir, through no symbolic

@@ -8,6 +8,7 @@ import (
 	"math/bits"
 
 	"github.com/buttersink/buttersink/lib/sendstream"
+	"golang.org/x/sys/unix"
 )
 
 // Applier carries out a stream's commands, one at a time, on Tree. The
@@ -33,6 +34,14 @@ type Applier struct {
 	// Self is the subvolume being received: a CLONE naming it clones
 	// within the tree.
 	Self ID
+	// Replay says that the commands given may have been carried out
+	// already: a receive resumed after the last point it noted, where
+	// bsrecv died with a command (and one held back before it) applied.
+	// Errors that say so (the inode exists, the name is gone) are taken
+	// as done, and no inode is made at its final name, as the first run
+	// may have made it at its orphan name. Every other command may be
+	// carried out twice.
+	Replay bool
 
 	applied int64
 	ended   bool
@@ -66,6 +75,9 @@ func (a *Applier) Applied() int64 { return a.applied }
 // making an inode maybe only with the next command, or Flush).
 func (a *Applier) Command(c *sendstream.Command) error {
 	held, err := a.command(c)
+	if err != nil && a.Replay && alreadyDone(c.Type, err) {
+		held, err = false, nil
+	}
 	if err != nil {
 		if _, ok := err.(*heldError); ok {
 			return err
@@ -78,6 +90,25 @@ func (a *Applier) Command(c *sendstream.Command) error {
 	return nil
 }
 
+// Holding reports whether a command is held back: the tree is then not
+// at the point of the commands given so far, until the next one or Flush.
+func (a *Applier) Holding() bool { return a.held.typ != 0 }
+
+// alreadyDone reports whether err, carrying out a command of type typ
+// again, says that it was carried out before.
+func alreadyDone(typ uint16, err error) bool {
+	switch typ {
+	case sendstream.CmdMkfile, sendstream.CmdMkdir, sendstream.CmdMknod, sendstream.CmdMkfifo, sendstream.CmdMksock,
+		sendstream.CmdSymlink, sendstream.CmdLink, sendstream.CmdEnableVerity:
+		return errors.Is(err, unix.EEXIST)
+	case sendstream.CmdRename, sendstream.CmdUnlink, sendstream.CmdRmdir:
+		return errors.Is(err, unix.ENOENT)
+	case sendstream.CmdRemoveXattr:
+		return errors.Is(err, unix.ENODATA)
+	}
+	return false
+}
+
 // Flush carries out the command held back, if any.
 func (a *Applier) Flush() error {
 	h := a.held
@@ -85,7 +116,7 @@ func (a *Applier) Flush() error {
 		return nil
 	}
 	a.held = held{}
-	if err := a.make(&h, h.path); err != nil {
+	if err := a.make(&h, h.path); err != nil && !(a.Replay && alreadyDone(h.typ, err)) {
 		return &heldError{fmt.Errorf("%s at byte %d: %w", sendstream.CmdName(h.typ), h.offset, err)}
 	}
 	a.applied += h.len
@@ -116,7 +147,7 @@ func (a *Applier) make(h *held, path string) error {
 // the rename would replace it), as the stream says.
 func (a *Applier) renameHeld(to string) error {
 	h := a.held
-	if al, ok := a.Tree.(alike); ok && al.Alike(to) {
+	if al, ok := a.Tree.(alike); ok && !a.Replay && al.Alike(to) {
 		a.held = held{}
 		if a.make(&h, to) == nil {
 			a.applied += h.len

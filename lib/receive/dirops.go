@@ -492,9 +492,6 @@ func (t *DirTree) EnableVerity(path string, v *Verity) error {
 	return nil
 }
 
-// Flush does nothing: a DirTree defers no command.
-func (t *DirTree) Flush() error { return nil }
-
 // Sync makes everything applied so far durable: syncfs of the
 // directory's filesystem.
 func (t *DirTree) Sync() error {

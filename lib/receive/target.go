@@ -101,13 +101,9 @@ type Tree interface {
 	EncodedWrite(path string, e *Encoded) error
 	EnableVerity(path string, v *Verity) error
 
-	// Flush carries out any command the tree deferred, so that what is
-	// on the filesystem is every command applied so far. A resume point
-	// is taken only after Flush.
-	Flush() error
 	// Sync makes every command applied so far durable: after it returns,
 	// a crash loses none of them. A resume point is recorded only after
-	// Sync.
+	// Sync, and after Applier.Flush (the applier may hold one back).
 	Sync() error
 	// End finishes the tree at the stream's END: for btrfs, the received
 	// UUID and stransid are set and the subvolume made read-only. Nothing
