@@ -207,7 +207,7 @@ func (d *PlainDest) findDir(id ID) (*Marker, int, error) {
 	}
 	for _, e := range ents {
 		m := e.Marker
-		if !e.Complete || m.ReceivedUUID != id.UUID || m.STransID != id.CTransID {
+		if !e.Complete || m.Filter != nil || m.ReceivedUUID != id.UUID || m.STransID != id.CTransID {
 			continue
 		}
 		fd, err := openIn(d.root, e.Path, unix.O_RDONLY|unix.O_DIRECTORY, unix.RESOLVE_NO_SYMLINKS)
