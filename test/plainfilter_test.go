@@ -72,6 +72,7 @@ func TestPlainFilter(t *testing.T) {
 	for _, c := range []struct{ script, want string }{
 		{`bsrecv --in-place "dir://$M/r/bob" < "$SRC/chain"`, "holds part of a snapshot (a restore with --include/--exclude): not a base for another receive"},
 		{`bsrecv --include /dir --in-place "dir://$M/r/bob" < "$SRC/chain"`, "a filtered restore takes a whole chain into a new directory"},
+		{`mkdir "$M/r2" && bsrecv --include /sparse --in-place "dir://$M/r2/s1" < "$SRC/s1.full" && bsrecv "dir://$M/r2/" < "$SRC/s1.full"`, `"s1" holds part of a snapshot (a restore with --include/--exclude), not the snapshot`},
 		{`tail -c +$(( $(stat -c %s "$SRC/s1.full") + 1 )) "$SRC/chain" | bsrecv --include /dir --in-place "dir://$M/r/inc"`, "a filtered restore starts from a full stream"},
 		{`bsrecv --include /home/carol/docs/a.txt --in-place "dir://$M/r/carol" < "$SRC/chain"`, "home/carol/docs/a.txt: selected, but its data was dropped"},
 		{`bsrecv --include /home/carol/docs/new --in-place "dir://$M/r/new" < "$SRC/chain"`, `clone "home/carol/docs/new" from "new": its data was dropped`},

@@ -83,6 +83,9 @@ func (d *PlainDest) Examine(name string, id ID) (PlainState, error) {
 	case m == nil:
 		return PlainNone, nil
 	case m.State == StateComplete && nameErr == nil && st.Ino == m.Ino && st.Mode&unix.S_IFMT == unix.S_IFDIR:
+		if m.Filter != nil {
+			return 0, fmt.Errorf("%q holds part of a snapshot (a restore with --include/--exclude), not the snapshot", name)
+		}
 		if m.ReceivedUUID == id.UUID && m.STransID == id.CTransID {
 			return PlainComplete, nil
 		}
