@@ -31,6 +31,10 @@ func TestPlainFilter(t *testing.T) {
 		bsrecv --exclude 'dee*' --exclude /home "dir://$M/r/nohome" --in-place < "$SRC/chain" >> "$M/rec"
 		(cd "$M/r/nohome" && find . | sort)
 		cmp "$M/r/nohome/dir/cat" "$SRC/s3/dir/cat" && cmp "$M/r/nohome/zonly" "$SRC/s3/zonly"
+		# dir/f has a hard link outside the selection: its data is kept.
+		bsrecv --include /dir/f "dir://$M/r/dir" --in-place < "$SRC/chain" >> "$M/rec"
+		cmp "$M/r/dir/dir/f" "$SRC/s3/dir/f" && [ "$(cd "$M/r/dir" && find . | sort | tr '\n' ' ')" = ". ./dir ./dir/f " ] ||
+			{ ls -lR "$M/r/dir"; echo DIFFERS; }
 		echo ---
 		cat "$M/r/.bob.bsdir"
 		echo ---
@@ -64,7 +68,7 @@ func TestPlainFilter(t *testing.T) {
 			t.Errorf("bsls: %s", l)
 		}
 	}
-	if want := ".bob.bsdir\n.buttersink.lock\n.nohome.bsdir\nbob\nnohome\n"; parts[4] != want && parts[4] != strings.Replace(want, ".buttersink.lock\n", "", 1) {
+	if want := ".bob.bsdir\n.buttersink.lock\n.dir.bsdir\n.nohome.bsdir\nbob\ndir\nnohome\n"; parts[4] != want && parts[4] != strings.Replace(want, ".buttersink.lock\n", "", 1) {
 		t.Errorf("left in the destination:\n%s", parts[4])
 	}
 
@@ -72,7 +76,7 @@ func TestPlainFilter(t *testing.T) {
 	for _, c := range []struct{ script, want string }{
 		{`bsrecv --in-place "dir://$M/r/bob" < "$SRC/chain"`, "holds part of a snapshot (a restore with --include/--exclude): not a base for another receive"},
 		{`bsrecv --include /dir --in-place "dir://$M/r/bob" < "$SRC/chain"`, "a filtered restore takes a whole chain into a new directory"},
-		{`mkdir "$M/r2" && bsrecv --include /sparse --in-place "dir://$M/r2/s1" < "$SRC/s1.full" && bsrecv "dir://$M/r2/" < "$SRC/s1.full"`, `"s1" holds part of a snapshot (a restore with --include/--exclude), not the snapshot`},
+		{`mkdir "$M/r2" && bsrecv --include /dir --in-place "dir://$M/r2/s1" < "$SRC/s1.full" && bsrecv "dir://$M/r2/" < "$SRC/s1.full"`, `"s1" holds part of a snapshot (a restore with --include/--exclude), not the snapshot`},
 		{`tail -c +$(( $(stat -c %s "$SRC/s1.full") + 1 )) "$SRC/chain" | bsrecv --include /dir --in-place "dir://$M/r/inc"`, "a filtered restore starts from a full stream"},
 		{`bsrecv --include /home/carol/docs/a.txt --in-place "dir://$M/r/carol" < "$SRC/chain"`, "home/carol/docs/a.txt: selected, but its data was dropped"},
 		{`bsrecv --include /home/carol/docs/new --in-place "dir://$M/r/new" < "$SRC/chain"`, `clone "home/carol/docs/new" from "new": its data was dropped`},
@@ -84,7 +88,7 @@ func TestPlainFilter(t *testing.T) {
 		}
 	}
 	r = harness.MustSh(t, `ls -A "$M/r"; bsplan "$SRC/" "dir://$M/r/" | grep -c '"op":"send"'`, env...)
-	if want := ".bob.bsdir\n.buttersink.lock\n.nohome.bsdir\nbob\nnohome\n"; !strings.HasPrefix(r.Stdout, want) && !strings.HasPrefix(r.Stdout, strings.Replace(want, ".buttersink.lock\n", "", 1)) {
+	if want := ".bob.bsdir\n.buttersink.lock\n.dir.bsdir\n.nohome.bsdir\nbob\ndir\nnohome\n"; !strings.HasPrefix(r.Stdout, want) && !strings.HasPrefix(r.Stdout, strings.Replace(want, ".buttersink.lock\n", "", 1)) {
 		t.Errorf("failed restores left\n%s", r.Stdout)
 	}
 	if !strings.HasSuffix(r.Stdout, "\n3\n") {
