@@ -5,9 +5,10 @@ import (
 	"path/filepath"
 	"testing"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/buttersink/buttersink/lib/snapshot"
 	"github.com/buttersink/buttersink/lib/uuid"
-	"golang.org/x/sys/unix"
 )
 
 // TestPlainFiltered: a selective restore appears under its name only at
