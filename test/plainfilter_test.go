@@ -87,6 +87,28 @@ func TestPlainFilter(t *testing.T) {
 			t.Errorf("%s: exit %d, stderr %q, want %q", c.script, f.Code, f.Stderr, c.want)
 		}
 	}
+	// An interrupt leaves nothing behind; a leftover of a run killed
+	// outright is deleted by the next.
+	r = harness.Sh(t, `mkfifo "$M/in"
+		bsrecv --include /sparse --in-place "dir://$M/r/cut" < "$M/in" > /dev/null &
+		pid=$!
+		exec 3> "$M/in"
+		head -c 4000000 "$SRC/chain" >&3
+		sleep 1; kill -INT $pid; rc=0; wait $pid || rc=$?
+		exec 3>&-
+		echo "rc=$rc"
+		bsrecv --include /sparse --in-place "dir://$M/r/kill" < "$M/in" > /dev/null &
+		pid=$!
+		exec 3> "$M/in"
+		head -c 4000000 "$SRC/chain" >&3
+		sleep 1; kill -KILL $pid; wait $pid || true
+		exec 3>&-
+		ls -A "$M/r" | grep -c kill
+		bsrecv --include /sparse --in-place "dir://$M/r/kill" < "$SRC/chain" > /dev/null 2>&1
+		rm -r "$M/r/kill" "$M/r/.kill.bsdir" "$M/in"`, env...)
+	if r.Stdout != "rc=130\n3\n" {
+		t.Errorf("interrupted: %q %s", r.Stdout, r.Stderr)
+	}
 	r = harness.MustSh(t, `ls -A "$M/r"; bsplan "$SRC/" "dir://$M/r/" | grep -c '"op":"send"'`, env...)
 	if want := ".bob.bsdir\n.buttersink.lock\n.dir.bsdir\n.nohome.bsdir\nbob\ndir\nnohome\n"; !strings.HasPrefix(r.Stdout, want) && !strings.HasPrefix(r.Stdout, strings.Replace(want, ".buttersink.lock\n", "", 1)) {
 		t.Errorf("failed restores left\n%s", r.Stdout)

@@ -119,6 +119,12 @@ func (d *PlainDest) RemoveLeftover(name string) error {
 		m.PartIno = 0
 		return WriteMarker(d.dir, m)
 	}
+	if m.Filter != nil {
+		// A selective restore's stash, which only it makes.
+		if err := RemoveTree(d.dir, StashName(name)); err != nil {
+			return err
+		}
+	}
 	if err := fstatat(d.dir, TempName(name), &st, unix.AT_SYMLINK_NOFOLLOW); err == nil {
 		if st.Ino != m.Ino || st.Mode&unix.S_IFMT != unix.S_IFDIR {
 			return fmt.Errorf("%s is not the directory its marker names", TempName(name))
