@@ -249,6 +249,8 @@ func partials(recs []snapshot.Snapshot, listedAll, noResume bool) (rest, partial
 	rest = recs[:0:0]
 	for _, r := range recs {
 		switch {
+		case r.Filter != nil:
+			// Part of a snapshot (a selective restore): no copy of one.
 		case r.IsObject() || r.ReadOnly:
 			rest = append(rest, r)
 		case r.Resume != nil && !noResume:

@@ -5,6 +5,7 @@ package main
 import (
 	"context"
 	"os"
+	"strings"
 
 	"github.com/buttersink/buttersink/lib/cli"
 	"github.com/buttersink/buttersink/lib/hint"
@@ -23,8 +24,8 @@ type flags struct {
 
 	Tar     bool     `help:"Write the snapshot the streams make as a pax archive to stdout instead of receiving them (no DEST; see bsrecv(1))."`
 	TmpDir  string   `name:"tmpdir" placeholder:"DIR" type:"path" help:"With --tar: apply the streams in a temporary directory in DIR (default $TMPDIR or /tmp)."`
-	Include []string `sep:"none" placeholder:"GLOB" help:"With --tar: restore only what GLOB matches (repeatable)."`
-	Exclude []string `sep:"none" placeholder:"GLOB" help:"With --tar: leave out what GLOB matches (repeatable)."`
+	Include []string `sep:"none" placeholder:"GLOB" help:"With --tar, or dir:// and --in-place: restore only what GLOB matches (repeatable)."`
+	Exclude []string `sep:"none" placeholder:"GLOB" help:"With --tar, or dir:// and --in-place: leave out what GLOB matches (repeatable)."`
 }
 
 func main() {
@@ -40,9 +41,13 @@ func main() {
 			return RunTar(ctx, env, TarOptions{TmpDir: f.TmpDir, Include: f.Include, Exclude: f.Exclude})
 		case f.Dest == "":
 			return usage("expected DEST, or --tar")
-		case f.TmpDir != "" || len(f.Include) > 0 || len(f.Exclude) > 0:
-			return usage("--tmpdir, --include and --exclude go with --tar")
+		case f.TmpDir != "":
+			return usage("--tmpdir goes with --tar")
+		case (len(f.Include) > 0 || len(f.Exclude) > 0) && !strings.HasPrefix(f.Dest, "dir://"):
+			return usage("--include and --exclude go with --tar, or with dir:// and --in-place")
+		case (len(f.Include) > 0 || len(f.Exclude) > 0) && !f.InPlace:
+			return usage("--include and --exclude on dir:// go with --in-place")
 		}
-		return Run(ctx, env, Options{Dest: f.Dest, Remote: f.Remote, Lock: f.Lock, InPlace: f.InPlace})
+		return Run(ctx, env, Options{Dest: f.Dest, Remote: f.Remote, Lock: f.Lock, InPlace: f.InPlace, Include: f.Include, Exclude: f.Exclude})
 	}))
 }

@@ -93,7 +93,14 @@ func receivePlain(ctx context.Context, env *cli.Env, opts Options, loc location.
 		}
 		return nil
 	})
-	for {
+	filtered := len(opts.Include) > 0 || len(opts.Exclude) > 0
+	if filtered {
+		n, total, err = rv.receiveFiltered(ctx, r, opts)
+		if err != nil {
+			return err
+		}
+	}
+	for !filtered {
 		if err := ctx.Err(); err != nil {
 			return err
 		}

@@ -57,6 +57,9 @@ type Options struct {
 	// InPlace applies every stream into the one directory Dest names
 	// (dir:// only).
 	InPlace bool
+	// Include and Exclude select what a restore in place writes: the
+	// whole chain is then taken in one run (plainfilter.go).
+	Include, Exclude []string
 }
 
 // Run receives the streams on env.Stdin into opts.Dest.

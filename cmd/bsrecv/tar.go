@@ -69,7 +69,7 @@ func RunTar(ctx context.Context, env *cli.Env, opts TarOptions) error {
 	growPipe(env.Stdin)
 	in := newCtxReader(ctx, env.Stdin)
 	defer in.Close()
-	ch := &chain{root: root, tmp: tmp, ov: newOverlay(filter)}
+	ch := &chain{root: root, tmp: tmp, ov: newOverlay(filter), what: "a tar restore"}
 	defer ch.close()
 	r := sendstream.NewReader(in)
 	n := 0
@@ -142,6 +142,8 @@ type chain struct {
 	prev  *receive.ID
 	name  string
 	ended bool
+	// what names the restore in messages.
+	what string
 }
 
 func (ch *chain) command(c *sendstream.Command) error {
@@ -167,10 +169,10 @@ func (ch *chain) begin(h sendstream.Head) error {
 	}
 	switch {
 	case ch.prev == nil && parent != nil:
-		return hint.Wrap(fmt.Errorf("%s: an incremental stream (of parent %s) first: a tar restore starts from a full stream", name, parent.UUID.Canonical()),
+		return hint.Wrap(fmt.Errorf("%s: an incremental stream (of parent %s) first: %s starts from a full stream", name, parent.UUID.Canonical(), ch.what),
 			"send the full stream first, then the incrementals in order (bss3get names them so)")
 	case ch.prev != nil && parent == nil:
-		return fmt.Errorf("%s: a full stream after %s: a tar restore takes one chain, each stream the incremental of the one before", name, ch.name)
+		return fmt.Errorf("%s: a full stream after %s: %s takes one chain, each stream the incremental of the one before", name, ch.name, ch.what)
 	case ch.prev != nil && *parent != *ch.prev:
 		return fmt.Errorf("%s: the incremental of %s (ctransid %d), not of %s, the stream before it", name, parent.UUID.Canonical(), parent.CTransID, ch.name)
 	}

@@ -300,11 +300,12 @@ func (t *overlayTree) Rename(from, to string) error {
 // Selective restores drop the data of what is not selected rather than
 // write it. The path a command names is not always the file's last: the
 // kernel makes new inodes under orphan names (o<ino>-<gen>-<idx>) in the
-// root and renames them, and a directory can be renamed after its files
-// were written. So data is dropped only for a path that is not selected
-// and not below an orphan name, the inode is remembered, and the archive
-// fails rather than carry a remembered inode that a later rename brought
-// into the selection.
+// root and renames them, a directory can be renamed after its files
+// were written, and a file with hard links is written under one of its
+// names only. So data is dropped only for a path that is not selected,
+// not below an orphan name and the inode's only name, the inode is
+// remembered, and the restore fails rather than carry a remembered inode
+// that a later rename brought into the selection.
 
 // skip reports whether the data written to path is dropped, and
 // remembers the inode if so.
@@ -318,9 +319,14 @@ func (t *overlayTree) skip(path string) (bool, error) {
 	if t.ov.filter.Match(path) || orphan(path) {
 		return false, nil
 	}
-	k, _, err := t.stat(path)
+	k, st, err := t.stat(path)
 	if err != nil {
 		return false, err
+	}
+	if st.Nlink > 1 {
+		// Another of its names may be selected: the stream writes a
+		// file once, under any one of them.
+		return false, nil
 	}
 	t.ov.skipped[k] = struct{}{}
 	t.lastSkip = path

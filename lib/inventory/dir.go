@@ -72,7 +72,10 @@ func DirRecord(p string, e receive.PlainEntry) snapshot.Snapshot {
 		STransID:     m.STransID,
 		CTime:        m.CTime,
 		OTime:        m.OTime,
-		ReadOnly:     e.Complete,
-		Partial:      !e.Complete,
+		ReadOnly:     e.Complete && m.Filter == nil,
+		// A selective restore holds part of a snapshot: listed, but
+		// never taken for the snapshot (bsplan sends it nothing).
+		Partial: !e.Complete || m.Filter != nil,
+		Filter:  m.Filter,
 	}
 }

@@ -83,6 +83,9 @@ func (d *PlainDest) Examine(name string, id ID) (PlainState, error) {
 	case m == nil:
 		return PlainNone, nil
 	case m.State == StateComplete && nameErr == nil && st.Ino == m.Ino && st.Mode&unix.S_IFMT == unix.S_IFDIR:
+		if m.Filter != nil {
+			return 0, fmt.Errorf("%q holds part of a snapshot (a restore with --include/--exclude), not the snapshot", name)
+		}
 		if m.ReceivedUUID == id.UUID && m.STransID == id.CTransID {
 			return PlainComplete, nil
 		}
@@ -115,6 +118,12 @@ func (d *PlainDest) RemoveLeftover(name string) error {
 		}
 		m.PartIno = 0
 		return WriteMarker(d.dir, m)
+	}
+	if m.Filter != nil {
+		// A selective restore's stash, which only it makes.
+		if err := RemoveTree(d.dir, StashName(name)); err != nil {
+			return err
+		}
 	}
 	if err := fstatat(d.dir, TempName(name), &st, unix.AT_SYMLINK_NOFOLLOW); err == nil {
 		if st.Ino != m.Ino || st.Mode&unix.S_IFMT != unix.S_IFDIR {
@@ -207,7 +216,7 @@ func (d *PlainDest) findDir(id ID) (*Marker, int, error) {
 	}
 	for _, e := range ents {
 		m := e.Marker
-		if !e.Complete || m.ReceivedUUID != id.UUID || m.STransID != id.CTransID {
+		if !e.Complete || m.Filter != nil || m.ReceivedUUID != id.UUID || m.STransID != id.CTransID {
 			continue
 		}
 		fd, err := openIn(d.root, e.Path, unix.O_RDONLY|unix.O_DIRECTORY, unix.RESOLVE_NO_SYMLINKS)

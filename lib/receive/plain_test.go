@@ -363,6 +363,7 @@ func TestPlainMarkerNames(t *testing.T) {
 func FuzzParseMarker(f *testing.F) {
 	f.Add([]byte(`{"format":"buttersink-dir-1","state":"complete","name":"p","ino":5,"uuid":"aa000000-0000-0000-0000-000000000000","received_uuid":"bb000000-0000-0000-0000-000000000000","stransid":1,"parent_uuid":null,"parent_received_uuid":null,"parent_stransid":0,"otime":"2020-01-01T00:00:00Z"}`))
 	f.Add([]byte(`{"format":"buttersink-dir-1","state":"receiving","name":"p","temp":".p.bsrecv-part","ino":5}`))
+	f.Add([]byte(`{"format":"buttersink-dir-1","state":"complete","name":"p","ino":5,"uuid":"aa000000-0000-0000-0000-000000000000","received_uuid":"bb000000-0000-0000-0000-000000000000","stransid":1,"in_place":true,"filter":{"include":["/a/**"],"exclude":["*.o"]},"otime":"2020-01-01T00:00:00Z"}`))
 	f.Add([]byte(`{}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		m, err := ParseMarker(b)

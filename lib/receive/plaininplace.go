@@ -42,6 +42,9 @@ func (d *PlainDest) ExamineInPlace(name string, id ID, parent *ID) (PlainState, 
 	if m == nil || m.State != StateComplete {
 		return d.Examine(name, id)
 	}
+	if m.Filter != nil {
+		return 0, fmt.Errorf("%q holds part of a snapshot (a restore with --include/--exclude): not a base for another receive", name)
+	}
 	var st, tst unix.Stat_t
 	if err := fstatat(d.dir, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil || st.Ino != m.Ino {
 		// Complete but not renamed: the leftover of a full receive.
@@ -72,7 +75,7 @@ func (d *PlainDest) BeginInPlace(name string, id ID, parent ID) (Tree, error) {
 	if err != nil {
 		return nil, err
 	}
-	if m == nil || m.State != StateComplete || m.ReceivedUUID != parent.UUID || m.STransID != parent.CTransID {
+	if m == nil || m.State != StateComplete || m.Filter != nil || m.ReceivedUUID != parent.UUID || m.STransID != parent.CTransID {
 		return nil, fmt.Errorf("%q does not hold the parent %s", name, parent.UUID.Canonical())
 	}
 	pfd, err := openIn(d.dir, name, unix.O_RDONLY|unix.O_DIRECTORY, unix.RESOLVE_NO_SYMLINKS)

@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/buttersink/buttersink/lib/names"
+	"github.com/buttersink/buttersink/lib/snapshot"
 	"github.com/buttersink/buttersink/lib/uuid"
 )
 
@@ -68,6 +69,10 @@ type Marker struct {
 	// Applied are the received UUIDs of the snapshots an in-place
 	// directory held before, oldest first (the last maxApplied).
 	Applied []uuid.UUID `json:"applied,omitempty"`
+	// Filter is, for a selective restore (bsrecv --include/--exclude),
+	// its patterns: the directory holds part of the snapshot only, so it
+	// is neither a parent nor a clone source for another receive.
+	Filter *snapshot.Filter `json:"filter,omitempty"`
 	// OTime is when the receive started, CTime when it completed.
 	OTime time.Time `json:"otime"`
 	CTime time.Time `json:"ctime,omitzero"`
@@ -112,6 +117,11 @@ func MarkerName(name string) string { return dotName(name, ".bsdir") }
 // TempName is the temporary directory a receive of name works in.
 func TempName(name string) string { return dotName(name, ".bsrecv-part") }
 
+// StashName is the directory beside name where a selective restore keeps
+// the files an incremental stream removes while it may still clone from
+// them.
+func StashName(name string) string { return dotName(name, ".bsrecv-stash") }
+
 // dotName is ".NAME" + suffix, or a hash of NAME where that is too long
 // for a file name.
 func dotName(name, suffix string) string {
@@ -125,7 +135,7 @@ func dotName(name, suffix string) string {
 // Reserved reports whether name cannot be a snapshot's directory: it
 // would be taken for another one's marker or temporary directory.
 func Reserved(name string) bool {
-	return strings.HasPrefix(name, ".") && (strings.HasSuffix(name, ".bsdir") || strings.HasSuffix(name, ".bsrecv-part") ||
+	return strings.HasPrefix(name, ".") && (strings.HasSuffix(name, ".bsdir") || strings.HasSuffix(name, ".bsrecv-part") || strings.HasSuffix(name, ".bsrecv-stash") ||
 		strings.HasSuffix(name, ".bsdir.new") || strings.HasSuffix(name, ".bsrm-part"))
 }
 

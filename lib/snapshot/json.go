@@ -162,6 +162,14 @@ func (s *Snapshot) AppendJSON(b []byte) ([]byte, error) {
 	b = appendOmitString(b, `,"encoding":`, s.Encoding)
 	b = appendOmitInt(b, `,"stream_size":`, s.StreamSize)
 	b = appendOmitString(b, `,"format":`, s.Format)
+	if s.Filter != nil {
+		f, err := json.Marshal(s.Filter)
+		if err != nil {
+			return nil, err
+		}
+		b = append(b, `,"filter":`...)
+		b = append(b, f...)
+	}
 	if !utf8.ValidString(s.Path) {
 		b = append(b, `,"path_b64":"`...)
 		b = base64.StdEncoding.AppendEncode(b, []byte(s.Path))

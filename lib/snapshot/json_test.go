@@ -391,3 +391,16 @@ func TestResumeJSON(t *testing.T) {
 		}
 	}
 }
+
+func TestFilterJSON(t *testing.T) {
+	s := &Snapshot{Kind: KindDirectory, Path: "r", Partial: true,
+		Filter: &Filter{Include: []string{"/home/\"bob\"", "*.go"}, Exclude: []string{"\x01"}}}
+	checkSame(t, s)
+	s.Filter = &Filter{Exclude: []string{"tmp"}}
+	checkSame(t, s)
+	b, _ := s.AppendJSON(nil)
+	var back Snapshot
+	if err := json.Unmarshal(b, &back); err != nil || back.Filter == nil || back.Filter.Exclude[0] != "tmp" || back.Filter.Include != nil {
+		t.Fatalf("round trip of %s: %v %+v", b, err, back.Filter)
+	}
+}

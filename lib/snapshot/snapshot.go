@@ -64,6 +64,17 @@ type Snapshot struct {
 	// Format names the object layout: "buttersink", "buttersink-v0" (the
 	// original ButterSink) or "btrfs2s3".
 	Format string `json:"format,omitempty"`
+	// Filter is, for a directory restored with --include/--exclude, the
+	// patterns that selected its content: a part of a snapshot, never
+	// the whole one.
+	Filter *Filter `json:"filter,omitempty"`
+}
+
+// Filter is the patterns of a selective restore (bsrecv --include and
+// --exclude).
+type Filter struct {
+	Include []string `json:"include,omitempty"`
+	Exclude []string `json:"exclude,omitempty"`
 }
 
 // Resume is where an interrupted receive can go on: the stream it was
