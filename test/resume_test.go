@@ -114,7 +114,7 @@ func TestSendResumed(t *testing.T) {
 		t.Fatalf("btrfs receive took a resumed stream")
 	}
 	harness.MustSh(t, `bssend --proto 2 "$SRC/s1" | bsrecv -q "$DST/"`, "SRC="+src, "DST="+dst)
-	if r := harness.Sh(t, `bsrecv "$DST/" < "$F"`, "F="+filepath.Join(src, "out"), "DST="+dst); r.Code != 1 || !strings.Contains(r.Stderr, "a resumed stream") {
+	if r := harness.Sh(t, `bsrecv "$DST/" < "$F"`, "F="+filepath.Join(src, "out"), "DST="+dst); r.Code != 1 || !strings.Contains(r.Stderr, "cannot resume: no partial receive there") {
 		t.Fatalf("bsrecv took a resumed stream: exit %d, %s", r.Code, r.Stderr)
 	}
 	if left, _ := os.ReadDir(dst); len(left) != 1 || left[0].Name() != "s1" {
