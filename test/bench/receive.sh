@@ -60,10 +60,13 @@ pipe() {
 	t=$1 d=$2
 	shift 2
 	bench_drop
+	# Both receives end with their data durable (sync -f), as bsrecv's
+	# own does before it marks a snapshot received: btrfs receive leaves
+	# it to writeback, which would otherwise go unmeasured.
 	if [ "$t" = bs ]; then
-		timed "$work/t1" bssend -q --proto 2 "$@" | timed "$work/t2" bsrecv -q "$d/" >/dev/null
+		timed "$work/t1" bssend -q --proto 2 "$@" | timed "$work/t2" sh -c 'bsrecv -q "$1/" >/dev/null && sync -f "$1"' - "$d"
 	else
-		timed "$work/t1" btrfs send -q --proto 2 "$@" | timed "$work/t2" btrfs receive -q "$d/"
+		timed "$work/t1" btrfs send -q --proto 2 "$@" | timed "$work/t2" sh -c 'btrfs receive -q "$1/" && sync -f "$1"' - "$d"
 	fi
 	awk 'NR == 1 { s = $1 } NR == 2 { if ($1 > s) s = $1; m = $2 } { c += $3 + $4 } END { print s, m, c }' "$work/t1" "$work/t2"
 }
