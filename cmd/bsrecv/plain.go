@@ -100,25 +100,9 @@ func receivePlain(ctx context.Context, env *cli.Env, opts Options, loc location.
 			return err
 		}
 	}
-	for !filtered {
-		if err := ctx.Err(); err != nil {
+	if !filtered {
+		if n, skipped, total, err = receiveStreams(ctx, r, rv.receive); err != nil {
 			return err
-		}
-		s, err := r.Next()
-		if err == io.EOF || errors.Is(err, sendstream.ErrEmpty) {
-			break
-		}
-		if err != nil {
-			return err
-		}
-		skip, err := rv.receive(ctx, s)
-		total += s.Size()
-		if err != nil {
-			return err
-		}
-		n++
-		if skip {
-			skipped++
 		}
 	}
 	if env.Verbose > 0 {

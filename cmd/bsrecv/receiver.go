@@ -147,39 +147,46 @@ func receiveLocal(ctx context.Context, env *cli.Env, opts Options, dest string) 
 		defer rv.meter.Finish()
 	}
 	start := time.Now()
-	var n, skipped int
-	var total int64
 	growPipe(env.Stdin)
 	in := newCtxReader(ctx, env.Stdin)
 	defer in.Close()
 	r := sendstream.NewReader(in)
 	r.OnCommand(rv.check)
+	n, skipped, total, err := receiveStreams(ctx, r, rv.receive)
+	if err != nil {
+		return err
+	}
+	if env.Verbose > 0 {
+		env.Log.Info(fmt.Sprintf("received %s (%d skipped)", progress.Summary(n, "snapshot", total, time.Since(start)), skipped))
+	}
+	return nil
+}
+
+// receiveStreams hands each stream of r to receive in turn until the
+// input ends (no stream at all is an empty plan: nothing to do), and
+// counts the streams, those already there and their bytes.
+func receiveStreams(ctx context.Context, r *sendstream.Reader, receive func(context.Context, *sendstream.Stream) (skipped bool, err error)) (n, skipped int, total int64, err error) {
 	for {
 		if err := ctx.Err(); err != nil {
-			return err
+			return n, skipped, total, err
 		}
 		s, err := r.Next()
 		if err == io.EOF || errors.Is(err, sendstream.ErrEmpty) {
-			// No stream at all is an empty plan: nothing to do.
-			break
+			return n, skipped, total, nil
 		}
 		if err != nil {
-			return err
+			return n, skipped, total, err
 		}
-		skip, err := rv.receive(ctx, s)
+		skip, err := receive(ctx, s)
 		total += s.Size()
 		if err != nil {
-			return err
+			return n, skipped, total, err
 		}
 		n++
 		if skip {
 			skipped++
 		}
 	}
-	if env.Verbose > 0 {
-		env.Log.Info(fmt.Sprintf("received %s (%d skipped)", progress.Summary(n, "snapshot", total, time.Since(start)), skipped))
-	}
-	return nil
 }
 
 // growPipe makes f, when it is a pipe, hold 1 MiB (the default limit for
