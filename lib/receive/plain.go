@@ -167,18 +167,11 @@ func (d *PlainDest) Begin(name string, id ID, parent *ID) (Tree, error) {
 		defer unix.Close(pfd)
 	}
 	temp := TempName(name)
-	if err := unix.Mkdirat(d.dir, temp, 0o700); err != nil {
-		return nil, fmt.Errorf("%s: %w", temp, err)
-	}
-	tfd, err := openIn(d.dir, temp, unix.O_RDONLY|unix.O_DIRECTORY, unix.RESOLVE_NO_SYMLINKS)
+	tfd, st, err := d.makeTemp(temp)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", temp, err)
-	}
-	defer unix.Close(tfd)
-	var st unix.Stat_t
-	if err := unix.Fstat(tfd, &st); err != nil {
 		return nil, err
 	}
+	defer unix.Close(tfd)
 	own, err := newUUID()
 	if err != nil {
 		return nil, err
@@ -848,4 +841,22 @@ func (d *PlainDest) Remove(name string, own uuid.UUID) error {
 		return fmt.Errorf("%s: %w", MarkerName(name), err)
 	}
 	return unix.Fsync(d.dir)
+}
+
+// makeTemp makes the temporary directory temp a stream works in and
+// opens it.
+func (d *PlainDest) makeTemp(temp string) (int, unix.Stat_t, error) {
+	var st unix.Stat_t
+	if err := unix.Mkdirat(d.dir, temp, 0o700); err != nil {
+		return -1, st, fmt.Errorf("%s: %w", temp, err)
+	}
+	fd, err := openIn(d.dir, temp, unix.O_RDONLY|unix.O_DIRECTORY, unix.RESOLVE_NO_SYMLINKS)
+	if err != nil {
+		return -1, st, fmt.Errorf("%s: %w", temp, err)
+	}
+	if err := unix.Fstat(fd, &st); err != nil {
+		unix.Close(fd)
+		return -1, st, err
+	}
+	return fd, st, nil
 }

@@ -88,18 +88,11 @@ func (d *PlainDest) BeginInPlace(name string, id ID, parent ID) (Tree, error) {
 		return nil, fmt.Errorf("%q is not the directory its marker names", name)
 	}
 	temp := TempName(name)
-	if err := unix.Mkdirat(d.dir, temp, 0o700); err != nil {
-		return nil, fmt.Errorf("%s: %w", temp, err)
-	}
-	tfd, err := openIn(d.dir, temp, unix.O_RDONLY|unix.O_DIRECTORY, unix.RESOLVE_NO_SYMLINKS)
+	tfd, tst, err := d.makeTemp(temp)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", temp, err)
-	}
-	defer unix.Close(tfd)
-	var tst unix.Stat_t
-	if err := unix.Fstat(tfd, &tst); err != nil {
 		return nil, err
 	}
+	defer unix.Close(tfd)
 	m.PartIno = tst.Ino
 	if err := WriteMarker(d.dir, m); err != nil {
 		unix.Unlinkat(d.dir, temp, unix.AT_REMOVEDIR)
