@@ -416,6 +416,7 @@ func Record(o Object) (snapshot.Snapshot, bool) {
 		Size:           &size,
 		Encoding:       k.Encoding(),
 		Format:         k.Format,
+		Stored:         o.Modified.UTC(),
 	}
 	if o.Meta.Complete() {
 		ss := o.Meta.StreamSize

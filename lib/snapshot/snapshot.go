@@ -61,6 +61,10 @@ type Snapshot struct {
 	Encoding string `json:"encoding,omitempty"`
 	// StreamSize is the raw send stream size when known.
 	StreamSize *int64 `json:"stream_size,omitempty"`
+	// Stored is when the store completed the object (S3 LastModified, a
+	// file store's mtime): how old a fleet's newest backup is, read from
+	// the listing alone.
+	Stored time.Time `json:"stored,omitzero"`
 	// Format names the object layout: "buttersink", "buttersink-v0" (the
 	// original ButterSink) or "btrfs2s3".
 	Format string `json:"format,omitempty"`
