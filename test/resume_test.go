@@ -216,7 +216,7 @@ func TestPartialResumePoint(t *testing.T) {
 	if o := recs["other"]; o.Resume != nil || o.Partial || recs["plain"].Partial {
 		t.Errorf("other: %+v", o)
 	}
-	if r := harness.MustSh(t, `bsls --all --table "$DST/"`, env...); !strings.Contains(r.Stdout, "partial "+units.Short(uint64(p.Offset))) {
+	if r := harness.MustSh(t, `bsls --all --table "$DST/"`, env...); !strings.Contains(r.Stdout, "partial "+units.Bytes(p.Offset)) {
 		t.Errorf("table: %s", r.Stdout)
 	}
 	// The one snapshot named.

@@ -9,10 +9,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"sort"
-	"strings"
 	"syscall"
-	"text/tabwriter"
 	"time"
 
 	"github.com/buttersink/buttersink/lib/cli"
@@ -21,6 +20,7 @@ import (
 	"github.com/buttersink/buttersink/lib/objstore/objopts"
 	"github.com/buttersink/buttersink/lib/remote"
 	"github.com/buttersink/buttersink/lib/snapshot"
+	"github.com/buttersink/buttersink/lib/table"
 	"github.com/buttersink/buttersink/lib/units"
 )
 
@@ -35,10 +35,29 @@ const (
 	Table
 )
 
+// View is what is printed about the records.
+type View int
+
+// Views.
+const (
+	// Records is one line per snapshot; on a terminal (Auto format) an
+	// object-store directory whose snapshots fall under more than one
+	// prefix shows as its Inventory instead.
+	Records View = iota
+	// Tree is the snapshots as their restore chains.
+	Tree
+	// Inventory is one line per prefix: how many snapshots, their size,
+	// and the newest with its age.
+	Inventory
+	// RecordsOnly is Records also on a terminal (--table).
+	RecordsOnly
+)
+
 // Options are bsls's arguments.
 type Options struct {
 	Location string
 	Format   Format
+	View     View
 	// All includes writable subvolumes and marks partial receives.
 	All bool
 	// Remote reaches ssh:// locations (lib/remote).
@@ -58,7 +77,20 @@ func Run(ctx context.Context, env *cli.Env, opts Options) error {
 		return err
 	}
 	sortByPath(recs)
-	if err := Output(env, recs, opts.Format); err != nil {
+	out := output{Stdout: env.Stdout, Format: opts.Format, View: opts.View, Now: time.Now()}
+	if out.Format == Auto {
+		out.Format = JSON
+		if cli.IsTerminal(env.Stdout) {
+			out.Format = Table
+			out.Width = table.Width(env.Stdout)
+			if out.View == Records && loc.IsObjectStore() && loc.Snapshot == "" && manyPrefixes(recs) {
+				out.View = Inventory
+			}
+		}
+	} else if out.Format == Table {
+		out.Width = table.Width(env.Stdout)
+	}
+	if err := out.write(recs); err != nil {
 		return err
 	}
 	if env.Verbose > 0 {
@@ -67,21 +99,45 @@ func Run(ctx context.Context, env *cli.Env, opts Options) error {
 	return nil
 }
 
-// Output prints recs to env.Stdout in format (Auto: a table on a
-// terminal, else JSON Lines). A reader that stopped early (bsls | head)
-// makes it fail quietly.
-func Output(env *cli.Env, recs []snapshot.Snapshot, format Format) error {
-	if format == Auto {
-		format = JSON
-		if cli.IsTerminal(env.Stdout) {
-			format = Table
+// manyPrefixes reports whether recs fall under more than one prefix (a
+// bucket of many hosts).
+func manyPrefixes(recs []snapshot.Snapshot) bool {
+	for i := range recs {
+		if inventory.PrefixOf(recs[i].Path) != inventory.PrefixOf(recs[0].Path) {
+			return true
 		}
 	}
+	return false
+}
+
+// output is where and how records are printed.
+type output struct {
+	Stdout io.Writer
+	Format Format
+	View   View
+	// Width cuts a table to a terminal's width (0: no cut).
+	Width int
+	// Now is what ages are counted to.
+	Now time.Time
+}
+
+// write prints recs. A reader that stopped early (bsls | head) makes it
+// fail quietly.
+func (o output) write(recs []snapshot.Snapshot) error {
 	var err error
-	if format == Table {
-		err = WriteTable(env.Stdout, recs)
-	} else {
-		err = snapshot.WriteLines(env.Stdout, recs)
+	switch {
+	case o.View == Tree && o.Format == Table:
+		err = treeTable(recs, inventory.Tree(recs)).Write(o.Stdout, o.Width)
+	case o.View == Tree:
+		err = writeTreeJSON(o.Stdout, recs, inventory.Tree(recs))
+	case o.View == Inventory && o.Format == Table:
+		err = inventoryTable(inventory.Summarize(recs), o.Now).Write(o.Stdout, o.Width)
+	case o.View == Inventory:
+		err = writeInventoryJSON(o.Stdout, inventory.Summarize(recs), o.Now)
+	case o.Format == Table:
+		err = recordTable(recs).Write(o.Stdout, o.Width)
+	default:
+		err = snapshot.WriteLines(o.Stdout, recs)
 	}
 	if errors.Is(err, syscall.EPIPE) {
 		// The reader has all it wanted (bsls | head): no message, but
@@ -105,79 +161,74 @@ func sortByPath(recs []snapshot.Snapshot) {
 	}
 }
 
-// column is one table column: its heading, its cell for a record, and
-// whether it is shown at all for this set of records.
+// column is one table column: its heading and its cell for a record.
 type column struct {
 	head string
 	cell func(*snapshot.Snapshot) string
-	used func(*snapshot.Snapshot) bool
 }
 
-var always = func(*snapshot.Snapshot) bool { return true }
-
+// columns are the record table's; columns empty for every record are
+// left out (table.Write), the first seven shown even without records.
 var columns = []column{
-	{"PATH", func(s *snapshot.Snapshot) string { return s.Path }, always},
-	{"UUID", func(s *snapshot.Snapshot) string { return dash(s.UUID.String()) }, always},
-	{"PARENT", func(s *snapshot.Snapshot) string { return dash(s.ParentUUID.String()) }, always},
-	{"RECEIVED", func(s *snapshot.Snapshot) string { return dash(s.ReceivedUUID.String()) }, always},
-	{"CTIME", func(s *snapshot.Snapshot) string { return tableTime(s.CTime) }, always},
-	{"REFERENCED", func(s *snapshot.Snapshot) string { return sizeOf(s.Referenced) }, always},
-	{"EXCLUSIVE", func(s *snapshot.Snapshot) string { return sizeOf(s.Exclusive) }, always},
-	{"STATE", state, func(s *snapshot.Snapshot) bool { return !s.IsObject() && (!s.ReadOnly || s.Partial) }},
-	{"KEY", func(s *snapshot.Snapshot) string { return dash(s.Key) }, func(s *snapshot.Snapshot) bool { return s.Key != "" }},
-	{"SIZE", func(s *snapshot.Snapshot) string { return sizeOf64(s.Size) }, func(s *snapshot.Snapshot) bool { return s.Size != nil }},
-	{"ENCODING", func(s *snapshot.Snapshot) string { return encoding(s) }, func(s *snapshot.Snapshot) bool { return s.IsObject() }},
+	{"PATH", func(s *snapshot.Snapshot) string { return s.Path }},
+	{"UUID", func(s *snapshot.Snapshot) string { return dash(s.UUID.String()) }},
+	{"PARENT", func(s *snapshot.Snapshot) string { return dash(s.ParentUUID.String()) }},
+	{"RECEIVED", func(s *snapshot.Snapshot) string { return dash(s.ReceivedUUID.String()) }},
+	{"CTIME", func(s *snapshot.Snapshot) string { return table.Time(s.CTime) }},
+	{"REFERENCED", func(s *snapshot.Snapshot) string { return sizeOf(s.Referenced) }},
+	{"EXCLUSIVE", func(s *snapshot.Snapshot) string { return sizeOf(s.Exclusive) }},
+	{"STATE", state},
+	{"KEY", func(s *snapshot.Snapshot) string { return dash(s.Key) }},
+	{"SIZE", func(s *snapshot.Snapshot) string { return sizeOf64(s.Size) }},
+	{"ENCODING", encoding},
+	{"STORED", func(s *snapshot.Snapshot) string { return table.Time(s.Stored) }},
 }
 
-// WriteTable prints the records as an aligned table, with the object
-// columns (key, size, encoding) only when some record has them.
-func WriteTable(w io.Writer, recs []snapshot.Snapshot) error {
-	var cols []column
+func recordTable(recs []snapshot.Snapshot) *table.Table {
+	t := &table.Table{Keep: 7}
 	for _, c := range columns {
-		for i := range recs {
-			if c.used(&recs[i]) {
-				cols = append(cols, c)
-				break
-			}
-		}
+		t.Head = append(t.Head, c.head)
 	}
-	if len(recs) == 0 {
-		cols = columns[:7]
+	if len(recs) > 0 {
+		t.Keep = 1
 	}
-	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
-	row := make([]string, len(cols))
-	for i, c := range cols {
-		row[i] = c.head
-	}
-	fmt.Fprintln(tw, strings.Join(row, "\t"))
+	// STATE says "ro" only beside something that is not.
+	showState := false
 	for i := range recs {
-		for j, c := range cols {
+		showState = showState || (!recs[i].IsObject() && (!recs[i].ReadOnly || recs[i].Partial))
+	}
+	for i := range recs {
+		row := make([]string, len(columns))
+		for j, c := range columns {
 			row[j] = c.cell(&recs[i])
 		}
-		fmt.Fprintln(tw, strings.Join(row, "\t"))
+		if !showState {
+			row[stateColumn] = ""
+		}
+		t.Rows = append(t.Rows, row)
 	}
-	return tw.Flush()
+	return t
 }
+
+// stateColumn is the index of STATE in columns.
+const stateColumn = 7
 
 func dash(s string) string {
 	if s == "" {
-		return "-"
+		return table.Empty
 	}
 	return s
 }
 
-func tableTime(t time.Time) string {
-	if t.IsZero() {
-		return "-"
-	}
-	return t.Local().Format("2006-01-02 15:04:05")
-}
-
+// state is shown for what is not a plain read-only snapshot: a writable
+// subvolume or a partial receive (bsls --all).
 func state(s *snapshot.Snapshot) string {
 	switch {
+	case s.IsObject():
+		return ""
 	case s.Resume != nil:
 		// How far the receive got: it goes on from there.
-		return "partial " + units.Short(uint64(max(s.Resume.Offset, 0)))
+		return "partial " + units.Bytes(max(s.Resume.Offset, 0))
 	case s.Partial:
 		return "partial"
 	case s.ReadOnly:
@@ -187,7 +238,10 @@ func state(s *snapshot.Snapshot) string {
 }
 
 func encoding(s *snapshot.Snapshot) string {
-	if s.Encoding == "" {
+	switch {
+	case !s.IsObject():
+		return ""
+	case s.Encoding == "":
 		return "raw"
 	}
 	return s.Encoding
@@ -195,14 +249,14 @@ func encoding(s *snapshot.Snapshot) string {
 
 func sizeOf(n *uint64) string {
 	if n == nil {
-		return "-"
+		return table.Empty
 	}
-	return units.Short(*n)
+	return units.Bytes(int64(min(*n, math.MaxInt64)))
 }
 
 func sizeOf64(n *int64) string {
 	if n == nil || *n < 0 {
-		return "-"
+		return table.Empty
 	}
-	return units.Short(uint64(*n))
+	return units.Bytes(*n)
 }

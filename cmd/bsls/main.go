@@ -19,10 +19,12 @@ type flags struct {
 	Remote  remote.Flags  `embed:""`
 	Objects objopts.Flags `embed:""`
 
-	JSON     bool   `help:"Print JSON Lines (the default when stdout is not a terminal)." xor:"format"`
-	Table    bool   `help:"Print an aligned table (the default on a terminal)." xor:"format"`
-	All      bool   `short:"a" help:"Include writable subvolumes; mark leftovers of interrupted receives as partial."`
-	Location string `arg:"" help:"DIR/ for every snapshot below DIR, or DIR/NAME for one; btrfs://, s3://, file:// or ssh:// locations."`
+	JSON      bool   `help:"Print JSON Lines (the default when stdout is not a terminal)." xor:"format"`
+	Table     bool   `help:"Print an aligned table (the default on a terminal)." xor:"format"`
+	Tree      bool   `help:"Show the snapshots as their restore chains: each below the one it is restored on top of, with the chain's length and size." xor:"view"`
+	Inventory bool   `help:"Show one line per prefix (snapshot path up to its last slash): how many snapshots, their size, the newest and its age; the default on a terminal for an object store holding several prefixes." xor:"view"`
+	All       bool   `short:"a" help:"Include writable subvolumes; mark leftovers of interrupted receives as partial."`
+	Location  string `arg:"" help:"DIR/ for every snapshot below DIR, or DIR/NAME for one; btrfs://, s3://, file:// or ssh:// locations."`
 }
 
 func main() {
@@ -34,6 +36,14 @@ func main() {
 			opts.Format = JSON
 		case f.Table:
 			opts.Format = Table
+		}
+		switch {
+		case f.Tree:
+			opts.View = Tree
+		case f.Inventory:
+			opts.View = Inventory
+		case f.Table:
+			opts.View = RecordsOnly
 		}
 		return Run(ctx, env, opts)
 	}))

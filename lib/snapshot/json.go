@@ -88,7 +88,7 @@ func LossyPath(p string) string {
 // year outside 0-9999, a zone offset of a day or more) gives
 // encoding/json's own error.
 func (s *Snapshot) AppendJSON(b []byte) ([]byte, error) {
-	if !jsonTime(s.CTime) || !jsonTime(s.OTime) {
+	if !jsonTime(s.CTime) || !jsonTime(s.OTime) || !jsonTime(s.Stored) {
 		if _, err := json.Marshal((*plain)(s)); err != nil {
 			return b, err
 		}
@@ -161,6 +161,11 @@ func (s *Snapshot) AppendJSON(b []byte) ([]byte, error) {
 	b = appendOmitInt(b, `,"size":`, s.Size)
 	b = appendOmitString(b, `,"encoding":`, s.Encoding)
 	b = appendOmitInt(b, `,"stream_size":`, s.StreamSize)
+	if !s.Stored.IsZero() {
+		b = append(b, `,"stored":"`...)
+		b = s.Stored.AppendFormat(b, time.RFC3339Nano)
+		b = append(b, '"')
+	}
 	b = appendOmitString(b, `,"format":`, s.Format)
 	if s.Filter != nil {
 		f, err := json.Marshal(s.Filter)

@@ -170,7 +170,7 @@ func randomSnapshot(r *rand.Rand) *Snapshot {
 		CTransID: num(), OTransID: num(), STransID: num(), RTransID: num(),
 		CTime: tm(), OTime: tm(), ReadOnly: r.IntN(2) == 0, Referenced: u64(), Exclusive: u64(),
 		Partial: r.IntN(2) == 0, Key: str(), SendParentUUID: id(), Size: i64(),
-		Encoding: str(), StreamSize: i64(), Format: str(),
+		Encoding: str(), StreamSize: i64(), Stored: tm(), Format: str(),
 	}
 }
 

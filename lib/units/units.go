@@ -1,6 +1,6 @@
 // Package units writes byte counts for people, in binary units (KiB =
-// 1024 bytes): the one formatter of sizes in messages, progress lines and
-// tables.
+// 1024 bytes): Bytes is the one way sizes are written, in messages,
+// progress lines and tables alike.
 package units
 
 import "strconv"
@@ -29,18 +29,4 @@ func Bytes(n int64) string {
 	}
 	v, u := scale(uint64(n))
 	return strconv.FormatFloat(v, 'f', 1, 64) + " " + prefixes[u:u+1] + "iB"
-}
-
-// Short writes n in a table cell: no space, one decimal below 10 and none
-// above, e.g. "512B", "1.5KiB", "20GiB".
-func Short(n uint64) string {
-	v, u := scale(n)
-	if u < 0 {
-		return strconv.FormatUint(n, 10) + "B"
-	}
-	prec := 0
-	if v < 10 {
-		prec = 1
-	}
-	return strconv.FormatFloat(v, 'f', prec, 64) + prefixes[u:u+1] + "iB"
 }

@@ -17,18 +17,3 @@ func TestBytes(t *testing.T) {
 		}
 	}
 }
-
-func TestShort(t *testing.T) {
-	tests := []struct {
-		n    uint64
-		want string
-	}{
-		{0, "0B"}, {1023, "1023B"}, {1024, "1.0KiB"}, {1536, "1.5KiB"}, {10 << 10, "10KiB"},
-		{3 << 20, "3.0MiB"}, {5 << 30, "5.0GiB"}, {123 << 40, "123TiB"}, {^uint64(0), "16EiB"},
-	}
-	for _, tt := range tests {
-		if got := Short(tt.n); got != tt.want {
-			t.Errorf("Short(%d) = %q, want %q", tt.n, got, tt.want)
-		}
-	}
-}
