@@ -146,3 +146,51 @@ func TestSummarize(t *testing.T) {
 		}
 	}
 }
+
+// FuzzTree: records whose UUIDs and parents come from keys anyone with
+// write access to a store chose. Whatever they claim, every record is
+// placed once, a child sits right below its parent, and chains add up.
+func FuzzTree(f *testing.F) {
+	f.Add([]byte{1, 0, 2, 1, 3, 2})
+	f.Add([]byte{1, 2, 2, 1})
+	f.Add([]byte{1, 1, 1, 1, 0, 0})
+	f.Add([]byte{5, 4, 4, 3, 3, 5, 9, 0})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		// Two bytes a record: its UUID and its parent's (0: none), from a
+		// small set so that duplicates, loops and misses are common.
+		var recs []snapshot.Snapshot
+		for i := 0; i+1 < len(b) && len(recs) < 512; i += 2 {
+			r := obj(fmt.Sprint(i/2), int(b[i]%16), int(b[i+1]%16), int64(b[i]))
+			if b[i]%16 == 0 {
+				r.UUID = uuid.UUID{}
+			}
+			if b[i+1]%32 >= 16 {
+				r.Kind = snapshot.KindSubvolume
+				r.ParentUUID, r.SendParentUUID = r.SendParentUUID, uuid.UUID{}
+			}
+			recs = append(recs, r)
+		}
+		nodes := Tree(recs)
+		if len(nodes) != len(recs) {
+			t.Fatalf("%d nodes for %d records", len(nodes), len(recs))
+		}
+		seen := make([]bool, len(recs))
+		var path []int // the records from the chain's start to the last node
+		for _, n := range nodes {
+			if seen[n.Rec] {
+				t.Fatalf("record %d placed twice", n.Rec)
+			}
+			seen[n.Rec] = true
+			if n.Depth > len(path) || n.Chain != n.Depth+1 {
+				t.Fatalf("node %+v after a chain of %d", n, len(path))
+			}
+			path = append(path[:n.Depth], n.Rec)
+			if n.Depth > 0 {
+				parent := &recs[path[n.Depth-1]]
+				if parent.UUID != ParentOf(&recs[n.Rec]) || parent.UUID.IsZero() {
+					t.Fatalf("record %d below %d, which is not its parent", n.Rec, path[n.Depth-1])
+				}
+			}
+		}
+	})
+}
