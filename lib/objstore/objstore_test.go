@@ -3,6 +3,7 @@ package objstore
 import (
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestParseByteSize(t *testing.T) {
@@ -37,5 +38,25 @@ func TestMetaMap(t *testing.T) {
 	}
 	if got := MetaFromMap(func(string) (string, bool) { return "", false }); got.Complete() || got.Format != "" {
 		t.Errorf("empty metadata: %+v", got)
+	}
+}
+
+// TestRecordStored: a listing record carries the object's time stored, in
+// UTC whatever zone the store gave it.
+func TestRecordStored(t *testing.T) {
+	key := "host1/home/0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0.full.ct7.bs1.zst"
+	at := time.Date(2026, 12, 2, 14, 4, 5, 0, time.FixedZone("CET", 3600))
+	tests := []struct {
+		modified time.Time
+		want     time.Time
+	}{
+		{at, at.UTC()},
+		{time.Time{}, time.Time{}},
+	}
+	for _, tt := range tests {
+		rec, ok := Record(Object{Key: key, Size: 9, Modified: tt.modified})
+		if !ok || !rec.Stored.Equal(tt.want) || rec.Stored.Location() != time.UTC || rec.Path != "host1/home" {
+			t.Errorf("Record(modified %v): %+v, want stored %v", tt.modified, rec, tt.want)
+		}
 	}
 }
