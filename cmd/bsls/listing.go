@@ -189,9 +189,6 @@ func recordTable(recs []snapshot.Snapshot) *table.Table {
 	for _, c := range columns {
 		t.Head = append(t.Head, c.head)
 	}
-	if len(recs) > 0 {
-		t.Keep = 1
-	}
 	// STATE says "ro" only beside something that is not.
 	showState := false
 	for i := range recs {

@@ -20,8 +20,8 @@ const Empty = "-"
 type Table struct {
 	Head []string
 	Rows [][]string
-	// Keep is the number of leading columns shown even when empty (for
-	// a table without rows, which would otherwise have no columns).
+	// Keep is the number of leading columns a table without rows shows
+	// (it would otherwise have none).
 	Keep int
 }
 
@@ -32,13 +32,13 @@ const gap = 2
 const minWidth = 8
 
 // Write prints t to w: cells left-aligned, columns gap apart. Columns whose
-// every cell is "" or Empty are dropped. width > 0 cuts the widest columns
+// every cell is "" or Empty are dropped (a table without rows shows Keep). width > 0 cuts the widest columns
 // (a cut cell ends in "…") until a line fits, as far as they can shrink;
 // width 0 cuts nothing (not a terminal).
 func (t *Table) Write(w io.Writer, width int) error {
 	var cols []int
 	for c := range t.Head {
-		if c < t.Keep || t.used(c) {
+		if (len(t.Rows) == 0 && c < t.Keep) || t.used(c) {
 			cols = append(cols, c)
 		}
 	}

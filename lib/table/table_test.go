@@ -20,6 +20,7 @@ func TestWrite(t *testing.T) {
 		{"empty columns dropped", Table{Head: []string{"A", "B", "C"}, Rows: [][]string{{"x", "-", "1"}, {"y", "", "2"}}}, 0,
 			"A  C\nx  1\ny  2\n"},
 		{"no rows: kept columns", Table{Head: []string{"A", "B", "C"}, Keep: 2}, 0, "A  B\n"},
+		{"rows: Keep drops nothing more", Table{Head: []string{"A", "B", "C"}, Keep: 2, Rows: [][]string{{"x", "-", "1"}}}, 0, "A  C\nx  1\n"},
 		{"no terminal: no cut", Table{Head: []string{"PATH", "N"}, Rows: [][]string{{strings.Repeat("p", 40), "1"}}}, 0,
 			"PATH" + strings.Repeat(" ", 38) + "N\n" + strings.Repeat("p", 40) + "  1\n"},
 		{"cut to the width", Table{Head: []string{"PATH", "N"}, Rows: [][]string{{strings.Repeat("p", 40), "1"}}}, 20,
