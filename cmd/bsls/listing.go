@@ -185,7 +185,7 @@ var columns = []column{
 }
 
 func recordTable(recs []snapshot.Snapshot) *table.Table {
-	t := &table.Table{Keep: 7}
+	t := &table.Table{Keep: 7, Whole: []string{"CTIME", "REFERENCED", "EXCLUSIVE", "STATE", "SIZE", "ENCODING", "STORED"}}
 	for _, c := range columns {
 		t.Head = append(t.Head, c.head)
 	}

@@ -19,7 +19,8 @@ const maxIndent = 12
 // treeTable is the restore chains for a person: each snapshot indented
 // below the one it is restored on top of.
 func treeTable(recs []snapshot.Snapshot, nodes []inventory.Node) *table.Table {
-	t := &table.Table{Head: []string{"SNAPSHOT", "SIZE", "CHAIN", "RESTORE", "TIME", "KEY", "NOTE"}, Keep: 3}
+	t := &table.Table{Head: []string{"SNAPSHOT", "SIZE", "CHAIN", "RESTORE", "TIME", "KEY", "NOTE"}, Keep: 3,
+		Whole: []string{"SIZE", "CHAIN", "RESTORE", "TIME"}}
 	for _, n := range nodes {
 		r := &recs[n.Rec]
 		name := r.Path
@@ -54,7 +55,8 @@ func writeTreeJSON(w io.Writer, recs []snapshot.Snapshot, nodes []inventory.Node
 
 // inventoryTable is one line per prefix, the newest snapshot with its age.
 func inventoryTable(prefixes []inventory.Prefix, now time.Time) *table.Table {
-	t := &table.Table{Head: []string{"PREFIX", "SNAPSHOTS", "SIZE", "NEWEST", "TIME", "AGE"}, Keep: 4}
+	t := &table.Table{Head: []string{"PREFIX", "SNAPSHOTS", "SIZE", "NEWEST", "TIME", "AGE"}, Keep: 4,
+		Whole: []string{"SNAPSHOTS", "SIZE", "TIME", "AGE"}}
 	for _, p := range prefixes {
 		age := table.Empty
 		if !p.Time.IsZero() {

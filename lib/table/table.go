@@ -6,6 +6,7 @@ package table
 import (
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -23,6 +24,9 @@ type Table struct {
 	// Keep is the number of leading columns a table without rows shows
 	// (it would otherwise have none).
 	Keep int
+	// Whole are the headings of columns never cut (times, sizes): a cut
+	// there would lose what the value means.
+	Whole []string
 }
 
 // gap is the room between columns.
@@ -33,7 +37,8 @@ const minWidth = 8
 
 // Write prints t to w: cells left-aligned, columns gap apart. Columns whose
 // every cell is "" or Empty are dropped (a table without rows shows Keep). width > 0 cuts the widest columns
-// (a cut cell ends in "…") until a line fits, as far as they can shrink;
+// but Whole (a cut cell ends in "…") until a line fits, as far as they
+// can shrink;
 // width 0 cuts nothing (not a terminal).
 func (t *Table) Write(w io.Writer, width int) error {
 	var cols []int
@@ -50,7 +55,7 @@ func (t *Table) Write(w io.Writer, width int) error {
 		}
 	}
 	if width > 0 {
-		fit(widths, t.Head, cols, width)
+		t.fit(widths, cols, width)
 	}
 	var b strings.Builder
 	line := func(cells []string) error {
@@ -88,7 +93,7 @@ func (t *Table) used(c int) bool {
 
 // fit narrows the widest column, a character at a time, until the line
 // fits width or no column can shrink further.
-func fit(widths []int, head []string, cols []int, width int) {
+func (t *Table) fit(widths []int, cols []int, width int) {
 	total := gap * (len(widths) - 1)
 	for _, w := range widths {
 		total += w
@@ -96,7 +101,8 @@ func fit(widths []int, head []string, cols []int, width int) {
 	for total > width {
 		widest := -1
 		for i, w := range widths {
-			if w > max(minWidth, utf8.RuneCountInString(head[cols[i]])) && (widest < 0 || w > widths[widest]) {
+			h := t.Head[cols[i]]
+			if !slices.Contains(t.Whole, h) && w > max(minWidth, utf8.RuneCountInString(h)) && (widest < 0 || w > widths[widest]) {
 				widest = i
 			}
 		}
