@@ -24,8 +24,8 @@ type Table struct {
 	// Keep is the number of leading columns a table without rows shows
 	// (it would otherwise have none).
 	Keep int
-	// Whole are the headings of columns never cut (times, sizes): a cut
-	// there would lose what the value means.
+	// Whole are the headings of columns cut only when cutting the others
+	// is not enough (times, sizes: a cut there loses what the value means).
 	Whole []string
 }
 
@@ -36,10 +36,10 @@ const gap = 2
 const minWidth = 8
 
 // Write prints t to w: cells left-aligned, columns gap apart. Columns whose
-// every cell is "" or Empty are dropped (a table without rows shows Keep). width > 0 cuts the widest columns
-// but Whole (a cut cell ends in "…") until a line fits, as far as they
-// can shrink;
-// width 0 cuts nothing (not a terminal).
+// every cell is "" or Empty are dropped (a table without rows shows Keep).
+// width > 0 cuts the widest columns (a cut cell ends in "…"), Whole ones
+// last, until a line fits, as far as they can shrink; width 0 cuts
+// nothing (not a terminal).
 func (t *Table) Write(w io.Writer, width int) error {
 	var cols []int
 	for c := range t.Head {
@@ -92,25 +92,28 @@ func (t *Table) used(c int) bool {
 }
 
 // fit narrows the widest column, a character at a time, until the line
-// fits width or no column can shrink further.
+// fits width or no column can shrink further: first those not Whole, then
+// the Whole ones too (a narrow terminal).
 func (t *Table) fit(widths []int, cols []int, width int) {
 	total := gap * (len(widths) - 1)
 	for _, w := range widths {
 		total += w
 	}
-	for total > width {
-		widest := -1
-		for i, w := range widths {
-			h := t.Head[cols[i]]
-			if !slices.Contains(t.Whole, h) && w > max(minWidth, utf8.RuneCountInString(h)) && (widest < 0 || w > widths[widest]) {
-				widest = i
+	for _, whole := range []bool{false, true} {
+		for total > width {
+			widest := -1
+			for i, w := range widths {
+				h := t.Head[cols[i]]
+				if (whole || !slices.Contains(t.Whole, h)) && w > max(minWidth, utf8.RuneCountInString(h)) && (widest < 0 || w > widths[widest]) {
+					widest = i
+				}
 			}
+			if widest < 0 {
+				break
+			}
+			widths[widest]--
+			total--
 		}
-		if widest < 0 {
-			return
-		}
-		widths[widest]--
-		total--
 	}
 }
 
