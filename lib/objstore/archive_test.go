@@ -44,3 +44,16 @@ func TestRetained(t *testing.T) {
 		}
 	}
 }
+
+// FuzzArchiveStateOf: whatever headers a server sends, the state is one
+// of the three.
+func FuzzArchiveStateOf(f *testing.F) {
+	f.Add("GLACIER", `ongoing-request="true"`, "")
+	f.Add("DEEP_ARCHIVE", `ongoing-request="false", expiry-date="Fri, 21 Dec 2012 00:00:00 GMT"`, "")
+	f.Add("INTELLIGENT_TIERING", "", "ARCHIVE_ACCESS")
+	f.Fuzz(func(t *testing.T, class, restore, archive string) {
+		if s := ArchiveStateOf(Object{StorageClass: class, Restore: restore, ArchiveStatus: archive}); s < Readable || s > Restoring {
+			t.Fatalf("state %d", s)
+		}
+	})
+}
