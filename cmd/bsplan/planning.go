@@ -142,6 +142,15 @@ func Run(ctx context.Context, env *cli.Env, o Options) error {
 		}
 	}
 	res, err := plan.Plan(ctx, srcRecs, dstRecs, opts)
+	if err == nil && dst.IsObjectStore() && o.DstList == "" {
+		var again bool
+		if opts.Retained, again, err = retained(ctx, env, dst, res.Steps, o); err == nil && again {
+			// Rare (a retention outlasting the schedule): plan again
+			// without the objects no one may delete yet, which spares
+			// their restore chains too.
+			res, err = plan.Plan(ctx, srcRecs, dstRecs, opts)
+		}
+	}
 	if opts.Progress != nil {
 		fmt.Fprint(env.Stderr, "\r\x1b[K") // blank the line before any message
 	}
@@ -321,4 +330,34 @@ func show(p string) string {
 		return p
 	}
 	return strconv.Quote(p)
+}
+
+// retained returns the keys of the objects steps would delete that are
+// under retention (S3 Object Lock), and whether there are any. Only
+// those objects are read (a HEAD each): a listing does not show
+// retention.
+func retained(ctx context.Context, env *cli.Env, dst location.Location, steps []plan.Step, o Options) (map[string]bool, bool, error) {
+	var keys []string
+	for _, st := range steps {
+		if st.Op == plan.OpDelete {
+			keys = append(keys, st.Snapshot.Key)
+		}
+	}
+	if len(keys) == 0 {
+		return nil, false, nil
+	}
+	store, err := stores.Open(ctx, dst, o.Objects)
+	if err != nil {
+		return nil, false, err
+	}
+	until, err := objstore.RetainedKeys(ctx, store, keys, time.Now())
+	if err != nil {
+		return nil, false, err
+	}
+	set := map[string]bool{}
+	for k, t := range until {
+		set[k] = true
+		env.Log.Info(fmt.Sprintf("%s%s: kept, under retention until %s", dst.DirString(), k, t.UTC().Format(time.RFC3339)))
+	}
+	return set, len(set) > 0, nil
 }

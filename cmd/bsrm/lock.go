@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"sort"
+	"time"
 
 	"github.com/buttersink/buttersink/lib/inventory"
 	"github.com/buttersink/buttersink/lib/location"
@@ -81,7 +82,8 @@ func (r *remover) lockDir(ctx context.Context, d location.Location, opts lock.Op
 }
 
 // spare drops, from the delete steps of object stores, every stored
-// stream that a stream staying in the store is a diff from: the plan may
+// stream that a stream staying in the store is a diff from (one under
+// retention stays): the plan may
 // be older than an upload that finished while bsrm waited for the lock.
 // It lists each store again, under the lock.
 func (r *remover) spare(ctx context.Context, steps []checked) ([]checked, error) {
@@ -107,17 +109,35 @@ func (r *remover) spare(ctx context.Context, steps []checked) ([]checked, error)
 			return nil, err
 		}
 		doomed := map[string]int{}
+		var rels []string
 		for _, i := range idx {
 			doomed[steps[i].Snapshot.Key] = i
+			rels = append(rels, steps[i].rel)
+		}
+		// An object under retention stays (deleteObject reports it
+		// kept), and so must its restore chain.
+		st, err := r.store(ctx, steps[idx[0]].scope)
+		if err != nil {
+			return nil, err
+		}
+		until, err := objstore.RetainedKeys(ctx, st, rels, time.Now())
+		if err != nil {
+			return nil, err
+		}
+		retained := map[string]bool{}
+		for _, i := range idx {
+			if _, ok := until[steps[i].rel]; ok {
+				retained[steps[i].Snapshot.Key] = true
+			}
 		}
 		_, spared := plan.DeleteSteps(d, recs, func(s *snapshot.Snapshot) bool {
 			_, ok := doomed[s.Key]
-			return ok
+			return ok && !retained[s.Key]
 		})
 		for _, s := range spared {
 			i := doomed[s.Key]
 			drop[i] = true
-			r.env.Log.Warn(fmt.Sprintf("%s: kept: a stream stored since the plan was made is a diff from it", d.DirString()+s.Key))
+			r.env.Log.Warn(fmt.Sprintf("%s: kept: a stream that stays (stored since the plan was made, or under retention) is a diff from it", d.DirString()+s.Key))
 		}
 	}
 	if len(drop) == 0 {

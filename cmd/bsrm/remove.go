@@ -21,6 +21,7 @@ import (
 	"os"
 	"path"
 	"strings"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -63,8 +64,11 @@ type Result struct {
 	Path string    `json:"path"`
 	Key  string    `json:"key,omitempty"`
 	UUID uuid.UUID `json:"uuid"`
-	// Status is "deleted", "absent" (already gone) or "dry-run".
-	Status string `json:"status"`
+	// Status is "deleted", "absent" (already gone), "dry-run" or "kept"
+	// (an object under S3 Object Lock retention, which no one may delete
+	// before RetainUntil).
+	Status      string     `json:"status"`
+	RetainUntil *time.Time `json:"retain_until,omitempty"`
 }
 
 // Run deletes.
@@ -155,7 +159,11 @@ func Run(ctx context.Context, env *cli.Env, o Options) (rerr error) {
 		}
 		deleted++
 	}
-	summary(env, o.DryRun, "deleted", "would delete", deleted, "snapshots")
+	summary(env, o.DryRun, "deleted", "would delete", deleted-r.kept, "snapshots")
+	if r.kept > 0 {
+		// Not a failure: the retention is what the user asked for.
+		env.Log.Info(fmt.Sprintf("kept %d object(s) under retention", r.kept))
+	}
 	return nil
 }
 
@@ -346,6 +354,8 @@ type remover struct {
 	opts   Options
 	stores map[string]objstore.Store
 	out    *jsonl.Writer
+	// kept counts the objects kept under retention.
+	kept int
 	// scopes holds the open allowed btrfs directories.
 	scopes map[string]int
 }
@@ -376,7 +386,7 @@ func (r *remover) verify(ctx context.Context, steps []checked) error {
 			}
 			closeAll(parent)
 		case location.S3, location.File:
-			_, err = r.statObject(ctx, c)
+			_, _, err = r.statObject(ctx, c)
 		case location.SSH:
 			remoteSteps = append(remoteSteps, *c)
 		case location.Dir:
@@ -452,7 +462,7 @@ func (r *remover) delete(ctx context.Context, c *checked) error {
 	case location.Btrfs:
 		res.Status, err = r.deleteSubvolume(c)
 	case location.S3, location.File:
-		res.Status, err = r.deleteObject(ctx, c)
+		res.Status, res.RetainUntil, err = r.deleteObject(ctx, c)
 	case location.Dir:
 		res.Status, err = r.snapshotDir(c, !r.opts.DryRun)
 	case location.SSH:
@@ -464,8 +474,12 @@ func (r *remover) delete(ctx context.Context, c *checked) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", c.what, err)
 	}
-	if res.Status == "deleted" {
+	switch res.Status {
+	case "deleted":
 		r.env.Log.Debug("deleted", "path", dst.DirString()+s.Snapshot.Path, "key", s.Snapshot.Key)
+	case "kept":
+		r.kept++
+		r.env.Log.Info(fmt.Sprintf("%s%s: kept, under retention until %s", dst.DirString(), s.Snapshot.Key, res.RetainUntil.Format(time.RFC3339)))
 	}
 	return r.out.Write(&res)
 }
@@ -596,35 +610,43 @@ func (r *remover) store(ctx context.Context, scope location.Location) (objstore.
 	return st, nil
 }
 
-// statObject reports whether the step's object exists.
-func (r *remover) statObject(ctx context.Context, c *checked) (bool, error) {
+// statObject returns the step's object, and whether it exists.
+func (r *remover) statObject(ctx context.Context, c *checked) (objstore.Object, bool, error) {
 	st, err := r.store(ctx, c.scope)
 	if err != nil {
-		return false, err
+		return objstore.Object{}, false, err
 	}
-	if _, err := st.Stat(ctx, c.rel); errors.Is(err, objstore.ErrNotExist) {
-		return false, nil
+	o, err := st.Stat(ctx, c.rel)
+	if errors.Is(err, objstore.ErrNotExist) {
+		return o, false, nil
 	} else if err != nil {
-		return false, err
+		return o, false, err
 	}
-	return true, nil
+	return o, true, nil
 }
 
-// deleteObject deletes the stored stream the step names.
-func (r *remover) deleteObject(ctx context.Context, c *checked) (string, error) {
-	ok, err := r.statObject(ctx, c)
+// deleteObject deletes the stored stream the step names, unless it is
+// under retention: then it is kept (on a versioned bucket a delete would
+// only hide it behind a delete marker, and the snapshot would look gone
+// while it is stored and billed), with the date its retention ends.
+func (r *remover) deleteObject(ctx context.Context, c *checked) (string, *time.Time, error) {
+	o, ok, err := r.statObject(ctx, c)
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
 	if !ok {
-		return "absent", nil
+		return "absent", nil, nil
+	}
+	if o.Retained(time.Now()) {
+		until := o.RetainUntil.UTC()
+		return "kept", &until, nil
 	}
 	if r.opts.DryRun {
-		return "dry-run", nil
+		return "dry-run", nil, nil
 	}
 	st, _ := r.store(ctx, c.scope)
 	if err := st.Delete(ctx, c.rel); err != nil {
-		return "", err
+		return "", nil, err
 	}
-	return "deleted", nil
+	return "deleted", nil, nil
 }

@@ -33,6 +33,10 @@ type GetOptions struct {
 	// Concurrency and ChunkSize of the ranged GETs.
 	Concurrency int
 	ChunkSize   int64
+	// RestoreTier, when set, makes archived objects be restored (for
+	// RestoreDays days) instead of failing the run: see checkArchived.
+	RestoreTier string
+	RestoreDays int
 }
 
 // source is one object to fetch.
@@ -61,15 +65,16 @@ func Get(ctx context.Context, env *cli.Env, opts GetOptions) error {
 func (g *getter) get(ctx context.Context) error {
 	env, opts := g.env, g.opts
 	start := time.Now()
+	// Every object is named before the first is read: archived ones are
+	// found (and their restores requested) before any stream is written.
+	var srcs []source
 	if len(opts.Objects) > 0 {
 		for _, a := range opts.Objects {
 			src, err := g.objectArg(ctx, a)
 			if err != nil {
 				return err
 			}
-			if err := g.fetch(ctx, src); err != nil {
-				return err
-			}
+			srcs = append(srcs, src)
 		}
 	} else {
 		if cli.IsTerminal(env.Stdin) {
@@ -89,9 +94,19 @@ func (g *getter) get(ctx context.Context) error {
 			if err != nil {
 				return err
 			}
-			if err := g.fetch(ctx, src); err != nil {
-				return err
+			srcs = append(srcs, src)
+		}
+	}
+	if err := g.checkArchived(ctx, srcs); err != nil {
+		return err
+	}
+	for _, src := range srcs {
+		if err := g.fetch(ctx, src); err != nil {
+			if errors.Is(err, objstore.ErrArchived) && opts.RestoreTier != "" {
+				// The listing did not show it archived; the GET did.
+				return g.requestRestores(ctx, []source{src}, []objstore.Object{{Key: src.key}}, 0)
 			}
+			return err
 		}
 	}
 	if env.Verbose > 0 {

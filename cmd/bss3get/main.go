@@ -18,6 +18,8 @@ type flags struct {
 	Filter      []string          `sep:"none" name:"filter" placeholder:"CMD" help:"Inverse of a bss3put --filter, run as 'sh -c CMD'; give them in bss3put's order, they run in reverse."`
 	Concurrency int               `name:"concurrency" short:"j" default:"4" help:"Ranged GETs in flight."`
 	ChunkSize   objstore.ByteSize `name:"chunk-size" placeholder:"SIZE" default:"8MiB" help:"Size of one ranged GET."`
+	RestoreTier string            `name:"restore-tier" placeholder:"TIER" help:"Restore archived (GLACIER, DEEP_ARCHIVE) objects at TIER: Standard, Bulk or Expedited; the run then ends with status 75 and says when to come back."`
+	RestoreDays int               `name:"restore-days" placeholder:"N" help:"Days a restored copy stays readable (default 7; with --restore-tier)."`
 	Objects     []string          `arg:"" optional:"" name:"object" help:"Objects (s3://bucket/prefix/path/KEY or file:///dir/path/KEY); without any, plan steps are read from stdin."`
 }
 
@@ -30,6 +32,21 @@ func main() {
 		if f.ChunkSize < 1<<20 || f.ChunkSize > 1<<30 {
 			return cli.UsageError("--chunk-size %d: want 1MiB to 1GiB", f.ChunkSize)
 		}
+		tier := ""
+		if f.RestoreTier != "" {
+			var err error
+			if tier, err = objstore.ParseRestoreTier(f.RestoreTier); err != nil {
+				return cli.UsageError("--restore-tier: %v", err)
+			}
+		}
+		switch {
+		case f.RestoreDays != 0 && tier == "":
+			return cli.UsageError("--restore-days needs --restore-tier")
+		case f.RestoreDays == 0:
+			f.RestoreDays = 7
+		case f.RestoreDays < 1 || f.RestoreDays > 30000:
+			return cli.UsageError("--restore-days %d: want 1 to 30000", f.RestoreDays)
+		}
 		ids, err := stage.ParseIdentities(f.AgeIdentity)
 		if err != nil {
 			return cli.UsageError("%v", err)
@@ -40,6 +57,8 @@ func main() {
 			Decoding:    stage.Decoding{Identities: ids, Filters: f.Filter, Stderr: env.Stderr},
 			Concurrency: f.Concurrency,
 			ChunkSize:   int64(f.ChunkSize),
+			RestoreTier: tier,
+			RestoreDays: f.RestoreDays,
 		})
 	}))
 }

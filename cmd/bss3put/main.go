@@ -10,6 +10,7 @@ import (
 	"github.com/buttersink/buttersink/lib/location"
 	"github.com/buttersink/buttersink/lib/lock"
 	"github.com/buttersink/buttersink/lib/objstore"
+	"github.com/buttersink/buttersink/lib/objstore/objopts"
 	"github.com/buttersink/buttersink/lib/objstore/s3store"
 	"github.com/buttersink/buttersink/lib/stage"
 )
@@ -21,6 +22,7 @@ type flags struct {
 
 	StorageClass  string            `name:"storage-class" placeholder:"CLASS" help:"S3 storage class of new objects (STANDARD, STANDARD_IA, GLACIER, DEEP_ARCHIVE, ...)."`
 	SSE           string            `name:"sse" placeholder:"ALG" help:"Server-side encryption of new objects: AES256 or aws:kms."`
+	ObjectLock    string            `name:"object-lock" placeholder:"MODE:DURATION" help:"S3 Object Lock retention of new objects: GOVERNANCE or COMPLIANCE, for DURATION days (30d), weeks (8w) or years (1y); the bucket must have object lock enabled."`
 	Zstd          zstdLevel         `name:"zstd" placeholder:"LEVEL" help:"Compress with zstd, at LEVEL 1-22 (default 3)."`
 	AgeRecipient  []string          `sep:"none" name:"age-recipient" short:"r" placeholder:"R" help:"Encrypt with age to recipient R (age1...); repeatable."`
 	AgeRecipients []string          `sep:"none" name:"age-recipients-file" short:"R" placeholder:"FILE" type:"existingfile" help:"Encrypt with age to the recipients in FILE; repeatable."`
@@ -57,6 +59,14 @@ func main() {
 		}
 		store := f.Store.Options()
 		store.StorageClass, store.SSE = f.StorageClass, f.SSE
+		if f.ObjectLock != "" {
+			if dst.Scheme != location.S3 {
+				return cli.UsageError("--object-lock: only s3:// stores have object lock (%s)", dst)
+			}
+			if store.Lock, err = objopts.ParseRetention(f.ObjectLock); err != nil {
+				return cli.UsageError("--object-lock: %v", err)
+			}
+		}
 		return Put(ctx, env, PutOptions{
 			Dst: dst, Store: store, Encoding: enc, PartSize: int64(f.PartSize), Concurrency: f.Concurrency, MemoryLimit: true,
 			Lock: f.Lock.Options(env.Name, env.Log),

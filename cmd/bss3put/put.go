@@ -223,18 +223,17 @@ func putStream(ctx context.Context, env *cli.Env, st objstore.Store, s *sendstre
 	meta.StreamSHA256 = hex.EncodeToString(h.Sum(nil))
 	obj, err := p.Close(meta)
 	if errors.Is(err, objstore.ErrExists) {
-		// Another writer stored the key meanwhile: the same stream is
-		// stored; a different one is an error, as in verifyStored.
-		old, serr := st.Stat(ctx, key)
-		if serr != nil || !old.Meta.Complete() {
-			return snapshot.Snapshot{}, false, err
+		// Another writer stored the key meanwhile. This run stored
+		// nothing and fails, even when the winner's metadata names the
+		// same stream: exactly one of two racing writers succeeds (a
+		// rerun finds the object and checks it, as in verifyStored). A
+		// different stream is named as such.
+		if old, serr := st.Stat(ctx, key); serr == nil && old.Meta.Complete() {
+			if err := sameStream(old, meta.StreamSize, meta.StreamSHA256, where); err != nil {
+				return snapshot.Snapshot{}, false, err
+			}
 		}
-		if err := sameStream(old, meta.StreamSize, meta.StreamSHA256, where); err != nil {
-			return snapshot.Snapshot{}, false, err
-		}
-		env.Log.Debug("stored meanwhile by another writer", "key", where)
-		rec, _ := objstore.Record(old)
-		return rec, true, nil
+		return snapshot.Snapshot{}, false, err
 	}
 	if err != nil {
 		return snapshot.Snapshot{}, false, err

@@ -7,7 +7,8 @@
 //	0    success
 //	1    failure (the error is printed as "NAME: error: ...")
 //	2    usage error (bad flags or arguments)
-//	75   the destination is locked by another run (EX_TEMPFAIL; see lib/lock)
+//	75   try again later (EX_TEMPFAIL): the destination is locked by another
+//	     run (see lib/lock), or bss3get's archived objects are not restored yet
 //	130  interrupted by SIGINT or SIGTERM (work in progress was cleaned up)
 package cli
 
@@ -34,6 +35,7 @@ const (
 	ExitFailure     = 1
 	ExitUsage       = 2
 	ExitLocked      = 75
+	ExitTempFail    = ExitLocked
 	ExitInterrupted = 130
 )
 

@@ -45,7 +45,20 @@ type Object struct {
 	Multipart bool
 	// Meta is only filled by Stat and Open, not by List.
 	Meta Meta
+	// RetainUntil is when the object's S3 Object Lock retention ends
+	// (zero: none). Only Stat and Open fill it.
+	RetainUntil time.Time
+	// Restore and ArchiveStatus are S3's x-amz-restore and
+	// x-amz-archive-status headers, which with StorageClass tell whether
+	// an archived object can be read (ArchiveStateOf). Only Stat and
+	// Open fill them.
+	Restore       string
+	ArchiveStatus string
 }
+
+// Retained reports whether o is under retention at now: no store lets
+// it be deleted or replaced before RetainUntil.
+func (o Object) Retained(now time.Time) bool { return now.Before(o.RetainUntil) }
 
 // Meta is what an object carries beside its key. Objects from other tools
 // have none of it (Format "").
@@ -320,6 +333,30 @@ var ErrNotExist = errors.New("object does not exist")
 // stored: a store never replaces an object.
 var ErrExists = errors.New("object already exists")
 
+// ErrStoredFirst is the ErrExists of a Putter.Close whose conditional
+// completion found the key stored by another writer while this one was
+// writing it (errors.Is(ErrStoredFirst, ErrExists) holds).
+var ErrStoredFirst error = storedFirst{}
+
+type storedFirst struct{}
+
+func (storedFirst) Error() string {
+	return "another writer stored this object first; it was not replaced"
+}
+
+func (storedFirst) Is(target error) bool { return target == ErrExists }
+
+// ErrNoConditional is returned by a Putter.Close on a server that refused
+// the conditional write (If-None-Match: *) as not implemented: without
+// it a store cannot promise never to replace an object, so it stores
+// nothing.
+var ErrNoConditional = errors.New("the server does not implement conditional writes (If-None-Match), which keep two writers from replacing each other's object; nothing was stored")
+
+// ErrArchived is returned by Open and reads of an object in an archive
+// storage class (GLACIER, DEEP_ARCHIVE, an archive tier) that is not
+// restored.
+var ErrArchived = errors.New("object is archived and not restored")
+
 // Opener returns the store for a directory location of its scheme.
 type Opener func(ctx context.Context, dir location.Location, opts Options) (Store, error)
 
@@ -423,4 +460,43 @@ func Record(o Object) (snapshot.Snapshot, bool) {
 		rec.StreamSize = &ss
 	}
 	return rec, true
+}
+
+// RetainedKeys returns, of keys in st, those under retention at now
+// (S3 Object Lock) with the end of their retention. It reads each key's
+// metadata (a HEAD request each, statConcurrency at once): callers pass
+// only the keys they mean to delete. A key gone meanwhile is not
+// retained.
+func RetainedKeys(ctx context.Context, st Store, keys []string, now time.Time) (map[string]time.Time, error) {
+	until := make([]time.Time, len(keys))
+	errs := make([]error, len(keys))
+	sem := make(chan struct{}, statConcurrency)
+	var wg sync.WaitGroup
+	for i, k := range keys {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			o, err := st.Stat(ctx, k)
+			switch {
+			case errors.Is(err, ErrNotExist):
+			case err != nil:
+				errs[i] = err
+			case o.Retained(now):
+				until[i] = o.RetainUntil
+			}
+		}()
+	}
+	wg.Wait()
+	out := map[string]time.Time{}
+	for i, k := range keys {
+		if errs[i] != nil {
+			return nil, errs[i]
+		}
+		if !until[i].IsZero() {
+			out[k] = until[i]
+		}
+	}
+	return out, nil
 }

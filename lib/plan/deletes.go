@@ -19,6 +19,7 @@ const (
 //   - records without a UUID (bsrm could not check them);
 //   - records this plan's sends use as parent or clone source;
 //   - (prune) the newest snapshot;
+//   - (object stores) objects under retention (Options.Retained);
 //   - (object stores) any object on the restore chain of an object that
 //     stays: a kept snapshot must stay restorable.
 //
@@ -42,6 +43,9 @@ func (pl *planner) planDeletes(res *Result) {
 		}
 		if r.EffectiveUUID().IsZero() {
 			continue // without an identity bsrm could not check it is the one meant
+		}
+		if pl.dstObjects && pl.opts.Retained[r.Key] {
+			continue // no one may delete it yet: it, and so its chain, stays
 		}
 		if pl.opts.Delete && srcIdx.find(r) < 0 {
 			reason[i] = ReasonNotInSource

@@ -52,6 +52,10 @@ type Options struct {
 	// Progress, when set, is told after each snapshot planned for sending
 	// how many of how many are done.
 	Progress func(done, total int)
+	// Retained are the keys of destination objects under retention (S3
+	// Object Lock): never deleted, and neither is any object on their
+	// restore chains.
+	Retained map[string]bool
 }
 
 // Result is a plan: its steps in dependency order, and counts for the

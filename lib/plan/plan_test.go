@@ -17,6 +17,7 @@ func TestPlanTable(t *testing.T) {
 		one      string // one-snapshot mode: this name
 		del      bool
 		maxChain int
+		retained string // keys under retention
 		want     string
 	}{
 		{name: "empty destination", src: "a b c", want: "+a +b<a +c<b"},
@@ -52,12 +53,21 @@ func TestPlanTable(t *testing.T) {
 		{name: "objects, delete children first", src: "a", dst: "a b<a c<b", objects: true, del: true, want: "-c_b -b_a"},
 		{name: "objects, delete all", src: "", dst: "a b<a c<b", objects: true, del: true, want: "-c_b -b_a -a_full"},
 		{name: "delete spares a send's parent", src: "a", dst: "a", del: true, want: ""},
+		{name: "objects, retained kept with its chain", src: "", dst: "a b<a c<b", objects: true, del: true, retained: "c_b", want: ""},
+		{name: "objects, retained middle kept with its chain", src: "", dst: "a b<a c<b", objects: true, del: true, retained: "b_a", want: "-c_b"},
+		{name: "objects, retained full kept", src: "", dst: "a b<a c<b", objects: true, del: true, retained: "a_full", want: "-c_b -b_a"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			src := parseSrc(t, tc.src)
 			dst := parseDst(t, tc.dst, src, tc.objects)
 			opts := Options{Src: mustLoc(t, "/src/"+tc.one), Dst: mustLoc(t, "/dst/"), Delete: tc.del, MaxChain: tc.maxChain}
+			for _, k := range strings.Fields(tc.retained) {
+				if opts.Retained == nil {
+					opts.Retained = map[string]bool{}
+				}
+				opts.Retained[k] = true
+			}
 			if tc.objects {
 				opts.Dst = mustLoc(t, "s3://bucket/dst/")
 			}

@@ -495,6 +495,12 @@ func (p *filePutter) Close(meta objstore.Meta) (objstore.Object, error) {
 	if err := writeXattrs(p.f, meta); err != nil && !errors.Is(err, unix.ENOTSUP) {
 		return fail(fmt.Errorf("set metadata: %w", err))
 	}
+	// Read-only for everyone: a stored object is never written again.
+	// This guards against mistakes only: whoever may write the directory
+	// may still unlink the object (see bss3put(1)).
+	if err := p.f.Chmod(0o444); err != nil {
+		return fail(err)
+	}
 	if err := p.f.Sync(); err != nil {
 		return fail(err)
 	}
@@ -506,7 +512,7 @@ func (p *filePutter) Close(meta objstore.Meta) (objstore.Object, error) {
 	if err := linkNewAt(dir, p.tmp, p.name); err != nil {
 		unix.Unlinkat(dir, p.tmp, 0)
 		if errors.Is(err, unix.EEXIST) {
-			return objstore.Object{}, fmt.Errorf("%s: %w", p.s.where(p.key), objstore.ErrExists)
+			return objstore.Object{}, fmt.Errorf("%s: %w", p.s.where(p.key), objstore.ErrStoredFirst)
 		}
 		return objstore.Object{}, p.s.fail(p.key, err)
 	}

@@ -8,6 +8,12 @@
 // lib/objstore names the same types (objstore.Options, objstore.Flags).
 package objopts
 
+import (
+	"fmt"
+	"strconv"
+	"strings"
+)
+
 // Options configure access to an S3 store; file stores ignore them.
 // Credentials come from the AWS SDK's default chain only (environment,
 // ~/.aws/credentials and config, AWS_PROFILE, SSO, instance roles) and are
@@ -26,7 +32,48 @@ type Options struct {
 	// AES256 or aws:kms).
 	StorageClass string
 	SSE          string
+	// Lock, when its Mode is set, is the S3 Object Lock retention of
+	// objects written (bss3put --object-lock).
+	Lock Retention
 }
+
+// Retention is an S3 Object Lock retention: Mode GOVERNANCE or
+// COMPLIANCE, for Days days from when an object is completed.
+type Retention struct {
+	Mode string
+	Days int
+}
+
+// maxRetentionDays bounds a retention at 100 years: S3 takes longer
+// ones, but a typo (36500y) would lock a COMPLIANCE object for good.
+const maxRetentionDays = 100 * 365
+
+// ParseRetention reads MODE:DURATION, e.g. GOVERNANCE:30d or
+// COMPLIANCE:1y: MODE is GOVERNANCE or COMPLIANCE (any case), DURATION a
+// whole number of days (d), weeks (w) or years (y, of 365 days).
+func ParseRetention(s string) (Retention, error) {
+	mode, dur, ok := strings.Cut(s, ":")
+	if !ok {
+		return Retention{}, fmt.Errorf("%q: want MODE:DURATION, e.g. GOVERNANCE:30d", s)
+	}
+	r := Retention{Mode: strings.ToUpper(mode)}
+	if r.Mode != "GOVERNANCE" && r.Mode != "COMPLIANCE" {
+		return Retention{}, fmt.Errorf("%q: mode %q: want GOVERNANCE or COMPLIANCE", s, mode)
+	}
+	if len(dur) < 2 {
+		return Retention{}, fmt.Errorf("%q: duration %q: want a number of days, weeks or years, e.g. 30d, 8w, 1y", s, dur)
+	}
+	per := map[byte]int{'d': 1, 'w': 7, 'y': 365}[dur[len(dur)-1]]
+	n, err := strconv.Atoi(dur[:len(dur)-1])
+	if per == 0 || err != nil || n < 1 || dur[0] == '+' || n > maxRetentionDays/per {
+		return Retention{}, fmt.Errorf("%q: duration %q: want 1d to 100y, in days (d), weeks (w) or years (y)", s, dur)
+	}
+	r.Days = n * per
+	return r, nil
+}
+
+// String is r as ParseRetention reads it.
+func (r Retention) String() string { return fmt.Sprintf("%s:%dd", r.Mode, r.Days) }
 
 // Flags are the command-line flags for reaching S3, shared by every command
 // that takes s3:// locations: embed it in the command's flag struct and

@@ -42,6 +42,10 @@ type s3Store struct {
 	loc    location.Location
 	client *s3.Client
 	opts   objstore.Options
+
+	// lockOnce and lockErr cache checkLock's answer for the run.
+	lockOnce sync.Once
+	lockErr  error
 }
 
 // Open returns the store below dir's bucket and prefix (dir.Snapshot is
@@ -126,7 +130,7 @@ func (s *s3Store) checkKeys(keys ...string) error {
 // never holds credentials.
 func (s *s3Store) fail(key string, err error) error {
 	what := s.where(key)
-	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, objstore.ErrNoConditional) {
 		return fmt.Errorf("%s: %w", what, err)
 	}
 	var se *v4.SigningError
@@ -147,8 +151,9 @@ func (s *s3Store) fail(key string, err error) error {
 		case "NoSuchKey", "NotFound":
 			return fmt.Errorf("%s: %w", what, objstore.ErrNotExist)
 		case "PreconditionFailed":
-			// Only puts are conditional (If-None-Match: *).
-			return fmt.Errorf("%s: %w", what, objstore.ErrExists)
+			// Only writes are conditional (If-None-Match: *, and the
+			// metadata copy's If-Match on the object it completed).
+			return fmt.Errorf("%s: %w", what, objstore.ErrStoredFirst)
 		case "AccessDenied", "Forbidden", "AllAccessDisabled":
 			return hint.Wrap(fmt.Errorf("%s: access denied", what), "check the credentials' policy for this bucket and prefix")
 		case "InvalidAccessKeyId":
@@ -160,7 +165,10 @@ func (s *s3Store) fail(key string, err error) error {
 		case "PermanentRedirect", "AuthorizationHeaderMalformed":
 			return hint.Wrap(fmt.Errorf("%s: bucket is in another region", what), "give --region or AWS_REGION")
 		case "InvalidObjectState":
-			return hint.Wrap(fmt.Errorf("%s: object is archived (Glacier) and not restored", what), "restore it first, e.g. aws s3api restore-object")
+			return hint.Wrap(fmt.Errorf("%s: %w", what, objstore.ErrArchived), "request a restore: bss3get --restore-tier Bulk --restore-days 7, then run again once it is done")
+		case "ObjectLockConfigurationNotFoundError":
+			return hint.Wrap(fmt.Errorf("%s: bucket %q has no object lock configuration", what, s.loc.Bucket),
+				"object lock can only be enabled on a bucket when it is created (aws s3api create-bucket --object-lock-enabled-for-bucket)")
 		}
 		return fmt.Errorf("%s: %s: %s", what, ae.ErrorCode(), ae.ErrorMessage())
 	}
@@ -176,7 +184,7 @@ func (s *s3Store) fail(key string, err error) error {
 		case 404:
 			return fmt.Errorf("%s: %w", what, objstore.ErrNotExist)
 		case 412:
-			return fmt.Errorf("%s: %w", what, objstore.ErrExists)
+			return fmt.Errorf("%s: %w", what, objstore.ErrStoredFirst)
 		case 403:
 			return hint.Wrap(fmt.Errorf("%s: access denied", what), "check the credentials and their policy for this bucket")
 		}
@@ -248,6 +256,8 @@ func (s *s3Store) Stat(ctx context.Context, key string) (objstore.Object, error)
 	return objstore.Object{
 		Key: key, Size: aws.ToInt64(h.ContentLength), Modified: aws.ToTime(h.LastModified),
 		StorageClass: string(h.StorageClass),
+		RetainUntil:  aws.ToTime(h.ObjectLockRetainUntilDate),
+		Restore:      aws.ToString(h.Restore), ArchiveStatus: string(h.ArchiveStatus),
 		Meta: objstore.MetaFromMap(func(k string) (string, bool) {
 			v, ok := h.Metadata[k]
 			return v, ok
@@ -416,6 +426,9 @@ func (s *s3Store) Create(ctx context.Context, key string, meta objstore.Meta, op
 	}
 	if opts.Concurrency < 1 {
 		opts.Concurrency = 4
+	}
+	if err := s.checkLock(ctx); err != nil {
+		return nil, err
 	}
 	if opts.Log == nil {
 		opts.Log = func(string, ...any) {}
@@ -720,8 +733,8 @@ func (p *s3Putter) Close(meta objstore.Meta) (objstore.Object, error) {
 		IfNoneMatch: aws.String("*"),
 	})
 	if err != nil {
-		err = p.s.fail(p.key, fmt.Errorf("complete upload: %w", err))
-		if errors.Is(err, objstore.ErrExists) {
+		err = p.s.fail(p.key, fmt.Errorf("complete upload: %w", conditional(err)))
+		if errors.Is(err, objstore.ErrExists) || errors.Is(err, objstore.ErrNoConditional) {
 			// The object is another's: leave it, and drop the upload,
 			// which can never complete.
 			p.abortUpload()
@@ -746,6 +759,13 @@ func (p *s3Putter) Close(meta objstore.Meta) (objstore.Object, error) {
 		}
 		p.removeUndigested()
 		return objstore.Object{}, err
+	}
+	if v := aws.ToString(done.VersionId); v != "" {
+		// A versioned bucket (every bucket with object lock) keeps the
+		// completed version without its digest beside the copy: it is
+		// this run's own, never locked (CreateMultipartUpload sets no
+		// retention), and of no use.
+		p.s.client.DeleteObject(p.ctx, &s3.DeleteObjectInput{Bucket: aws.String(p.s.loc.Bucket), Key: aws.String(p.s.full(p.key)), VersionId: aws.String(v)})
 	}
 	p.s.forgetUpload(p.ctx, p.key)
 	return objstore.Object{Key: p.key, Size: p.size, Modified: time.Now(), Meta: meta}, nil
@@ -825,10 +845,12 @@ func (p *s3Putter) putSingle(meta objstore.Meta) (objstore.Object, error) {
 		ServerSideEncryption: types.ServerSideEncryption(p.s.opts.SSE),
 		ContentType:          aws.String("application/octet-stream"),
 		// Never replace an object (412 when the key is stored).
-		IfNoneMatch: aws.String("*"),
+		IfNoneMatch:               aws.String("*"),
+		ObjectLockMode:            p.s.lockMode(),
+		ObjectLockRetainUntilDate: p.s.retainUntil(),
 	}, unsignedPayload)
 	if err != nil {
-		return objstore.Object{}, p.s.fail(p.key, err)
+		return objstore.Object{}, p.s.fail(p.key, conditional(err))
 	}
 	p.opts.Log("object sent", "key", p.key, "size", len(data))
 	return objstore.Object{Key: p.key, Size: int64(len(data)), Modified: time.Now(), Meta: meta}, nil
@@ -850,6 +872,9 @@ func (s *s3Store) replaceMeta(ctx context.Context, key string, size int64, etag 
 			StorageClass:         types.StorageClass(s.opts.StorageClass),
 			ServerSideEncryption: types.ServerSideEncryption(s.opts.SSE),
 			ContentType:          aws.String("application/octet-stream"),
+			// The retention goes on the copy, the object that stays.
+			ObjectLockMode:            s.lockMode(),
+			ObjectLockRetainUntilDate: s.retainUntil(),
 		})
 		if err != nil {
 			return s.fail(key, fmt.Errorf("set metadata: %w", err))
@@ -857,12 +882,14 @@ func (s *s3Store) replaceMeta(ctx context.Context, key string, size int64, etag 
 		return nil
 	}
 	out, err := s.client.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{
-		Bucket:               aws.String(s.loc.Bucket),
-		Key:                  aws.String(s.full(key)),
-		Metadata:             meta.Map(),
-		StorageClass:         types.StorageClass(s.opts.StorageClass),
-		ServerSideEncryption: types.ServerSideEncryption(s.opts.SSE),
-		ContentType:          aws.String("application/octet-stream"),
+		Bucket:                    aws.String(s.loc.Bucket),
+		Key:                       aws.String(s.full(key)),
+		Metadata:                  meta.Map(),
+		StorageClass:              types.StorageClass(s.opts.StorageClass),
+		ServerSideEncryption:      types.ServerSideEncryption(s.opts.SSE),
+		ContentType:               aws.String("application/octet-stream"),
+		ObjectLockMode:            s.lockMode(),
+		ObjectLockRetainUntilDate: s.retainUntil(),
 	})
 	if err != nil {
 		return s.fail(key, fmt.Errorf("set metadata: %w", err))
