@@ -79,7 +79,7 @@ func Open(o Options) *Meter {
 		return m
 	}
 	m.stop, m.ended = make(chan struct{}), make(chan struct{})
-	go m.loop()
+	go m.loop(m.stop)
 	return m
 }
 
@@ -181,7 +181,7 @@ func (m *Meter) Close() {
 	}
 }
 
-func (m *Meter) loop() {
+func (m *Meter) loop(stop <-chan struct{}) {
 	defer close(m.ended)
 	every := Interval
 	if m.board == nil {
@@ -192,7 +192,7 @@ func (m *Meter) loop() {
 	drawer := false
 	for {
 		select {
-		case <-m.stop:
+		case <-stop:
 			return
 		case now := <-t.C:
 			s := m.State()

@@ -56,7 +56,14 @@ func TestMeterLogs(t *testing.T) {
 	m.Expect(1, 100)
 	m.Start("a/b", 100)
 	m.Add(50)
-	time.Sleep(110 * time.Millisecond)
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		mu.Lock()
+		n := len(lines)
+		mu.Unlock()
+		if n >= 2 {
+			break
+		}
+	}
 	m.Close()
 	mu.Lock()
 	defer mu.Unlock()
