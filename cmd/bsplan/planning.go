@@ -29,6 +29,7 @@ import (
 	"github.com/buttersink/buttersink/lib/objstore/objkey"
 	"github.com/buttersink/buttersink/lib/plan"
 	"github.com/buttersink/buttersink/lib/plan/measure"
+	"github.com/buttersink/buttersink/lib/progress"
 	"github.com/buttersink/buttersink/lib/remote"
 	"github.com/buttersink/buttersink/lib/schedule"
 	"github.com/buttersink/buttersink/lib/snapshot"
@@ -131,13 +132,11 @@ func Run(ctx context.Context, env *cli.Env, o Options) error {
 	}
 	if src.Scheme == location.Btrfs && !o.Estimate {
 		opts.Measure = &measure.Sender{Dir: src.Dir}
-		if env.ShowProgress() {
-			var last time.Time
+		if m := env.Meter(progress.RolePlan); m != nil {
+			defer m.Close()
 			opts.Progress = func(done, total int) {
-				if now := time.Now(); now.Sub(last) > 200*time.Millisecond || done == total {
-					last = now
-					fmt.Fprintf(env.Stderr, "\r%s: measuring %d/%d snapshots\x1b[K", env.Name, done, total)
-				}
+				m.Expect(total, 0)
+				m.At(done)
 			}
 		}
 	}
@@ -150,9 +149,6 @@ func Run(ctx context.Context, env *cli.Env, o Options) error {
 			// their restore chains too.
 			res, err = plan.Plan(ctx, srcRecs, dstRecs, opts)
 		}
-	}
-	if opts.Progress != nil {
-		fmt.Fprint(env.Stderr, "\r\x1b[K") // blank the line before any message
 	}
 	if err != nil {
 		var noSnap *plan.NoSuchSnapshotError

@@ -76,9 +76,8 @@ func receivePlain(ctx context.Context, env *cli.Env, opts Options, loc location.
 	ctx = lk.Context()
 	rv := &plainReceiver{env: env, dest: resolved, shown: shown, destFD: destFD, inPlace: inPlace,
 		nonRoot: os.Geteuid() != 0, records: jsonl.NewWriter(env.Stdout)}
-	if env.ShowProgress() {
-		rv.meter = progress.New(env.Stderr, env.Name)
-		defer rv.meter.Finish()
+	if rv.meter = env.Meter(progress.RoleSink); rv.meter != nil {
+		defer rv.meter.Close()
 	}
 	start := time.Now()
 	var n, skipped int
@@ -191,7 +190,6 @@ func (rv *plainReceiver) receive(ctx context.Context, s *sendstream.Stream) (ski
 func (rv *plainReceiver) apply(ctx context.Context, s *sendstream.Stream, tree receive.Tree, id receive.ID, name string) error {
 	if rv.meter != nil {
 		rv.meter.Start(name, 0)
-		defer rv.meter.Finish()
 	}
 	ap := &receive.Applier{Tree: tree, Self: id}
 	var applyErr error

@@ -142,9 +142,8 @@ func receiveLocal(ctx context.Context, env *cli.Env, opts Options, dest string) 
 	defer lk.Release()
 	ctx = lk.Context()
 	rv := &receiver{env: env, dest: dest, destFD: destFD, records: jsonl.NewWriter(env.Stdout)}
-	if env.ShowProgress() {
-		rv.meter = progress.New(env.Stderr, env.Name)
-		defer rv.meter.Finish()
+	if rv.meter = env.Meter(progress.RoleSink); rv.meter != nil {
+		defer rv.meter.Close()
 	}
 	start := time.Now()
 	growPipe(env.Stdin)
@@ -641,7 +640,6 @@ func (rv *receiver) run(ctx context.Context, s *sendstream.Stream, m *marker, di
 	defer prog.close()
 	if rv.meter != nil {
 		rv.meter.Start(rel, 0)
-		defer rv.meter.Finish()
 	}
 	ap := &receive.Applier{Tree: tree, Self: id}
 	ck := &checkpointer{tree: tree, flush: ap.Flush, w: w, subvol: self, head: h, durable: d.Offset(), taken: d.Offset()}

@@ -65,10 +65,16 @@ func Get(ctx context.Context, env *cli.Env, opts GetOptions) error {
 func (g *getter) get(ctx context.Context) error {
 	env, opts := g.env, g.opts
 	start := time.Now()
+	if g.meter = env.Meter(progress.RoleSource); g.meter != nil {
+		defer g.meter.Close()
+	}
 	// Every object is named before the first is read: archived ones are
 	// found (and their restores requested) before any stream is written.
 	var srcs []source
 	if len(opts.Objects) > 0 {
+		if g.meter != nil {
+			g.meter.Expect(len(opts.Objects), 0)
+		}
 		for _, a := range opts.Objects {
 			src, err := g.objectArg(ctx, a)
 			if err != nil {
@@ -80,6 +86,14 @@ func (g *getter) get(ctx context.Context) error {
 		if cli.IsTerminal(env.Stdin) {
 			return hint.Wrap(cli.UsageError("no objects given and stdin is a terminal"), "pipe plan steps in (bsplan s3://b/p/ /dst/ | "+env.Name+") or name objects as arguments")
 		}
+		// The whole plan first: its count and sizes are the progress
+		// line's "n of N" and total.
+		type numbered struct {
+			step plan.Step
+			line int
+		}
+		var steps []numbered
+		var size int64
 		jr := jsonl.NewReader(env.Stdin, "stdin")
 		for {
 			var st plan.Step
@@ -90,7 +104,14 @@ func (g *getter) get(ctx context.Context) error {
 			if err != nil {
 				return err
 			}
-			src, err := g.stepSource(ctx, &st, jr.Line())
+			steps = append(steps, numbered{st, jr.Line()})
+			size += max(st.Size, 0)
+		}
+		if g.meter != nil {
+			g.meter.Expect(len(steps), size)
+		}
+		for _, st := range steps {
+			src, err := g.stepSource(ctx, &st.step, st.line)
 			if err != nil {
 				return err
 			}
@@ -123,6 +144,7 @@ type getter struct {
 	stores map[string]objstore.Store
 	count  int
 	bytes  int64
+	meter  *progress.Meter // nil: no progress shown
 }
 
 func (g *getter) store(ctx context.Context, loc location.Location) (objstore.Store, error) {
@@ -251,11 +273,9 @@ func (g *getter) fetch(ctx context.Context, src source) error {
 	h := sha256.New()
 	hw := sendstream.NewHashWriter(h, out)
 	defer hw.Close()
-	if g.env.ShowProgress() {
-		meter := progress.New(g.env.Stderr, g.env.Name)
-		meter.Start(k.Path, obj.Meta.StreamSize)
-		defer meter.Finish()
-		hw.Counted = meter.Add
+	if g.meter != nil {
+		g.meter.Start(k.Path, obj.Meta.StreamSize)
+		hw.Counted = g.meter.Add
 	}
 	_, err = s.WriteTo(hw)
 	// The writing goroutine is done with the stream and out after Close.

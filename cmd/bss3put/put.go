@@ -43,6 +43,8 @@ type PutOptions struct {
 	MemoryLimit bool
 	// Lock is how to take the store's writers' lock (lib/lock).
 	Lock lock.Options
+	// meter counts the streams read (nil: none).
+	meter *progress.Meter
 }
 
 // memoryBase is the Go memory bss3put allows itself beside its part
@@ -98,6 +100,9 @@ func Put(ctx context.Context, env *cli.Env, opts PutOptions) (rerr error) {
 		m.setParts(0)
 		partMemory = m.setParts
 	}
+	if opts.meter = env.Meter(progress.RoleSink); opts.meter != nil {
+		defer opts.meter.Close()
+	}
 	out := jsonl.NewWriter(env.Stdout)
 	rd := sendstream.NewReaderSize(ctxReader{ctx, env.Stdin}, readBuffer(opts.Encoding))
 	var stored, skipped int
@@ -151,6 +156,9 @@ func putStream(ctx context.Context, env *cli.Env, st objstore.Store, s *sendstre
 	}
 	key := k.String()
 	where := st.Location().DirString() + key
+	if opts.meter != nil {
+		opts.meter.Start(k.Path, 0)
+	}
 	old, err := st.Stat(ctx, key)
 	switch {
 	case err == nil && old.Meta.Complete():
@@ -188,11 +196,8 @@ func putStream(ctx context.Context, env *cli.Env, st objstore.Store, s *sendstre
 	h := sha256.New()
 	w := sendstream.NewHashWriter(h, enc)
 	defer w.Close()
-	if env.ShowProgress() {
-		meter := progress.New(env.Stderr, env.Name)
-		meter.Start(k.Path, 0)
-		defer meter.Finish()
-		w.Counted = meter.Add
+	if opts.meter != nil {
+		w.Counted = opts.meter.Add
 	}
 	_, err = s.WriteTo(w)
 	// The writing goroutine is done with the stream and the encoder after

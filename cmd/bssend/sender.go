@@ -179,11 +179,16 @@ func Run(ctx context.Context, env *cli.Env, opts Options) error {
 			return err
 		}
 	}
-	if env.ShowProgress() {
-		s.meter = progress.New(env.Stderr, env.Name)
-		defer s.meter.Finish()
-	} else if env.Verbose > 0 {
-		s.meter = progress.New(nil, env.Name)
+	if s.meter = env.Meter(progress.RoleSource); s.meter == nil && env.Verbose > 0 {
+		s.meter = progress.New(env.Name)
+	}
+	if s.meter != nil {
+		defer s.meter.Close()
+		var size int64
+		for _, j := range jobs {
+			size += j.size
+		}
+		s.meter.Expect(len(jobs), size)
 	}
 	start := time.Now()
 	var total int64
@@ -196,7 +201,7 @@ func Run(ctx context.Context, env *cli.Env, opts Options) error {
 		env.Log.Debug("sent", "snapshot", j.label, "bytes", n)
 	}
 	if s.meter != nil {
-		s.meter.Finish()
+		s.meter.Close()
 	}
 	if env.Verbose > 0 {
 		env.Log.Info("sent " + progress.Summary(len(jobs), "snapshot", total, time.Since(start)))
@@ -404,7 +409,6 @@ func (s *sender) send(ctx context.Context, j job) (int64, error) {
 		s.meter.Start(j.label, j.size)
 		w := &meteredWriter{w: s.env.Stdout, s: s}
 		err := remote.Send(ctx, remote.Stdio{Stdin: s.env.Stdin, Stdout: s.env.Stdout, Stderr: s.env.Stderr, Log: s.env.Log, Quiet: s.env.Quiet, Verbose: s.env.Verbose}, s.opts.Remote, *j.ssh, w, s.remoteArgs()...)
-		s.meter.Finish()
 		return w.n, err
 	}
 	if j.resume != nil {
@@ -559,9 +563,6 @@ func (s *sender) sendPiped(ctx context.Context, j job, copyOut func(pr int, j jo
 	case sendErr = <-sent:
 	case <-ctx.Done():
 		return n, ctx.Err()
-	}
-	if s.meter != nil {
-		s.meter.Finish()
 	}
 	switch {
 	case errors.Is(copyErr, unix.EPIPE):

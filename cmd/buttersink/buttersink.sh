@@ -25,6 +25,10 @@ Synchronise two sets of btrfs read-only snapshots. With only <dst>, list it.
   -e, --estimate          estimate diff sizes instead of measuring them
   -q, --quiet             no progress; -qq: only errors
   -v, --verbose           more messages
+      --progress MODE     bar, log or none (default: bar on a terminal,
+                          log with -v)
+      --progress-interval DUR
+                          time between two status lines of log (30s)
   -l, --logfile LOGFILE   append a debug log of every stage to LOGFILE
   -V, --version           print the version
       --part-size SIZE    S3 part size (plain number: MiB, as the original)
@@ -98,6 +102,8 @@ while [ $# -gt 0 ]; do
 	-q | --quiet) quiet=$((quiet + 1)); add common -q ;;
 	-qq) quiet=$((quiet + 2)); add common -q; add common -q ;;
 	-v | --verbose) add common -v ;;
+	--progress | --progress-interval) need_arg "$@"; add common "$1=$2"; shift ;;
+	--progress=* | --progress-interval=*) add common "$1" ;;
 	-l | --logfile | --log) need_arg "$@"; add common "--log=$2"; shift ;;
 	--logfile=* | --log=*) add common "--log=${1#*=}" ;;
 	--part-size) need_arg "$@"; p=$2; shift

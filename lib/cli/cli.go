@@ -20,12 +20,16 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strconv"
+	"strings"
 	"syscall"
+	"time"
 
 	"github.com/alecthomas/kong"
 	"golang.org/x/sys/unix"
 
 	"github.com/buttersink/buttersink/lib/hint"
+	"github.com/buttersink/buttersink/lib/progress"
 	"github.com/buttersink/buttersink/lib/version"
 )
 
@@ -42,10 +46,14 @@ const (
 // Globals are the flags every command takes. Embed it in the command's
 // flag struct.
 type Globals struct {
-	Quiet   int              `short:"q" type:"counter" help:"Print only warnings and errors; -qq only errors."`
-	Verbose int              `short:"v" type:"counter" help:"Print more: debug messages and a closing summary."`
-	Log     string           `short:"l" name:"log" placeholder:"LOGFILE" type:"path" help:"Append a debug log to LOGFILE."`
-	Version kong.VersionFlag `short:"V" help:"Print the version and exit."`
+	Quiet   int    `short:"q" type:"counter" help:"Print only warnings and errors; -qq only errors."`
+	Verbose int    `short:"v" type:"counter" help:"Print more: debug messages and a closing summary."`
+	Log     string `short:"l" name:"log" placeholder:"LOGFILE" type:"path" help:"Append a debug log to LOGFILE."`
+	// Progress: "auto" is a bar on a terminal, status lines with -v
+	// without one, nothing with -q.
+	Progress         string           `name:"progress" enum:"auto,bar,log,none" default:"auto" placeholder:"MODE" help:"Show progress as a bar (on a terminal), log (a status line every --progress-interval) or none; default: bar on a terminal, log with -v."`
+	ProgressInterval time.Duration    `name:"progress-interval" default:"30s" placeholder:"DUR" help:"Time between two status lines of --progress=log."`
+	Version          kong.VersionFlag `short:"V" help:"Print the version and exit."`
 	// ClientVersion is passed by a client running this command over ssh
 	// (lib/remote), so that two different builds never talk to each other.
 	ClientVersion string `name:"client-version" hidden:"" placeholder:"V" help:"Fail unless this command's version is V."`
@@ -66,11 +74,62 @@ type Env struct {
 	Log    *slog.Logger
 	// Quiet and Verbose are the counts of -q and -v.
 	Quiet, Verbose int
+	// Progress is how progress is shown (--progress), every
+	// ProgressInterval in its log mode.
+	Progress         progress.Mode
+	ProgressInterval time.Duration
 }
 
-// ShowProgress reports whether progress should be drawn: stderr is a
-// terminal and -q was not given.
-func (e *Env) ShowProgress() bool { return e.Quiet == 0 && IsTerminal(e.Stderr) }
+// ShowProgress reports whether a progress line is drawn on the terminal.
+func (e *Env) ShowProgress() bool { return e.Progress == progress.Bar }
+
+// Meter returns the progress meter of a stage in role, nil when no
+// progress is shown. Close it when the run ends.
+func (e *Env) Meter(role progress.Role) *progress.Meter {
+	if e.Progress == progress.None {
+		return nil
+	}
+	return progress.Open(progress.Options{
+		Mode: e.Progress, Name: e.Name, Role: role, Term: e.Stderr,
+		Logf:        func(s string) { e.Log.Info("progress: " + s) },
+		LogInterval: e.ProgressInterval,
+	})
+}
+
+// progressMode resolves --progress: given, it is obeyed (but a bar needs
+// a terminal); "auto" is a bar on a terminal, status lines with -v
+// without one, and nothing with -q.
+func progressMode(flag string, quiet, verbose int, term bool) progress.Mode {
+	switch {
+	case flag == "none", flag == "bar" && !term:
+		return progress.None
+	case flag == "bar":
+		return progress.Bar
+	case flag == "log":
+		return progress.Log
+	case quiet > 0:
+		return progress.None
+	case term:
+		return progress.Bar
+	case verbose > 0:
+		return progress.Log
+	}
+	return progress.None
+}
+
+// isJournal reports whether f is the journal's stream (systemd sets
+// JOURNAL_STREAM to its device and inode for the service's stdout and
+// stderr; a child's stderr redirected elsewhere does not match).
+func isJournal(f *os.File) bool {
+	d, i, ok := strings.Cut(os.Getenv("JOURNAL_STREAM"), ":")
+	dev, err1 := strconv.ParseUint(d, 10, 64)
+	ino, err2 := strconv.ParseUint(i, 10, 64)
+	if !ok || err1 != nil || err2 != nil {
+		return false
+	}
+	var st unix.Stat_t
+	return unix.Fstat(int(f.Fd()), &st) == nil && st.Dev == dev && st.Ino == ino
+}
 
 // IsTerminal reports whether f is a terminal.
 func IsTerminal(f *os.File) bool {
@@ -136,8 +195,13 @@ func main(name, description string, args []string, flags Flags, run func(ctx con
 		return Report(name, hint.Wrap(fmt.Errorf("version mismatch: client %s, server %s", g.ClientVersion, version.Version),
 			"install the same buttersink version on both hosts"), false, nil)
 	}
-	env := &Env{Name: name, Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr, Quiet: g.Quiet, Verbose: g.Verbose}
-	logger, closeLog, err := newLogger(name, g, os.Stderr)
+	env := &Env{Name: name, Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr, Quiet: g.Quiet, Verbose: g.Verbose,
+		Progress: progressMode(g.Progress, g.Quiet, g.Verbose, IsTerminal(os.Stderr)), ProgressInterval: g.ProgressInterval}
+	if env.ProgressInterval <= 0 {
+		return Report(name, UsageError("--progress-interval %s: must be positive", env.ProgressInterval), false, nil)
+	}
+	style := stderrStyle(os.Stderr, env.Progress == progress.Bar)
+	logger, closeLog, err := newLogger(name, g, os.Stderr, style)
 	if err != nil {
 		return Report(name, err, false, nil)
 	}
@@ -153,16 +217,17 @@ func main(name, description string, args []string, flags Flags, run func(ctx con
 	err = run(ctx, env)
 	interrupted := ctx.Err() != nil
 	stop()
-	return Report(name, err, interrupted, logger)
+	return reportTo(os.Stderr, style, name, err, interrupted, logger)
 }
 
 // Report prints err (if any) and returns the exit code for it.
 func Report(name string, err error, interrupted bool, log *slog.Logger) int {
-	return reportTo(os.Stderr, name, err, interrupted, log)
+	return reportTo(os.Stderr, stderrStyle(os.Stderr, false), name, err, interrupted, log)
 }
 
-// reportTo prints the lines hint.ParseLine reads.
-func reportTo(w io.Writer, name string, err error, interrupted bool, log *slog.Logger) int {
+// reportTo prints the lines hint.ParseLine reads (after the style's
+// prefixes).
+func reportTo(w io.Writer, style lineStyle, name string, err error, interrupted bool, log *slog.Logger) int {
 	if err == nil {
 		return ExitOK
 	}
@@ -188,17 +253,17 @@ func reportTo(w io.Writer, name string, err error, interrupted bool, log *slog.L
 		// Whatever failed after the signal (a cancelled request, a
 		// stream cut short by the same Ctrl-C upstream) failed because
 		// of it: one line says so, the detail is in the debug log.
-		io.WriteString(w, hint.Line{Command: name, Kind: hint.KindError, Text: "interrupted"}.String())
+		io.WriteString(w, style.line(slog.LevelError, hint.Line{Command: name, Kind: hint.KindError, Text: "interrupted"}.String()))
 		return ExitInterrupted
 	}
-	io.WriteString(w, hint.Line{Command: name, Kind: hint.KindError, Text: msg}.String())
+	io.WriteString(w, style.line(slog.LevelError, hint.Line{Command: name, Kind: hint.KindError, Text: msg}.String()))
 	if h := hint.Of(err); h != "" {
-		io.WriteString(w, hint.Line{Command: name, Kind: hint.KindHint, Text: h}.String())
+		io.WriteString(w, style.line(slog.LevelError, hint.Line{Command: name, Kind: hint.KindHint, Text: h}.String()))
 	}
 	return code
 }
 
-func newLogger(name string, g *Globals, stderr io.Writer) (*slog.Logger, func(), error) {
+func newLogger(name string, g *Globals, stderr io.Writer, style lineStyle) (*slog.Logger, func(), error) {
 	level := slog.LevelInfo
 	switch {
 	case g.Quiet == 1:
@@ -208,7 +273,7 @@ func newLogger(name string, g *Globals, stderr io.Writer) (*slog.Logger, func(),
 	case g.Verbose > 0:
 		level = slog.LevelDebug
 	}
-	h := &handler{name: name, w: stderr, level: level}
+	h := &handler{name: name, w: stderr, level: level, style: style}
 	closeLog := func() {}
 	if g.Log != "" {
 		f, err := os.OpenFile(g.Log, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)

@@ -11,6 +11,8 @@ import (
 	"testing"
 
 	"github.com/buttersink/buttersink/lib/hint"
+	"github.com/buttersink/buttersink/lib/progress"
+	"golang.org/x/sys/unix"
 )
 
 // report runs Report with os.Stderr captured.
@@ -69,5 +71,73 @@ func TestLogLineVisible(t *testing.T) {
 	log.Warn("/dst/a\x1b[2Jb: deleting", "path", "x\ncmd: error: forged")
 	if want := `cmd: warn: /dst/a\x1b[2Jb: deleting path=x; cmd: error: forged` + "\n"; b.String() != want {
 		t.Errorf("%q, want %q", b.String(), want)
+	}
+}
+
+func TestProgressMode(t *testing.T) {
+	tests := []struct {
+		flag           string
+		quiet, verbose int
+		term           bool
+		want           progress.Mode
+	}{
+		{"auto", 0, 0, true, progress.Bar},
+		{"auto", 1, 0, true, progress.None},
+		{"auto", 0, 0, false, progress.None},
+		{"auto", 0, 1, false, progress.Log},
+		{"auto", 1, 1, false, progress.None},
+		{"log", 0, 0, true, progress.Log},
+		{"log", 1, 0, false, progress.Log},
+		{"bar", 0, 0, false, progress.None},
+		{"bar", 1, 0, true, progress.Bar},
+		{"none", 0, 2, true, progress.None},
+	}
+	for _, tt := range tests {
+		if got := progressMode(tt.flag, tt.quiet, tt.verbose, tt.term); got != tt.want {
+			t.Errorf("progressMode(%q, -q×%d, -v×%d, terminal %v) = %v, want %v", tt.flag, tt.quiet, tt.verbose, tt.term, got, tt.want)
+		}
+	}
+}
+
+// On the journal every line carries its syslog priority; on a terminal
+// with a progress line, a message blanks the line first, in one write.
+func TestLineStyle(t *testing.T) {
+	tests := []struct {
+		style lineStyle
+		level slog.Level
+		want  string
+	}{
+		{lineStyle{}, slog.LevelError, "x\n"},
+		{lineStyle{journal: true}, slog.LevelError, "<3>x\n"},
+		{lineStyle{journal: true}, slog.LevelWarn, "<4>x\n"},
+		{lineStyle{journal: true}, slog.LevelInfo, "<6>x\n"},
+		{lineStyle{journal: true}, slog.LevelDebug, "<7>x\n"},
+		{lineStyle{clear: true}, slog.LevelInfo, "\r\x1b[Kx\n"},
+	}
+	for _, tt := range tests {
+		if got := tt.style.line(tt.level, "x\n"); got != tt.want {
+			t.Errorf("%+v %v: %q, want %q", tt.style, tt.level, got, tt.want)
+		}
+	}
+}
+
+func TestIsJournal(t *testing.T) {
+	f, err := os.CreateTemp(t.TempDir(), "j")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var st unix.Stat_t
+	unix.Fstat(int(f.Fd()), &st)
+	for v, want := range map[string]bool{
+		fmt.Sprintf("%d:%d", st.Dev, st.Ino):   true,
+		fmt.Sprintf("%d:%d", st.Dev, st.Ino+1): false,
+		fmt.Sprintf("%d:%d:", st.Dev, st.Ino):  false,
+		"":                                     false, "x:y": false,
+	} {
+		t.Setenv("JOURNAL_STREAM", v)
+		if got := isJournal(f); got != want {
+			t.Errorf("JOURNAL_STREAM=%q: %v", v, got)
+		}
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"strings"
 
 	"github.com/buttersink/buttersink/lib/hint"
@@ -16,6 +17,7 @@ type handler struct {
 	name  string
 	w     io.Writer
 	level slog.Level
+	style lineStyle
 	file  slog.Handler
 	attrs []slog.Attr
 }
@@ -52,8 +54,48 @@ func (h *handler) Handle(ctx context.Context, r slog.Record) error {
 	}
 	r.Attrs(write)
 	// The message names what streams and stores hold: printable only.
-	_, err := io.WriteString(h.w, hint.OneLine(b.String())+"\n")
+	_, err := io.WriteString(h.w, h.style.line(r.Level, hint.OneLine(b.String())+"\n"))
 	return err
+}
+
+// lineStyle is what every stderr line carries besides its text.
+type lineStyle struct {
+	// clear: a progress line may be on the terminal, drawn by this or
+	// another stage of the pipeline; the message blanks it first, in the
+	// same write, and the drawer draws it again below.
+	clear bool
+	// journal: stderr is the journal, which takes a syslog priority
+	// from a "<N>" prefix.
+	journal bool
+}
+
+func stderrStyle(f *os.File, bar bool) lineStyle {
+	return lineStyle{clear: bar, journal: isJournal(f)}
+}
+
+// line is s (one line and its "\n") as written.
+func (st lineStyle) line(level slog.Level, s string) string {
+	if st.journal {
+		s = priority(level) + s
+	}
+	if st.clear {
+		s = "\r\x1b[K" + s
+	}
+	return s
+}
+
+// priority is the syslog priority prefix of a level: err, warning, info,
+// debug.
+func priority(l slog.Level) string {
+	switch {
+	case l >= slog.LevelError:
+		return "<3>"
+	case l >= slog.LevelWarn:
+		return "<4>"
+	case l >= slog.LevelInfo:
+		return "<6>"
+	}
+	return "<7>"
 }
 
 func (h *handler) WithAttrs(attrs []slog.Attr) slog.Handler {

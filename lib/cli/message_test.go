@@ -13,7 +13,7 @@ import (
 func TestReportParsesBack(t *testing.T) {
 	var buf bytes.Buffer
 	err := hint.Wrap(errors.New("dest is\nlocked"), "use --wait")
-	reportTo(&buf, "bsrecv", err, false, nil)
+	reportTo(&buf, lineStyle{}, "bsrecv", err, false, nil)
 	lines := strings.SplitAfter(strings.TrimSuffix(buf.String(), "\n"), "\n")
 	if len(lines) != 2 {
 		t.Fatalf("printed %q", buf.String())
@@ -28,7 +28,7 @@ func TestReportParsesBack(t *testing.T) {
 // An error naming what a hostile stream made cannot drive the terminal.
 func TestReportEscapes(t *testing.T) {
 	var buf bytes.Buffer
-	reportTo(&buf, "bsrecv", errors.New("x/\x1b]0;owned\x07\xff\xfeé\u009b: refused"), false, nil)
+	reportTo(&buf, lineStyle{}, "bsrecv", errors.New("x/\x1b]0;owned\x07\xff\xfeé\u009b: refused"), false, nil)
 	if got, want := buf.String(), `bsrecv: error: x/\x1b]0;owned\x07\xff\xfeé\xc2\x9b: refused`+"\n"; got != want {
 		t.Fatalf("printed %q, want %q", got, want)
 	}

@@ -1,16 +1,19 @@
-// Package progress draws a one-line transfer meter on a terminal: what is
-// being transferred, bytes so far, rate and, when the expected size is
-// known, percentage and time left. Counting is a single atomic add, so it
-// can sit on the data path; drawing happens on its own goroutine a few
-// times a second.
+// Package progress shows how a transfer moves: on a terminal, one line
+// for a whole pipeline (snapshot n of N, bytes, rate and time left of the
+// stream and of the run), drawn by one stage for all (see board); without
+// one, a status line every interval for a log or the journal. Counting is
+// a single atomic add, so it can sit on the data path; publishing and
+// drawing happen on a goroutine of their own a few times a second.
 package progress
 
 import (
 	"fmt"
-	"io"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/buttersink/buttersink/lib/units"
 )
@@ -18,102 +21,217 @@ import (
 // Interval is how often the line is redrawn.
 const Interval = 250 * time.Millisecond
 
-// Meter counts bytes and, when drawing, redraws its line on w.
+// Mode is how progress is shown.
+type Mode int
+
+// The modes.
+const (
+	None Mode = iota // count only
+	Bar              // the pipeline's line on a terminal
+	Log              // a status line every LogInterval
+)
+
+// Options make a Meter.
+type Options struct {
+	Mode Mode
+	Name string // the command, prefixing every line
+	Role Role
+	// Term is the terminal a Bar is drawn on.
+	Term *os.File
+	// Logf prints a Log status line (the command's logger, so that it
+	// carries the same prefixes as every other message).
+	Logf func(string)
+	// LogInterval is the time between two Log lines.
+	LogInterval time.Duration
+}
+
+// Meter counts the bytes of a run's streams and shows them.
 type Meter struct {
-	n     atomic.Int64
+	o     Options
+	cur   atomic.Int64 // bytes of the current stream
 	mu    sync.Mutex
-	w     io.Writer // nil: count only
-	name  string
-	label string
-	total int64
-	start time.Time
+	st    State // but Cur and Done, which follow cur
+	done  int64 // bytes of the streams before the current one
+	board *board
+	drew  bool
 	stop  chan struct{}
-	done  chan struct{}
-	width int // of the last line drawn, to blank it
+	ended chan struct{}
 }
 
-// New returns a meter drawing "NAME: ..." lines on w, or only counting
-// when w is nil.
-func New(w io.Writer, name string) *Meter {
-	return &Meter{w: w, name: name}
+// Open returns a meter. A Bar on a terminal joins the board of its
+// pipeline; when it cannot (no fit directory, a board that is not the
+// user's), it draws nothing rather than a line of its own that another
+// stage might draw over.
+func Open(o Options) *Meter {
+	m := &Meter{o: o}
+	m.st.Role, m.st.Name = o.Role, o.Name
+	switch o.Mode {
+	case Bar:
+		m.board = openBoard(o.Term)
+		if m.board == nil {
+			return m
+		}
+	case Log:
+		if o.Logf == nil || o.LogInterval <= 0 {
+			return m
+		}
+	default:
+		return m
+	}
+	m.stop, m.ended = make(chan struct{}), make(chan struct{})
+	go m.loop(m.stop)
+	return m
 }
 
-// Start begins a transfer labelled label, of total bytes (0 = unknown).
-func (m *Meter) Start(label string, total int64) {
-	m.Finish()
+// New returns a meter that only counts (for a closing summary).
+func New(name string) *Meter { return Open(Options{Name: name}) }
+
+// openBoard joins the board of the calling process's group on the
+// terminal t; nil when that fails.
+func openBoard(t *os.File) *board {
+	if t == nil {
+		return nil
+	}
+	var st unix.Stat_t
+	if unix.Fstat(int(t.Fd()), &st) != nil || st.Mode&unix.S_IFMT != unix.S_IFCHR {
+		return nil
+	}
+	dir := boardDir()
+	if dir == "" {
+		return nil
+	}
+	b, err := joinBoard(dir + "/" + boardName(os.Geteuid(), st.Rdev, unix.Getpgrp()))
+	if err != nil {
+		return nil
+	}
+	return b
+}
+
+// Expect sets the count and total size of the run's streams (0: unknown).
+func (m *Meter) Expect(count int, total int64) {
 	m.mu.Lock()
-	m.label, m.total, m.start = label, total, time.Now()
-	m.n.Store(0)
-	if m.w != nil {
-		m.stop, m.done = make(chan struct{}), make(chan struct{})
-		go m.loop(m.stop, m.done)
+	m.st.Of, m.st.Total = count, total
+	m.mu.Unlock()
+}
+
+// At sets the number of the item being worked on, for a stage counting
+// items (a plan measuring snapshots) rather than bytes.
+func (m *Meter) At(n int) {
+	m.mu.Lock()
+	m.st.N = n
+	if m.st.Start == 0 {
+		m.st.Start = time.Now().UnixNano()
+	}
+	m.mu.Unlock()
+}
+
+// Start begins the next stream, labelled label, of size bytes (0 = unknown).
+func (m *Meter) Start(label string, size int64) {
+	now := time.Now().UnixNano()
+	m.mu.Lock()
+	m.done += m.cur.Swap(0)
+	m.st.N++
+	m.st.Label, m.st.Size, m.st.Stream = label, size, now
+	if m.st.Start == 0 {
+		m.st.Start = now
 	}
 	m.mu.Unlock()
 }
 
 // Add counts n more bytes.
-func (m *Meter) Add(n int64) { m.n.Add(n) }
+func (m *Meter) Add(n int64) { m.cur.Add(n) }
 
-// N is the byte count of the current transfer.
-func (m *Meter) N() int64 { return m.n.Load() }
+// N is the byte count of the current stream.
+func (m *Meter) N() int64 { return m.cur.Load() }
 
 // Write counts len(p): a Meter is an io.Writer for io.TeeReader and
 // io.MultiWriter.
 func (m *Meter) Write(p []byte) (int, error) { m.Add(int64(len(p))); return len(p), nil }
 
-// Finish stops drawing and blanks the line. It is safe to call more than once.
-func (m *Meter) Finish() {
+// State is the meter's counters now.
+func (m *Meter) State() State {
 	m.mu.Lock()
-	stop, done := m.stop, m.done
-	m.stop, m.done = nil, nil
+	defer m.mu.Unlock()
+	s := m.st
+	s.Cur = m.cur.Load()
+	s.Done = m.done + s.Cur
+	return s
+}
+
+// Close stops showing progress: the drawer blanks its line, and another
+// stage still running takes over. It is safe to call more than once.
+func (m *Meter) Close() {
+	m.mu.Lock()
+	stop := m.stop
+	m.stop = nil
 	m.mu.Unlock()
 	if stop == nil {
 		return
 	}
 	close(stop)
-	<-done
-	m.mu.Lock()
-	if m.width > 0 {
-		fmt.Fprintf(m.w, "\r%*s\r", m.width, "")
-		m.width = 0
+	<-m.ended
+	if m.board != nil {
+		if m.drew {
+			m.o.Term.WriteString("\r\x1b[K")
+		}
+		s := m.State()
+		s.Ended = true
+		m.board.publish(&s)
+		m.board.close()
 	}
-	m.mu.Unlock()
 }
 
-func (m *Meter) loop(stop, done chan struct{}) {
-	defer close(done)
-	t := time.NewTicker(Interval)
+func (m *Meter) loop(stop <-chan struct{}) {
+	defer close(m.ended)
+	every := Interval
+	if m.board == nil {
+		every = m.o.LogInterval
+	}
+	t := time.NewTicker(every)
 	defer t.Stop()
+	drawer := false
 	for {
 		select {
 		case <-stop:
 			return
-		case <-t.C:
-			m.mu.Lock()
-			line := Line(m.name, m.label, m.n.Load(), m.total, time.Since(m.start))
-			pad := max(m.width-len(line), 0)
-			fmt.Fprintf(m.w, "\r%s%*s", line, pad, "")
-			m.width = len(line)
-			m.mu.Unlock()
+		case now := <-t.C:
+			s := m.State()
+			if m.board == nil {
+				if v, ok := Merge([]State{s}); ok {
+					m.o.Logf(Render("", v, now, 0))
+				}
+				continue
+			}
+			if m.board.publish(&s) != nil {
+				continue
+			}
+			if !drawer {
+				drawer = m.board.try(drawByte, 1)
+			}
+			if drawer {
+				m.draw(now)
+			}
 		}
 	}
 }
 
-// Line formats one meter line.
-func Line(name, label string, n, total int64, elapsed time.Duration) string {
-	s := fmt.Sprintf("%s: %s %s", name, label, units.Bytes(n))
-	rate := Rate(n, elapsed)
-	if total > 0 {
-		pct := min(100*n/total, 100)
-		s += fmt.Sprintf(" of %s (%d%%)", units.Bytes(total), pct)
+// draw writes the merged line in one write, so that it never interleaves
+// with another stage's message (which starts by blanking the line).
+func (m *Meter) draw(now time.Time) {
+	states, err := m.board.states()
+	if err != nil {
+		return
 	}
-	if rate > 0 {
-		s += " " + units.Bytes(int64(rate)) + "/s"
-		if total > n {
-			s += " ETA " + Duration(time.Duration(float64(total-n)/rate*float64(time.Second)))
-		}
+	v, ok := Merge(states)
+	if !ok {
+		return
 	}
-	return s
+	width := 80
+	if ws, err := unix.IoctlGetWinsize(int(m.o.Term.Fd()), unix.TIOCGWINSZ); err == nil && ws.Col > 0 {
+		width = int(ws.Col)
+	}
+	m.o.Term.WriteString("\r" + Render(m.o.Name, v, now, width) + "\x1b[K")
+	m.drew = true
 }
 
 // Rate is n bytes over elapsed in bytes per second; 0 when too early to say.

@@ -1,7 +1,6 @@
 package progress
 
 import (
-	"bytes"
 	"strings"
 	"sync"
 	"testing"
@@ -23,26 +22,6 @@ func TestDuration(t *testing.T) {
 	}
 }
 
-func TestLine(t *testing.T) {
-	tests := []struct {
-		n, total int64
-		elapsed  time.Duration
-		want     string
-	}{
-		{0, 0, 0, "bssend: a/b 0 B"},
-		{10 << 20, 0, time.Second, "bssend: a/b 10.0 MiB 10.0 MiB/s"},
-		{10 << 20, 40 << 20, time.Second, "bssend: a/b 10.0 MiB of 40.0 MiB (25%) 10.0 MiB/s ETA 0:03"},
-		// An estimate smaller than the truth: capped at 100%, no ETA.
-		{50 << 20, 40 << 20, 2 * time.Second, "bssend: a/b 50.0 MiB of 40.0 MiB (100%) 25.0 MiB/s"},
-		{1 << 20, 2 << 20, 50 * time.Millisecond, "bssend: a/b 1.0 MiB of 2.0 MiB (50%)"},
-	}
-	for _, tt := range tests {
-		if got := Line("bssend", "a/b", tt.n, tt.total, tt.elapsed); got != tt.want {
-			t.Errorf("Line(%d, %d, %v) = %q, want %q", tt.n, tt.total, tt.elapsed, got, tt.want)
-		}
-	}
-}
-
 func TestSummary(t *testing.T) {
 	if got, want := Summary(1, "snapshot", 2048, 2*time.Second), "1 snapshot, 2.0 KiB in 2s (1.0 KiB/s)"; got != want {
 		t.Errorf("got %q, want %q", got, want)
@@ -52,42 +31,43 @@ func TestSummary(t *testing.T) {
 	}
 }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
+func TestMeterCounts(t *testing.T) {
+	m := New("bssend")
+	m.Expect(2, 3000)
+	m.Start("a", 1000)
+	m.Write(make([]byte, 1000))
+	m.Start("b", 2000)
+	m.Add(500)
+	m.Close()
+	m.Close()
+	s := m.State()
+	if s.N != 2 || s.Of != 2 || s.Cur != 500 || s.Done != 1500 || s.Total != 3000 || s.Label != "b" || s.Size != 2000 || m.N() != 500 {
+		t.Errorf("state %+v", s)
+	}
 }
 
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
-
-func TestMeterDrawsAndBlanks(t *testing.T) {
-	var out syncBuffer
-	m := New(&out, "bsrecv")
-	m.Start("snap", 1000)
-	m.Write(make([]byte, 500))
-	time.Sleep(3 * Interval)
-	m.Finish()
-	m.Finish()
-	s := out.String()
-	if !strings.Contains(s, "bsrecv: snap 500 B of 1000 B (50%)") {
-		t.Errorf("no meter line in %q", s)
+// Log mode prints a status line every interval, through the command's
+// logger.
+func TestMeterLogs(t *testing.T) {
+	var mu sync.Mutex
+	var lines []string
+	m := Open(Options{Mode: Log, Name: "bssend", Role: RoleSource, LogInterval: 20 * time.Millisecond,
+		Logf: func(s string) { mu.Lock(); lines = append(lines, s); mu.Unlock() }})
+	m.Expect(1, 100)
+	m.Start("a/b", 100)
+	m.Add(50)
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		mu.Lock()
+		n := len(lines)
+		mu.Unlock()
+		if n >= 2 {
+			break
+		}
 	}
-	if !strings.HasSuffix(s, "\r") {
-		t.Errorf("line not blanked at the end: %q", s)
-	}
-	if m.N() != 500 {
-		t.Errorf("N = %d", m.N())
-	}
-	// Counting only: nothing drawn.
-	q := New(nil, "x")
-	q.Start("y", 0)
-	q.Add(7)
-	q.Finish()
-	if q.N() != 7 {
-		t.Errorf("N = %d", q.N())
+	m.Close()
+	mu.Lock()
+	defer mu.Unlock()
+	if len(lines) < 2 || !strings.HasPrefix(lines[0], "1/1 a/b 50 B of 100 B (50%)") {
+		t.Fatalf("status lines %q", lines)
 	}
 }
