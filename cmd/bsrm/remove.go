@@ -31,6 +31,7 @@ import (
 	"github.com/buttersink/buttersink/lib/jsonl"
 	"github.com/buttersink/buttersink/lib/location"
 	"github.com/buttersink/buttersink/lib/lock"
+	"github.com/buttersink/buttersink/lib/metrics"
 	"github.com/buttersink/buttersink/lib/names"
 	"github.com/buttersink/buttersink/lib/objstore"
 	"github.com/buttersink/buttersink/lib/objstore/objkey"
@@ -54,6 +55,8 @@ type Options struct {
 	Objects    objstore.Options
 	// Lock says whether to wait for the destinations' locks.
 	Lock lock.Flags
+	// Stats, when set, counts the snapshots deleted.
+	Stats *metrics.Stats
 }
 
 // Result is one output line.
@@ -350,6 +353,14 @@ type remover struct {
 	scopes map[string]int
 }
 
+// countDeleted counts a deletion for the run's metrics. Over ssh the remote
+// bsrm's answer is not read back: a step it carried out counts.
+func (r *remover) countDeleted(did bool) {
+	if did && r.opts.Stats != nil {
+		r.opts.Stats.SnapshotsDeleted++
+	}
+}
+
 func (r *remover) close() {
 	for _, fd := range r.scopes {
 		unix.Close(fd)
@@ -457,6 +468,7 @@ func (r *remover) delete(ctx context.Context, c *checked) error {
 		res.Status, err = r.snapshotDir(c, !r.opts.DryRun)
 	case location.SSH:
 		// The remote bsrm checks the snapshot and prints the result line.
+		r.countDeleted(!r.opts.DryRun)
 		return remote.Remove(ctx, remote.Stdio{Stdin: r.env.Stdin, Stdout: r.env.Stdout, Stderr: r.env.Stderr, Log: r.env.Log, Quiet: r.env.Quiet, Verbose: r.env.Verbose}, r.opts.Remote, []plan.Step{*s}, r.opts.DryRun, r.opts.Lock.Args()...)
 	default:
 		err = fmt.Errorf("%s: unknown scheme", dst)
@@ -465,6 +477,7 @@ func (r *remover) delete(ctx context.Context, c *checked) error {
 		return fmt.Errorf("%s: %w", c.what, err)
 	}
 	if res.Status == "deleted" {
+		r.countDeleted(true)
 		r.env.Log.Debug("deleted", "path", dst.DirString()+s.Snapshot.Path, "key", s.Snapshot.Key)
 	}
 	return r.out.Write(&res)

@@ -64,7 +64,12 @@ type Env struct {
 	Log    *slog.Logger
 	// Quiet and Verbose are the counts of -q and -v.
 	Quiet, Verbose int
+	atExit         []func(code int)
 }
+
+// AtExit has fn called with the exit code once the run's error is mapped
+// to it (lib/metrics reports the status of the run it counted).
+func (e *Env) AtExit(fn func(code int)) { e.atExit = append(e.atExit, fn) }
 
 // ShowProgress reports whether progress should be drawn: stderr is a
 // terminal and -q was not given.
@@ -151,7 +156,11 @@ func main(name, description string, args []string, flags Flags, run func(ctx con
 	err = run(ctx, env)
 	interrupted := ctx.Err() != nil
 	stop()
-	return Report(name, err, interrupted, logger)
+	code = Report(name, err, interrupted, logger)
+	for _, fn := range env.atExit {
+		fn(code)
+	}
+	return code
 }
 
 // Report prints err (if any) and returns the exit code for it.

@@ -62,7 +62,10 @@ type Result struct {
 	Kept int
 	// Unrestorable lists selected objects whose chain is broken.
 	Unrestorable []string
-	policy       *schedule.Policy
+	// MaxChain is the longest restore chain at an object-store destination
+	// once the steps are carried out (0 for btrfs).
+	MaxChain int
+	policy   *schedule.Policy
 }
 
 // NoSuchSnapshotError is a source location naming a snapshot that is not
@@ -188,10 +191,34 @@ func Plan(ctx context.Context, src, dst []snapshot.Snapshot, opts Options) (*Res
 	}
 	pl.planDeletes(res)
 	res.Steps = pl.steps
+	if pl.dstObjects {
+		res.MaxChain = pl.longestChain(res.Steps)
+	}
 	if !opts.Src.IsObjectStore() && !pl.dstObjects {
 		resumeSends(res.Steps, opts.Partials)
 	}
 	return res, nil
+}
+
+// longestChain is the longest restore chain among the objects steps keep
+// at the destination and those they send.
+func (pl *planner) longestChain(steps []Step) int {
+	gone := make(map[string]bool)
+	longest := 0
+	for _, s := range steps {
+		switch s.Op {
+		case OpSend:
+			longest = max(longest, s.Chain)
+		case OpDelete:
+			gone[s.Snapshot.Key] = true
+		}
+	}
+	for i, c := range pl.dst.chain {
+		if c != noChain && !gone[pl.dst.recs[i].Key] {
+			longest = max(longest, c)
+		}
+	}
+	return longest
 }
 
 func snapTime(s *snapshot.Snapshot) time.Time {
