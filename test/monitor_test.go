@@ -364,22 +364,32 @@ func TestMetricsHostileDestination(t *testing.T) {
 	sentinel := t.TempDir()
 	hooks := t.TempDir()
 	base := t.TempDir()
-	name := "a\"b\\c\nbuttersink_evil{destination=\"x\"} 1\n$(touch " + sentinel + "/dollar)`touch " + sentinel + "/bq`;x'"
 	mfile := filepath.Join(t.TempDir(), "m.prom")
-	for _, url := range []string{"file://" + base + "/" + name + "/", filepath.Join(mnt, name) + "/"} {
-		if !strings.HasPrefix(url, "file:") {
-			mustOsh(t, nil, `mkdir "$1"`, url)
-		}
-		r := osh(t, []string{"H=" + hooks}, `buttersink -q --metrics-file "$1" --on-success 'printf %s "$BUTTERSINK_DESTINATION" > "$H/dst"' --on-failure 'printf %s "$BUTTERSINK_DESTINATION" > "$H/dst"' "$2/" "$3"`, mfile, src, url)
-		m := readMetrics(t, mfile, url)
-		if len(m) < 8 || m["buttersink_last_run_exit_status"] != float64(r.Code) {
-			t.Errorf("%q: exit %d, metrics %v, stderr %s", url, r.Code, m, r.Stderr)
-		}
-		if b, err := os.ReadFile(filepath.Join(hooks, "dst")); err != nil || string(b) != url {
-			t.Errorf("hook saw %q (%v), want %q", b, err, url)
-		}
-		if ents, _ := os.ReadDir(sentinel); len(ents) != 0 {
-			t.Fatalf("%q: a shell ran part of the name: %s", url, ents[0].Name())
+	// A name with a newline is refused (exit 2) but still reported; one
+	// without is used.
+	for _, name := range []string{
+		"a\"b\\c\nbuttersink_evil{destination=\"x\"} 1\n$(touch dollar)`touch bq`;x'",
+		`q"b\\c} 1 $(touch dollar2)` + "`touch bq2`;'",
+	} {
+		for _, url := range []string{"file://" + base + "/" + name + "/", filepath.Join(mnt, name) + "/"} {
+			if !strings.HasPrefix(url, "file:") {
+				mustOsh(t, nil, `mkdir "$1"`, url)
+			}
+			os.Remove(filepath.Join(hooks, "dst"))
+			r := osh(t, []string{"H=" + hooks}, `cd "$4" && buttersink -q --metrics-file "$1" --on-success 'printf %s "$BUTTERSINK_DESTINATION" > "$H/dst"' --on-failure 'printf %s "$BUTTERSINK_DESTINATION" > "$H/dst"' "$2/" "$3"`, mfile, src, url, sentinel)
+			m := readMetrics(t, mfile, url)
+			if len(m) < 7 || m["buttersink_last_run_exit_status"] != float64(r.Code) {
+				t.Errorf("%q: exit %d, metrics %v, stderr %s", url, r.Code, m, r.Stderr)
+			}
+			if !strings.Contains(name, "\n") && r.Code != 0 {
+				t.Errorf("%q: exit %d: %s", url, r.Code, r.Stderr)
+			}
+			if b, err := os.ReadFile(filepath.Join(hooks, "dst")); err != nil || string(b) != url {
+				t.Errorf("hook saw %q (%v), want %q", b, err, url)
+			}
+			if ents, _ := os.ReadDir(sentinel); len(ents) != 0 {
+				t.Fatalf("%q: a shell ran part of the name: %s", url, ents[0].Name())
+			}
 		}
 	}
 }
