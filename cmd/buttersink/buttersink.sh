@@ -25,7 +25,8 @@ Synchronise two sets of btrfs read-only snapshots. With only <dst>, list it.
   -e, --estimate          estimate diff sizes instead of measuring them
   -q, --quiet             no progress; -qq: only errors
   -v, --verbose           more messages; -vv: debug messages of every stage
-  -l, --logfile LOGFILE   append a debug log of every stage to LOGFILE
+  -l, --log LOGFILE       append a debug log of every stage to LOGFILE
+                          (also --logfile, as the original)
   -V, --version           print the version
       --part-size SIZE    S3 part size (plain number: MiB, as the original)
       --storage-class C   S3 storage class of new objects (s3 destinations)
