@@ -50,7 +50,8 @@ func main() {
 		if f.MetricsFile != "" || f.SummaryJSON {
 			return cli.UsageError("--metrics-file and --summary-json go with --report")
 		}
-		rec := metrics.Flags{StatsFile: f.StatsFile}.Attach(env, f.Dst)
+		rec := metrics.Flags{StatsFile: f.StatsFile}.Recorder(f.Dst)
+		env.AtExit(rec.AtExit(env.Log))
 		return Run(ctx, env, Options{
 			Src: f.Src, Dst: f.Dst, SrcList: f.SrcList, DstList: f.DstList,
 			DryRun: f.DryRun, Delete: f.Delete, Estimate: f.Estimate, MaxChain: f.MaxChain,

@@ -52,7 +52,8 @@ func main() {
 		case (len(f.Include) > 0 || len(f.Exclude) > 0) && !f.InPlace:
 			return usage("--include and --exclude on dir:// go with --in-place")
 		}
-		rec := f.Stats.Attach(env, f.Dest)
+		rec := f.Stats.Recorder(f.Dest)
+		env.AtExit(rec.AtExit(env.Log))
 		return Run(ctx, env, Options{Dest: f.Dest, Remote: f.Remote, Lock: f.Lock, InPlace: f.InPlace, Include: f.Include, Exclude: f.Exclude, Stats: &rec.Stats})
 	}))
 }

@@ -30,7 +30,8 @@ type flags struct {
 func main() {
 	var f flags
 	os.Exit(cli.Main("bsrm", "Delete snapshots: plan delete steps on stdin, or snapshots named on the command line.", &f, func(ctx context.Context, env *cli.Env) error {
-		rec := f.Stats.Attach(env, strings.Join(f.Locations, " "))
+		rec := f.Stats.Recorder(strings.Join(f.Locations, " "))
+		env.AtExit(rec.AtExit(env.Log))
 		return Run(ctx, env, Options{Locations: f.Locations, DryRun: f.DryRun, Incomplete: f.Incomplete, Remote: f.Remote, Objects: f.Objects.Options(), Lock: f.Lock, Stats: &rec.Stats})
 	}))
 }

@@ -35,7 +35,8 @@ type flags struct {
 func main() {
 	var f flags
 	os.Exit(cli.Main("bss3put", "Store the send streams read from stdin in an object store, one object per stream.", &f, func(ctx context.Context, env *cli.Env) error {
-		rec := f.Stats.Attach(env, f.Location)
+		rec := f.Stats.Recorder(f.Location)
+		env.AtExit(rec.AtExit(env.Log))
 		dst, err := location.Parse(f.Location)
 		if err != nil {
 			return cli.UsageError("%v", err)

@@ -2,9 +2,9 @@ package metrics
 
 import (
 	"errors"
+	"log/slog"
 	"time"
 
-	"github.com/buttersink/buttersink/lib/cli"
 	"github.com/buttersink/buttersink/lib/hint"
 )
 
@@ -42,15 +42,13 @@ func (r *Recorder) Finish(code int) error {
 	return errors.Join(errs...)
 }
 
-// Attach starts a Recorder for env's run and has it finish when the run
-// ends; a report that cannot be written is a warning, never the run's
-// status.
-func (f Flags) Attach(env *cli.Env, destination string) *Recorder {
-	r := f.Recorder(destination)
-	env.AtExit(func(code int) {
+// AtExit is the function a command hands cli.Env.AtExit: it finishes the
+// run with its exit code; a report that cannot be written is a warning on
+// log, never the run's status.
+func (r *Recorder) AtExit(log *slog.Logger) func(code int) {
+	return func(code int) {
 		if err := r.Finish(code); err != nil {
-			env.Log.Warn(hint.OneLine(err.Error()))
+			log.Warn(hint.OneLine(err.Error()))
 		}
-	})
-	return r
+	}
 }
