@@ -48,6 +48,10 @@ func (s *Stats) Add(o Stats) {
 	s.MaxChain = max(s.MaxChain, o.MaxChain)
 }
 
+func (s Stats) negative() bool {
+	return s.Start < 0 || s.SnapshotsSent < 0 || s.BytesSent < 0 || s.BytesStored < 0 || s.SnapshotsDeleted < 0 || s.MaxChain < 0
+}
+
 // maxStatsLine bounds a stats file's line: each is a handful of numbers.
 const maxStatsLine = 4096
 
@@ -72,10 +76,13 @@ func ReadStats(path string) (Stats, error) {
 		if err := d.Decode(&o); err != nil {
 			return s, fmt.Errorf("%s:%d: %v", path, n, err)
 		}
-		if o.Start < 0 || o.SnapshotsSent < 0 || o.BytesSent < 0 || o.BytesStored < 0 || o.SnapshotsDeleted < 0 || o.MaxChain < 0 {
+		if o.negative() {
 			return s, fmt.Errorf("%s:%d: negative count", path, n)
 		}
 		s.Add(o)
+		if s.negative() {
+			return s, fmt.Errorf("%s:%d: counts overflow", path, n)
+		}
 	}
 	if err := sc.Err(); err != nil {
 		return s, fmt.Errorf("%s: %v", path, err)
