@@ -89,7 +89,7 @@ dry=0 delete=0 prune=0 quiet=0 nv=0
 # Options that apply only to some locations: the first one given of each
 # class, checked once the locations are known.
 put_opt="" part_opt="" get_opt="" chain_opt="" estimate_opt="" tz_opt="" schedule_opt=""
-ssh_opt="" s3_opt="" plan_opt="" resume_opt="" s3put_opt="" store_opt="" now_opt=""
+ssh_opt="" s3_opt="" plan_opt="" resume_opt="" store_opt="" now_opt=""
 conc_opts="" report_opts="" report_opt="" on_success="" on_failure="" metrics_file="" stats_opts=""
 add() { # add LIST VALUE
 	nv=$((nv + 1))
