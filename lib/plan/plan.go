@@ -201,22 +201,43 @@ func Plan(ctx context.Context, src, dst []snapshot.Snapshot, opts Options) (*Res
 }
 
 // longestChain is the longest restore chain among the objects steps keep
-// at the destination and those they send.
+// at the destination and those they send. A copy between stores sends
+// objects as they are (no Chain on the step): its chain is its parent's
+// there, plus one.
 func (pl *planner) longestChain(steps []Step) int {
 	gone := make(map[string]bool)
-	longest := 0
 	for _, s := range steps {
-		switch s.Op {
-		case OpSend:
-			longest = max(longest, s.Chain)
-		case OpDelete:
+		if s.Op == OpDelete {
 			gone[s.Snapshot.Key] = true
+		}
+	}
+	longest := 0
+	chain := make(map[uuid.UUID]int)
+	shortest := func(u uuid.UUID, c int) {
+		if old, ok := chain[u]; !ok || c < old {
+			chain[u] = c
 		}
 	}
 	for i, c := range pl.dst.chain {
 		if c != noChain && !gone[pl.dst.recs[i].Key] {
 			longest = max(longest, c)
+			shortest(pl.dst.recs[i].UUID, c)
 		}
+	}
+	for _, s := range steps {
+		if s.Op != OpSend {
+			continue
+		}
+		c := s.Chain
+		if c == 0 {
+			if p := s.Snapshot.SendParentUUID; p.IsZero() {
+				c = 1
+			} else if pc, ok := chain[p]; ok {
+				c = pc + 1
+			}
+		}
+		longest = max(longest, c)
+		shortest(s.Snapshot.UUID, c)
 	}
 	return longest
 }
