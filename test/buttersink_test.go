@@ -138,6 +138,11 @@ func TestButtersinkHostileValues(t *testing.T) {
 			{[]string{"--profile"}, "bss3put", "--profile=%s"},
 			{[]string{"--endpoint-url"}, "bsrm", "--endpoint-url=%s"},
 			{[]string{"--region"}, "bsplan", "--region=%s"},
+			{[]string{"--storage-class"}, "bss3put", "--storage-class=%s"},
+			{[]string{"--sse"}, "bss3put", "--sse=%s"},
+			{[]string{"-j"}, "bss3put", "--concurrency=%s"},
+			{[]string{"--now"}, "bsplan", "--now=%s"},
+			{[]string{"-r"}, "bss3put", "--age-recipient=%s"},
 		}},
 		{"s3://b/p/", "ssh://h/d/", []opt{
 			{[]string{"--logfile"}, "bsrecv", "--log=%s"},
@@ -145,6 +150,9 @@ func TestButtersinkHostileValues(t *testing.T) {
 			{[]string{"--unfilter"}, "bss3get", "--filter=%s"},
 			{[]string{"--ssh"}, "bsrm", "--ssh=%s"},
 			{[]string{"--profile"}, "bss3get", "--profile=%s"},
+			{[]string{"--chunk-size"}, "bss3get", "--chunk-size=%s"},
+			{[]string{"--concurrency="}, "bss3get", "--concurrency=%s"},
+			{[]string{"-i"}, "bss3get", "--age-identity=%s"},
 		}},
 		{"ssh://h/s/", "file:///st/", []opt{
 			{[]string{"--log="}, "bss3put", "--log=%s"},
@@ -221,6 +229,15 @@ func TestButtersinkInapplicableOptions(t *testing.T) {
 		{[]string{"--profile", "p", "/s/", "file:///st/"}, "--profile"},
 		{[]string{"--endpoint-url", "http://x", "/s/", "/d/"}, "--endpoint-url"},
 		{[]string{"--region", "eu", "file:///st/", "/d/"}, "--region"},
+		{[]string{"--path-style", "/s/", "file:///st/"}, "--path-style"},
+		{[]string{"--storage-class", "GLACIER", "/s/", "file:///st/"}, "--storage-class"},
+		{[]string{"--sse", "AES256", "/s/", "/d/"}, "--sse"},
+		{[]string{"-j", "8", "/s/", "ssh://h/d/"}, "-j"},
+		{[]string{"--chunk-size", "8MiB", "/s/", "s3://b/p/"}, "--chunk-size"},
+		{[]string{"--now", "2024-01-01T00:00:00Z", "/s/", "/d/"}, "--now"},
+		{[]string{"-n", "--metrics-file", "m.prom", "/s/", "/d/"}, "--metrics-file"},
+		{[]string{"--summary-json", "/d/"}, "--summary-json"},
+		{[]string{"--on-failure", "true", "s3://b/p/"}, "--on-failure"},
 		// With only <dst> buttersink lists it: transfer options cannot apply.
 		{[]string{"-d", "/d/"}, "-d"},
 		{[]string{"-n", "/d/"}, "-n"},
@@ -237,6 +254,10 @@ func TestButtersinkInapplicableOptions(t *testing.T) {
 		{[]string{"-d", "--schedule", "1y", "--tz", "UTC", "--prune", "/s/", "/d/"}, ""},
 		{[]string{"-q", "-v", "-l", "log", "--ssh", "ssh", "ssh://h/d/"}, ""},
 		{[]string{"--profile", "p", "s3://b/p/"}, ""},
+		{[]string{"--storage-class", "GLACIER", "--sse=AES256", "-j", "8", "--path-style", "-vv", "/s/", "s3://b/p/"}, ""},
+		{[]string{"--chunk-size=8MiB", "--concurrency=2", "-i", "k", "file:///st/", "/d/"}, ""},
+		{[]string{"--allow-empty-source", "-d", "--schedule", "1y", "--now", "2024-01-01T00:00:00Z", "/s/", "/d/"}, ""},
+		{[]string{"--metrics-file", "m.prom", "--summary-json", "--on-success", "true", "--on-failure", "false", "/s/", "/d/"}, ""},
 	} {
 		code, stderr, ran := r.run(t, tc.args...)
 		if tc.opt == "" {

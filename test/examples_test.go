@@ -493,6 +493,7 @@ MAX_CHAIN=5
 SCHEDULE="1y 3m 30d 24h"
 SCHEDULE_TZ='Europe/Berlin'
 PRUNE=yes
+METRICS_FILE=/var/lib/node_exporter/buttersink.prom
 AWS_ENDPOINT_URL=https://s3.example.net
 AWS_PROFILE=backup
 `
@@ -521,6 +522,7 @@ AWS_PROFILE=backup
 	}
 	want := strings.Join([]string{"-q", "--zstd", "--age-recipients-file", "/etc/buttersink/recipients.txt",
 		"--max-chain", "5", "--schedule", "1y 3m 30d 24h", "--tz", "Europe/Berlin", "--prune",
+		"--metrics-file", "/var/lib/node_exporter/buttersink.prom",
 		"/mnt/pool/snaps/", "s3://my-backups/host1/",
 		"AWS_ENDPOINT_URL=https://s3.example.net", "AWS_PROFILE=backup"}, "\n") + "\n"
 	if string(got) != want {

@@ -7,6 +7,7 @@ import (
 	"os"
 
 	"github.com/buttersink/buttersink/lib/cli"
+	"github.com/buttersink/buttersink/lib/metrics"
 	"github.com/buttersink/buttersink/lib/objstore"
 	"github.com/buttersink/buttersink/lib/remote"
 )
@@ -29,6 +30,13 @@ type flags struct {
 	SrcList          string `name:"src-list" placeholder:"FILE" type:"path" help:"Plan from saved bsls output of the source (- for stdin) instead of listing it."`
 	DstList          string `name:"dst-list" placeholder:"FILE" type:"path" help:"Plan from saved bsls output of the destination instead of listing it."`
 
+	// The buttersink script's run report: bsplan holds it because it
+	// runs first and knows SRC and DST; the format is lib/metrics'.
+	StatsFile   string `name:"stats-file" hidden:"" placeholder:"FILE" type:"path" help:"Append the plan's start and longest destination chain to FILE as a JSON line."`
+	Report      int    `name:"report" hidden:"" default:"-1" placeholder:"STATUS" help:"Instead of planning, report a run that ended with STATUS from the lines of --stats-file."`
+	MetricsFile string `name:"metrics-file" hidden:"" placeholder:"FILE" type:"path" help:"With --report: write Prometheus textfile-collector metrics to FILE."`
+	SummaryJSON bool   `name:"summary-json" hidden:"" help:"With --report: print a JSON summary line."`
+
 	Src string `arg:"" name:"SRC" help:"SRC/ for every read-only snapshot below SRC, SRC/NAME for one."`
 	Dst string `arg:"" name:"DST" help:"Destination directory; relative paths below SRC are kept below it."`
 }
@@ -36,11 +44,19 @@ type flags struct {
 func main() {
 	var f flags
 	os.Exit(cli.Main("bsplan", "Plan what to send from SRC to DST and from which parents, as JSON Lines steps.", &f, func(ctx context.Context, env *cli.Env) error {
+		if f.Report >= 0 {
+			return metrics.Report(env.Stdout, f.StatsFile, f.MetricsFile, f.SummaryJSON, f.Dst, f.Report)
+		}
+		if f.MetricsFile != "" || f.SummaryJSON {
+			return cli.UsageError("--metrics-file and --summary-json go with --report")
+		}
+		rec := metrics.Flags{StatsFile: f.StatsFile}.Recorder(f.Dst)
+		env.AtExit(rec.AtExit(env.Log))
 		return Run(ctx, env, Options{
 			Src: f.Src, Dst: f.Dst, SrcList: f.SrcList, DstList: f.DstList,
 			DryRun: f.DryRun, Delete: f.Delete, Estimate: f.Estimate, MaxChain: f.MaxChain,
 			Schedule: f.Schedule, TZ: f.TZ, Now: f.Now, Prune: f.Prune, AllowEmptySource: f.AllowEmptySource, NoResume: f.NoResume,
-			Remote: f.Remote, Objects: f.Objects.Options(),
+			Remote: f.Remote, Objects: f.Objects.Options(), Stats: &rec.Stats,
 		})
 	}))
 }

@@ -24,6 +24,7 @@ import (
 	"github.com/buttersink/buttersink/lib/inventory"
 	"github.com/buttersink/buttersink/lib/jsonl"
 	"github.com/buttersink/buttersink/lib/location"
+	"github.com/buttersink/buttersink/lib/metrics"
 	"github.com/buttersink/buttersink/lib/names"
 	"github.com/buttersink/buttersink/lib/objstore"
 	"github.com/buttersink/buttersink/lib/objstore/objkey"
@@ -55,6 +56,8 @@ type Options struct {
 	NoResume bool
 	Remote   remote.Flags
 	Objects  objstore.Options
+	// Stats, when set, is told the longest chain the plan leaves.
+	Stats *metrics.Stats
 }
 
 // Run plans and prints the steps.
@@ -171,6 +174,9 @@ func Run(ctx context.Context, env *cli.Env, o Options) error {
 		case plan.OpDelete:
 			env.Log.Debug("delete "+st.Snapshot.Path, "key", st.Snapshot.Key, "reason", st.Reason)
 		}
+	}
+	if o.Stats != nil {
+		o.Stats.MaxChain = int64(res.MaxChain)
 	}
 	if !o.DryRun {
 		w := jsonl.NewWriter(env.Stdout)

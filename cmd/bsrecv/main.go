@@ -10,13 +10,15 @@ import (
 	"github.com/buttersink/buttersink/lib/cli"
 	"github.com/buttersink/buttersink/lib/hint"
 	"github.com/buttersink/buttersink/lib/lock"
+	"github.com/buttersink/buttersink/lib/metrics"
 	"github.com/buttersink/buttersink/lib/remote"
 )
 
 type flags struct {
 	cli.Globals
-	Remote remote.Flags `embed:""`
-	Lock   lock.Flags   `embed:""`
+	Remote remote.Flags  `embed:""`
+	Lock   lock.Flags    `embed:""`
+	Stats  metrics.Flags `embed:""`
 
 	InPlace bool `name:"in-place" help:"Apply every stream into the one directory DEST names (dir:///dir/NAME), which then holds the newest snapshot only."`
 
@@ -37,6 +39,8 @@ func main() {
 			return usage("--tar writes to stdout: no DEST")
 		case f.Tar && (f.Remote.Sudo || f.Lock.Wait || f.Lock.WaitTimeout != 0 || f.InPlace):
 			return usage("--sudo, --wait, --wait-timeout and --in-place do not go with --tar")
+		case f.Tar && f.Stats.MetricsFile != "":
+			return usage("--metrics-file does not go with --tar")
 		case f.Tar:
 			return RunTar(ctx, env, TarOptions{TmpDir: f.TmpDir, Include: f.Include, Exclude: f.Exclude})
 		case f.Dest == "":
@@ -48,6 +52,8 @@ func main() {
 		case (len(f.Include) > 0 || len(f.Exclude) > 0) && !f.InPlace:
 			return usage("--include and --exclude on dir:// go with --in-place")
 		}
-		return Run(ctx, env, Options{Dest: f.Dest, Remote: f.Remote, Lock: f.Lock, InPlace: f.InPlace, Include: f.Include, Exclude: f.Exclude})
+		rec := f.Stats.Recorder(f.Dest)
+		env.AtExit(rec.AtExit(env.Log))
+		return Run(ctx, env, Options{Dest: f.Dest, Remote: f.Remote, Lock: f.Lock, InPlace: f.InPlace, Include: f.Include, Exclude: f.Exclude, Stats: &rec.Stats})
 	}))
 }

@@ -95,14 +95,12 @@ func receivePlain(ctx context.Context, env *cli.Env, opts Options, loc location.
 	filtered := len(opts.Include) > 0 || len(opts.Exclude) > 0
 	if filtered {
 		n, total, err = rv.receiveFiltered(ctx, r, opts)
-		if err != nil {
-			return err
-		}
+	} else {
+		n, skipped, total, err = receiveStreams(ctx, r, rv.receive)
 	}
-	if !filtered {
-		if n, skipped, total, err = receiveStreams(ctx, r, rv.receive); err != nil {
-			return err
-		}
+	count(opts.Stats, n-skipped, total)
+	if err != nil {
+		return err
 	}
 	if env.Verbose > 0 {
 		env.Log.Info(fmt.Sprintf("received %s (%d skipped)", progress.Summary(n, "snapshot", total, time.Since(start)), skipped))

@@ -37,6 +37,7 @@ import (
 	"github.com/buttersink/buttersink/lib/jsonl"
 	"github.com/buttersink/buttersink/lib/location"
 	"github.com/buttersink/buttersink/lib/lock"
+	"github.com/buttersink/buttersink/lib/metrics"
 	"github.com/buttersink/buttersink/lib/names"
 	"github.com/buttersink/buttersink/lib/progress"
 	"github.com/buttersink/buttersink/lib/receive"
@@ -60,6 +61,18 @@ type Options struct {
 	// Include and Exclude select what a restore in place writes: the
 	// whole chain is then taken in one run (plainfilter.go).
 	Include, Exclude []string
+	// Stats, when set, counts what is received.
+	Stats *metrics.Stats
+}
+
+// count adds n snapshots received from streams of total bytes to st. A
+// received stream is stored whole: its bytes count as sent and stored.
+func count(st *metrics.Stats, n int, total int64) {
+	if st != nil {
+		st.SnapshotsSent += int64(n)
+		st.BytesSent += total
+		st.BytesStored += total
+	}
 }
 
 // Run receives the streams on env.Stdin into opts.Dest.
@@ -152,6 +165,7 @@ func receiveLocal(ctx context.Context, env *cli.Env, opts Options, dest string) 
 	r := sendstream.NewReader(in)
 	r.OnCommand(rv.check)
 	n, skipped, total, err := receiveStreams(ctx, r, rv.receive)
+	count(opts.Stats, n-skipped, total)
 	if err != nil {
 		return err
 	}

@@ -6,9 +6,11 @@ package main
 import (
 	"context"
 	"os"
+	"strings"
 
 	"github.com/buttersink/buttersink/lib/cli"
 	"github.com/buttersink/buttersink/lib/lock"
+	"github.com/buttersink/buttersink/lib/metrics"
 	"github.com/buttersink/buttersink/lib/objstore"
 	"github.com/buttersink/buttersink/lib/remote"
 )
@@ -18,6 +20,7 @@ type flags struct {
 	Remote  remote.Flags   `embed:""`
 	Objects objstore.Flags `embed:""`
 	Lock    lock.Flags     `embed:""`
+	Stats   metrics.Flags  `embed:""`
 
 	DryRun     bool     `short:"n" name:"dry-run" help:"Check everything and print what would be deleted, deleting nothing."`
 	Incomplete string   `name:"incomplete" placeholder:"AGE" help:"Instead of reading steps, abort the unfinished uploads older than AGE (24h, 90m, 7d, 0s) in the s3:// or file:// directories given."`
@@ -27,6 +30,8 @@ type flags struct {
 func main() {
 	var f flags
 	os.Exit(cli.Main("bsrm", "Delete snapshots: plan delete steps on stdin, or snapshots named on the command line.", &f, func(ctx context.Context, env *cli.Env) error {
-		return Run(ctx, env, Options{Locations: f.Locations, DryRun: f.DryRun, Incomplete: f.Incomplete, Remote: f.Remote, Objects: f.Objects.Options(), Lock: f.Lock})
+		rec := f.Stats.Recorder(strings.Join(f.Locations, " "))
+		env.AtExit(rec.AtExit(env.Log))
+		return Run(ctx, env, Options{Locations: f.Locations, DryRun: f.DryRun, Incomplete: f.Incomplete, Remote: f.Remote, Objects: f.Objects.Options(), Lock: f.Lock, Stats: &rec.Stats})
 	}))
 }

@@ -32,6 +32,7 @@ import (
 	"github.com/buttersink/buttersink/lib/jsonl"
 	"github.com/buttersink/buttersink/lib/location"
 	"github.com/buttersink/buttersink/lib/lock"
+	"github.com/buttersink/buttersink/lib/metrics"
 	"github.com/buttersink/buttersink/lib/names"
 	"github.com/buttersink/buttersink/lib/objstore"
 	"github.com/buttersink/buttersink/lib/objstore/objkey"
@@ -55,6 +56,8 @@ type Options struct {
 	Objects    objstore.Options
 	// Lock says whether to wait for the destinations' locks.
 	Lock lock.Flags
+	// Stats, when set, counts the snapshots deleted.
+	Stats *metrics.Stats
 }
 
 // Result is one output line.
@@ -360,6 +363,14 @@ type remover struct {
 	scopes map[string]int
 }
 
+// countDeleted counts a deletion for the run's metrics. Over ssh the remote
+// bsrm's answer is not read back: a step it carried out counts.
+func (r *remover) countDeleted(did bool) {
+	if did && r.opts.Stats != nil {
+		r.opts.Stats.SnapshotsDeleted++
+	}
+}
+
 func (r *remover) close() {
 	for _, fd := range r.scopes {
 		unix.Close(fd)
@@ -467,6 +478,7 @@ func (r *remover) delete(ctx context.Context, c *checked) error {
 		res.Status, err = r.snapshotDir(c, !r.opts.DryRun)
 	case location.SSH:
 		// The remote bsrm checks the snapshot and prints the result line.
+		r.countDeleted(!r.opts.DryRun)
 		return remote.Remove(ctx, remote.Stdio{Stdin: r.env.Stdin, Stdout: r.env.Stdout, Stderr: r.env.Stderr, Log: r.env.Log, Quiet: r.env.Quiet, Verbose: r.env.Verbose}, r.opts.Remote, []plan.Step{*s}, r.opts.DryRun, r.opts.Lock.Args()...)
 	default:
 		err = fmt.Errorf("%s: unknown scheme", dst)
@@ -476,6 +488,7 @@ func (r *remover) delete(ctx context.Context, c *checked) error {
 	}
 	switch res.Status {
 	case "deleted":
+		r.countDeleted(true)
 		r.env.Log.Debug("deleted", "path", dst.DirString()+s.Snapshot.Path, "key", s.Snapshot.Key)
 	case "kept":
 		r.kept++

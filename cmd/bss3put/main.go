@@ -9,6 +9,7 @@ import (
 	"github.com/buttersink/buttersink/lib/cli"
 	"github.com/buttersink/buttersink/lib/location"
 	"github.com/buttersink/buttersink/lib/lock"
+	"github.com/buttersink/buttersink/lib/metrics"
 	"github.com/buttersink/buttersink/lib/objstore"
 	"github.com/buttersink/buttersink/lib/objstore/objopts"
 	"github.com/buttersink/buttersink/lib/objstore/s3store"
@@ -19,6 +20,7 @@ type flags struct {
 	cli.Globals
 	Store objstore.Flags `embed:""`
 	Lock  lock.Flags     `embed:""`
+	Stats metrics.Flags  `embed:""`
 
 	StorageClass  string            `name:"storage-class" placeholder:"CLASS" help:"S3 storage class of new objects (STANDARD, STANDARD_IA, GLACIER, DEEP_ARCHIVE, ...)."`
 	SSE           string            `name:"sse" placeholder:"ALG" help:"Server-side encryption of new objects: AES256 or aws:kms."`
@@ -35,6 +37,8 @@ type flags struct {
 func main() {
 	var f flags
 	os.Exit(cli.Main("bss3put", "Store the send streams read from stdin in an object store, one object per stream.", &f, func(ctx context.Context, env *cli.Env) error {
+		rec := f.Stats.Recorder(f.Location)
+		env.AtExit(rec.AtExit(env.Log))
 		dst, err := location.Parse(f.Location)
 		if err != nil {
 			return cli.UsageError("%v", err)
@@ -69,7 +73,7 @@ func main() {
 		}
 		return Put(ctx, env, PutOptions{
 			Dst: dst, Store: store, Encoding: enc, PartSize: int64(f.PartSize), Concurrency: f.Concurrency, MemoryLimit: true,
-			Lock: f.Lock.Options(env.Name, env.Log),
+			Lock: f.Lock.Options(env.Name, env.Log), Stats: &rec.Stats,
 		})
 	}))
 }

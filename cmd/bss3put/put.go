@@ -19,6 +19,7 @@ import (
 	"github.com/buttersink/buttersink/lib/jsonl"
 	"github.com/buttersink/buttersink/lib/location"
 	"github.com/buttersink/buttersink/lib/lock"
+	"github.com/buttersink/buttersink/lib/metrics"
 	"github.com/buttersink/buttersink/lib/objstore"
 	"github.com/buttersink/buttersink/lib/objstore/objkey"
 	"github.com/buttersink/buttersink/lib/progress"
@@ -45,6 +46,8 @@ type PutOptions struct {
 	Lock lock.Options
 	// meter counts the streams read (nil: none).
 	meter *progress.Meter
+	// Stats, when set, counts what is stored.
+	Stats *metrics.Stats
 }
 
 // memoryBase is the Go memory bss3put allows itself beside its part
@@ -133,6 +136,15 @@ func Put(ctx context.Context, env *cli.Env, opts PutOptions) (rerr error) {
 			stored++
 		}
 		bytesIn += s.Size()
+		if st := opts.Stats; st != nil {
+			st.BytesSent += s.Size()
+			if !skip {
+				st.SnapshotsSent++
+				if rec.Size != nil {
+					st.BytesStored += *rec.Size
+				}
+			}
+		}
 		if err := out.Write(rec); err != nil {
 			return fmt.Errorf("stdout: %w", err)
 		}

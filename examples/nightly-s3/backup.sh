@@ -13,6 +13,8 @@
 #   SCHEDULE         calendar schedule, e.g. "1y 3m 30d 24h" (optional)
 #   SCHEDULE_TZ      its time zone, e.g. Europe/Berlin (optional)
 #   PRUNE            yes: delete what SCHEDULE no longer keeps (needs SCHEDULE)
+#   METRICS_FILE     Prometheus textfile-collector file to replace at the end
+#                    of each run, e.g. /var/lib/node_exporter/buttersink.prom
 #   AWS_*            S3 settings (AWS_ENDPOINT_URL, AWS_PROFILE, ...), read by
 #                    the commands themselves
 #
@@ -33,6 +35,7 @@ yes)
 "" | no) ;;
 *) echo "backup.sh: PRUNE must be yes or no, not $PRUNE" >&2; exit 2 ;;
 esac
+[ -z "${METRICS_FILE:-}" ] || set -- "$@" --metrics-file "$METRICS_FILE"
 [ -n "${SCHEDULE:-}" ] || [ -z "${SCHEDULE_TZ:-}" ] || { echo "backup.sh: SCHEDULE_TZ needs SCHEDULE" >&2; exit 2; }
 if [ -n "${SUBVOLUME:-}" ]; then
 	# Names are unique to the second; a second run within the same second

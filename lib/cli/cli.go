@@ -78,7 +78,12 @@ type Env struct {
 	// ProgressInterval in its log mode.
 	Progress         progress.Mode
 	ProgressInterval time.Duration
+	atExit           []func(code int)
 }
+
+// AtExit has fn called with the exit code once the run's error is mapped
+// to it (lib/metrics reports the status of the run it counted).
+func (e *Env) AtExit(fn func(code int)) { e.atExit = append(e.atExit, fn) }
 
 // ShowProgress reports whether a progress line is drawn on the terminal.
 func (e *Env) ShowProgress() bool { return e.Progress == progress.Bar }
@@ -217,7 +222,11 @@ func main(name, description string, args []string, flags Flags, run func(ctx con
 	err = run(ctx, env)
 	interrupted := ctx.Err() != nil
 	stop()
-	return reportTo(os.Stderr, style, name, err, interrupted, logger)
+	code = reportTo(os.Stderr, style, name, err, interrupted, logger)
+	for _, fn := range env.atExit {
+		fn(code)
+	}
+	return code
 }
 
 // Report prints err (if any) and returns the exit code for it.

@@ -141,3 +141,31 @@ func TestIsJournal(t *testing.T) {
 		}
 	}
 }
+
+type atExitFlags struct{ Globals }
+
+// TestAtExit: a function given to AtExit gets the exit code the run's
+// error maps to, the busy lock's 75 included.
+func TestAtExit(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		want int
+	}{
+		{nil, ExitOK},
+		{errors.New("x"), ExitFailure},
+		{UsageError("bad"), ExitUsage},
+		{&ExitError{Code: ExitLocked, Err: errors.New("locked")}, ExitLocked},
+	} {
+		got := -1
+		saved := os.Stderr
+		os.Stderr, _ = os.Open(os.DevNull)
+		code := main("cmd", "test", nil, &atExitFlags{}, func(_ context.Context, env *Env) error {
+			env.AtExit(func(c int) { got = c })
+			return tc.err
+		})
+		os.Stderr = saved
+		if code != tc.want || got != tc.want {
+			t.Errorf("%v: exit %d, AtExit got %d; want %d", tc.err, code, got, tc.want)
+		}
+	}
+}

@@ -66,7 +66,10 @@ type Result struct {
 	Kept int
 	// Unrestorable lists selected objects whose chain is broken.
 	Unrestorable []string
-	policy       *schedule.Policy
+	// MaxChain is the longest restore chain at an object-store destination
+	// once the steps are carried out (0 for btrfs).
+	MaxChain int
+	policy   *schedule.Policy
 }
 
 // NoSuchSnapshotError is a source location naming a snapshot that is not
@@ -192,10 +195,55 @@ func Plan(ctx context.Context, src, dst []snapshot.Snapshot, opts Options) (*Res
 	}
 	pl.planDeletes(res)
 	res.Steps = pl.steps
+	if pl.dstObjects {
+		res.MaxChain = pl.longestChain(res.Steps)
+	}
 	if !opts.Src.IsObjectStore() && !pl.dstObjects {
 		resumeSends(res.Steps, opts.Partials)
 	}
 	return res, nil
+}
+
+// longestChain is the longest restore chain among the objects steps keep
+// at the destination and those they send. A copy between stores sends
+// objects as they are (no Chain on the step): its chain is its parent's
+// there, plus one.
+func (pl *planner) longestChain(steps []Step) int {
+	gone := make(map[string]bool)
+	for _, s := range steps {
+		if s.Op == OpDelete {
+			gone[s.Snapshot.Key] = true
+		}
+	}
+	longest := 0
+	chain := make(map[uuid.UUID]int)
+	shortest := func(u uuid.UUID, c int) {
+		if old, ok := chain[u]; !ok || c < old {
+			chain[u] = c
+		}
+	}
+	for i, c := range pl.dst.chain {
+		if c != noChain && !gone[pl.dst.recs[i].Key] {
+			longest = max(longest, c)
+			shortest(pl.dst.recs[i].UUID, c)
+		}
+	}
+	for _, s := range steps {
+		if s.Op != OpSend {
+			continue
+		}
+		c := s.Chain
+		if c == 0 {
+			if p := s.Snapshot.SendParentUUID; p.IsZero() {
+				c = 1
+			} else if pc, ok := chain[p]; ok {
+				c = pc + 1
+			}
+		}
+		longest = max(longest, c)
+		shortest(s.Snapshot.UUID, c)
+	}
+	return longest
 }
 
 func snapTime(s *snapshot.Snapshot) time.Time {

@@ -184,15 +184,17 @@ func TestPlanRestore(t *testing.T) {
 		})
 	}
 	// Copies between stores move the same objects: each snapshot from an
-	// object whose parent the destination store has or gets first.
+	// object whose parent the destination store has or gets first;
+	// MaxChain is the longest chain the destination then holds.
 	copies := []struct {
-		name string
-		dst  []snapshot.Snapshot
-		want string
+		name  string
+		dst   []snapshot.Snapshot
+		want  string
+		chain int
 	}{
-		{"to an empty store", nil, "+a +b<a +c<b"},
-		{"chain start there", []snapshot.Snapshot{mk("a", "", 1000), mk("b", "a", 10)}, "+c<b"},
-		{"a full copy there", []snapshot.Snapshot{mk("c", "", 1500)}, "+a +b<a"},
+		{"to an empty store", nil, "+a +b<a +c<b", 3},
+		{"chain start there", []snapshot.Snapshot{mk("a", "", 1000), mk("b", "a", 10)}, "+c<b", 3},
+		{"a full copy there", []snapshot.Snapshot{mk("c", "", 1500)}, "+a +b<a", 2},
 	}
 	for _, tc := range copies {
 		t.Run("copy "+tc.name, func(t *testing.T) {
@@ -202,6 +204,9 @@ func TestPlanRestore(t *testing.T) {
 			}
 			if got := render(res.Steps); got != tc.want {
 				t.Errorf("got %q want %q", got, tc.want)
+			}
+			if res.MaxChain != tc.chain {
+				t.Errorf("MaxChain %d, want %d", res.MaxChain, tc.chain)
 			}
 		})
 	}
