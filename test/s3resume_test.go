@@ -1,0 +1,354 @@
+package test
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"log"
+	"math/rand"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/buttersink/buttersink/lib/sendstream"
+	"github.com/buttersink/buttersink/lib/stage"
+	"github.com/buttersink/buttersink/test/harness"
+)
+
+// genStream writes a send stream of one snapshot "gen" carrying about
+// size bytes of file data: alternating MiB of random bytes (which zstd
+// cannot shrink) and of text (which it can), the same for the same size
+// every time, as bssend regenerates a stream. It returns the stream's
+// SHA-256.
+func genStream(w io.Writer, size int64) (string, error) {
+	h := sha256.New()
+	out := io.MultiWriter(w, h)
+	b := sendstream.AppendHeader(nil, 1)
+	ct := make([]byte, 8)
+	binary.LittleEndian.PutUint64(ct, 7)
+	b = sendstream.AppendCommand(b, 1, sendstream.CmdSubvol, sendstream.Attr{Type: sendstream.AttrPath, Value: []byte("gen")},
+		sendstream.Attr{Type: sendstream.AttrUUID, Value: bytes.Repeat([]byte{0x5a}, 16)}, sendstream.Attr{Type: sendstream.AttrCTransID, Value: ct})
+	rnd := make([]byte, 1<<20)
+	rand.New(rand.NewSource(9)).Read(rnd)
+	var text bytes.Buffer
+	for i := 0; text.Len() < 1<<20; i++ {
+		fmt.Fprintf(&text, "line %d of a file that compresses well\n", i)
+	}
+	txt := text.Bytes()[:1<<20]
+	const chunk = 64 << 10
+	off := make([]byte, 8)
+	for pos := int64(0); pos < size; pos += chunk {
+		mib := pos >> 20
+		src := txt
+		if mib%2 == 0 {
+			src = rnd
+		}
+		data := src[pos&(1<<20-1):][:chunk]
+		if pos&(1<<20-1) == 0 {
+			// Each MiB differs from the others by its first bytes.
+			data = append(fmt.Appendf(nil, "%d-", mib), data[len(fmt.Sprint(mib))+1:]...)
+		}
+		binary.LittleEndian.PutUint64(off, uint64(pos))
+		b = sendstream.AppendCommand(b, 1, sendstream.CmdWrite, sendstream.Attr{Type: sendstream.AttrPath, Value: []byte("f")},
+			sendstream.Attr{Type: sendstream.AttrFileOffset, Value: off}, sendstream.Attr{Type: sendstream.AttrData, Value: data})
+		if len(b) >= 1<<20 {
+			if _, err := out.Write(b); err != nil {
+				return "", err
+			}
+			b = b[:0]
+		}
+	}
+	b = sendstream.AppendCommand(b, 1, sendstream.CmdEnd)
+	if _, err := out.Write(b); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// countingProxy forwards every request to the server and counts the
+// body bytes of the object data PUT (parts and single objects, not the
+// store's bookkeeping): what an upload costs on the wire.
+type countingProxy struct {
+	put atomic.Int64
+	url string
+}
+
+func startCountingProxy(t *testing.T, endpoint string) *countingProxy {
+	t.Helper()
+	target, err := url.Parse(endpoint)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cp := &countingProxy{}
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	// A killed client cuts its requests: not news.
+	proxy.ErrorLog = log.New(io.Discard, "", 0)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == "PUT" && !strings.Contains(r.URL.Path, "/.bs-uploads/") && !strings.Contains(r.URL.Path, "/.buttersink.lock") &&
+			r.Header.Get("X-Amz-Copy-Source") == "" && r.ContentLength > 0 {
+			cp.put.Add(r.ContentLength)
+		}
+		proxy.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	cp.url = srv.URL
+	return cp
+}
+
+// putRun is one bss3put of a generated stream through the proxy. With
+// killAt > 0 it is killed (SIGKILL) once that many object bytes were PUT;
+// then killed tells whether it was (it may have finished first).
+type putRun struct {
+	t        *testing.T
+	env      []string
+	args     []string
+	size     int64
+	killAt   int64
+	stdout   bytes.Buffer
+	stderr   bytes.Buffer
+	sum      string
+	killed   bool
+	exitCode int
+}
+
+func (r *putRun) run(proxy *countingProxy) {
+	t := r.t
+	t.Helper()
+	cmd := exec.Command(filepath.Join(harness.Bin(t), "bss3put"), r.args...)
+	cmd.Env = append(append(os.Environ(), r.env...), "AWS_ENDPOINT_URL="+proxy.url)
+	cmd.Stdout, cmd.Stderr = &r.stdout, &r.stderr
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	fed := make(chan string, 1)
+	go func() {
+		sum, _ := genStream(in, r.size)
+		in.Close()
+		fed <- sum
+	}()
+	done := make(chan struct{})
+	go func() { cmd.Wait(); close(done) }()
+	if r.killAt > 0 {
+		tick := time.NewTicker(5 * time.Millisecond)
+	wait:
+		for {
+			select {
+			case <-done:
+				break wait
+			case <-tick.C:
+				if proxy.put.Load() >= r.killAt {
+					cmd.Process.Kill()
+					r.killed = true
+					<-done
+					break wait
+				}
+			}
+		}
+		tick.Stop()
+	} else {
+		<-done
+	}
+	r.exitCode = cmd.ProcessState.ExitCode()
+	if !r.killed {
+		r.sum = <-fed
+	}
+}
+
+// heldBytes is what the server holds of the one multipart upload below
+// prefix: its key, upload ID and the sizes of its parts.
+func heldBytes(t *testing.T, m *harness.MinIO, prefix string) (key, id string, held int64, parts int) {
+	t.Helper()
+	ctx := context.Background()
+	c := m.Client()
+	// MinIO matches an upload's prefix only against its whole key.
+	ups, err := c.ListMultipartUploads(ctx, &s3.ListMultipartUploadsInput{Bucket: aws.String(m.Bucket)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	for _, u := range ups.Uploads {
+		if !strings.HasPrefix(aws.ToString(u.Key), prefix) {
+			continue
+		}
+		n++
+		key, id = aws.ToString(u.Key), aws.ToString(u.UploadId)
+	}
+	if n != 1 {
+		t.Fatalf("%d uploads below %s, want 1", n, prefix)
+	}
+	in := &s3.ListPartsInput{Bucket: aws.String(m.Bucket), Key: aws.String(key), UploadId: aws.String(id)}
+	for {
+		lp, err := c.ListParts(ctx, in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range lp.Parts {
+			held += aws.ToInt64(p.Size)
+			parts++
+		}
+		if !aws.ToBool(lp.IsTruncated) {
+			return
+		}
+		in.PartNumberMarker = lp.NextPartNumberMarker
+	}
+}
+
+// stockDecode reads an object from the server and runs it through a shell
+// pipeline of stock tools; it returns the SHA-256 of what comes out.
+func stockDecode(t *testing.T, m *harness.MinIO, key, pipeline string, env ...string) string {
+	t.Helper()
+	g, err := m.Client().GetObject(context.Background(), &s3.GetObjectInput{Bucket: aws.String(m.Bucket), Key: aws.String(key)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Body.Close()
+	cmd := exec.Command("bash", "-o", "pipefail", "-c", pipeline+" | sha256sum")
+	cmd.Env = append(os.Environ(), env...)
+	cmd.Stdin = g.Body
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("%s: %v\n%s", pipeline, err, stderr.String())
+	}
+	return strings.Fields(string(out))[0]
+}
+
+// records lists the resume records below a state directory.
+func records(t *testing.T, state string) []string {
+	t.Helper()
+	ents, err := os.ReadDir(filepath.Join(state, "buttersink", "uploads"))
+	if err != nil && !os.IsNotExist(err) {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, e := range ents {
+		out = append(out, filepath.Join(state, "buttersink", "uploads", e.Name()))
+	}
+	return out
+}
+
+// ageKey makes an age identity file in dir and returns it and its recipient.
+func ageKey(t *testing.T, dir string) (string, string) {
+	t.Helper()
+	harness.RequireCommand(t, "age-keygen")
+	harness.RequireCommand(t, "age")
+	harness.RequireCommand(t, "zstd")
+	key := filepath.Join(dir, "key")
+	r := mustOsh(t, nil, `age-keygen -o "$1" 2>/dev/null && age-keygen -y "$1"`, key)
+	return key, strings.TrimSpace(r.Stdout)
+}
+
+// TestBss3putResumeKilled: `bss3put --zstd -r R -R FILE` of a 1 GiB
+// stream is killed (SIGKILL) five times at random points (fixed seed)
+// between 10% and 90% of the upload; each rerun completes the object,
+// PUTs at most what the server did not hold plus one part per upload
+// slot, and the object decodes with the stock `age -d | zstd -d` to the
+// exact stream. The resume record is private while the upload is
+// interrupted and gone once it completes.
+func TestBss3putResumeKilled(t *testing.T) {
+	m := harness.StartMinIO(t)
+	dir := t.TempDir()
+	key, recipient := ageKey(t, dir)
+	_, recipient2 := ageKey(t, t.TempDir())
+	rfile := filepath.Join(dir, "recipients")
+	os.WriteFile(rfile, []byte(recipient2+"\n"), 0o644)
+	state := t.TempDir()
+	env := append(m.Env(), "XDG_STATE_HOME="+state)
+	proxy := startCountingProxy(t, m.Endpoint)
+	size := int64(envInt("BS_S3RESUME_MIB", 1024)) << 20
+	const part, conc = 8 << 20, 4
+	prefix := "kill/"
+	args := []string{"-v", "--zstd", "-r", recipient, "-R", rfile, "--part-size", "8MiB", "-j", fmt.Sprint(conc), "s3://" + m.Bucket + "/" + prefix}
+	// The encoded size, to aim the kills: the stream repeats every 2 MiB,
+	// so that of its first 64 MiB tells.
+	var est countWriter
+	enc, err := stage.NewEncoder(&est, stage.Encoding{Zstd: true, ZstdLevel: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	genStream(enc, 64<<20)
+	enc.Close()
+	encoded := int64(est) * (size >> 20) / 64
+	objKey := ""
+	rng := rand.New(rand.NewSource(17))
+	for i := 0; i < 5; i++ {
+		if objKey != "" {
+			if _, err := m.Client().DeleteObject(context.Background(), &s3.DeleteObjectInput{Bucket: aws.String(m.Bucket), Key: aws.String(objKey)}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		frac := 0.1 + 0.8*rng.Float64()
+		killed := &putRun{t: t, env: env, args: args, size: size, killAt: int64(frac * float64(encoded))}
+		proxy.put.Store(0)
+		killed.run(proxy)
+		if !killed.killed {
+			t.Fatalf("run %d: not killed at %.0f%% (exit %d)\n%s", i, 100*frac, killed.exitCode, killed.stderr.String())
+		}
+		_, _, held, parts := heldBytes(t, m, prefix)
+		recs := records(t, state)
+		if len(recs) != 1 {
+			t.Fatalf("run %d: %d resume records, want 1", i, len(recs))
+		}
+		if fi, err := os.Lstat(recs[0]); err != nil || fi.Mode() != 0o600 {
+			t.Errorf("run %d: resume record %v %v, want a file of mode 0600", i, fi, err)
+		}
+		if b, _ := os.ReadFile(recs[0]); !bytes.Contains(b, []byte("age_file_key")) {
+			t.Errorf("run %d: record without the key: %s", i, b)
+		}
+		rerun := &putRun{t: t, env: env, args: args, size: size}
+		proxy.put.Store(0)
+		rerun.run(proxy)
+		if rerun.exitCode != 0 {
+			t.Fatalf("run %d rerun: exit %d\n%s", i, rerun.exitCode, rerun.stderr.String())
+		}
+		sent := proxy.put.Load()
+		objKey = prefix + objRecords(t, rerun.stdout.String())[0].Key
+		head, err := m.Client().HeadObject(context.Background(), &s3.HeadObjectInput{Bucket: aws.String(m.Bucket), Key: aws.String(objKey)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		encoded = aws.ToInt64(head.ContentLength)
+		bound := encoded - held + conc*part
+		t.Logf("run %d: killed at %.0f%% of the upload (%d parts, %d of %d bytes held), rerun sent %d bytes (bound %d)", i, 100*float64(held)/float64(encoded), parts, held, encoded, sent, bound)
+		if float64(held) < 0.05*float64(encoded) || held > encoded {
+			t.Errorf("run %d: killed with %d of %d bytes held", i, held, encoded)
+		}
+		if sent > bound {
+			t.Errorf("run %d: rerun sent %d bytes, more than %d remaining + %d×%d", i, sent, encoded-held, conc, part)
+		}
+		if strings.Contains(rerun.stderr.String(), "WARN") {
+			t.Errorf("run %d: rerun warned:\n%s", i, rerun.stderr.String())
+		}
+		if recs := records(t, state); len(recs) != 0 {
+			t.Errorf("run %d: resume records left after completion: %v", i, recs)
+		}
+		if got := stockDecode(t, m, objKey, `age -d -i "$KEY" | zstd -d`, "KEY="+key); got != rerun.sum {
+			t.Fatalf("run %d: age -d | zstd -d gives sha256 %s, stream %s", i, got, rerun.sum)
+		}
+	}
+}
+
+// countWriter counts what is written to it.
+type countWriter int64
+
+func (c *countWriter) Write(p []byte) (int, error) { *c += countWriter(len(p)); return len(p), nil }
