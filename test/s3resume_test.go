@@ -17,6 +17,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -352,3 +353,156 @@ func TestBss3putResumeKilled(t *testing.T) {
 type countWriter int64
 
 func (c *countWriter) Write(p []byte) (int, error) { *c += countWriter(len(p)); return len(p), nil }
+
+// killAndRerun kills one bss3put of a generated stream of size bytes
+// once killAt object bytes were PUT, then reruns it to the end. It
+// returns the rerun, the bytes the server held between the two and the
+// bytes the rerun PUT.
+func killAndRerun(t *testing.T, m *harness.MinIO, proxy *countingProxy, env, args []string, prefix string, size, killAt int64, between func()) (rerun *putRun, held, sent int64, heldParts int) {
+	t.Helper()
+	killed := &putRun{t: t, env: env, args: args, size: size, killAt: killAt}
+	proxy.put.Store(0)
+	killed.run(proxy)
+	if !killed.killed {
+		t.Fatalf("not killed (exit %d)\n%s", killed.exitCode, killed.stderr.String())
+	}
+	_, _, held, heldParts = heldBytes(t, m, prefix)
+	if heldParts == 0 {
+		t.Fatalf("killed before the server held a part")
+	}
+	if between != nil {
+		between()
+	}
+	rerun = &putRun{t: t, env: env, args: args, size: size}
+	proxy.put.Store(0)
+	rerun.run(proxy)
+	if rerun.exitCode != 0 {
+		t.Fatalf("rerun: exit %d\n%s", rerun.exitCode, rerun.stderr.String())
+	}
+	return rerun, held, proxy.put.Load(), heldParts
+}
+
+// TestBss3putResumeEncodings: every encoding, alone and combined,
+// resumes: the rerun keeps every part the server holds and the object
+// decodes to the stream. A filter whose output is not reproducible makes
+// the rerun store the object again from the start, with a warning. The
+// age key's record is refused when it is a link, not private, or the
+// record of another upload (the rerun then starts over, writing a new
+// record, never through the link), and removed by bsrm --incomplete
+// with the upload.
+func TestBss3putResumeEncodings(t *testing.T) {
+	m := harness.StartMinIO(t)
+	dir := t.TempDir()
+	key, recipient := ageKey(t, dir)
+	state := t.TempDir()
+	env := append(m.Env(), "XDG_STATE_HOME="+state)
+	proxy := startCountingProxy(t, m.Endpoint)
+	const size, part, conc = 40 << 20, 5 << 20, 2
+	type tc struct {
+		name         string
+		put, get     []string
+		reproducible bool
+		between      func(t *testing.T)
+		warn         string
+	}
+	record := func(t *testing.T) string {
+		recs := records(t, state)
+		if len(recs) != 1 {
+			t.Fatalf("%d resume records, want 1", len(recs))
+		}
+		if fi, err := os.Lstat(recs[0]); err != nil || fi.Mode() != 0o600 {
+			t.Fatalf("resume record %v %v, want mode 0600", fi, err)
+		}
+		return recs[0]
+	}
+	target := filepath.Join(dir, "target")
+	age := []string{"-r", recipient}
+	ageGet := []string{"-i", key}
+	cases := []tc{
+		{name: "zstd", put: []string{"--zstd"}, reproducible: true},
+		{name: "age", put: age, get: ageGet, reproducible: true},
+		{name: "filter", put: []string{"--filter", "gzip -n -1"}, get: []string{"--filter", "gzip -dc"}, reproducible: true},
+		{name: "all", put: []string{"--zstd", "-r", recipient, "--filter", "gzip -n -1"}, get: []string{"-i", key, "--filter", "gzip -dc"}, reproducible: true},
+		{name: "random-filter", put: []string{"--filter", "{ head -c 16 /dev/urandom; cat; }"}, get: []string{"--filter", "tail -c +17"},
+			warn: "filter whose output is not reproducible"},
+		{name: "record-link", put: age, get: ageGet, warn: "refused", between: func(t *testing.T) {
+			r := record(t)
+			os.WriteFile(target, []byte("keep"), 0o600)
+			os.Remove(r)
+			if err := os.Symlink(target, r); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{name: "record-mode", put: age, get: ageGet, warn: "refused", between: func(t *testing.T) {
+			os.Chmod(record(t), 0o644)
+		}},
+		{name: "record-other-upload", put: age, get: ageGet, warn: "refused", between: func(t *testing.T) {
+			r := record(t)
+			b, _ := os.ReadFile(r)
+			b = regexp.MustCompile(`"upload_id":"[^"]*"`).ReplaceAll(b, []byte(`"upload_id":"another"`))
+			os.WriteFile(r, b, 0o600)
+		}},
+		{name: "record-other-owner", put: age, get: ageGet, warn: "refused", between: func(t *testing.T) {
+			if os.Geteuid() != 0 {
+				return
+			}
+			os.Chown(record(t), 65534, 65534)
+		}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			prefix := c.name + "/"
+			url := "s3://" + m.Bucket + "/" + prefix
+			args := append(append([]string{"-v", "--part-size", "5MiB", "-j", fmt.Sprint(conc)}, c.put...), url)
+			between := func() {
+				if c.between != nil {
+					c.between(t)
+				}
+			}
+			rerun, held, sent, heldParts := killAndRerun(t, m, proxy, env, args, prefix, size, 3*part, between)
+			stderr := rerun.stderr.String()
+			kept := strings.Count(stderr, "part kept")
+			recs := objRecords(t, rerun.stdout.String())
+			head, err := m.Client().HeadObject(context.Background(), &s3.HeadObjectInput{Bucket: aws.String(m.Bucket), Key: aws.String(prefix + recs[0].Key)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			encoded := aws.ToInt64(head.ContentLength)
+			t.Logf("%d parts (%d bytes) held, %d kept, rerun sent %d of %d bytes", heldParts, held, kept, sent, encoded)
+			if c.reproducible {
+				if kept != heldParts || sent > encoded-held+conc*part || strings.Contains(stderr, "WARN") {
+					t.Errorf("kept %d of %d parts held, sent %d bytes (%d remaining)\n%s", kept, heldParts, sent, encoded-held, stderr)
+				}
+			} else if kept != 0 || !strings.Contains(stderr, c.warn) || !strings.Contains(stderr, "storing the object again from the start") {
+				t.Errorf("kept %d parts, want a restart with a warning (%q)\n%s", kept, c.warn, stderr)
+			}
+			got := mustOsh(t, env, `bss3get "$@" | sha256sum`, append(c.get, url+recs[0].Key)...).Stdout
+			if strings.Fields(got)[0] != rerun.sum {
+				t.Errorf("bss3get gives sha256 %s, stream %s", got, rerun.sum)
+			}
+			if recs := records(t, state); len(recs) != 0 {
+				t.Errorf("resume records left: %v", recs)
+			}
+			if b, err := os.ReadFile(target); c.name == "record-link" && (err != nil || string(b) != "keep") {
+				t.Errorf("the link's target was touched: %q %v", b, err)
+			}
+		})
+	}
+
+	// bsrm --incomplete aborts the upload and removes its record.
+	t.Run("abort", func(t *testing.T) {
+		prefix := "abort/"
+		url := "s3://" + m.Bucket + "/" + prefix
+		killed := &putRun{t: t, env: env, args: []string{"--zstd", "-r", recipient, "--part-size", "5MiB", url}, size: size, killAt: 2 * part}
+		proxy.put.Store(0)
+		killed.run(proxy)
+		if !killed.killed {
+			t.Fatalf("not killed (exit %d)\n%s", killed.exitCode, killed.stderr.String())
+		}
+		record(t)
+		mustOsh(t, env, `bsrm --incomplete 0s "$1"`, url)
+		if recs := records(t, state); len(recs) != 0 {
+			t.Errorf("resume records left after bsrm --incomplete: %v", recs)
+		}
+	})
+}
