@@ -90,14 +90,6 @@ func (e Encoding) Stages() []string {
 	return s
 }
 
-// Reproducible reports whether encoding the same stream twice surely
-// gives the same bytes, which resuming an upload needs: zstd does (its
-// options do not depend on the machine), age does under the same AgeKey,
-// and a filter command may or may not.
-func (e Encoding) Reproducible() bool {
-	return (len(e.Recipients) == 0 || e.AgeKey != nil) && len(e.Filters) == 0
-}
-
 // Encoder writes raw stream bytes through the stages into the writer
 // underneath.
 type Encoder struct {
