@@ -68,7 +68,7 @@ func TestBss3putInterrupt(t *testing.T) {
 	// The age key of a kept upload is kept here.
 	state := "XDG_STATE_HOME=" + t.TempDir()
 	combos := []struct {
-		name      string
+		name     string
 		put, get []string
 	}{
 		{"none", nil, nil},
