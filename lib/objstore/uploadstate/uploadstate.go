@@ -49,6 +49,17 @@ var ErrNotExist = errors.New("no resume record")
 // and refused unless it is a directory of this user that no one else can
 // write into.
 func Dir() (string, error) {
+	dir, err := path()
+	if err != nil {
+		return "", err
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", fmt.Errorf("resume records: %w", err)
+	}
+	return dir, check(dir)
+}
+
+func path() (string, error) {
 	base := os.Getenv("XDG_STATE_HOME")
 	if !filepath.IsAbs(base) {
 		home := os.Getenv("HOME")
@@ -57,19 +68,29 @@ func Dir() (string, error) {
 		}
 		base = filepath.Join(home, ".local", "state")
 	}
-	dir := filepath.Join(base, "buttersink", "uploads")
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return "", fmt.Errorf("resume records: %w", err)
-	}
+	return filepath.Join(base, "buttersink", "uploads"), nil
+}
+
+func check(dir string) error {
 	fi, err := os.Lstat(dir)
 	if err != nil {
-		return "", fmt.Errorf("resume records: %w", err)
+		return fmt.Errorf("resume records: %w", err)
 	}
 	st, ok := fi.Sys().(*syscall.Stat_t)
 	if !fi.IsDir() || !ok || int(st.Uid) != os.Geteuid() || fi.Mode().Perm()&0o022 != 0 {
-		return "", fmt.Errorf("resume records: %s is not a private directory of this user", dir)
+		return fmt.Errorf("resume records: %s is not a private directory of this user", dir)
 	}
-	return dir, nil
+	return nil
+}
+
+// existing is the records' directory if it is there (and private):
+// removing records never makes it.
+func existing() (string, bool) {
+	dir, err := path()
+	if err != nil || check(dir) != nil {
+		return "", false
+	}
+	return dir, true
 }
 
 // keyPrefix names the records of one object: they are found by it when a
@@ -178,7 +199,7 @@ func parse(b []byte, object, id string) (Record, error) {
 
 // Remove deletes the record of an upload, if any.
 func Remove(object, id string) {
-	if dir, err := Dir(); err == nil {
+	if dir, ok := existing(); ok {
 		os.Remove(filepath.Join(dir, name(object, id)))
 	}
 }
@@ -187,8 +208,8 @@ func Remove(object, id string) {
 // aborted elsewhere (bsrm --incomplete on another machine), they are
 // dropped when the next upload of the key starts.
 func RemoveObject(object string) {
-	dir, err := Dir()
-	if err != nil {
+	dir, ok := existing()
+	if !ok {
 		return
 	}
 	ents, err := os.ReadDir(dir)

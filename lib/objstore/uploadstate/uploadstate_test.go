@@ -19,7 +19,14 @@ func rec(id string) Record {
 // back for its own upload only, and removed with its upload or its
 // object.
 func TestSaveLoad(t *testing.T) {
-	t.Setenv("XDG_STATE_HOME", t.TempDir())
+	base := t.TempDir()
+	t.Setenv("XDG_STATE_HOME", base)
+	// Removing makes no directory (uploads without age keep no record).
+	Remove(obj, "id1")
+	RemoveObject(obj)
+	if _, err := os.Stat(filepath.Join(base, "buttersink")); !os.IsNotExist(err) {
+		t.Errorf("removing made the directory: %v", err)
+	}
 	if err := Save(rec("id1")); err != nil {
 		t.Fatal(err)
 	}
