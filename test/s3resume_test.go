@@ -34,9 +34,9 @@ import (
 // genStream writes a send stream of one snapshot "gen" carrying about
 // size bytes of file data: alternating MiB of random bytes (which zstd
 // cannot shrink) and of text (which it can), the same for the same size
-// every time, as bssend regenerates a stream. It returns the stream's
-// SHA-256.
-func genStream(w io.Writer, size int64) (string, error) {
+// every time, as bssend regenerates a stream (another seed gives other
+// random bytes under the same snapshot). It returns the stream's SHA-256.
+func genStream(w io.Writer, size, seed int64) (string, error) {
 	h := sha256.New()
 	out := io.MultiWriter(w, h)
 	b := sendstream.AppendHeader(nil, 1)
@@ -45,7 +45,7 @@ func genStream(w io.Writer, size int64) (string, error) {
 	b = sendstream.AppendCommand(b, 1, sendstream.CmdSubvol, sendstream.Attr{Type: sendstream.AttrPath, Value: []byte("gen")},
 		sendstream.Attr{Type: sendstream.AttrUUID, Value: bytes.Repeat([]byte{0x5a}, 16)}, sendstream.Attr{Type: sendstream.AttrCTransID, Value: ct})
 	rnd := make([]byte, 1<<20)
-	rand.New(rand.NewSource(9)).Read(rnd)
+	rand.New(rand.NewSource(seed)).Read(rnd)
 	var text bytes.Buffer
 	for i := 0; text.Len() < 1<<20; i++ {
 		fmt.Fprintf(&text, "line %d of a file that compresses well\n", i)
@@ -120,6 +120,7 @@ type putRun struct {
 	args     []string
 	size     int64
 	killAt   int64
+	seed     int64
 	stdout   bytes.Buffer
 	stderr   bytes.Buffer
 	sum      string
@@ -142,7 +143,7 @@ func (r *putRun) run(proxy *countingProxy) {
 	}
 	fed := make(chan string, 1)
 	go func() {
-		sum, _ := genStream(in, r.size)
+		sum, _ := genStream(in, r.size, 9+r.seed)
 		in.Close()
 		fed <- sum
 	}()
@@ -287,7 +288,7 @@ func TestBss3putResumeKilled(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	genStream(enc, 64<<20)
+	genStream(enc, 64<<20, 9)
 	enc.Close()
 	encoded := int64(est) * (size >> 20) / 64
 	objKey := ""
@@ -358,7 +359,7 @@ func (c *countWriter) Write(p []byte) (int, error) { *c += countWriter(len(p)); 
 // once killAt object bytes were PUT, then reruns it to the end. It
 // returns the rerun, the bytes the server held between the two and the
 // bytes the rerun PUT.
-func killAndRerun(t *testing.T, m *harness.MinIO, proxy *countingProxy, env, args []string, prefix string, size, killAt int64, between func()) (rerun *putRun, held, sent int64, heldParts int) {
+func killAndRerun(t *testing.T, m *harness.MinIO, proxy *countingProxy, env, args []string, prefix string, size, killAt, rerunSeed int64, between func()) (rerun *putRun, held, sent int64, heldParts int) {
 	t.Helper()
 	killed := &putRun{t: t, env: env, args: args, size: size, killAt: killAt}
 	proxy.put.Store(0)
@@ -373,7 +374,7 @@ func killAndRerun(t *testing.T, m *harness.MinIO, proxy *countingProxy, env, arg
 	if between != nil {
 		between()
 	}
-	rerun = &putRun{t: t, env: env, args: args, size: size}
+	rerun = &putRun{t: t, env: env, args: args, size: size, seed: rerunSeed}
 	proxy.put.Store(0)
 	rerun.run(proxy)
 	if rerun.exitCode != 0 {
@@ -385,7 +386,8 @@ func killAndRerun(t *testing.T, m *harness.MinIO, proxy *countingProxy, env, arg
 // TestBss3putResumeEncodings: every encoding, alone and combined,
 // resumes: the rerun keeps every part the server holds and the object
 // decodes to the stream. A filter whose output is not reproducible makes
-// the rerun store the object again from the start, with a warning. The
+// the rerun store the object again from the start, with a warning, and so
+// does a rerun whose stream is not the one the first run read. The
 // age key's record is refused when it is a link, not private, or the
 // record of another upload (the rerun then starts over, writing a new
 // record, never through the link), and removed by bsrm --incomplete
@@ -402,6 +404,7 @@ func TestBss3putResumeEncodings(t *testing.T) {
 		name         string
 		put, get     []string
 		reproducible bool
+		rerunSeed    int64
 		between      func(t *testing.T)
 		warn         string
 	}
@@ -425,6 +428,8 @@ func TestBss3putResumeEncodings(t *testing.T) {
 		{name: "all", put: []string{"--zstd", "-r", recipient, "--filter", "gzip -n -1"}, get: []string{"-i", key, "--filter", "gzip -dc"}, reproducible: true},
 		{name: "random-filter", put: []string{"--filter", "{ head -c 16 /dev/urandom; cat; }"}, get: []string{"--filter", "tail -c +17"},
 			warn: "filter whose output is not reproducible"},
+		// The rerun's stream is not the one the first run read.
+		{name: "other-stream", put: []string{"--zstd", "-r", recipient}, get: ageGet, rerunSeed: 1, warn: "another stream"},
 		{name: "record-link", put: age, get: ageGet, warn: "refused", between: func(t *testing.T) {
 			r := record(t)
 			os.WriteFile(target, []byte("keep"), 0o600)
@@ -458,7 +463,7 @@ func TestBss3putResumeEncodings(t *testing.T) {
 					c.between(t)
 				}
 			}
-			rerun, held, sent, heldParts := killAndRerun(t, m, proxy, env, args, prefix, size, 3*part, between)
+			rerun, held, sent, heldParts := killAndRerun(t, m, proxy, env, args, prefix, size, 3*part, c.rerunSeed, between)
 			stderr := rerun.stderr.String()
 			kept := strings.Count(stderr, "part kept")
 			recs := objRecords(t, rerun.stdout.String())
