@@ -190,17 +190,25 @@ func putStream(ctx context.Context, env *cli.Env, st objstore.Store, s *sendstre
 	// goroutines) never waits on a part upload.
 	pctx, stop := context.WithCancelCause(ctx)
 	defer stop(nil)
+	res := newResumer(env, where, opts.Encoding)
 	p, err := st.Create(pctx, key, meta, objstore.PutOptions{
 		PartSize:    opts.PartSize,
 		Concurrency: opts.Concurrency,
-		Discard:     !opts.Encoding.Reproducible(),
+		Discard:     res.discard(),
+		Started:     res.started,
+		Mismatch:    res.mismatch,
 		Log:         func(msg string, args ...any) { env.Log.Debug(msg, args...) },
 		PartMemory:  partMemory,
 	})
 	if err != nil {
 		return snapshot.Snapshot{}, false, err
 	}
-	enc, err := stage.NewEncoder(p, opts.Encoding)
+	encoding, err := res.prepare()
+	if err != nil {
+		p.Abort()
+		return snapshot.Snapshot{}, false, err
+	}
+	enc, err := stage.NewEncoder(p, encoding)
 	if err != nil {
 		p.Abort()
 		return snapshot.Snapshot{}, false, err

@@ -154,9 +154,20 @@ type PutOptions struct {
 	// Concurrency is the number of parts in flight (S3).
 	Concurrency int
 	// Discard makes a failed upload leave nothing behind. Without it an
-	// S3 multipart upload stays for the next run to resume; set it for
-	// encodings that are not reproducible (age), whose parts never match.
+	// S3 multipart upload stays for the next run to resume; set it when
+	// the next run cannot reproduce the encoding (age with no local
+	// resume record), so that no part would match.
 	Discard bool
+	// Started, when set, is told the ID of the upload that outlives the
+	// run (S3 multipart): from Create for the upload it resumes
+	// (resumed), or once a new one is created, before its first part is
+	// sent. An error stops the upload.
+	Started func(uploadID string, resumed bool) error
+	// Mismatch, when set, is told the first part of a resumed upload
+	// whose bytes differ from the ones written now; when it returns true
+	// no part of the interrupted run is kept from then on (the encoding
+	// was not reproduced: each later part would differ too).
+	Mismatch func(part int) bool
 	// Log receives a debug line per part sent or kept when resuming.
 	Log func(msg string, args ...any)
 	// PartMemory, when set, is told how many bytes the part buffers may

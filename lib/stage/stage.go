@@ -66,8 +66,10 @@ type Encoding struct {
 	// Zstd compresses at ZstdLevel (1..22; 0 = default 3).
 	Zstd      bool
 	ZstdLevel int
-	// Recipients encrypt with age when not empty.
+	// Recipients encrypt with age when not empty, under AgeKey (a fresh
+	// one when nil).
 	Recipients []age.Recipient
+	AgeKey     *AgeKey
 	Filters    []Filter
 	// Stderr receives the filters' stderr.
 	Stderr io.Writer
@@ -87,11 +89,6 @@ func (e Encoding) Stages() []string {
 	}
 	return s
 }
-
-// Reproducible reports whether encoding the same stream twice gives the
-// same bytes, which resuming an upload needs (age picks a random key; a
-// filter may too).
-func (e Encoding) Reproducible() bool { return len(e.Recipients) == 0 && len(e.Filters) == 0 }
 
 // Encoder writes raw stream bytes through the stages into the writer
 // underneath.
@@ -119,12 +116,23 @@ func NewEncoder(w io.Writer, e Encoding) (*Encoder, error) {
 		cur = fw
 	}
 	if len(e.Recipients) > 0 {
-		aw, err := age.Encrypt(cur, e.Recipients...)
+		k := e.AgeKey
+		if k == nil {
+			nk, err := NewAgeKey(e.Recipients)
+			if err != nil {
+				for _, c := range closers {
+					c.Close()
+				}
+				return nil, err
+			}
+			k = &nk
+		}
+		aw, err := newAgeWriter(cur, *k)
 		if err != nil {
 			for _, c := range closers {
 				c.Close()
 			}
-			return nil, fmt.Errorf("age: %w", err)
+			return nil, err
 		}
 		closers = append([]io.Closer{aw}, closers...)
 		cur = aw
@@ -134,7 +142,7 @@ func NewEncoder(w io.Writer, e Encoding) (*Encoder, error) {
 		if level == 0 {
 			level = 3
 		}
-		zw, err := zstd.NewWriter(cur, zstdOptions(level)...)
+		zw, err := zstd.NewWriter(cur, zstdOptions(level, runtime.GOMAXPROCS(0))...)
 		if err != nil {
 			return nil, fmt.Errorf("zstd: %w", err)
 		}
@@ -156,7 +164,8 @@ func (e *Encoder) Write(p []byte) (int, error) {
 	return n, err
 }
 
-// zstdOptions are the encoder's settings for a zstd level.
+// zstdOptions are the encoder's settings for a zstd level, on procs
+// cores.
 //
 // Literals are entropy-coded also in blocks without a match, as zstd -3
 // does: at the fast levels klauspost/compress would otherwise store such
@@ -171,13 +180,18 @@ func (e *Encoder) Write(p []byte) (int, error) {
 // bigger than with a 512 KiB window, which took 23 MiB more; random and
 // base64 data come out the same. Higher levels, asked for their ratio,
 // keep their 8 MiB window and compress on one core beside the writer.
-func zstdOptions(level int) []zstd.EOption {
+//
+// The jobs are cut at fixed input offsets whatever the number of workers
+// and the sizes written, so the output depends on the level alone: a
+// resumed upload re-encodes to the very bytes of the interrupted one, also
+// on another machine. On one core, two workers keep that true.
+func zstdOptions(level, procs int) []zstd.EOption {
 	o := []zstd.EOption{
 		zstd.WithEncoderLevel(zstd.EncoderLevelFromZstd(level)),
-		zstd.WithEncoderConcurrency(runtime.GOMAXPROCS(0)),
+		zstd.WithEncoderConcurrency(max(procs, 2)),
 		zstd.WithAllLitEntropyCompression(true),
 	}
-	if level <= 3 && runtime.GOMAXPROCS(0) > 1 {
+	if level <= 3 {
 		o = append(o, zstd.WithConcurrentBlocks(true), zstd.WithWindowSize(256<<10))
 	}
 	return o

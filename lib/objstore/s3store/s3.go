@@ -34,6 +34,7 @@ import (
 	"github.com/buttersink/buttersink/lib/location"
 	"github.com/buttersink/buttersink/lib/names"
 	"github.com/buttersink/buttersink/lib/objstore"
+	"github.com/buttersink/buttersink/lib/objstore/uploadstate"
 )
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
@@ -361,6 +362,7 @@ func (s *s3Store) Abort(ctx context.Context, u objstore.Upload) error {
 			return e
 		}
 	}
+	uploadstate.Remove(s.where(u.Key), u.ID)
 	if left, err := s.findUpload(ctx, u.Key); err == nil && left == nil {
 		s.forgetUpload(ctx, u.Key)
 	}
@@ -442,15 +444,24 @@ func (s *s3Store) Create(ctx context.Context, key string, meta objstore.Meta, op
 		cancel(nil)
 		return nil, err
 	}
-	if up != nil {
-		p.uploadID = up.ID
-		if p.existing, err = s.listParts(ctx, key, up.ID); err != nil {
-			cancel(nil)
-			return nil, err
-		}
-		opts.Log("resuming upload", "key", key, "parts", len(p.existing))
-		// Uploads started before records were kept get one now.
-		if err := s.noteUpload(ctx, key); err != nil {
+	if up == nil {
+		// Local records of this key's uploads aborted elsewhere.
+		uploadstate.RemoveObject(s.where(key))
+		return p, nil
+	}
+	p.uploadID = up.ID
+	if p.existing, err = s.listParts(ctx, key, up.ID); err != nil {
+		cancel(nil)
+		return nil, err
+	}
+	opts.Log("resuming upload", "key", key, "parts", len(p.existing))
+	// Uploads started before records were kept get one now.
+	if err := s.noteUpload(ctx, key); err != nil {
+		cancel(nil)
+		return nil, err
+	}
+	if opts.Started != nil {
+		if err := opts.Started(up.ID, true); err != nil {
 			cancel(nil)
 			return nil, err
 		}
@@ -632,6 +643,12 @@ func (p *s3Putter) flush() error {
 			return err
 		}
 		p.uploadID = aws.ToString(out.UploadId)
+		if p.opts.Started != nil {
+			if err := p.opts.Started(p.uploadID, false); err != nil {
+				p.setErr(err)
+				return err
+			}
+		}
 	}
 	p.partNum++
 	num := int32(p.partNum)
@@ -641,7 +658,14 @@ func (p *s3Putter) flush() error {
 	var sb [4]byte
 	binary.BigEndian.PutUint32(sb[:], sum)
 	crc := base64.StdEncoding.EncodeToString(sb[:])
-	if old, ok := p.existing[num]; ok && aws.ToInt64(old.Size) == int64(len(data)) && aws.ToString(old.ChecksumCRC32C) == crc {
+	old, ok := p.existing[num]
+	if ok && (aws.ToInt64(old.Size) != int64(len(data)) || aws.ToString(old.ChecksumCRC32C) != crc) {
+		ok = false
+		if p.opts.Mismatch != nil && p.opts.Mismatch(int(num)) {
+			p.existing = nil
+		}
+	}
+	if ok {
 		p.opts.Log("part kept", "key", p.key, "part", num, "size", len(data))
 		p.mu.Lock()
 		p.kept++
@@ -768,6 +792,7 @@ func (p *s3Putter) Close(meta objstore.Meta) (objstore.Object, error) {
 		p.s.client.DeleteObject(p.ctx, &s3.DeleteObjectInput{Bucket: aws.String(p.s.loc.Bucket), Key: aws.String(p.s.full(p.key)), VersionId: aws.String(v)})
 	}
 	p.s.forgetUpload(p.ctx, p.key)
+	uploadstate.Remove(p.s.where(p.key), p.uploadID)
 	return objstore.Object{Key: p.key, Size: p.size, Modified: time.Now(), Meta: meta}, nil
 }
 
@@ -813,6 +838,7 @@ func (p *s3Putter) abortUpload() {
 		}); err != nil && !isNoSuchUpload(err) {
 			return // the record stays: bsrm --incomplete finds the upload
 		}
+		uploadstate.Remove(p.s.where(p.key), id)
 	}
 	p.s.forgetUpload(ctx, p.key)
 }
