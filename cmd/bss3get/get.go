@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -21,6 +20,7 @@ import (
 	"github.com/buttersink/buttersink/lib/sendstream"
 	"github.com/buttersink/buttersink/lib/stage"
 	"github.com/buttersink/buttersink/lib/units"
+	"golang.org/x/sys/unix"
 )
 
 // GetOptions are bss3get's settings.
@@ -50,6 +50,10 @@ func Get(ctx context.Context, env *cli.Env, opts GetOptions) error {
 	if cli.IsTerminal(env.Stdout) {
 		return hint.Wrap(cli.UsageError("stdout is a terminal, not a place for a send stream"), "pipe it: "+env.Name+" ... | bsrecv /dir/")
 	}
+	// A 1 MiB pipe (the default limit for users) instead of 64 KiB lets
+	// the reader downstream take larger pieces with far fewer wake-ups;
+	// anything but a pipe refuses, and a pipe that stays small works too.
+	unix.FcntlInt(env.Stdout.Fd(), unix.F_SETPIPE_SZ, 1<<20)
 	g := &getter{env: env, opts: opts, stores: map[string]objstore.Store{}}
 	err := g.get(ctx)
 	if err != nil && g.count > 0 {
@@ -218,14 +222,14 @@ func (g *getter) objectArg(ctx context.Context, arg string) (source, error) {
 // fetch writes one object's raw stream to stdout. The stream's final
 // command (END) is held back until the whole object has been read and its
 // SHA-256 matched, so a corrupt or truncated object never completes a
-// snapshot at the receiver.
+// snapshot at the receiver (see pipeline).
 func (g *getter) fetch(ctx context.Context, src source) error {
 	where := src.store.Location().DirString() + src.key
 	k, err := objkey.ParseKey(src.key)
 	if err != nil {
 		return err
 	}
-	rc, obj, err := src.store.Open(ctx, src.key, objstore.GetOptions{Concurrency: g.opts.Concurrency, ChunkSize: g.opts.ChunkSize})
+	rc, obj, err := src.store.Open(ctx, src.key, objstore.GetOptions{Concurrency: g.opts.Concurrency, ChunkSize: g.opts.ChunkSize, Held: held})
 	if err != nil {
 		return err
 	}
@@ -244,71 +248,70 @@ func (g *getter) fetch(ctx context.Context, src source) error {
 	if k.Format == objkey.FormatBS1 && !obj.Meta.Complete() {
 		g.env.Log.Warn(fmt.Sprintf("%s: no sha256 metadata; verifying command checksums only", where))
 	}
+	// A raw stream is verified and written from the buffers the GETs read
+	// it into; a decoder's output is cut into chunks of its own.
 	counted := &countReader{r: rc}
-	dec, err := stage.NewDecoder(counted, stages, g.opts.Decoding)
-	if err != nil {
-		if errors.Is(err, stage.ErrWrongIdentity) {
-			return hint.Wrap(fmt.Errorf("%s: wrong age identity: %w", where, err), "give the identity file matching the recipient used by bss3put (--age-identity)")
+	var chunks chunkSource
+	cr, raw := rc.(objstore.ChunkReader)
+	raw = raw && len(stages) == 0
+	if raw {
+		chunks = cr
+	} else {
+		dec, err := stage.NewDecoder(counted, stages, g.opts.Decoding)
+		if err != nil {
+			if errors.Is(err, stage.ErrWrongIdentity) {
+				return hint.Wrap(fmt.Errorf("%s: wrong age identity: %w", where, err), "give the identity file matching the recipient used by bss3put (--age-identity)")
+			}
+			return fmt.Errorf("%s: %w", where, err)
 		}
-		return fmt.Errorf("%s: %w", where, err)
+		defer dec.Close()
+		chunks = newReaderChunks(dec, decodedChunk)
 	}
-	defer dec.Close()
-	// Two buffers, for hw's goroutine; of 512 KiB: bigger ones, written
-	// to a pipe, cost more than they save here.
-	rd := sendstream.NewReaderSize(dec, 512<<10)
-	s, err := rd.Next()
-	if err != nil {
-		return g.corrupt(where, err)
+	p := &pipeline{src: chunks, w: g.env.Stdout}
+	p.checkHead = func(s *sendstream.Head) error {
+		if k.Format != objkey.FormatBtrfs2s3 && s.UUID != k.UUID ||
+			k.Format == objkey.FormatBS1 && (s.Snapshot != !k.Parent.IsZero() || s.Snapshot && s.CloneUUID != k.Parent) {
+			return fmt.Errorf("%s: holds the stream of %s (parent %s), not what its key says", where, s.UUID.Canonical(), s.CloneUUID)
+		}
+		return nil
 	}
-	if s.Resume != nil {
-		return fmt.Errorf("%s: corrupt: holds a resumed stream, not a whole one", where)
+	var size int64
+	p.checkEnd = func(r result) error {
+		size = r.size
+		if obj.Meta.Complete() {
+			sum := hex.EncodeToString(r.sum)
+			if r.size != obj.Meta.StreamSize || sum != obj.Meta.StreamSHA256 {
+				return fmt.Errorf("%s: corrupt: stream sha256 %.12s… (%d bytes) does not match the stored %.12s… (%d bytes)",
+					where, sum, r.size, obj.Meta.StreamSHA256, obj.Meta.StreamSize)
+			}
+		}
+		if !raw {
+			r.read = counted.n
+		}
+		if r.read != obj.Size {
+			return fmt.Errorf("%s: read %d bytes of a %d-byte object", where, r.read, obj.Size)
+		}
+		return nil
 	}
-	if k.Format != objkey.FormatBtrfs2s3 && s.Subvol.UUID != k.UUID ||
-		k.Format == objkey.FormatBS1 && (s.Subvol.Snapshot != !k.Parent.IsZero() || s.Subvol.Snapshot && s.Subvol.CloneUUID != k.Parent) {
-		return fmt.Errorf("%s: holds the stream of %s (parent %s), not what its key says", where, s.Subvol.UUID.Canonical(), s.Subvol.CloneUUID)
-	}
-	// The stream is exactly what is written out (trailing bytes after END
-	// fail the next Next), so hash it there, next to the write.
-	out := &holdback{w: g.env.Stdout, hold: make([]byte, 0, sendstream.CmdHeaderLen)}
-	h := sha256.New()
-	hw := sendstream.NewHashWriter(h, out)
-	defer hw.Close()
 	if g.meter != nil {
 		g.meter.Start(k.Path, obj.Meta.StreamSize)
-		hw.Counted = g.meter.Add
+		p.counted = g.meter.Add
 	}
-	_, err = s.WriteTo(hw)
-	// The writing goroutine is done with the stream and out after Close.
-	if werr := hw.Close(); werr != nil {
-		return fmt.Errorf("stdout: %w", werr)
-	}
-	if err != nil {
-		return g.corrupt(where, err)
-	}
-	if _, err := rd.Next(); err != io.EOF {
-		if err == nil {
-			return fmt.Errorf("%s: holds more than one send stream", where)
+	if err := p.run(); err != nil {
+		var we errWrite
+		if errors.As(err, &we) {
+			return fmt.Errorf("stdout: %w", we.err)
 		}
 		return g.corrupt(where, err)
-	}
-	if obj.Meta.Complete() {
-		sum := hex.EncodeToString(h.Sum(nil))
-		if s.Size() != obj.Meta.StreamSize || sum != obj.Meta.StreamSHA256 {
-			return fmt.Errorf("%s: corrupt: stream sha256 %.12s… (%d bytes) does not match the stored %.12s… (%d bytes)",
-				where, sum, s.Size(), obj.Meta.StreamSHA256, obj.Meta.StreamSize)
-		}
-	}
-	if counted.n != obj.Size {
-		return fmt.Errorf("%s: read %d bytes of a %d-byte object", where, counted.n, obj.Size)
-	}
-	if err := out.release(); err != nil {
-		return fmt.Errorf("stdout: %w", err)
 	}
 	g.count++
-	g.bytes += s.Size()
-	g.env.Log.Debug("restored", "key", where, "stream", s.Size(), "size", obj.Size)
+	g.bytes += size
+	g.env.Log.Debug("restored", "key", where, "stream", size, "size", obj.Size)
 	return nil
 }
+
+// decodedChunk is the size of the chunks a decoder's output is cut into.
+const decodedChunk = 1 << 20
 
 func (g *getter) corrupt(where string, err error) error {
 	if errors.Is(err, context.Canceled) {
@@ -326,60 +329,6 @@ func (g *getter) corrupt(where string, err error) error {
 		msg = where + ": " + msg
 	}
 	return errors.New(msg)
-}
-
-// holdback passes bytes on except the last len(hold) of them, which wait
-// for release: the END command that completes a snapshot at the receiver.
-type holdback struct {
-	w    io.Writer
-	hold []byte
-	err  error
-}
-
-func (h *holdback) Write(p []byte) (int, error) {
-	if h.err != nil {
-		return 0, h.err
-	}
-	n := len(p)
-	keep := cap(h.hold)
-	if len(h.hold)+len(p) <= keep {
-		h.hold = append(h.hold, p...)
-		return n, nil
-	}
-	// Emit what can no longer be among the last keep bytes.
-	total := len(h.hold) + len(p)
-	emit := total - keep
-	if emit <= len(h.hold) {
-		if _, err := h.w.Write(h.hold[:emit]); err != nil {
-			h.err = err
-			return 0, err
-		}
-		h.hold = append(h.hold[:0], h.hold[emit:]...)
-		h.hold = append(h.hold, p...)
-		return n, nil
-	}
-	if len(h.hold) > 0 {
-		if _, err := h.w.Write(h.hold); err != nil {
-			h.err = err
-			return 0, err
-		}
-	}
-	cut := emit - len(h.hold)
-	if _, err := h.w.Write(p[:cut]); err != nil {
-		h.err = err
-		return 0, err
-	}
-	h.hold = append(h.hold[:0], p[cut:]...)
-	return n, nil
-}
-
-func (h *holdback) release() error {
-	if h.err != nil {
-		return h.err
-	}
-	_, err := h.w.Write(h.hold)
-	h.hold = h.hold[:0]
-	return err
 }
 
 type countReader struct {

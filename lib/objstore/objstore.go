@@ -331,6 +331,22 @@ type GetOptions struct {
 	Concurrency int
 	// ChunkSize is the size of one ranged GET, default 8 MiB.
 	ChunkSize int64
+	// Held is how many chunks a ChunkReader's consumer keeps at once:
+	// that many more buffers exist, so that Concurrency GETs stay in
+	// flight meanwhile.
+	Held int
+}
+
+// ChunkReader is a reader Open may return that also hands out the
+// object's bytes in the buffers they were read into, without a copy. A
+// consumer uses either NextChunk or Read, not both.
+type ChunkReader interface {
+	io.ReadCloser
+	// NextChunk returns the object's next bytes, in order, and io.EOF
+	// after the last. They stay unchanged until given back to Release;
+	// more than Held of them at once stall the reading.
+	NextChunk() ([]byte, error)
+	Release(b []byte)
 }
 
 // ErrNoStore is returned by List and ListIncomplete for a file:// store

@@ -1,9 +1,10 @@
 #!/bin/bash
-# bench s3: bss3put / bss3get against rclone rcat and aws s3 cp on the same
-# send stream and the same MinIO server, the memory bound of bss3put(1),
+# bench s3: bss3put against rclone rcat and aws s3 cp, bss3get against
+# rclone cat, on the same send stream and the same MinIO server, the
+# memory bounds of bss3put(1) and bss3get(1),
 # and the zstd and age stages against the zstd and age CLIs. Prints one
 # line per comparison:
-#   bench NAME: bs=1.23s peer=1.30s ratio=0.95 bs_rss=12MiB peer_rss=30MiB (peer: ...)
+#   bench NAME: bs=1.23s peer=1.30s ratio=0.95 bs_rss=12MiB peer_rss=30MiB bs_cpu=.. peer_cpu=.. cpu_ratio=.. (peer: ...)
 # Uploads and downloads run once; the stages three times each, alternating,
 # and the best time and highest RSS of each side count.
 #
@@ -52,12 +53,13 @@ export RCLONE_CONFIG_M_TYPE=s3 RCLONE_CONFIG_M_PROVIDER=Minio RCLONE_CONFIG_M_EN
 export RCLONE_CONFIG_M_ACCESS_KEY_ID=$AWS_ACCESS_KEY_ID RCLONE_CONFIG_M_SECRET_ACCESS_KEY=$AWS_SECRET_ACCESS_KEY
 
 # measure CMD: runs the shell command CMD under /usr/bin/time; sets M to
-# "secs kib" and R to the peak RSS in MiB.
+# "secs kib cpu" (cpu: user + system seconds, of the whole pipeline) and
+# R to the peak RSS in MiB.
 measure() {
 	sync
-	/usr/bin/time -f '%e %M' -o "$work/time" bash -c "$1" > /dev/null
-	M=$(cat "$work/time")
-	R=$((${M#* } / 1024))
+	/usr/bin/time -f '%e %M %U %S' -o "$work/time" bash -c "$1" > /dev/null
+	M=$(awk '{ printf "%s %s %.2f", $1, $2, $3 + $4 }' "$work/time")
+	R=$(($(echo "$M" | cut -d' ' -f2) / 1024))
 }
 
 echo "bench s3: stream $((SIZE >> 20)) MiB, MinIO $MINIO" >&2
@@ -68,7 +70,7 @@ measure "bss3put s3://bench/bs/ < '$work/stream'"; B=$M
 measure "rclone rcat m:bench/rclone/stream < '$work/stream'"; RC=$M
 measure "aws s3 cp - s3://bench/aws/stream < '$work/stream'"; AW=$M
 if [ "$(bench_best "$RC" "$AW" | cut -d' ' -f1)" = "${RC%% *}" ]; then P=$RC PN="rclone rcat"; else P=$AW PN="aws s3 cp"; fi
-bench_report upload "$B" "$P" "peer: $PN, the faster; rclone ${RC// /s }KiB, aws ${AW// /s }KiB"
+bench_report upload "$B" "$P" "peer: $PN, the faster; rclone ${RC%% *}s, aws ${AW%% *}s"
 
 # Memory bound (bss3put(1)): n x part size + 64 MiB, with and without zstd.
 bound() { # name n part_MiB flags...
@@ -86,11 +88,15 @@ bound zstd 4 8 --zstd
 bound zstd-age 4 8 --zstd -r "$RCPT"
 bound j8-32M-zstd 8 32 -j8 --part-size 32M --zstd
 
-# Download: bss3get (verifying) vs aws s3 cp to stdout.
+# Download: bss3get (every check on: command CRCs, SHA-256 and size, END
+# held back) vs rclone cat, which checks nothing; then its memory bound
+# (bss3get(1)): (n + 3) x chunk size + 64 MiB.
 KEY=$(bsls s3://bench/bs/ | sed -n 's/.*"key":"\([^"]*\)".*/\1/p' | head -1)
 measure "bss3get 's3://bench/bs/$KEY' | cat > /dev/null"; B=$M
-measure "aws s3 cp s3://bench/aws/stream - | cat > /dev/null"; P=$M
-bench_report download "$B" "$P" "peer: aws s3 cp -"
+b=$((7 * 8 + 64))
+echo "bench memory-get: bs_rss=${R}MiB bound=${b}MiB (-j4, 8 MiB chunks) $([ "$R" -lt "$b" ] && echo ok || echo OVER)"
+measure "rclone cat m:bench/rclone/stream | cat > /dev/null"; P=$M
+bench_report download "$B" "$P" "peer: rclone cat"
 
 # Stages on the same stream, into a plain directory (no network): in
 # tmpfs when it has room, so that the disk's writeback (seconds of noise

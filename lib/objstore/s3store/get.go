@@ -25,7 +25,7 @@ func (s *s3Store) Open(ctx context.Context, key string, opts objstore.GetOptions
 	}
 	ctx, cancel := context.WithCancelCause(ctx)
 	r := &rangeReader{s: s, ctx: ctx, cancel: cancel, key: key, size: o.Size, chunk: opts.ChunkSize,
-		queue: make(chan *chunk, opts.Concurrency), pool: make(chan []byte, opts.Concurrency+1)}
+		queue: make(chan *chunk, opts.Concurrency), pool: make(chan []byte, opts.Concurrency+max(opts.Held, 1))}
 	if o.Size == 0 {
 		close(r.queue)
 	} else {
@@ -36,7 +36,8 @@ func (s *s3Store) Open(ctx context.Context, key string, opts objstore.GetOptions
 }
 
 // rangeReader reads an object with ranged GETs, Concurrency in flight, and
-// hands the bytes out in order. At most Concurrency+1 chunk buffers exist.
+// hands the bytes out in order. At most Concurrency+max(Held, 1) chunk
+// buffers exist.
 type rangeReader struct {
 	s      *s3Store
 	ctx    context.Context
@@ -62,6 +63,11 @@ type chunk struct {
 }
 
 func (r *rangeReader) getBuf() []byte {
+	select {
+	case b := <-r.pool:
+		return b
+	default:
+	}
 	r.mu.Lock()
 	if r.allocd < cap(r.pool) {
 		r.allocd++
@@ -145,25 +151,42 @@ func (r *rangeReader) Read(p []byte) (int, error) {
 			return n, nil
 		}
 		if r.cur != nil {
-			r.pool <- r.cur.data[:cap(r.cur.data)]
+			r.Release(r.cur.data)
 			r.cur = nil
 		}
-		c, ok := <-r.queue
-		if !ok {
-			if err := context.Cause(r.ctx); err != nil {
-				r.err = err
-				continue
-			}
-			r.err = io.EOF
-			continue
-		}
-		<-c.done
-		if c.err != nil {
-			r.err = c.err
-			continue
-		}
-		r.cur, r.off = c, 0
+		r.err = r.next()
 	}
+}
+
+func (r *rangeReader) NextChunk() ([]byte, error) {
+	if r.err == nil {
+		r.err = r.next()
+	}
+	if r.err != nil {
+		return nil, r.err
+	}
+	b := r.cur.data
+	r.cur = nil
+	return b, nil
+}
+
+func (r *rangeReader) Release(b []byte) { r.pool <- b[:cap(b)] }
+
+// next waits for the next chunk in order and makes it r.cur.
+func (r *rangeReader) next() error {
+	c, ok := <-r.queue
+	if !ok {
+		if err := context.Cause(r.ctx); err != nil {
+			return err
+		}
+		return io.EOF
+	}
+	<-c.done
+	if c.err != nil {
+		return c.err
+	}
+	r.cur, r.off = c, 0
+	return nil
 }
 
 func (r *rangeReader) Close() error {
