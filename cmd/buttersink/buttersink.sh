@@ -35,6 +35,12 @@ Synchronise two sets of btrfs read-only snapshots. With only <dst>, list it.
       --part-size SIZE    S3 part size (plain number: MiB, as the original)
       --storage-class C   S3 storage class of new objects (s3 destinations)
       --sse ALG           S3 server-side encryption: AES256 or aws:kms
+      --object-lock MODE:DURATION
+                          S3 Object Lock retention of new objects, e.g.
+                          COMPLIANCE:1y (s3 destinations)
+      --restore-tier TIER request restores of archived objects (Standard,
+                          Bulk or Expedited; s3 sources), then exit 75
+      --restore-days N    days a restored copy stays (default 7)
   -j, --concurrency N     parts in flight at an s3/file location (default 4)
       --chunk-size SIZE   size of one ranged GET (s3/file sources)
       --zstd[=LEVEL]      compress objects (s3/file destinations)
@@ -92,7 +98,7 @@ common="" plan_opts="" put_opts="" get_opts="" remote_opts="" s3_opts="" lock_op
 dry=0 delete=0 prune=0 quiet=0 nv=0
 # Options that apply only to some locations: the first one given of each
 # class, checked once the locations are known.
-put_opt="" part_opt="" get_opt="" chain_opt="" estimate_opt="" tz_opt="" schedule_opt=""
+put_opt="" part_opt="" archive_opt="" get_opt="" chain_opt="" estimate_opt="" tz_opt="" schedule_opt=""
 ssh_opt="" s3_opt="" plan_opt="" resume_opt="" store_opt="" now_opt=""
 conc_opts="" report_opts="" report_opt="" on_success="" on_failure="" metrics_file="" stats_opts=""
 add() { # add LIST VALUE
@@ -110,7 +116,7 @@ while [ $# -gt 0 ]; do
 	case $1 in
 	--part-size=* | --age-recipient=* | --age-recipients-file=* | --filter=* | --age-identity=* | --unfilter=* | \
 		--schedule=* | --tz=* | --now=* | --max-chain=* | --ssh=* | --profile=* | --endpoint-url=* | --region=* | \
-		--wait-timeout=* | --storage-class=* | --sse=* | --concurrency=* | --chunk-size=* | \
+		--wait-timeout=* | --storage-class=* | --sse=* | --object-lock=* | --restore-tier=* | --restore-days=* | --concurrency=* | --chunk-size=* | \
 		--metrics-file=* | --on-success=* | --on-failure=*)
 		# --opt=value is --opt value.
 		o=${1%%=*} v=${1#*=}
@@ -137,8 +143,10 @@ while [ $# -gt 0 ]; do
 		case $p in *[!0-9]* | "") ;; *) p=${p}MiB ;; esac
 		first plan_opt --part-size; first part_opt --part-size
 		add put_opts "--part-size=$p" ;;
-	--storage-class | --sse)
+	--storage-class | --sse | --object-lock)
 		need_arg "$@"; first plan_opt "$1"; first part_opt "$1"; add put_opts "$1=$2"; shift ;;
+	--restore-tier | --restore-days)
+		need_arg "$@"; first plan_opt "$1"; first archive_opt "$1"; add get_opts "$1=$2"; shift ;;
 	-j | --concurrency) need_arg "$@"; first plan_opt "$1"; first store_opt "$1"; add conc_opts "--concurrency=$2"; shift ;;
 	--chunk-size) need_arg "$@"; first plan_opt "$1"; first get_opt "$1"; add get_opts "$1=$2"; shift ;;
 	--zstd | --zstd=*) first plan_opt "${1%%=*}"; first put_opt "${1%%=*}"; add put_opts "$1" ;;
@@ -210,6 +218,8 @@ fi
 	inapplicable "$part_opt" "applies only to an s3:// destination, not $dst"
 [ -z "$chain_opt" ] || [ "$(kind "$dst")" = store ] ||
 	inapplicable "$chain_opt" "applies only to an s3:// or file:// destination, not $dst"
+[ -z "$archive_opt" ] || [ "$src_scheme" = s3 ] ||
+	inapplicable "$archive_opt" "applies only to an s3:// source, not $src"
 [ -z "$get_opt" ] || [ "$(kind "$src")" = store ] ||
 	inapplicable "$get_opt" "applies only to an s3:// or file:// source, not $src"
 [ -z "$estimate_opt" ] || [ "$(kind "$src")" = btrfs ] ||
