@@ -148,7 +148,7 @@ func cronCommand(t *testing.T, dir string) string {
 	return strings.NewReplacer(
 		"/etc/buttersink/backup.env", dir+"/backup.env",
 		"/run/buttersink-backup.lock", dir+"/lock",
-		"/usr/local/bin/buttersink-backup", filepath.Join(examplesDir(), "nightly-s3", "backup.sh"),
+		"/usr/local/libexec/buttersink/buttersink-backup", filepath.Join(examplesDir(), "nightly-s3", "backup.sh"),
 	).Replace(cmd)
 }
 

@@ -13,12 +13,21 @@
 #   SCHEDULE         calendar schedule, e.g. "1y 3m 30d 24h" (optional)
 #   SCHEDULE_TZ      its time zone, e.g. Europe/Berlin (optional)
 #   PRUNE            yes: delete what SCHEDULE no longer keeps (needs SCHEDULE)
+#   BS_METRICS_FILE  write Prometheus textfile-collector metrics there
+#                    (optional; e.g. /var/lib/prometheus/node-exporter/buttersink.prom)
 #   AWS_*            S3 settings (AWS_ENDPOINT_URL, AWS_PROFILE, ...), read by
 #                    the commands themselves
 #
 # Every value is passed as one argument, never split or evaluated. The exit
 # status is buttersink's: non-zero when any stage failed.
+#
+# make install puts this script in PREFIX/libexec/buttersink/; the
+# commands installed with it (PREFIX/bin) come first, before PATH (cron's
+# has no /usr/local/bin).
 set -eu
+case $0 in
+*/libexec/buttersink/*) PATH=${0%/libexec/buttersink/*}/bin:$PATH ;;
+esac
 : "${SNAPSHOTS:?set SNAPSHOTS}" "${DEST:?set DEST}" "${AGE_RECIPIENTS:?set AGE_RECIPIENTS}"
 set -- -q --zstd --age-recipients-file "$AGE_RECIPIENTS" --max-chain "${MAX_CHAIN:-8}"
 if [ -n "${SCHEDULE:-}" ]; then
@@ -33,6 +42,7 @@ yes)
 "" | no) ;;
 *) echo "backup.sh: PRUNE must be yes or no, not $PRUNE" >&2; exit 2 ;;
 esac
+[ -z "${BS_METRICS_FILE:-}" ] || set -- "$@" --metrics-file "$BS_METRICS_FILE"
 [ -n "${SCHEDULE:-}" ] || [ -z "${SCHEDULE_TZ:-}" ] || { echo "backup.sh: SCHEDULE_TZ needs SCHEDULE" >&2; exit 2; }
 if [ -n "${SUBVOLUME:-}" ]; then
 	# Names are unique to the second; a second run within the same second
