@@ -445,3 +445,29 @@ func TestParseProm(t *testing.T) {
 		}
 	}
 }
+
+// TestBsInitCheap: bsls runs as bs, with bsrecv, bssend and checksumdir
+// linked in; their package initialisation must not make every bsls start
+// dearer (test/bench/bsls.sh). What the runtime reports it allocated
+// during initialisation (GODEBUG=inittrace) stays small: a buffer made
+// at init, not when needed, shows here.
+func TestBsInitCheap(t *testing.T) {
+	cmd := exec.Command(filepath.Join(harness.Bin(t), "bsls"), "--version")
+	cmd.Env = append(os.Environ(), "GODEBUG=inittrace=1")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("bsls --version: %v\n%s", err, out)
+	}
+	line := regexp.MustCompile(`(?m)^init (\S+) @.* ([0-9]+) bytes, [0-9]+ allocs$`)
+	total := 0
+	for _, m := range line.FindAllStringSubmatch(string(out), -1) {
+		n, _ := strconv.Atoi(m[2])
+		total += n
+		if n > 64<<10 {
+			t.Errorf("package %s allocates %d bytes at init", m[1], n)
+		}
+	}
+	if total == 0 || total > 256<<10 {
+		t.Errorf("bsls allocates %d bytes at init, want (0, 256 KiB]:\n%s", total, out)
+	}
+}
