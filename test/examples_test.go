@@ -393,6 +393,11 @@ PATH=${PATH#*:} exec ` + name + ` "$@"
 	if err := os.WriteFile(filepath.Join(dir, name), []byte(script), 0o755); err != nil {
 		t.Fatal(err)
 	}
+	// buttersink runs the commands beside it before PATH's: a link to it
+	// here has only the failing one beside it.
+	if err := os.Symlink(filepath.Join(harness.Bin(t), "buttersink"), filepath.Join(dir, "buttersink")); err != nil {
+		t.Fatal(err)
+	}
 	return "PATH=" + dir + ":" + harness.Bin(t) + ":" + os.Getenv("PATH")
 }
 
