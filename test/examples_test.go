@@ -148,7 +148,7 @@ func cronCommand(t *testing.T, dir string) string {
 	return strings.NewReplacer(
 		"/etc/buttersink/backup.env", dir+"/backup.env",
 		"/run/buttersink-backup.lock", dir+"/lock",
-		"/usr/local/bin/buttersink-backup", filepath.Join(examplesDir(), "nightly-s3", "backup.sh"),
+		"/usr/local/libexec/buttersink/buttersink-backup", filepath.Join(examplesDir(), "nightly-s3", "backup.sh"),
 	).Replace(cmd)
 }
 
@@ -391,6 +391,11 @@ esac
 PATH=${PATH#*:} exec ` + name + ` "$@"
 `
 	if err := os.WriteFile(filepath.Join(dir, name), []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	// buttersink runs the commands beside it before PATH's: a link to it
+	// here has only the failing one beside it.
+	if err := os.Symlink(filepath.Join(harness.Bin(t), "buttersink"), filepath.Join(dir, "buttersink")); err != nil {
 		t.Fatal(err)
 	}
 	return "PATH=" + dir + ":" + harness.Bin(t) + ":" + os.Getenv("PATH")

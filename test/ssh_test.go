@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/buttersink/buttersink/lib/remote"
+	"github.com/buttersink/buttersink/lib/version"
 	"github.com/buttersink/buttersink/test/harness"
 )
 
@@ -107,11 +108,16 @@ func TestSSHFailures(t *testing.T) {
 	bare := harness.StartSSHD(t, harness.SSHDOptions{Path: "/usr/bin:/bin"})
 	// A server with a bsls of another version.
 	other := t.TempDir()
-	build := exec.Command("go", "build", "-ldflags", "-X github.com/buttersink/buttersink/lib/version.Version=other-9", "-o", other+"/", "./cmd/bsls")
+	build := exec.Command("go", "build", "-ldflags", "-X github.com/buttersink/buttersink/lib/version.Build=other-9", "-o", other+"/", "./cmd/bs")
 	build.Dir = harness.Root()
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("build: %v: %s", err, out)
 	}
+	if err := os.Symlink("bs", filepath.Join(other, "bsls")); err != nil {
+		t.Fatal(err)
+	}
+	client := strings.TrimPrefix(strings.SplitN(harness.MustSh(t, "bsls --version").Stdout, "\n", 2)[0], "bsls (buttersink) ")
+	server := version.Release + "+other-9"
 	skew := harness.StartSSHD(t, harness.SSHDOptions{Path: other + ":/usr/bin:/bin"})
 
 	stranger := filepath.Join(t.TempDir(), "id")
@@ -125,7 +131,7 @@ func TestSSHFailures(t *testing.T) {
 		{"auth", strings.Replace(s.SSH, s.Key, stranger, 1), s.URL("/srv/"), "bsls: error: root@127.0.0.1:" + port(s) + ": authentication failed", "authorized_keys"},
 		{"unknown host", s.SSH, "ssh://root@nosuchhost.invalid/srv/", "bsls: error: root@nosuchhost.invalid: unknown host (could not resolve hostname)", ""},
 		{"not installed", bare.SSH, bare.URL("/srv/"), "bsls: error: root@127.0.0.1:" + port(bare) + ": bsls: command not found on the remote host", "install buttersink on root@127.0.0.1:" + port(bare)},
-		{"version", skew.SSH, skew.URL("/srv/"), "bsls: error: root@127.0.0.1:" + port(skew) + ": version mismatch: client dev, server other-9", "same buttersink version"},
+		{"version", skew.SSH, skew.URL("/srv/"), "bsls: error: root@127.0.0.1:" + port(skew) + ": version mismatch: client " + client + ", server " + server, "same buttersink version"},
 		{"bad ssh command", `ssh "-i`, s.URL("/srv/"), `bsls: error: --ssh "ssh \"-i": unterminated quote`, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

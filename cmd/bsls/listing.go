@@ -2,7 +2,7 @@
 // JSON Lines (for the next command in a pipe) or as an aligned table (for
 // a person at a terminal).
 
-package main
+package bsls
 
 import (
 	"context"

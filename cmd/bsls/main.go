@@ -1,10 +1,9 @@
-// Command bsls lists btrfs snapshots (or the stored streams of an object
+// Package bsls is the command bsls: it lists btrfs snapshots (or the stored streams of an object
 // store) as JSON Lines or a table.
-package main
+package bsls
 
 import (
 	"context"
-	"os"
 
 	"github.com/buttersink/buttersink/lib/cli"
 	"github.com/buttersink/buttersink/lib/objstore/objopts"
@@ -27,9 +26,11 @@ type flags struct {
 	Location  string `arg:"" help:"DIR/ for every snapshot below DIR, or DIR/NAME for one; btrfs://, s3://, file:// or ssh:// locations."`
 }
 
-func main() {
+// Main runs bsls on args (those after the command's name) and returns its
+// exit status; cmd/bs (the multi-call binary) runs it and exits.
+func Main(args []string) int {
 	var f flags
-	os.Exit(cli.Main("bsls", "List the snapshots at a location, sorted by path.", &f, func(ctx context.Context, env *cli.Env) error {
+	return cli.Main(args, "bsls", "List the snapshots at a location, sorted by path.", &f, func(ctx context.Context, env *cli.Env) error {
 		opts := Options{Location: f.Location, All: f.All, Remote: f.Remote, Objects: f.Objects.Options()}
 		switch {
 		case f.JSON:
@@ -46,5 +47,5 @@ func main() {
 			opts.View = RecordsOnly
 		}
 		return Run(ctx, env, opts)
-	}))
+	})
 }

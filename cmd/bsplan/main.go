@@ -1,10 +1,9 @@
-// Command bsplan decides what to send from one location to another, from
+// Package bsplan is the command bsplan: it decides what to send from one location to another, from
 // which parent, and what to delete, and prints the plan as JSON Lines.
-package main
+package bsplan
 
 import (
 	"context"
-	"os"
 
 	"github.com/buttersink/buttersink/lib/cli"
 	"github.com/buttersink/buttersink/lib/metrics"
@@ -41,9 +40,11 @@ type flags struct {
 	Dst string `arg:"" name:"DST" help:"Destination directory; relative paths below SRC are kept below it."`
 }
 
-func main() {
+// Main runs bsplan on args (those after the command's name) and returns its
+// exit status; cmd/bs-s3 (the multi-call binary) runs it and exits.
+func Main(args []string) int {
 	var f flags
-	os.Exit(cli.Main("bsplan", "Plan what to send from SRC to DST and from which parents, as JSON Lines steps.", &f, func(ctx context.Context, env *cli.Env) error {
+	return cli.Main(args, "bsplan", "Plan what to send from SRC to DST and from which parents, as JSON Lines steps.", &f, func(ctx context.Context, env *cli.Env) error {
 		if f.Report >= 0 {
 			return metrics.Report(env.Stdout, f.StatsFile, f.MetricsFile, f.SummaryJSON, f.Dst, f.Report)
 		}
@@ -58,5 +59,5 @@ func main() {
 			Schedule: f.Schedule, TZ: f.TZ, Now: f.Now, Prune: f.Prune, AllowEmptySource: f.AllowEmptySource, NoResume: f.NoResume,
 			Remote: f.Remote, Objects: f.Objects.Options(), Stats: &rec.Stats,
 		})
-	}))
+	})
 }

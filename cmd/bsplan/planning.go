@@ -2,7 +2,7 @@
 // reads saved listings), plans with lib/plan and prints the steps as JSON
 // Lines, with a one-line summary on stderr.
 
-package main
+package bsplan
 
 import (
 	"bytes"

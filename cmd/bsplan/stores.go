@@ -1,4 +1,4 @@
-package main
+package bsplan
 
 import (
 	"github.com/buttersink/buttersink/lib/location"

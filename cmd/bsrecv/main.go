@@ -1,10 +1,9 @@
-// Command bsrecv receives the btrfs send streams on stdin into a
+// Package bsrecv is the command bsrecv: it receives the btrfs send streams on stdin into a
 // directory and prints a snapshot record for each.
-package main
+package bsrecv
 
 import (
 	"context"
-	"os"
 	"strings"
 
 	"github.com/buttersink/buttersink/lib/cli"
@@ -30,9 +29,11 @@ type flags struct {
 	Exclude []string `sep:"none" placeholder:"GLOB" help:"With --tar, or dir:// and --in-place: leave out what GLOB matches (repeatable)."`
 }
 
-func main() {
+// Main runs bsrecv on args (those after the command's name) and returns its
+// exit status; cmd/bs (the multi-call binary) runs it and exits.
+func Main(args []string) int {
 	var f flags
-	os.Exit(cli.Main("bsrecv", "Receive btrfs send streams from stdin into a directory.", &f, func(ctx context.Context, env *cli.Env) error {
+	return cli.Main(args, "bsrecv", "Receive btrfs send streams from stdin into a directory.", &f, func(ctx context.Context, env *cli.Env) error {
 		usage := func(msg string) error { return hint.Wrap(cli.UsageError("%s", msg), "see bsrecv --help") }
 		switch {
 		case f.Tar && f.Dest != "":
@@ -55,5 +56,5 @@ func main() {
 		rec := f.Stats.Recorder(f.Dest)
 		env.AtExit(rec.AtExit(env.Log))
 		return Run(ctx, env, Options{Dest: f.Dest, Remote: f.Remote, Lock: f.Lock, InPlace: f.InPlace, Include: f.Include, Exclude: f.Exclude, Stats: &rec.Stats})
-	}))
+	})
 }

@@ -5,7 +5,7 @@
 // there is skipped, the leftover of an interrupted receive (only one its
 // marker proves bsrecv left) deleted first.
 
-package main
+package bsrecv
 
 import (
 	"context"

@@ -7,7 +7,7 @@
 // overlay's modes given to what stays, and only then the directory gets
 // its name, its marker recording the patterns.
 
-package main
+package bsrecv
 
 import (
 	"context"

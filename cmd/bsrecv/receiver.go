@@ -14,7 +14,7 @@
 // openat2, so the kernel keeps a hostile stream inside it; parents and
 // clone sources are taken only below the destination directory.
 
-package main
+package bsrecv
 
 import (
 	"context"

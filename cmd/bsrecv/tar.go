@@ -8,7 +8,7 @@
 // archive is left without its end blocks, so that tar reports it cut
 // short rather than taking it for whole.
 
-package main
+package bsrecv
 
 import (
 	"bufio"

@@ -1,11 +1,10 @@
-// Command bsrm deletes snapshots: the delete steps of a plan on stdin,
+// Package bsrm is the command bsrm: it deletes snapshots: the delete steps of a plan on stdin,
 // within the directories named on its command line, or snapshots named
 // as DIR/NAME; with --incomplete AGE, the unfinished uploads of object stores.
-package main
+package bsrm
 
 import (
 	"context"
-	"os"
 	"strings"
 
 	"github.com/buttersink/buttersink/lib/cli"
@@ -27,11 +26,13 @@ type flags struct {
 	Locations  []string `arg:"" name:"LOCATION" help:"DIR/ to allow the delete steps on stdin within DIR, or DIR/NAME to delete that snapshot."`
 }
 
-func main() {
+// Main runs bsrm on args (those after the command's name) and returns its
+// exit status; cmd/bs-s3 (the multi-call binary) runs it and exits.
+func Main(args []string) int {
 	var f flags
-	os.Exit(cli.Main("bsrm", "Delete snapshots: plan delete steps on stdin, or snapshots named on the command line.", &f, func(ctx context.Context, env *cli.Env) error {
+	return cli.Main(args, "bsrm", "Delete snapshots: plan delete steps on stdin, or snapshots named on the command line.", &f, func(ctx context.Context, env *cli.Env) error {
 		rec := f.Stats.Recorder(strings.Join(f.Locations, " "))
 		env.AtExit(rec.AtExit(env.Log))
 		return Run(ctx, env, Options{Locations: f.Locations, DryRun: f.DryRun, Incomplete: f.Incomplete, Remote: f.Remote, Objects: f.Objects.Options(), Lock: f.Lock, Stats: &rec.Stats})
-	}))
+	})
 }

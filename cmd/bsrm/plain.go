@@ -1,4 +1,4 @@
-package main
+package bsrm
 
 import (
 	"fmt"

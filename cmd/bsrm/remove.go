@@ -9,7 +9,7 @@
 // checked before the first deletion; they run in the order given (bsplan
 // orders children before parents) and the first failure stops the rest.
 
-package main
+package bsrm
 
 import (
 	"bytes"

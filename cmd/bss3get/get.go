@@ -1,4 +1,4 @@
-package main
+package bss3get
 
 import (
 	"context"

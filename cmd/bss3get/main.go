@@ -1,9 +1,8 @@
-// Command bss3get writes the send streams stored in objects to stdout.
-package main
+// Package bss3get is the command bss3get: it writes the send streams stored in objects to stdout.
+package bss3get
 
 import (
 	"context"
-	"os"
 
 	"github.com/buttersink/buttersink/lib/cli"
 	"github.com/buttersink/buttersink/lib/objstore"
@@ -23,9 +22,11 @@ type flags struct {
 	Objects     []string          `arg:"" optional:"" name:"object" help:"Objects (s3://bucket/prefix/path/KEY or file:///dir/path/KEY); without any, plan steps are read from stdin."`
 }
 
-func main() {
+// Main runs bss3get on args (those after the command's name) and returns its
+// exit status; cmd/bs-s3 (the multi-call binary) runs it and exits.
+func Main(args []string) int {
 	var f flags
-	os.Exit(cli.Main("bss3get", "Write the send streams stored in objects to stdout, verified, for bsrecv.", &f, func(ctx context.Context, env *cli.Env) error {
+	return cli.Main(args, "bss3get", "Write the send streams stored in objects to stdout, verified, for bsrecv.", &f, func(ctx context.Context, env *cli.Env) error {
 		if f.Concurrency < 1 || f.Concurrency > 64 {
 			return cli.UsageError("--concurrency %d: want 1 to 64", f.Concurrency)
 		}
@@ -60,5 +61,5 @@ func main() {
 			RestoreTier: tier,
 			RestoreDays: f.RestoreDays,
 		})
-	}))
+	})
 }

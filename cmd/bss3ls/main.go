@@ -1,13 +1,12 @@
-// Command bss3ls lists the send streams stored at an object-store location
+// Package bss3ls is the command bss3ls: it lists the send streams stored at an object-store location
 // as JSON Lines; bsls runs it for s3:// and file:// locations, so that
 // bsls itself does not link the AWS SDK.
-package main
+package bss3ls
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"syscall"
 
 	"github.com/buttersink/buttersink/lib/cli"
@@ -23,9 +22,11 @@ type flags struct {
 	Location string `arg:"" help:"s3://bucket/prefix/ or file:///dir/ for every stored stream, or .../NAME for one snapshot's."`
 }
 
-func main() {
+// Main runs bss3ls on args (those after the command's name) and returns its
+// exit status; cmd/bs-s3 (the multi-call binary) runs it and exits.
+func Main(args []string) int {
 	var f flags
-	os.Exit(cli.Main("bss3ls", "List the send streams stored in an object store as JSON Lines, sorted by path.", &f, func(ctx context.Context, env *cli.Env) error {
+	return cli.Main(args, "bss3ls", "List the send streams stored in an object store as JSON Lines, sorted by path.", &f, func(ctx context.Context, env *cli.Env) error {
 		loc, err := location.Parse(f.Location)
 		if err != nil {
 			return cli.UsageError("%v", err)
@@ -45,5 +46,5 @@ func main() {
 			return fmt.Errorf("write output: %w", err)
 		}
 		return nil
-	}))
+	})
 }

@@ -1,4 +1,4 @@
-package main
+package bss3ls
 
 import (
 	"github.com/buttersink/buttersink/lib/location"

@@ -1,10 +1,9 @@
-// Command bss3put stores send streams from stdin in an object store, one
+// Package bss3put is the command bss3put: it stores send streams from stdin in an object store, one
 // object per stream.
-package main
+package bss3put
 
 import (
 	"context"
-	"os"
 
 	"github.com/buttersink/buttersink/lib/cli"
 	"github.com/buttersink/buttersink/lib/location"
@@ -34,9 +33,11 @@ type flags struct {
 	Location      string            `arg:"" name:"location" help:"Store directory: s3://bucket/prefix/ or file:///dir/."`
 }
 
-func main() {
+// Main runs bss3put on args (those after the command's name) and returns its
+// exit status; cmd/bs-s3 (the multi-call binary) runs it and exits.
+func Main(args []string) int {
 	var f flags
-	os.Exit(cli.Main("bss3put", "Store the send streams read from stdin in an object store, one object per stream.", &f, func(ctx context.Context, env *cli.Env) error {
+	return cli.Main(args, "bss3put", "Store the send streams read from stdin in an object store, one object per stream.", &f, func(ctx context.Context, env *cli.Env) error {
 		rec := f.Stats.Recorder(f.Location)
 		env.AtExit(rec.AtExit(env.Log))
 		dst, err := location.Parse(f.Location)
@@ -75,5 +76,5 @@ func main() {
 			Dst: dst, Store: store, Encoding: enc, PartSize: int64(f.PartSize), Concurrency: f.Concurrency, MemoryLimit: true,
 			Lock: f.Lock.Options(env.Name, env.Log), Stats: &rec.Stats,
 		})
-	}))
+	})
 }

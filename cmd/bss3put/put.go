@@ -1,7 +1,7 @@
 // How bss3put works: it splits stdin at stream boundaries, encodes each
 // stream and stores it as one object.
 
-package main
+package bss3put
 
 import (
 	"context"

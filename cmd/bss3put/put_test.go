@@ -1,4 +1,4 @@
-package main
+package bss3put
 
 import (
 	"bytes"

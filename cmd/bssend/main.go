@@ -1,10 +1,9 @@
-// Command bssend writes btrfs send streams to stdout, for snapshots named
+// Package bssend is the command bssend: it writes btrfs send streams to stdout, for snapshots named
 // on the command line or by plan steps on stdin.
-package main
+package bssend
 
 import (
 	"context"
-	"os"
 
 	"github.com/buttersink/buttersink/lib/cli"
 	"github.com/buttersink/buttersink/lib/plan"
@@ -24,9 +23,11 @@ type flags struct {
 	Snapshots  []string `arg:"" optional:"" name:"SNAPSHOT" help:"Read-only snapshots to send; none: read plan steps (JSON Lines) on stdin."`
 }
 
-func main() {
+// Main runs bssend on args (those after the command's name) and returns its
+// exit status; cmd/bs (the multi-call binary) runs it and exits.
+func Main(args []string) int {
 	var f flags
-	os.Exit(cli.Main("bssend", "Write btrfs send streams of snapshots to stdout.", &f, func(ctx context.Context, env *cli.Env) error {
+	return cli.Main(args, "bssend", "Write btrfs send streams of snapshots to stdout.", &f, func(ctx context.Context, env *cli.Env) error {
 		opts := Options{
 			Snapshots: f.Snapshots, Parent: f.Parent, Clones: f.Clone,
 			Proto: f.Proto, Compressed: f.Compressed, NoData: f.NoData, Remote: f.Remote,
@@ -39,5 +40,5 @@ func main() {
 			opts.Resume = &r
 		}
 		return Run(ctx, env, opts)
-	}))
+	})
 }

@@ -14,7 +14,7 @@
 // resumed stream, or, when the stream turns out to differ, a new send's
 // whole stream (resumeOut).
 
-package main
+package bssend
 
 import (
 	"context"

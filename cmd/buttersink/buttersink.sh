@@ -13,6 +13,12 @@
 # pipefail); the first failing stage's status is the script's.
 set -u
 
+# The commands beside this script come before PATH, so that it runs the
+# stages of its own release (make install, bs --install-links).
+case $0 in
+*/*) if here=$(CDPATH= cd -- "${0%/*}" 2>/dev/null && pwd) && [ -x "$here/bsplan" ]; then PATH=$here:$PATH; fi ;;
+esac
+
 prog=buttersink
 usage() {
 	cat <<EOF

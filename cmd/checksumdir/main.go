@@ -1,11 +1,10 @@
-// Command checksumdir writes checksums of directory trees (NAME.ls,
+// Package checksumdir is the command checksumdir: it writes checksums of directory trees (NAME.ls,
 // NAME.files, NAME.sha256sum, as the original ButterSink script did) and
 // checks trees against them.
-package main
+package checksumdir
 
 import (
 	"context"
-	"os"
 
 	"github.com/buttersink/buttersink/lib/cli"
 	"github.com/buttersink/buttersink/lib/remote"
@@ -23,11 +22,13 @@ type flags struct {
 	Dirs     []string `arg:"" name:"DIR" help:"Directories to checksum; the files are written to the working directory, named after DIR's base name."`
 }
 
-func main() {
+// Main runs checksumdir on args (those after the command's name) and returns its
+// exit status; cmd/bs (the multi-call binary) runs it and exits.
+func Main(args []string) int {
 	var f flags
-	os.Exit(cli.Main("checksumdir", "Checksum directory trees and verify them.", &f, func(ctx context.Context, env *cli.Env) error {
+	return cli.Main(args, "checksumdir", "Checksum directory trees and verify them.", &f, func(ctx context.Context, env *cli.Env) error {
 		return Run(ctx, env, RunOptions{
 			Dirs: f.Dirs, Check: f.Check, Stdout: f.Stdout, Full: f.Full, Portable: f.Portable, Jobs: f.Jobs, Remote: f.Remote,
 		})
-	}))
+	})
 }

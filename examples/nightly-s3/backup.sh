@@ -14,13 +14,20 @@
 #   SCHEDULE_TZ      its time zone, e.g. Europe/Berlin (optional)
 #   PRUNE            yes: delete what SCHEDULE no longer keeps (needs SCHEDULE)
 #   METRICS_FILE     Prometheus textfile-collector file to replace at the end
-#                    of each run, e.g. /var/lib/node_exporter/buttersink.prom
+#                    of each run, e.g. /var/lib/prometheus/node-exporter/buttersink.prom
 #   AWS_*            S3 settings (AWS_ENDPOINT_URL, AWS_PROFILE, ...), read by
 #                    the commands themselves
 #
 # Every value is passed as one argument, never split or evaluated. The exit
 # status is buttersink's: non-zero when any stage failed.
+#
+# make install puts this script in PREFIX/libexec/buttersink/; the
+# commands installed with it (PREFIX/bin) come first, before PATH (cron's
+# has no /usr/local/bin).
 set -eu
+case $0 in
+*/libexec/buttersink/*) PATH=${0%/libexec/buttersink/*}/bin:$PATH ;;
+esac
 : "${SNAPSHOTS:?set SNAPSHOTS}" "${DEST:?set DEST}" "${AGE_RECIPIENTS:?set AGE_RECIPIENTS}"
 set -- -q --zstd --age-recipients-file "$AGE_RECIPIENTS" --max-chain "${MAX_CHAIN:-8}"
 if [ -n "${SCHEDULE:-}" ]; then

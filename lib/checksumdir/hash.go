@@ -16,8 +16,10 @@ import (
 // jobs × bufSize whatever the file sizes.
 const bufSize = 1 << 20
 
-// zeros feeds the holes of sparse files to the hash without reading them.
-var zeros = make([]byte, bufSize)
+// zeros feeds the holes of sparse files to the hash without reading them;
+// made when first needed, not at the start of every command of the
+// binary checksumdir runs as (cmd/bs).
+var zeros = sync.OnceValue(func() []byte { return make([]byte, bufSize) })
 
 // fileSum is the content hash of one inode.
 type fileSum struct {
@@ -239,8 +241,9 @@ func (h *hasher) feedZeros(d hash.Hash, n int64) error {
 		if err := h.ctx.Err(); err != nil {
 			return err
 		}
-		m := min(n, int64(len(zeros)))
-		d.Write(zeros[:m])
+		z := zeros()
+		m := min(n, int64(len(z)))
+		d.Write(z[:m])
 		n -= m
 		h.prog.Bytes.Add(m)
 	}

@@ -57,6 +57,8 @@ type Globals struct {
 	// ClientVersion is passed by a client running this command over ssh
 	// (lib/remote), so that two different builds never talk to each other.
 	ClientVersion string `name:"client-version" hidden:"" placeholder:"V" help:"Fail unless this command's version is V."`
+	// Completion is for make install (lib/cli/completion.go).
+	Completion completionFlag `name:"completion" hidden:"" placeholder:"SHELL" help:"Print the completion script for SHELL (bash, zsh or fish) and exit."`
 }
 
 // Common returns the embedded globals.
@@ -162,10 +164,11 @@ func UsageError(format string, a ...any) error {
 	return &ExitError{Code: ExitUsage, Err: fmt.Errorf(format, a...)}
 }
 
-// Main parses os.Args into flags, runs run, prints any error and returns
-// the exit code. Only the command's main calls os.Exit with it.
-func Main(name, description string, flags Flags, run func(ctx context.Context, env *Env) error, options ...kong.Option) int {
-	return main(name, description, os.Args[1:], flags, run, options...)
+// Main parses args (those after the command's name) into flags, runs run,
+// prints any error and returns the exit code. Only a main calls os.Exit
+// with it.
+func Main(args []string, name, description string, flags Flags, run func(ctx context.Context, env *Env) error, options ...kong.Option) int {
+	return main(name, description, args, flags, run, options...)
 }
 
 type exitCode int
@@ -174,7 +177,7 @@ func main(name, description string, args []string, flags Flags, run func(ctx con
 	opts := []kong.Option{
 		kong.Name(name),
 		kong.Description(description),
-		kong.Vars{"version": name + " (buttersink) " + version.Version},
+		kong.Vars{"version": name + " (buttersink) " + version.Version + "\n" + version.License},
 		kong.Writers(os.Stdout, os.Stderr),
 		kong.Exit(func(c int) { panic(exitCode(c)) }),
 		kong.ConfigureHelp(kong.HelpOptions{Compact: true}),

@@ -34,6 +34,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode"
 
@@ -66,8 +67,9 @@ type Holder struct {
 }
 
 // bootID is this process's Boot: the kernel's boot id and the PID
-// namespace ("" when either is unknown).
-var bootID = func() string {
+// namespace ("" when either is unknown). Read when first needed, not at
+// start: bsls shares a binary with bsrecv and starts often.
+var bootID = sync.OnceValue(func() string {
 	b, err := os.ReadFile("/proc/sys/kernel/random/boot_id")
 	if err != nil {
 		return ""
@@ -77,12 +79,12 @@ var bootID = func() string {
 		return ""
 	}
 	return strings.TrimSpace(string(b)) + "/" + ns
-}()
+})
 
 // dead reports whether h is a process that has ended, as this process
 // can tell only in the same boot and PID namespace.
 func (h Holder) dead() bool {
-	if h.Boot == "" || h.Boot != bootID || h.PID <= 0 {
+	if h.Boot == "" || h.Boot != bootID() || h.PID <= 0 {
 		return false
 	}
 	return unix.Kill(h.PID, 0) == unix.ESRCH
@@ -92,7 +94,7 @@ func newHolder(owner string, ttl time.Duration) Holder {
 	host, _ := os.Hostname()
 	var b [8]byte
 	rand.Read(b[:])
-	h := Holder{Owner: owner, PID: os.Getpid(), Host: host, Started: time.Now().UTC().Truncate(time.Second), Token: hex.EncodeToString(b[:]), Boot: bootID}
+	h := Holder{Owner: owner, PID: os.Getpid(), Host: host, Started: time.Now().UTC().Truncate(time.Second), Token: hex.EncodeToString(b[:]), Boot: bootID()}
 	if ttl > 0 {
 		h.TTL = int64(ttl / time.Second)
 	}

@@ -162,18 +162,11 @@ func Bin(t testing.TB) string {
 			buildErr = fmt.Errorf("go build: %v: %s", err, out)
 			return
 		}
-		scripts, _ := filepath.Glob(filepath.Join(root, "cmd", "*", "*.sh"))
-		for _, s := range scripts {
-			b, err := os.ReadFile(s)
-			if err != nil {
-				buildErr = err
-				return
-			}
-			name := strings.TrimSuffix(filepath.Base(s), ".sh")
-			if err := os.WriteFile(filepath.Join(binDir, name), b, 0o755); err != nil {
-				buildErr = err
-				return
-			}
+		// The multi-call binaries make their commands' links and write
+		// the buttersink script, as for a user of go install.
+		links := exec.Command(filepath.Join(binDir, "bs"), "--install-links", binDir)
+		if out, err := links.CombinedOutput(); err != nil {
+			buildErr = fmt.Errorf("bs --install-links: %v: %s", err, out)
 		}
 	})
 	if buildErr != nil {
