@@ -69,3 +69,5 @@ func exits(ts *testscript.TestScript, neg bool, args []string) {
 		ts.Fatalf("%s exited with status %d, want %d", args[1], got, want)
 	}
 }
+
+func TestMain(m *testing.M) { os.Exit(harness.Main(m)) }

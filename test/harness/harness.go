@@ -145,6 +145,17 @@ func Root() string {
 	}
 }
 
+// Main runs a test package's tests and then removes what Bin built, which
+// would otherwise stay behind in the temporary directory after every run
+// (150 MB each). Call it from the package's TestMain.
+func Main(m *testing.M) int {
+	code := m.Run()
+	if binDir != "" {
+		os.RemoveAll(binDir)
+	}
+	return code
+}
+
 // Bin builds every command once per test binary and returns the
 // directory holding them (the buttersink script included).
 func Bin(t testing.TB) string {

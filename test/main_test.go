@@ -1,0 +1,10 @@
+package test
+
+import (
+	"os"
+	"testing"
+
+	"github.com/buttersink/buttersink/test/harness"
+)
+
+func TestMain(m *testing.M) { os.Exit(harness.Main(m)) }
