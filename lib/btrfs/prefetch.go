@@ -162,25 +162,15 @@ func (p *prefetcher) item(it searchItem) error {
 			p.skip = true
 		}
 	case inodeRefKey:
-		// struct btrfs_inode_ref: index le64, name_len le16, name; the
-		// first of the item's names is enough.
-		if p.dir == 0 && len(it.Data) >= 10 {
-			n := int(binary.LittleEndian.Uint16(it.Data[8:]))
-			if n > 0 && n <= len(it.Data)-10 {
-				p.dir, p.name = it.Offset, string(it.Data[10:10+n])
+		if p.dir == 0 {
+			p.name = firstRefName(it.Data)
+			if p.name != "" {
+				p.dir = it.Offset
 			}
 		}
 	case extentDataKey:
-		d := it.Data
-		if len(d) < fileExtentRegSize || d[fileExtentType] != fileExtentReg ||
-			binary.LittleEndian.Uint64(d[fileExtentDiskBytenr:]) == 0 || // a hole
-			binary.LittleEndian.Uint64(d[fileExtentGeneration:]) < p.minGen || // the parent's: not sent
-			p.o.Compressed && d[fileExtentCompression] != 0 {
-			return nil
-		}
-		start := it.Offset
-		end := start + binary.LittleEndian.Uint64(d[fileExtentNumBytes:])
-		if end <= start {
+		start, end, ok := dataRange(it.Offset, it.Data, p.minGen, p.o.Compressed)
+		if !ok {
 			return nil
 		}
 		if start == p.end && p.end > p.start {
@@ -193,6 +183,38 @@ func (p *prefetcher) item(it searchItem) error {
 		p.start, p.end = start, end
 	}
 	return nil
+}
+
+// firstRefName is the first name of an INODE_REF item (struct
+// btrfs_inode_ref: index le64, name_len le16, name; "" when malformed):
+// one name is enough to open the inode.
+func firstRefName(d []byte) string {
+	if len(d) < 10 {
+		return ""
+	}
+	n := int(binary.LittleEndian.Uint16(d[8:]))
+	if n > len(d)-10 {
+		return ""
+	}
+	return string(d[10 : 10+n])
+}
+
+// dataRange is the file range [start, end) of the EXTENT_DATA item at
+// file offset off whose data the send reads from the page cache: a
+// regular extent, not a hole, written at or after minGen, and not one
+// passed through compressed when compressed is set.
+func dataRange(off uint64, d []byte, minGen uint64, compressed bool) (start, end uint64, ok bool) {
+	if len(d) < fileExtentRegSize || d[fileExtentType] != fileExtentReg ||
+		binary.LittleEndian.Uint64(d[fileExtentDiskBytenr:]) == 0 ||
+		binary.LittleEndian.Uint64(d[fileExtentGeneration:]) < minGen ||
+		compressed && d[fileExtentCompression] != 0 {
+		return 0, 0, false
+	}
+	end = off + binary.LittleEndian.Uint64(d[fileExtentNumBytes:])
+	if end <= off {
+		return 0, 0, false // empty, or past the largest offset
+	}
+	return off, end, true
 }
 
 // flush asks for the rest of the inode's data and closes it.
