@@ -131,8 +131,7 @@ type prefetcher struct {
 	minGen uint64
 	// written is the stream's progress when last read.
 	written int64
-	// dirs are open directories by inode number, a few: files of one
-	// directory mostly have neighbouring inode numbers.
+	// dirs are open directories by inode number.
 	dirs map[uint64]int
 
 	// The inode being walked: its reference (parent directory and
@@ -317,8 +316,10 @@ func (p *prefetcher) open() (int, error) {
 	return fd, err
 }
 
-// maxPrefetchDirs bounds the directories kept open.
-const maxPrefetchDirs = 16
+// maxPrefetchDirs bounds the directories kept open: enough for the files
+// of a tree spread over hundreds of directories (inode numbers follow
+// creation, which may go round them), each open costing a lookup.
+const maxPrefetchDirs = 1024
 
 // openDir opens directory ino of the snapshot, or returns it open.
 func (p *prefetcher) openDir(ino uint64) (int, error) {
@@ -341,11 +342,13 @@ func (p *prefetcher) openDir(ino uint64) (int, error) {
 		return -1, err
 	}
 	if len(p.dirs) >= maxPrefetchDirs {
-		// Walked in inode order, the directories of earlier inodes are
-		// rarely needed again.
+		// One out, at random (the map's order): unlike the least
+		// recently used, that keeps most of a cycle over more
+		// directories than fit.
 		for k, d := range p.dirs {
 			unix.Close(d)
 			delete(p.dirs, k)
+			break
 		}
 	}
 	p.dirs[ino] = fd
