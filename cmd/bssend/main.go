@@ -19,6 +19,7 @@ type flags struct {
 	Proto      uint32   `name:"proto" placeholder:"N" help:"Send protocol version (default: the highest the kernel offers)."`
 	Compressed bool     `name:"compressed-data" help:"Pass compressed extents through as they are (needs protocol 2)."`
 	NoData     bool     `name:"no-data" help:"Send metadata only: file data becomes UPDATE_EXTENT sizes."`
+	NoPrefetch bool     `name:"no-prefetch" help:"Do not read the snapshot ahead of the kernel's send (on by default: a cold send waits on the disk far less)."`
 	Resume     string   `name:"resume" placeholder:"OFFSET:DIGEST" help:"Send the rest of the one SNAPSHOT's stream from this resume point (bsls --all), as a resumed stream; the whole stream if it differs."`
 	Snapshots  []string `arg:"" optional:"" name:"SNAPSHOT" help:"Read-only snapshots to send; none: read plan steps (JSON Lines) on stdin."`
 }
@@ -30,7 +31,7 @@ func Main(args []string) int {
 	return cli.Main(args, "bssend", "Write btrfs send streams of snapshots to stdout.", &f, func(ctx context.Context, env *cli.Env) error {
 		opts := Options{
 			Snapshots: f.Snapshots, Parent: f.Parent, Clones: f.Clone,
-			Proto: f.Proto, Compressed: f.Compressed, NoData: f.NoData, Remote: f.Remote,
+			Proto: f.Proto, Compressed: f.Compressed, NoData: f.NoData, NoPrefetch: f.NoPrefetch, Remote: f.Remote,
 		}
 		if f.Resume != "" {
 			r, err := plan.ParseResume(f.Resume)

@@ -56,6 +56,8 @@ type Options struct {
 	Proto      uint32
 	Compressed bool
 	NoData     bool
+	// NoPrefetch turns off reading ahead of the kernel's send.
+	NoPrefetch bool
 	// Resume is the resume point of the one snapshot named (--resume).
 	Resume *plan.Resume
 	// Remote reaches ssh:// sources (lib/remote).
@@ -410,6 +412,9 @@ func (s *sender) send(ctx context.Context, j job) (int64, error) {
 		w := &meteredWriter{w: s.env.Stdout, s: s}
 		err := remote.Send(ctx, remote.Stdio{Stdin: s.env.Stdin, Stdout: s.env.Stdout, Stderr: s.env.Stderr, Log: s.env.Log, Quiet: s.env.Quiet, Verbose: s.env.Verbose}, s.opts.Remote, *j.ssh, w, s.remoteArgs()...)
 		return w.n, err
+	}
+	if !s.opts.NoPrefetch && !s.opts.NoData {
+		defer s.prefetch(ctx, j)()
 	}
 	if j.resume != nil {
 		r := j

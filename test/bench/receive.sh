@@ -20,6 +20,10 @@
 # includes any child it waits for). Every received subvolume is checked
 # against its source with rsync (contents, modes, owners, times, xattrs,
 # hard links).
+# Then the senders alone, from a cold cache, into a pipe that cat drains
+# (send-cold-full, send-cold-incr: bssend --proto 2 [-p S1] S vs btrfs
+# send, alternating bs peer peer bs, the fastest counting): what bssend's
+# prefetch gains on the side every cold backup waits on.
 # Targets: ratio <= 0.8, cpu_ratio <= 0.9, bs_rss < 64 MiB.
 # Commands come from $BS_BIN, else ./bin (make build); mktree is built
 # with go. Root needed (loop devices, mount, send). BENCH_QUICK=1: 100 MiB
@@ -118,3 +122,30 @@ verdict() {
 note="$files files, $mib MiB; targets ratio<=0.8 cpu_ratio<=0.9 bs_rss<64MiB"
 bench_report receive-full "$bs_full" "$peer_full" "$note: $(verdict "$bs_full" "$peer_full")"
 bench_report receive-incr "$bs_incr" "$peer_incr" "$note: $(verdict "$bs_incr" "$peer_incr")"
+
+# send_cold TOOL [-p PARENT] SNAP: one timed cold send into a pipe,
+# "secs kib cpu" on stdout.
+send_cold() {
+	t=$1
+	shift
+	bench_drop
+	if [ "$t" = bs ]; then
+		timed "$work/t1" bssend -q --proto 2 "$@" | cat >/dev/null
+	else
+		timed "$work/t1" btrfs send -q --proto 2 "$@" | cat >/dev/null
+	fi
+	awk '{ print $1, $2, $3 + $4 }' "$work/t1"
+}
+
+bs_full= bs_incr= peer_full= peer_incr=
+for t in bs peer peer bs; do
+	full=$(send_cold "$t" "$src/s1")
+	incr=$(send_cold "$t" -p "$src/s1" "$src/s2")
+	if [ "$t" = bs ]; then
+		bs_full=$(best "$bs_full" "$full") bs_incr=$(best "$bs_incr" "$incr")
+	else
+		peer_full=$(best "$peer_full" "$full") peer_incr=$(best "$peer_incr" "$incr")
+	fi
+done
+bench_report send-cold-full "$bs_full" "$peer_full" "$files files, $mib MiB"
+bench_report send-cold-incr "$bs_incr" "$peer_incr" "$files files, $mib MiB"
