@@ -201,7 +201,7 @@ func TestLockBsrmWaitsForUpload(t *testing.T) {
 			if r.Code != 0 || !strings.Contains(r.Stdout, "nowait=75") || !strings.Contains(r.Stdout, "wait=0") {
 				t.Fatalf("exit %d\n%s\n%s", r.Code, r.Stdout, r.Stderr)
 			}
-			if !strings.Contains(r.Stderr, "is locked by") || !strings.Contains(r.Stderr, "kept: a stream stored since the plan was made") {
+			if !strings.Contains(r.Stderr, "is locked by") || !strings.Contains(r.Stderr, "kept: a stream that stays (stored since the plan was made") {
 				t.Errorf("stderr:\n%s", r.Stderr)
 			}
 			dst := filepath.Join(harness.Btrfs(t, 256), "restore-rm-"+s.name)

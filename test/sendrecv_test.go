@@ -684,7 +684,7 @@ func TestSendBrokenPipeAndInterrupt(t *testing.T) {
 		t.Errorf("terminal stdout: exit %d, output %q", r.Code, r.Stdout)
 	}
 	r = harness.MustSh(t, `script -qec 'bssend -v "$SRC/s1" | pv -q -L 20m > /dev/null' /dev/null`, "SRC="+src)
-	if !strings.Contains(r.Stdout, "bssend: "+src+"/s1 ") || !strings.Contains(r.Stdout, "MiB/s") || !strings.Contains(r.Stdout, "bssend: sent 1 snapshot, ") {
+	if !strings.Contains(r.Stdout, "bssend: 1/1 "+src+"/s1 ") || !strings.Contains(r.Stdout, "MiB/s") || !strings.Contains(r.Stdout, "bssend: sent 1 snapshot, ") {
 		t.Errorf("no progress line or summary on the terminal: %q", r.Stdout)
 	}
 	r = harness.MustSh(t, `script -qec 'bssend -q "$SRC/s1" | pv -q -L 50m > /dev/null' /dev/null`, "SRC="+src)
