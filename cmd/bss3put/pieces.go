@@ -89,23 +89,24 @@ func (w *pieceWriter) Write(b []byte) (int, error) {
 // finish stores the current piece: as the last one when last carries the
 // stream's digest.
 func (w *pieceWriter) finish(last objstore.Meta) (objstore.Object, error) {
+	isLast := last.StreamSHA256 != ""
 	crc := fmt.Sprintf("%08x", w.crc)
 	if w.cur == nil {
 		k := w.kept[w.n]
-		if k.Size != w.size || k.Meta.PieceCRC32C != crc || last.Complete() {
+		if k.Size != w.size || k.Meta.PieceCRC32C != crc || isLast {
 			return objstore.Object{}, hint.Wrap(fmt.Errorf("%s: stored by an interrupted run with other bytes than this run's", w.where(w.n)),
 				fmt.Sprintf("delete the stream's pieces (bsrm --incomplete %s) and run again", w.st.Location().DirString()))
 		}
 		return k, nil
 	}
 	m := w.meta
-	if last.Complete() {
+	if isLast {
 		m = last
 	}
-	if w.n > 1 || !last.Complete() {
+	if w.n > 1 || !isLast {
 		m.Piece, m.PieceCRC32C = w.n, crc
 	}
-	if w.n > 1 && last.Complete() {
+	if w.n > 1 && isLast {
 		m.Pieces, m.SetSize = w.n, w.total
 	}
 	p := w.cur
