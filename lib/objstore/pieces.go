@@ -197,6 +197,11 @@ func listSets(ctx context.Context, st Store, objs []Object) (rest, sets []Object
 			if err != nil {
 				return nil, nil, err
 			}
+			if h.Meta.Piece == 0 {
+				// A stream stored whole, beside stray later pieces.
+				rest = append(rest, o)
+				continue
+			}
 			set, err := ResolveSet(ctx, st, o.Key, h)
 			if err != nil {
 				continue // not whole: not a stored stream
