@@ -105,16 +105,26 @@ func TestSets(t *testing.T) {
 	}
 
 	for name, edit := range map[string]func(i int, key *string, m *objstore.Meta){
-		"skips":         func(i int, key *string, m *objstore.Meta) { *key = map[bool]string{true: "", false: *key}[i == 2] },
-		"place":         func(i int, key *string, m *objstore.Meta) { m.Piece = map[bool]int{true: 3, false: m.Piece}[i == 2] },
-		"encoding":      func(i int, key *string, m *objstore.Meta) { m.Encoding = map[bool]string{true: "", false: m.Encoding}[i == 2] },
-		"count":         func(i int, key *string, m *objstore.Meta) { m.Pieces = map[bool]int{true: 4, false: m.Pieces}[i == 3] },
-		"size":          func(i int, key *string, m *objstore.Meta) { m.SetSize = map[bool]int64{true: 8, false: m.SetSize}[i == 3] },
-		"no digest":     func(i int, key *string, m *objstore.Meta) { m.StreamSHA256 = map[bool]string{true: "", false: m.StreamSHA256}[i == 3] },
-		"no last":       func(i int, key *string, m *objstore.Meta) { m.Pieces = 0 },
-		"early last":    func(i int, key *string, m *objstore.Meta) { m.Pieces = map[bool]int{true: 2, false: m.Pieces}[i == 2] },
-		"bad crc":       func(i int, key *string, m *objstore.Meta) { m.PieceCRC32C = map[bool]string{true: "zz", false: m.PieceCRC32C}[i == 2] },
-		"odd key":       func(i int, key *string, m *objstore.Meta) { *key = map[bool]string{true: setHead + ".p02", false: *key}[i == 2] },
+		"skips": func(i int, key *string, m *objstore.Meta) { *key = map[bool]string{true: "", false: *key}[i == 2] },
+		"place": func(i int, key *string, m *objstore.Meta) { m.Piece = map[bool]int{true: 3, false: m.Piece}[i == 2] },
+		"encoding": func(i int, key *string, m *objstore.Meta) {
+			m.Encoding = map[bool]string{true: "", false: m.Encoding}[i == 2]
+		},
+		"count": func(i int, key *string, m *objstore.Meta) { m.Pieces = map[bool]int{true: 4, false: m.Pieces}[i == 3] },
+		"size": func(i int, key *string, m *objstore.Meta) {
+			m.SetSize = map[bool]int64{true: 8, false: m.SetSize}[i == 3]
+		},
+		"no digest": func(i int, key *string, m *objstore.Meta) {
+			m.StreamSHA256 = map[bool]string{true: "", false: m.StreamSHA256}[i == 3]
+		},
+		"no last":    func(i int, key *string, m *objstore.Meta) { m.Pieces = 0 },
+		"early last": func(i int, key *string, m *objstore.Meta) { m.Pieces = map[bool]int{true: 2, false: m.Pieces}[i == 2] },
+		"bad crc": func(i int, key *string, m *objstore.Meta) {
+			m.PieceCRC32C = map[bool]string{true: "zz", false: m.PieceCRC32C}[i == 2]
+		},
+		"odd key": func(i int, key *string, m *objstore.Meta) {
+			*key = map[bool]string{true: setHead + ".p02", false: *key}[i == 2]
+		},
 		"head is whole": func(i int, key *string, m *objstore.Meta) { m.Piece = map[bool]int{true: 0, false: m.Piece}[i == 1] },
 	} {
 		t.Run(name, func(t *testing.T) {
