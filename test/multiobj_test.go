@@ -196,3 +196,21 @@ func TestBss3PiecesInterrupted(t *testing.T) {
 		})
 	}
 }
+
+// TestBss3PiecesBtrfs: a real btrfs send stream of about 80 MiB, stored as
+// several objects (zstd, on file://), restores into btrfs through the
+// planner, bss3get and bsrecv, the tree equal to the source.
+func TestBss3PiecesBtrfs(t *testing.T) {
+	harness.RequireCommand(t, "zstd")
+	src := harness.Btrfs(t, 512)
+	snaps := objSnaps(t, src, 1, 80<<10)
+	dst := harness.Btrfs(t, 512)
+	url := "file://" + t.TempDir() + "/store/"
+	mustOsh(t, nil, `bsplan "$1/" "$2" | bssend | bss3put --zstd --part-size 5MiB --max-object-size 20MiB "$2"`, snaps, url)
+	loc := store{url: url}
+	if n := len(pieceKeys(t, loc.open(t), "s1/")); n < 3 {
+		t.Fatalf("stored as %d objects, want at least 3", n)
+	}
+	mustOsh(t, nil, `bsplan "$1" "$2/" | bss3get | bsrecv "$2/"`, url, dst)
+	sameTrees(t, filepath.Join(snaps, "s1"), filepath.Join(dst, "s1"))
+}
