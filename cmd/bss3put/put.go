@@ -192,6 +192,9 @@ func putStream(ctx context.Context, env *cli.Env, st objstore.Store, s *sendstre
 			old.Size, old.Meta = set.Size, set.Meta
 			return verifyStored(env, s, old, where)
 		}
+		if !errors.Is(serr, objstore.ErrNotWhole) {
+			return snapshot.Snapshot{}, false, serr
+		}
 		if kept, err = keptPieces(ctx, env, st, k, old, opts.Encoding); err != nil {
 			return snapshot.Snapshot{}, false, err
 		}

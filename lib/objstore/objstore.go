@@ -289,7 +289,8 @@ const statConcurrency = 16
 // digest (interrupted between completing the multipart upload and the
 // metadata copy). Only objects completed from a multipart upload can be
 // such (a single PUT carries its metadata), so only those are read with
-// a HEAD request; objects of other formats never carry metadata and are
+// a HEAD request, and the pieces a file store's List marks (the first
+// piece of a stream stored as several objects has no digest); objects of other formats never carry metadata and are
 // kept.
 func Stored(ctx context.Context, st Store, objs []Object) ([]Object, error) {
 	var check []int

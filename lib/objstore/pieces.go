@@ -36,6 +36,19 @@ type Set struct {
 	Size int64
 }
 
+// ErrNotWhole is the error of ResolveSet for a set that is not whole
+// (errors.Is): other errors are the store's.
+var ErrNotWhole = errors.New("set of pieces is not whole")
+
+type notWholeError string
+
+func (e notWholeError) Error() string        { return string(e) }
+func (e notWholeError) Is(target error) bool { return target == ErrNotWhole }
+
+func notWhole(format string, args ...any) error {
+	return notWholeError(fmt.Sprintf(format, args...))
+}
+
 // ResolveSet finds the pieces of the stream whose first piece head was
 // read (Stat or Open) under key, reading each piece's metadata (a HEAD
 // request each). It is an error unless the set is whole: pieces 2 to n
@@ -45,27 +58,27 @@ func ResolveSet(ctx context.Context, st Store, key string, head Object) (Set, er
 	where := st.Location().DirString() + key
 	k, err := objkey.ParseKey(key)
 	if err != nil {
-		return Set{}, err
+		return Set{}, notWhole("%v", err)
 	}
 	if k.Piece != 0 || !head.Meta.StoredPiece() || head.Meta.Piece != 1 {
-		return Set{}, fmt.Errorf("%s: not the first piece of a stream stored as several objects", where)
+		return Set{}, notWhole("%s: not the first piece of a stream stored as several objects", where)
 	}
 	set := Set{Pieces: []Object{head}, Size: head.Size}
 	for n := 2; ; n++ {
 		if n > objkey.MaxPieces {
-			return Set{}, fmt.Errorf("%s: more than %d pieces", where, objkey.MaxPieces)
+			return Set{}, notWhole("%s: more than %d pieces", where, objkey.MaxPieces)
 		}
 		pk := k.PieceKey(n)
 		o, err := st.Stat(ctx, pk)
 		if errors.Is(err, ErrNotExist) {
-			return Set{}, fmt.Errorf("%s: incomplete: piece %d of the stream (%s) is not stored", where, n, pk)
+			return Set{}, notWhole("%s: incomplete: piece %d of the stream (%s) is not stored", where, n, pk)
 		}
 		if err != nil {
 			return Set{}, err
 		}
 		m := o.Meta
 		if !m.StoredPiece() || m.Piece != n || m.Encoding != head.Meta.Encoding {
-			return Set{}, fmt.Errorf("%s: piece %s: its metadata is not that of piece %d of this stream", where, pk, n)
+			return Set{}, notWhole("%s: piece %s: its metadata is not that of piece %d of this stream", where, pk, n)
 		}
 		set.Pieces = append(set.Pieces, o)
 		set.Size += o.Size
@@ -73,7 +86,7 @@ func ResolveSet(ctx context.Context, st Store, key string, head Object) (Set, er
 			continue
 		}
 		if m.Pieces != n || !m.Complete() || m.SetSize != set.Size || m.EncodedSize != o.Size {
-			return Set{}, fmt.Errorf("%s: piece %s: its metadata (%d pieces, %d bytes) does not match the %d pieces of %d bytes stored", where, pk, m.Pieces, m.SetSize, n, set.Size)
+			return Set{}, notWhole("%s: piece %s: its metadata (%d pieces, %d bytes) does not match the %d pieces of %d bytes stored", where, pk, m.Pieces, m.SetSize, n, set.Size)
 		}
 		set.Meta = m
 		set.Meta.EncodedSize = set.Size
@@ -203,8 +216,11 @@ func listSets(ctx context.Context, st Store, objs []Object) (rest, sets []Object
 				continue
 			}
 			set, err := ResolveSet(ctx, st, o.Key, h)
+			if errors.Is(err, ErrNotWhole) {
+				continue // not a stored stream
+			}
 			if err != nil {
-				continue // not whole: not a stored stream
+				return nil, nil, err
 			}
 			h.Size, h.Meta = set.Size, set.Meta
 			sets = append(sets, h)
@@ -280,8 +296,12 @@ func IncompleteSets(ctx context.Context, st Store, olderThan time.Duration) ([]I
 					continue
 				}
 			default:
-				if _, err := ResolveSet(ctx, st, key, ho); err == nil {
+				_, err := ResolveSet(ctx, st, key, ho)
+				if err == nil {
 					continue
+				}
+				if !errors.Is(err, ErrNotWhole) {
+					return nil, err
 				}
 				add(h)
 			}
