@@ -174,6 +174,10 @@ func TestBss3PiecesInterrupted(t *testing.T) {
 			if ls := objRecords(t, mustOsh(t, s.env, `bsls --json "$1"`, url).Stdout); len(ls) != 0 {
 				t.Fatalf("bsls lists the cut set as a stream: %+v", ls)
 			}
+			all := objRecords(t, mustOsh(t, s.env, `bsls --all --json "$1"`, url).Stdout)
+			if len(all) != 1 || !all[0].Partial || all[0].Path != "gen" {
+				t.Errorf("bsls --all lists %+v, want the cut set, partial", all)
+			}
 			r := mustOsh(t, s.env, `bsrm -n --incomplete 0s "$1"`, url)
 			if !strings.Contains(r.Stdout, `"pieces":`+strconv.Itoa(len(before))) {
 				t.Errorf("bsrm --incomplete -n does not name the set of %d pieces:\n%s", len(before), r.Stdout)

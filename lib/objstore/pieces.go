@@ -16,7 +16,9 @@ import (
 	"sort"
 	"time"
 
+	"github.com/buttersink/buttersink/lib/location"
 	"github.com/buttersink/buttersink/lib/objstore/objkey"
+	"github.com/buttersink/buttersink/lib/snapshot"
 )
 
 // MaxObjectSize is the largest object S3 stores (5 TiB), the default
@@ -311,5 +313,25 @@ func IncompleteSets(ctx context.Context, st Store, olderThan time.Duration) ([]I
 		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Key < out[j].Key })
+	return out, nil
+}
+
+// PartialSets is the listing records (Partial set) of st's incomplete
+// sets (IncompleteSets), of loc's snapshot only when it names one: the
+// size is what is stored, the key the stream's.
+func PartialSets(ctx context.Context, st Store, loc location.Location) ([]snapshot.Snapshot, error) {
+	sets, err := IncompleteSets(ctx, st, 0)
+	if err != nil {
+		return nil, err
+	}
+	var out []snapshot.Snapshot
+	for _, s := range sets {
+		rec, ok := Record(Object{Key: s.Key, Size: s.Size, Modified: s.Modified})
+		if !ok || loc.Snapshot != "" && rec.Path != loc.Snapshot {
+			continue
+		}
+		rec.Partial = true
+		out = append(out, rec)
+	}
 	return out, nil
 }
