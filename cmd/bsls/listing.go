@@ -192,7 +192,7 @@ func recordTable(recs []snapshot.Snapshot) *table.Table {
 	// STATE says "ro" only beside something that is not.
 	showState := false
 	for i := range recs {
-		showState = showState || (!recs[i].IsObject() && (!recs[i].ReadOnly || recs[i].Partial))
+		showState = showState || recs[i].Partial || !recs[i].IsObject() && !recs[i].ReadOnly
 	}
 	for i := range recs {
 		row := make([]string, len(columns))
@@ -218,9 +218,12 @@ func dash(s string) string {
 }
 
 // state is shown for what is not a plain read-only snapshot: a writable
-// subvolume or a partial receive (bsls --all).
+// subvolume or a partial receive, or the pieces of a stream whose set
+// is not whole (bsls --all).
 func state(s *snapshot.Snapshot) string {
 	switch {
+	case s.IsObject() && s.Partial:
+		return "partial"
 	case s.IsObject():
 		return ""
 	case s.Resume != nil:

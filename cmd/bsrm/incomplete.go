@@ -24,8 +24,11 @@ type IncompleteResult struct {
 	// file store's temporary file.
 	UploadID string    `json:"upload_id"`
 	Started  time.Time `json:"started"`
-	// Size is the bytes written so far (file stores only).
+	// Size is the bytes written so far (file stores, and sets).
 	Size int64 `json:"size,omitempty"`
+	// Pieces is, for the pieces of a stream stored as several objects
+	// whose set is not whole (upload_id ""), how many were deleted.
+	Pieces int `json:"pieces,omitempty"`
 	// Status is "aborted" or "dry-run".
 	Status string `json:"status"`
 }
@@ -69,8 +72,11 @@ func incomplete(ctx context.Context, env *cli.Env, dirs []location.Location, age
 			return err
 		}
 		var ups []objstore.Upload
+		var sets []objstore.IncompleteSet
 		if o.DryRun {
-			ups, err = objstore.StaleUploads(ctx, st, age)
+			if ups, err = objstore.StaleUploads(ctx, st, age); err == nil {
+				sets, err = objstore.IncompleteSets(ctx, st, age)
+			}
 		} else {
 			// Under the store's lock: a running upload is never aborted.
 			err = lock.Hold(ctx, func(ctx context.Context) (*lock.Lock, error) {
@@ -78,14 +84,20 @@ func incomplete(ctx context.Context, env *cli.Env, dirs []location.Location, age
 			}, func(ctx context.Context) error {
 				// What was aborted before a failure gets its lines too.
 				var err error
-				ups, err = objstore.AbortIncomplete(ctx, st, age)
+				if ups, err = objstore.AbortIncomplete(ctx, st, age); err != nil {
+					return err
+				}
+				sets, err = deleteSets(ctx, st, age)
 				return err
 			})
 		}
 		if werr := writeAborted(out, d, ups, o.DryRun, env); werr != nil {
 			return werr
 		}
-		n += len(ups)
+		if werr := writeSets(out, d, sets, o.DryRun); werr != nil {
+			return werr
+		}
+		n += len(ups) + len(sets)
 		if err != nil {
 			return err
 		}
@@ -104,6 +116,35 @@ func writeAborted(out *jsonl.Writer, d location.Location, ups []objstore.Upload,
 			env.Log.Debug("aborted incomplete upload", "key", d.DirString()+u.Key, "id", u.ID, "started", u.Started)
 		}
 		r := IncompleteResult{Op: OpAbort, Dst: d.DirString(), Key: u.Key, UploadID: u.ID, Started: u.Started.UTC(), Size: u.Size, Status: status}
+		if err := out.Write(&r); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// deleteSets deletes the pieces of the incomplete sets (objstore.IncompleteSet)
+// whose newest piece is older than age. The store's lock is held.
+func deleteSets(ctx context.Context, st objstore.Store, age time.Duration) ([]objstore.IncompleteSet, error) {
+	sets, err := objstore.IncompleteSets(ctx, st, age)
+	if err != nil {
+		return nil, err
+	}
+	for i, s := range sets {
+		if err := st.Delete(ctx, s.Keys...); err != nil {
+			return sets[:i], err
+		}
+	}
+	return sets, nil
+}
+
+func writeSets(out *jsonl.Writer, d location.Location, sets []objstore.IncompleteSet, dryRun bool) error {
+	status := "aborted"
+	if dryRun {
+		status = "dry-run"
+	}
+	for _, s := range sets {
+		r := IncompleteResult{Op: OpAbort, Dst: d.DirString(), Key: s.Key, Started: s.Modified.UTC(), Size: s.Size, Pieces: len(s.Keys), Status: status}
 		if err := out.Write(&r); err != nil {
 			return err
 		}

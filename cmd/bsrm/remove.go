@@ -658,7 +658,13 @@ func (r *remover) deleteObject(ctx context.Context, c *checked) (string, *time.T
 		return "dry-run", nil, nil
 	}
 	st, _ := r.store(ctx, c.scope)
-	if err := st.Delete(ctx, c.rel); err != nil {
+	// A stream stored as several objects goes whole: its later pieces
+	// (named after its key, and only those) first.
+	keys, err := objstore.SetKeys(ctx, st, c.rel)
+	if err != nil {
+		return "", nil, err
+	}
+	if err := st.Delete(ctx, append(keys, c.rel)...); err != nil {
 		return "", nil, err
 	}
 	return "deleted", nil, nil

@@ -229,11 +229,26 @@ func (g *getter) fetch(ctx context.Context, src source) error {
 	if err != nil {
 		return err
 	}
-	rc, obj, err := src.store.Open(ctx, src.key, objstore.GetOptions{Concurrency: g.opts.Concurrency, ChunkSize: g.opts.ChunkSize, Held: held})
+	if k.Piece != 0 {
+		return hint.Wrap(fmt.Errorf("%s: a piece of a stream stored as several objects, not a stream", where),
+			"name the stream's first piece: "+src.store.Location().DirString()+k.Head().String())
+	}
+	gopts := objstore.GetOptions{Concurrency: g.opts.Concurrency, ChunkSize: g.opts.ChunkSize, Held: held}
+	rc, obj, err := src.store.Open(ctx, src.key, gopts)
 	if err != nil {
 		return err
 	}
-	defer rc.Close()
+	defer func() { rc.Close() }()
+	if obj.Meta.Piece != 0 {
+		// The first of several objects: they are read one after the
+		// other as the one object they were cut from, and verified as
+		// one stream.
+		set, err := objstore.ResolveSet(ctx, src.store, src.key, obj)
+		if err != nil {
+			return err
+		}
+		rc, obj = objstore.OpenSet(ctx, src.store, set, rc, gopts)
+	}
 	stages := k.Stages
 	if k.Format == objkey.FormatBtrfs2s3 {
 		// btrfs2s3's pipe_through leaves no trace in the key: the user's

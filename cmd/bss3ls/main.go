@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sort"
 	"syscall"
 
 	"github.com/buttersink/buttersink/lib/cli"
@@ -18,6 +19,8 @@ import (
 type flags struct {
 	cli.Globals
 	Store objstore.Flags `embed:""`
+
+	All bool `short:"a" help:"Also list, marked partial, what is stored of streams stored as several objects whose set is not whole (an interrupted bss3put)."`
 
 	Location string `arg:"" help:"s3://bucket/prefix/ or file:///dir/ for every stored stream, or .../NAME for one snapshot's."`
 }
@@ -35,8 +38,23 @@ func Main(args []string) int {
 			return cli.UsageError("%s: not an object store: want s3:// or file://", loc)
 		}
 		recs, err := stores.ListStreams(ctx, loc, f.Store.Options())
-		if err != nil {
+		if err != nil && (!f.All || loc.Snapshot == "") {
 			return err
+		}
+		if f.All {
+			st, oerr := stores.Open(ctx, loc, f.Store.Options())
+			if oerr != nil {
+				return oerr
+			}
+			part, perr := objstore.PartialSets(ctx, st, loc)
+			if perr != nil {
+				return perr
+			}
+			if err != nil && len(part) == 0 {
+				return err
+			}
+			recs = append(recs, part...)
+			sort.SliceStable(recs, func(i, j int) bool { return recs[i].Path < recs[j].Path })
 		}
 		if err := snapshot.WriteLines(env.Stdout, recs); err != nil {
 			if errors.Is(err, syscall.EPIPE) {

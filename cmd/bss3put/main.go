@@ -29,6 +29,7 @@ type flags struct {
 	AgeRecipients []string          `sep:"none" name:"age-recipients-file" short:"R" placeholder:"FILE" type:"existingfile" help:"Encrypt with age to the recipients in FILE; repeatable."`
 	Filter        []string          `sep:"none" name:"filter" placeholder:"CMD" help:"Pipe the (compressed, encrypted) stream through 'sh -c CMD'; repeatable, applied in order."`
 	PartSize      objstore.ByteSize `name:"part-size" placeholder:"SIZE" help:"Multipart part size (5MiB-5GiB); default: 8MiB doubling every 1,000 parts."`
+	MaxObjectSize objstore.ByteSize `name:"max-object-size" placeholder:"SIZE" help:"Store a stream larger than SIZE as several objects of at most SIZE (at least one part); default 5TiB, S3's limit."`
 	Concurrency   int               `name:"concurrency" short:"j" default:"4" help:"Parts uploaded at once."`
 	Location      string            `arg:"" name:"location" help:"Store directory: s3://bucket/prefix/ or file:///dir/."`
 }
@@ -46,6 +47,9 @@ func Main(args []string) int {
 		}
 		if err := s3store.CheckPartSize(int64(f.PartSize)); err != nil {
 			return cli.UsageError("--part-size: %v", err)
+		}
+		if m := int64(f.MaxObjectSize); m != 0 && (m < s3store.PartSize(int64(f.PartSize), 1) || m > objstore.MaxObjectSize) {
+			return cli.UsageError("--max-object-size %d: want one part (%d bytes) to 5 TiB", m, s3store.PartSize(int64(f.PartSize), 1))
 		}
 		if f.Concurrency < 1 || f.Concurrency > 64 {
 			return cli.UsageError("--concurrency %d: want 1 to 64", f.Concurrency)
@@ -73,7 +77,7 @@ func Main(args []string) int {
 			}
 		}
 		return Put(ctx, env, PutOptions{
-			Dst: dst, Store: store, Encoding: enc, PartSize: int64(f.PartSize), Concurrency: f.Concurrency, MemoryLimit: true,
+			Dst: dst, Store: store, Encoding: enc, PartSize: int64(f.PartSize), MaxObjectSize: int64(f.MaxObjectSize), Concurrency: f.Concurrency, MemoryLimit: true,
 			Lock: f.Lock.Options(env.Name, env.Log), Stats: &rec.Stats,
 		})
 	})

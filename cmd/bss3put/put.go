@@ -44,10 +44,20 @@ type PutOptions struct {
 	MemoryLimit bool
 	// Lock is how to take the store's writers' lock (lib/lock).
 	Lock lock.Options
+	// MaxObjectSize is the size above which a stream is stored as
+	// several objects; 0 is S3's limit, objstore.MaxObjectSize.
+	MaxObjectSize int64
 	// meter counts the streams read (nil: none).
 	meter *progress.Meter
 	// Stats, when set, counts what is stored.
 	Stats *metrics.Stats
+}
+
+func (o PutOptions) maxObjectSize() int64 {
+	if o.MaxObjectSize > 0 {
+		return o.MaxObjectSize
+	}
+	return objstore.MaxObjectSize
 }
 
 // memoryBase is the Go memory bss3put allows itself beside its part
@@ -172,9 +182,22 @@ func putStream(ctx context.Context, env *cli.Env, st objstore.Store, s *sendstre
 		opts.meter.Start(k.Path, 0)
 	}
 	old, err := st.Stat(ctx, key)
+	var kept map[int]objstore.Object
 	switch {
 	case err == nil && old.Meta.Complete():
 		return verifyStored(env, s, old, where)
+	case err == nil && old.Meta.StoredPiece():
+		set, serr := objstore.ResolveSet(ctx, st, key, old)
+		if serr == nil {
+			old.Size, old.Meta = set.Size, set.Meta
+			return verifyStored(env, s, old, where)
+		}
+		if !errors.Is(serr, objstore.ErrNotWhole) {
+			return snapshot.Snapshot{}, false, serr
+		}
+		if kept, err = keptPieces(ctx, env, st, k, old, opts.Encoding); err != nil {
+			return snapshot.Snapshot{}, false, err
+		}
 	case err == nil:
 		// A store never replaces an object: delete it first.
 		env.Log.Warn(fmt.Sprintf("%s: exists without complete metadata (an upload cut short); storing it again", where))
@@ -191,16 +214,23 @@ func putStream(ctx context.Context, env *cli.Env, st objstore.Store, s *sendstre
 	pctx, stop := context.WithCancelCause(ctx)
 	defer stop(nil)
 	res := newResumer(env, where, opts.Encoding)
-	p, err := st.Create(pctx, key, meta, objstore.PutOptions{
+	putOpts := objstore.PutOptions{
 		PartSize:    opts.PartSize,
 		Concurrency: opts.Concurrency,
 		Discard:     res.discard(),
-		Started:     res.started,
-		Mismatch:    res.mismatch,
 		Log:         func(msg string, args ...any) { env.Log.Debug(msg, args...) },
 		PartMemory:  partMemory,
-	})
-	if err != nil {
+	}
+	p := &pieceWriter{ctx: ctx, st: st, key: k, limit: opts.maxObjectSize(), meta: meta, kept: kept,
+		create: func(n int) (objstore.Putter, error) {
+			o := putOpts
+			if n == 1 {
+				// The age key of a resumed upload is the first piece's.
+				o.Started, o.Mismatch = res.started, res.mismatch
+			}
+			return st.Create(pctx, k.PieceKey(n), meta, o)
+		}}
+	if err := p.open(1); err != nil {
 		return snapshot.Snapshot{}, false, err
 	}
 	encoding, err := res.prepare()

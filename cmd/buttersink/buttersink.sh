@@ -39,6 +39,9 @@ Synchronise two sets of btrfs read-only snapshots. With only <dst>, list it.
                           (also --logfile, as the original)
   -V, --version           print the version
       --part-size SIZE    S3 part size (plain number: MiB, as the original)
+      --max-object-size SIZE
+                          store a larger stream as several objects
+                          (s3/file destinations; default 5TiB)
       --storage-class C   S3 storage class of new objects (s3 destinations)
       --sse ALG           S3 server-side encryption: AES256 or aws:kms
       --object-lock MODE:DURATION
@@ -120,7 +123,7 @@ need_arg() { [ $# -ge 2 ] || die "option $1 needs a value" "see buttersink --hel
 
 while [ $# -gt 0 ]; do
 	case $1 in
-	--part-size=* | --age-recipient=* | --age-recipients-file=* | --filter=* | --age-identity=* | --unfilter=* | \
+	--part-size=* | --max-object-size=* | --age-recipient=* | --age-recipients-file=* | --filter=* | --age-identity=* | --unfilter=* | \
 		--schedule=* | --tz=* | --now=* | --max-chain=* | --ssh=* | --profile=* | --endpoint-url=* | --region=* | \
 		--wait-timeout=* | --storage-class=* | --sse=* | --object-lock=* | --restore-tier=* | --restore-days=* | --concurrency=* | --chunk-size=* | \
 		--metrics-file=* | --on-success=* | --on-failure=*)
@@ -149,6 +152,7 @@ while [ $# -gt 0 ]; do
 		case $p in *[!0-9]* | "") ;; *) p=${p}MiB ;; esac
 		first plan_opt --part-size; first part_opt --part-size
 		add put_opts "--part-size=$p" ;;
+	--max-object-size) need_arg "$@"; first plan_opt "$1"; first put_opt "$1"; add put_opts "$1=$2"; shift ;;
 	--storage-class | --sse | --object-lock)
 		need_arg "$@"; first plan_opt "$1"; first part_opt "$1"; add put_opts "$1=$2"; shift ;;
 	--restore-tier | --restore-days)

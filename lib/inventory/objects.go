@@ -23,7 +23,7 @@ func listObjects(ctx context.Context, loc location.Location, opts Options) ([]sn
 	if opts.ListObjects != nil {
 		return opts.ListObjects(ctx, loc, opts.Objects)
 	}
-	return listObjectsCommand(ctx, loc, opts.Objects, os.Stderr)
+	return listObjectsCommand(ctx, loc, opts.Objects, opts.All, os.Stderr)
 }
 
 // helperName is the command that lists object stores for List.
@@ -50,12 +50,16 @@ func helperPath() (string, error) {
 // JSON Lines. Its messages are passed on to stderr as they come; its error
 // line becomes the error (with its hint), so a failure reads as the
 // caller's own.
-func listObjectsCommand(ctx context.Context, loc location.Location, opts objopts.Options, stderr io.Writer) ([]snapshot.Snapshot, error) {
+func listObjectsCommand(ctx context.Context, loc location.Location, opts objopts.Options, all bool, stderr io.Writer) ([]snapshot.Snapshot, error) {
 	bin, err := helperPath()
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", loc, err)
 	}
-	cmd := child.Command(helperName, append([]string{bin}, append(opts.Args(), "--", loc.String())...)...)
+	args := append([]string{bin}, opts.Args()...)
+	if all {
+		args = append(args, "--all")
+	}
+	cmd := child.Command(helperName, append(args, "--", loc.String())...)
 	failure := hint.Collector{Pass: func(l string) { io.WriteString(stderr, l+"\n") }}
 	cmd.StderrLine = func(l string) {
 		if !failure.Take(l) {

@@ -43,7 +43,8 @@ type Object struct {
 	// multipart upload (its ETag has a part count): its metadata may lack
 	// the digest (see Stored).
 	Multipart bool
-	// Meta is only filled by Stat and Open, not by List.
+	// Meta is only filled by Stat and Open, not by List; but for a file
+	// store List sets Meta.Piece of a piece (see Stored).
 	Meta Meta
 	// RetainUntil is when the object's S3 Object Lock retention ends
 	// (zero: none). Only Stat and Open fill it.
@@ -75,6 +76,16 @@ type Meta struct {
 	// PartScheme names how a multipart upload cut the stream into parts,
 	// so a resumed upload cuts it the same way.
 	PartScheme string
+	// Piece is set on each object of a stream stored as several (see
+	// pieces.go): its 1-based number. Only the last piece holds the
+	// stream's digest (StreamSize, StreamSHA256), Pieces (their count)
+	// and SetSize (their sizes' sum).
+	Piece   int
+	Pieces  int
+	SetSize int64
+	// PieceCRC32C is the CRC32C of a piece's bytes (8 hex digits): a
+	// resumed upload keeps a stored piece only when its own bytes match.
+	PieceCRC32C string
 }
 
 // Complete reports whether m holds a digest to verify against.
@@ -91,6 +102,10 @@ const (
 	metaKeyEncSize    = "bs-encoded-size"
 	metaKeyEncoding   = "bs-encoding"
 	metaKeyPartScheme = "bs-part-scheme"
+	metaKeyPiece      = "bs-piece"
+	metaKeyPieces     = "bs-pieces"
+	metaKeySetSize    = "bs-set-size"
+	metaKeyPieceCRC   = "bs-piece-crc32c"
 )
 
 // Map is m as the name/value pairs a store keeps beside the object.
@@ -103,6 +118,14 @@ func (m Meta) Map() map[string]string {
 	}
 	if m.PartScheme != "" {
 		out[metaKeyPartScheme] = m.PartScheme
+	}
+	if m.Piece > 0 {
+		out[metaKeyPiece] = strconv.Itoa(m.Piece)
+		out[metaKeyPieceCRC] = m.PieceCRC32C
+	}
+	if m.Pieces > 0 {
+		out[metaKeyPieces] = strconv.Itoa(m.Pieces)
+		out[metaKeySetSize] = strconv.FormatInt(m.SetSize, 10)
 	}
 	return out
 }
@@ -129,6 +152,18 @@ func MetaFromMap(get func(string) (string, bool)) Meta {
 	m.StreamSize, m.EncodedSize = num(metaKeyStreamSize), num(metaKeyEncSize)
 	if len(m.StreamSHA256) != 64 || m.StreamSize < 0 || m.EncodedSize < 0 {
 		m.StreamSHA256, m.StreamSize, m.EncodedSize = "", 0, 0
+	}
+	if _, ok := get(metaKeyPiece); ok {
+		// A value out of range still marks a piece, never a whole stream.
+		m.Piece = int(max(min(num(metaKeyPiece), objkey.MaxPieces+1), 0))
+		if m.Piece == 0 {
+			m.Piece = objkey.MaxPieces + 1
+		}
+		m.PieceCRC32C, _ = get(metaKeyPieceCRC)
+	}
+	if _, ok := get(metaKeyPieces); ok {
+		m.Pieces = int(min(num(metaKeyPieces), objkey.MaxPieces+1))
+		m.SetSize = num(metaKeySetSize)
 	}
 	return m
 }
@@ -254,12 +289,13 @@ const statConcurrency = 16
 // digest (interrupted between completing the multipart upload and the
 // metadata copy). Only objects completed from a multipart upload can be
 // such (a single PUT carries its metadata), so only those are read with
-// a HEAD request; objects of other formats never carry metadata and are
+// a HEAD request, and the pieces a file store's List marks (the first
+// piece of a stream stored as several objects has no digest); objects of other formats never carry metadata and are
 // kept.
 func Stored(ctx context.Context, st Store, objs []Object) ([]Object, error) {
 	var check []int
 	for i, o := range objs {
-		if !o.Multipart {
+		if !o.Multipart && o.Meta.Piece == 0 {
 			continue
 		}
 		if k, err := objkey.ParseKey(o.Key); err == nil && k.Format == objkey.FormatBS1 {
@@ -425,10 +461,15 @@ func ListStreams(ctx context.Context, st Store, loc location.Location) ([]snapsh
 	if err != nil {
 		return nil, err
 	}
+	objs, sets, err := listSets(ctx, st, objs)
+	if err != nil {
+		return nil, err
+	}
 	// An object completed without its digest is not a stored stream.
 	if objs, err = Stored(ctx, st, objs); err != nil {
 		return nil, err
 	}
+	objs = append(objs, sets...)
 	var out []snapshot.Snapshot
 	dir := false // loc names a directory of objects rather than a snapshot
 	for _, o := range objs {

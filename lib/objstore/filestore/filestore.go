@@ -121,7 +121,14 @@ func (s *fileStore) List(ctx context.Context) ([]objstore.Object, error) {
 		if err != nil {
 			return nil // removed meanwhile
 		}
-		out = append(out, objstore.Object{Key: rel, Size: fi.Size(), Modified: fi.ModTime()})
+		o := objstore.Object{Key: rel, Size: fi.Size(), Modified: fi.ModTime()}
+		// A piece of a stream stored as several objects may lack the
+		// digest its set needs (objstore.Stored): marked for a Stat.
+		var buf [8]byte
+		if _, err := unix.Lgetxattr(s.path(rel), "user.bs.piece", buf[:]); err == nil {
+			o.Meta.Piece = 1
+		}
+		out = append(out, o)
 		return nil
 	})
 	return out, err

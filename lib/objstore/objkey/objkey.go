@@ -47,6 +47,35 @@ type Key struct {
 	// SourceUUID is btrfs2s3's "prnt": the live subvolume the snapshot was
 	// taken of. Zero for other formats.
 	SourceUUID uuid.UUID
+	// Piece is, for a stream stored as a set of objects (it was larger
+	// than the store's maximum object size), which one this key names:
+	// 0 for the first (the stream's own key), 2 to MaxPieces for the
+	// others (FormatBS1 only).
+	Piece int
+}
+
+// MaxPieces bounds the objects one stream is stored as: at S3's 5 TiB
+// per object, 50 PiB; a listing claiming more is not believed.
+const MaxPieces = 10000
+
+// piecePrefix starts the key suffix of a stream's second and later
+// pieces: "<key>.p<N>".
+const piecePrefix = "p"
+
+// PieceKey is the key of the stream's piece n (1-based; 1 is the
+// stream's own key).
+func (k Key) PieceKey(n int) string {
+	k.Piece = n
+	if n == 1 {
+		k.Piece = 0
+	}
+	return k.String()
+}
+
+// Head is k as the key of its stream's first piece.
+func (k Key) Head() Key {
+	k.Piece = 0
+	return k
 }
 
 // Encoding is the stages joined with "." ("" for a raw stream).
@@ -80,13 +109,18 @@ func (k Key) String() string {
 		b.WriteByte('.')
 		b.WriteString(keyExt(s))
 	}
+	if k.Piece > 1 {
+		b.WriteString("." + piecePrefix)
+		b.WriteString(strconv.Itoa(k.Piece))
+	}
 	return b.String()
 }
 
 // NameReserve is the room a key keeps after its snapshot path for the
 // object's name: "/<uuid>.<uuid>.ct<20 digits>.bs1" (101 bytes) and
-// stages (".zst", ".age" and two filters of 32 bytes).
-const NameReserve = 101 + 4 + 4 + 2*(3+32)
+// stages (".zst", ".age" and two filters of 32 bytes) and a piece
+// suffix (".p10000").
+const NameReserve = 101 + 4 + 4 + 2*(3+32) + 7
 
 // Storable reports whether a snapshot path can be stored as keys below a
 // prefix of prefixLen bytes (the S3 prefix with its slash, 0 for a file
@@ -201,7 +235,16 @@ func parseBS1(key, dir, name string) (Key, error) {
 		return bad(err.Error())
 	}
 	seen := map[string]bool{}
-	for _, ext := range f[4:] {
+	exts := f[4:]
+	if n := len(exts); n > 0 && strings.HasPrefix(exts[n-1], piecePrefix) {
+		p, err := parseDecimal(exts[n-1][len(piecePrefix):], exts[n-1], "piece")
+		if err != nil || p < 2 || p > MaxPieces {
+			return bad(fmt.Sprintf("invalid piece %q (want p2 to p%d)", exts[n-1], MaxPieces))
+		}
+		k.Piece = int(p)
+		exts = exts[:n-1]
+	}
+	for _, ext := range exts {
 		var s string
 		switch {
 		case ext == "zst":

@@ -152,6 +152,10 @@ func FuzzParseKey(f *testing.F) {
 	f.Add("home/" + u1 + "_None")
 	f.Add("home.ctim2024-01-01T00:00:00+00:00.ctid12.uuid" + u1 + ".sndp" + z + ".prnt" + u3 + ".mdvn1.seqn0")
 	f.Add("%")
+	f.Add("home/" + u1 + ".full.ct42.bs1.zst.age.p2")
+	f.Add("home/" + u1 + ".full.ct42.bs1.p10000")
+	f.Add("home/" + u1 + ".full.ct42.bs1.p02")
+	f.Add("home/" + u1 + ".full.ct42.bs1.p2.zst")
 	f.Fuzz(func(t *testing.T, key string) {
 		k, err := ParseKey(key)
 		if err != nil {
@@ -166,7 +170,38 @@ func FuzzParseKey(f *testing.F) {
 		if k.Format == FormatBS1 && k.String() != key {
 			t.Fatalf("%q parsed, prints as %q", key, k.String())
 		}
+		if k.Piece != 0 && (k.Format != FormatBS1 || k.Piece < 2 || k.Piece > MaxPieces) {
+			t.Fatalf("%q parsed with piece %d", key, k.Piece)
+		}
+		if k.Piece != 0 && k.Head().PieceKey(k.Piece) != key {
+			t.Fatalf("%q: piece %d of its head is %q", key, k.Piece, k.Head().PieceKey(k.Piece))
+		}
 	})
+}
+
+// TestPieceKey: the suffix of a stream's later pieces, and the spellings
+// that are refused (a piece is named one way only).
+func TestPieceKey(t *testing.T) {
+	head := "home/" + u1 + ".full.ct42.bs1.zst.age"
+	k, err := ParseKey(head)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if k.PieceKey(1) != head || k.PieceKey(3) != head+".p3" {
+		t.Fatalf("piece keys %q %q", k.PieceKey(1), k.PieceKey(3))
+	}
+	p, err := ParseKey(head + ".p3")
+	if err != nil || p.Piece != 3 || p.Head().String() != head {
+		t.Fatalf("parse piece: %+v %v", p, err)
+	}
+	for _, bad := range []string{".p0", ".p1", ".p02", ".p10001", ".p", ".p-2", ".p2.p3", ".px"} {
+		if _, err := ParseKey(head + bad); err == nil {
+			t.Errorf("%q accepted", head+bad)
+		}
+	}
+	if _, err := ParseKey("home/" + u1 + ".full.ct42.bs1.p2.zst"); err == nil {
+		t.Error("piece suffix before a stage accepted")
+	}
 }
 
 // TestStorable: lengths are counted as the key spells the path, escaped.
