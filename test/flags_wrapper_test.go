@@ -23,6 +23,9 @@ var notForWrapper = map[string]string{
 	// parents, clone sources and resume points.
 	"parent": "bssend", "clone": "bssend", "proto": "bssend", "compressed-data": "bssend",
 	"no-data": "bssend", "resume": "bssend",
+	// bssend: its read-ahead is always on in a sync; turning it off is
+	// for measuring a send alone.
+	"no-prefetch": "bssend",
 	// bsrecv: restoring one snapshot into a plain directory or an
 	// archive, not synchronising sets of snapshots.
 	"in-place": "bsrecv", "tar": "bsrecv", "tmpdir": "bsrecv", "include": "bsrecv", "exclude": "bsrecv",
