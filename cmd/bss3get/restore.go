@@ -10,6 +10,7 @@ import (
 	"github.com/buttersink/buttersink/lib/cli"
 	"github.com/buttersink/buttersink/lib/hint"
 	"github.com/buttersink/buttersink/lib/objstore"
+	"github.com/buttersink/buttersink/lib/objstore/objkey"
 )
 
 // restoreHint names the flags that turn an archived object into a
@@ -37,6 +38,25 @@ func (g *getter) checkArchived(ctx context.Context, srcs []source) error {
 		o.Key = src.store.Location().DirString() + src.key // for messages
 		objs = append(objs, o)
 		at = append(at, src)
+		if !o.Meta.StoredPiece() {
+			continue
+		}
+		// Every piece of a set may sit in an archive class, not only
+		// the first. A set that is not whole is reported by fetch.
+		set, err := objstore.ResolveSet(ctx, src.store, src.key, o)
+		if err != nil {
+			continue
+		}
+		k, err := objkey.ParseKey(src.key)
+		if err != nil {
+			continue
+		}
+		for i, p := range set.Pieces[1:] {
+			pk := k.PieceKey(i + 2)
+			p.Key = src.store.Location().DirString() + pk
+			objs = append(objs, p)
+			at = append(at, source{store: src.store, key: pk})
+		}
 	}
 	d := decideRestore(objs, g.opts.RestoreTier, g.opts.RestoreDays, time.Now())
 	if d.err == nil {

@@ -1,7 +1,11 @@
 package bss3get
 
 import (
+	"context"
 	"errors"
+	"fmt"
+	"hash/crc32"
+	"log/slog"
 	"reflect"
 	"strings"
 	"testing"
@@ -9,7 +13,9 @@ import (
 
 	"github.com/buttersink/buttersink/lib/cli"
 	"github.com/buttersink/buttersink/lib/hint"
+	"github.com/buttersink/buttersink/lib/location"
 	"github.com/buttersink/buttersink/lib/objstore"
+	"github.com/buttersink/buttersink/lib/objstore/filestore"
 )
 
 // TestDecideRestore: what bss3get does, before writing anything, for
@@ -72,5 +78,62 @@ func TestDecideRestore(t *testing.T) {
 		if !strings.Contains(hint.Of(d.err), tc.hinted) {
 			t.Errorf("%s: hint %q", tc.name, hint.Of(d.err))
 		}
+	}
+}
+
+// archivedStore is a file store whose every object reads as sitting in
+// GLACIER (no S3 server archives objects in a test), recording the
+// restores asked of it.
+type archivedStore struct {
+	objstore.Store
+	requested []string
+}
+
+func (s *archivedStore) Stat(ctx context.Context, key string) (objstore.Object, error) {
+	o, err := s.Store.Stat(ctx, key)
+	o.StorageClass = "GLACIER"
+	return o, err
+}
+
+func (s *archivedStore) Restore(_ context.Context, key, _ string, _ int) error {
+	s.requested = append(s.requested, key)
+	return nil
+}
+
+// TestCheckArchivedPieces: a stream stored as several objects has the
+// restore of every piece requested, not only of the first.
+func TestCheckArchivedPieces(t *testing.T) {
+	ctx := context.Background()
+	loc, _ := location.Parse("file://" + t.TempDir() + "/s/")
+	fs, err := filestore.Open(ctx, loc, objstore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const head = "h/5a5a5a5a-5a5a-5a5a-5a5a-5a5a5a5a5a5a.full.ct7.bs1"
+	want := []string{head, head + ".p2", head + ".p3"}
+	for i, key := range want {
+		b := []byte{byte(i), byte(i)}
+		m := objstore.Meta{Piece: i + 1, PieceCRC32C: fmt.Sprintf("%08x", crc32.Checksum(b, crc32.MakeTable(crc32.Castagnoli)))}
+		if i == len(want)-1 {
+			m.StreamSHA256, m.StreamSize, m.Pieces, m.SetSize = strings.Repeat("a", 64), 6, len(want), int64(2*len(want))
+		}
+		p, err := fs.Create(ctx, key, objstore.Meta{}, objstore.PutOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.Write(b)
+		if _, err := p.Close(m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st := &archivedStore{Store: fs}
+	g := &getter{env: &cli.Env{Name: "bss3get", Log: slog.New(slog.DiscardHandler)}, opts: GetOptions{RestoreTier: "Bulk", RestoreDays: 1}}
+	err = g.checkArchived(ctx, []source{{store: st, key: head}})
+	var ee *cli.ExitError
+	if !errors.As(err, &ee) || ee.Code != cli.ExitTempFail {
+		t.Fatalf("checkArchived: %v, want exit %d", err, cli.ExitTempFail)
+	}
+	if !reflect.DeepEqual(st.requested, want) {
+		t.Errorf("restores requested of %q, want %q", st.requested, want)
 	}
 }
