@@ -233,6 +233,7 @@ func TestButtersinkInapplicableOptions(t *testing.T) {
 		{[]string{"--storage-class", "GLACIER", "/s/", "file:///st/"}, "--storage-class"},
 		{[]string{"--sse", "AES256", "/s/", "/d/"}, "--sse"},
 		{[]string{"-j", "8", "/s/", "ssh://h/d/"}, "-j"},
+		{[]string{"-j8", "/s/", "ssh://h/d/"}, "-j"},
 		{[]string{"--chunk-size", "8MiB", "/s/", "s3://b/p/"}, "--chunk-size"},
 		{[]string{"--now", "2024-01-01T00:00:00Z", "/s/", "/d/"}, "--now"},
 		{[]string{"-n", "--metrics-file", "m.prom", "/s/", "/d/"}, "--metrics-file"},
@@ -256,6 +257,7 @@ func TestButtersinkInapplicableOptions(t *testing.T) {
 		{[]string{"--profile", "p", "s3://b/p/"}, ""},
 		{[]string{"--storage-class", "GLACIER", "--sse=AES256", "-j", "8", "--path-style", "-vv", "/s/", "s3://b/p/"}, ""},
 		{[]string{"--chunk-size=8MiB", "--concurrency=2", "-i", "k", "file:///st/", "/d/"}, ""},
+		{[]string{"-j8", "file:///st/", "/d/"}, ""},
 		{[]string{"--allow-empty-source", "-d", "--schedule", "1y", "--now", "2024-01-01T00:00:00Z", "/s/", "/d/"}, ""},
 		{[]string{"--metrics-file", "m.prom", "--summary-json", "--on-success", "true", "--on-failure", "false", "/s/", "/d/"}, ""},
 	} {

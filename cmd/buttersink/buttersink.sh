@@ -158,6 +158,7 @@ while [ $# -gt 0 ]; do
 	--restore-tier | --restore-days)
 		need_arg "$@"; first plan_opt "$1"; first archive_opt "$1"; add get_opts "$1=$2"; shift ;;
 	-j | --concurrency) need_arg "$@"; first plan_opt "$1"; first store_opt "$1"; add conc_opts "--concurrency=$2"; shift ;;
+	-j[0-9]*) first plan_opt -j; first store_opt -j; add conc_opts "--concurrency=${1#-j}" ;;
 	--chunk-size) need_arg "$@"; first plan_opt "$1"; first get_opt "$1"; add get_opts "$1=$2"; shift ;;
 	--zstd | --zstd=*) first plan_opt "${1%%=*}"; first put_opt "${1%%=*}"; add put_opts "$1" ;;
 	-r | --age-recipient | -R | --age-recipients-file | --filter)
