@@ -50,6 +50,21 @@ func (v *Verifier) Write(p []byte) (int, error) {
 	return n, nil
 }
 
+// fill gathers the n bytes of a header from p into v.hdr, which may take
+// more than one Write, and once they are all there runs parse on them.
+// It returns the rest of p.
+func (v *Verifier) fill(p []byte, n int, parse func() error) []byte {
+	k := copy(v.hdr[v.nhdr:n], p)
+	v.nhdr += k
+	v.off += int64(k)
+	if v.nhdr < n {
+		return nil
+	}
+	v.nhdr = 0
+	v.err = parse()
+	return p[k:]
+}
+
 // take consumes what it can of p and returns the rest.
 func (v *Verifier) take(p []byte) []byte {
 	switch v.state {
@@ -57,26 +72,10 @@ func (v *Verifier) take(p []byte) []byte {
 		v.err = &Error{Offset: v.off, Reason: "data after the stream's END command"}
 		return nil
 	case stateHeader:
-		k := copy(v.hdr[v.nhdr:HeaderLen], p)
-		v.nhdr += k
-		v.off += int64(k)
-		if v.nhdr < HeaderLen {
-			return nil
-		}
-		v.nhdr = 0
-		v.err = v.header()
-		return p[k:]
+		return v.fill(p, HeaderLen, v.header)
 	}
 	if v.left < 0 {
-		k := copy(v.hdr[v.nhdr:CmdHeaderLen], p)
-		v.nhdr += k
-		v.off += int64(k)
-		if v.nhdr < CmdHeaderLen {
-			return nil
-		}
-		v.nhdr = 0
-		v.err = v.command()
-		return p[k:]
+		return v.fill(p, CmdHeaderLen, v.command)
 	}
 	k := min(v.left, len(p))
 	v.crc = crc32c(v.crc, p[:k])
