@@ -98,14 +98,7 @@ func receivePlain(ctx context.Context, env *cli.Env, opts Options, loc location.
 	} else {
 		n, skipped, total, err = receiveStreams(ctx, r, rv.receive)
 	}
-	count(opts.Stats, n-skipped, total)
-	if err != nil {
-		return err
-	}
-	if env.Verbose > 0 {
-		env.Log.Info(fmt.Sprintf("received %s (%d skipped)", progress.Summary(n, "snapshot", total, time.Since(start)), skipped))
-	}
-	return nil
+	return finish(env, opts.Stats, n, skipped, total, start, err)
 }
 
 // receive receives one stream; skipped reports that it was already there.

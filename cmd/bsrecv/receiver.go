@@ -65,14 +65,23 @@ type Options struct {
 	Stats *metrics.Stats
 }
 
-// count adds n snapshots received from streams of total bytes to st. A
-// received stream is stored whole: its bytes count as sent and stored.
-func count(st *metrics.Stats, n int, total int64) {
+// finish ends a receive of n streams (skipped of them already there) of
+// total bytes that began at start and ended with err: it counts them in
+// st, where a received stream is stored whole (its bytes count as sent
+// and stored), and with -v says so.
+func finish(env *cli.Env, st *metrics.Stats, n, skipped int, total int64, start time.Time, err error) error {
 	if st != nil {
-		st.SnapshotsSent += int64(n)
+		st.SnapshotsSent += int64(n - skipped)
 		st.BytesSent += total
 		st.BytesStored += total
 	}
+	if err != nil {
+		return err
+	}
+	if env.Verbose > 0 {
+		env.Log.Info(fmt.Sprintf("received %s (%d skipped)", progress.Summary(n, "snapshot", total, time.Since(start)), skipped))
+	}
+	return nil
 }
 
 // Run receives the streams on env.Stdin into opts.Dest.
@@ -165,14 +174,7 @@ func receiveLocal(ctx context.Context, env *cli.Env, opts Options, dest string) 
 	r := sendstream.NewReader(in)
 	r.OnCommand(rv.check)
 	n, skipped, total, err := receiveStreams(ctx, r, rv.receive)
-	count(opts.Stats, n-skipped, total)
-	if err != nil {
-		return err
-	}
-	if env.Verbose > 0 {
-		env.Log.Info(fmt.Sprintf("received %s (%d skipped)", progress.Summary(n, "snapshot", total, time.Since(start)), skipped))
-	}
-	return nil
+	return finish(env, opts.Stats, n, skipped, total, start, err)
 }
 
 // receiveStreams hands each stream of r to receive in turn until the
