@@ -3,6 +3,7 @@ package test
 import (
 	"bytes"
 	"encoding/binary"
+	"encoding/hex"
 	"fmt"
 	"hash/crc32"
 	"io"
@@ -260,19 +261,23 @@ func TestResumeCases(t *testing.T) {
 	}
 	s1 := sizeOf(src + "/s1.stream")
 
-	t.Run("torn record", func(t *testing.T) {
+	t.Run("torn progress", func(t *testing.T) {
 		srCut(t, src+"/snaps", dst, "s1", `head -c 70000000 "$SRC/../s1.stream" | bsrecv "$DST/"`, "truncated", env...)
 		newer := srPartial(t, dst, "s1")
 		p := filepath.Join(dst, resume.MarkerName("s1"))
 		b, err := os.ReadFile(p)
-		if err != nil {
-			t.Fatal(err)
+		if err != nil || len(b) < resume.ProgressOff+resume.ProgressLen {
+			t.Fatalf("marker of %d bytes: %v", len(b), err)
 		}
-		_, seq, ok := resume.Decode(b)
-		if !ok || seq < 2 {
-			t.Fatalf("marker holds record %d (%v)", seq, ok)
+		// Tear the progress slot written last (as a kill mid-store
+		// would): the other one, a command earlier, is the point, and
+		// the command after it, already applied, is applied again.
+		slot := func(i int) []byte { return b[resume.ProgressOff+i*512 : resume.ProgressOff+(i+1)*512] }
+		last := 0
+		if binary.LittleEndian.Uint64(slot(1)[16:]) > binary.LittleEndian.Uint64(slot(0)[16:]) {
+			last = 1
 		}
-		b[resume.OwnerLen+int(seq%2)*resume.SlotLen+40] ^= 1
+		slot(last)[70] ^= 1
 		if err := os.WriteFile(p, b, 0o600); err != nil {
 			t.Fatal(err)
 		}
@@ -296,9 +301,8 @@ func TestResumeCases(t *testing.T) {
 		resumeAll(t, "s2", sizeOf(src+"/s2.stream"))
 	})
 	t.Run("forged progress", func(t *testing.T) {
-		// A progress page claiming another point than the stream's:
-		// the resumed stream is refused when it gets there, and the
-		// partial, whose content is unknown, goes.
+		// A progress page claiming another point than the one the
+		// partial holds.
 		harness.MustSh(t, `btrfs -q subvolume delete "$DST/s2" "$DST/s1"; btrfs -q subvolume sync "$DST"
 			head -c 70000000 "$SRC/../s1.stream" | bsrecv "$DST/" 2>/dev/null || true`, env...)
 		p := filepath.Join(dst, resume.MarkerName("s1"))
@@ -306,16 +310,44 @@ func TestResumeCases(t *testing.T) {
 		if err != nil || len(b) < 4096+1024 {
 			t.Fatalf("marker of %d bytes: %v", len(b), err)
 		}
-		for i := 0; i < 2; i++ {
-			slot := b[4096+i*512 : 4096+(i+1)*512]
-			off := binary.LittleEndian.Uint64(slot[56:])
-			binary.LittleEndian.PutUint64(slot[56:], off-1000)
-			binary.LittleEndian.PutUint32(slot[508:], crc32.Checksum(slot[:508], crc32.MakeTable(crc32.Castagnoli)))
+		forge := func(b []byte) {
+			for i := 0; i < 2; i++ {
+				slot := b[4096+i*512 : 4096+(i+1)*512]
+				off := binary.LittleEndian.Uint64(slot[56:])
+				binary.LittleEndian.PutUint64(slot[56:], off-1000)
+				binary.LittleEndian.PutUint32(slot[508:], crc32.Checksum(slot[:508], crc32.MakeTable(crc32.Castagnoli)))
+			}
 		}
+		forge(b)
 		if err := os.WriteFile(p, b, 0o600); err != nil {
 			t.Fatal(err)
 		}
-		r := harness.Sh(t, `bsplan "$SRC/" "$DST/" | bssend | bsrecv "$DST/"`, env...)
+		// The plan's point is the forged one, which the kernel's stream
+		// does not have: bssend warns and sends it whole, and the
+		// partial, whose content is unknown, is received anew.
+		r := harness.Sh(t, `bsplan "$SRC/" "$DST/" | bssend | bsrecv "$DST/" >/dev/null`, env...)
+		if r.Code != 0 || !strings.Contains(r.Stderr, "sending it whole") {
+			t.Fatalf("exit %d, stderr %q", r.Code, r.Stderr)
+		}
+		srComplete(t, dst+"/s1", src+"/snaps/s1")
+		srSameTree(t, src+"/snaps/s1", dst+"/s1")
+		// A stream resumed from the record's start is read up to the
+		// forged point without being applied, and refused there.
+		harness.MustSh(t, `btrfs -q subvolume delete "$DST"/s*; btrfs -q subvolume sync "$DST"
+			head -c 70000000 "$SRC/../s1.stream" | bsrecv "$DST/" 2>/dev/null || true`, env...)
+		if b, err = os.ReadFile(p); err != nil {
+			t.Fatal(err)
+		}
+		forge(b)
+		if err := os.WriteFile(p, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		s1b, err := os.ReadFile(src + "/s1.stream")
+		if err != nil {
+			t.Fatal(err)
+		}
+		start := resume.Start(binary.LittleEndian.Uint32(s1b[13:17])).Point()
+		r = harness.Sh(t, `bssend --resume "0:$D" "$SRC/s1" | bsrecv "$DST/"`, append(env, "D="+hex.EncodeToString(start.Digest[:]))...)
 		if r.Code != 1 || !strings.Contains(r.Stderr, "the stream differs from what the partial receive applied") {
 			t.Fatalf("exit %d, stderr %q", r.Code, r.Stderr)
 		}

@@ -172,6 +172,17 @@ func rsMarker(t *testing.T, dir, name string, rec resume.Record) {
 	if err := w.Write(rec); err != nil {
 		t.Fatal(err)
 	}
+	// The exact point, in this boot: the record's own.
+	page, err := resume.MapProgress(f, rec.Subvol)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer page.Close()
+	d, err := rec.Digester()
+	if err != nil {
+		t.Fatal(err)
+	}
+	page.Set(d)
 }
 
 // bsls --all shows a partial receive's resume point from its marker, for
@@ -182,7 +193,8 @@ func TestPartialResumePoint(t *testing.T) {
 	dst := harness.Btrfs(t, 300)
 	env := []string{"SRC=" + src, "DST=" + dst}
 	harness.MustSh(t, `cd "$SRC" && bssend --proto 2 s1 > full && bssend --proto 2 -p s1 s2 > incr
-		btrfs -q subvolume create "$DST/s1" && btrfs -q subvolume create "$DST/other" && btrfs -q subvolume create "$DST/plain"`, env...)
+		btrfs -q subvolume create "$DST/s1" && btrfs -q subvolume create "$DST/other" && btrfs -q subvolume create "$DST/plain"
+		btrfs -q subvolume create "$DST/stale"`, env...)
 	full, _ := os.ReadFile(src + "/full")
 	pts, _ := rsPoints(t, full)
 	p := pts[len(pts)/2]
@@ -202,6 +214,13 @@ func TestPartialResumePoint(t *testing.T) {
 	forged := rec
 	forged.Subvol = s1.UUID
 	rsMarker(t, dst, "other", forged)
+	// A record whose progress page is of another boot: a partial receive
+	// (a leftover), with no point to resume from.
+	stale := rec
+	stale.Subvol = srInfo(t, dst+"/stale").UUID
+	rsMarker(t, dst, "stale", stale)
+	harness.MustSh(t, `printf 'x' | dd of="$DST/.stale.bsrecv" bs=1 seek=4120 conv=notrunc status=none
+		printf 'x' | dd of="$DST/.stale.bsrecv" bs=1 seek=4632 conv=notrunc status=none`, env...)
 
 	r := harness.MustSh(t, `bsls --all --json "$DST/"`, env...)
 	recs := map[string]snapshot.Snapshot{}
@@ -215,6 +234,9 @@ func TestPartialResumePoint(t *testing.T) {
 	}
 	if o := recs["other"]; o.Resume != nil || o.Partial || recs["plain"].Partial {
 		t.Errorf("other: %+v", o)
+	}
+	if o := recs["stale"]; o.Resume != nil || !o.Partial {
+		t.Errorf("stale: partial %v resume %+v", o.Partial, o.Resume)
 	}
 	if r := harness.MustSh(t, `bsls --all --table "$DST/"`, env...); !strings.Contains(r.Stdout, "partial "+units.Bytes(p.Offset)) {
 		t.Errorf("table: %s", r.Stdout)

@@ -367,30 +367,40 @@ type keptError struct{ err error }
 func (e *keptError) Error() string { return e.err.Error() }
 func (e *keptError) Unwrap() error { return e.err }
 
-// resumeFrom is where a resumed receive goes on: rec, the durable record
-// the stream resumes from, and at, the point the partial holds exactly.
+// resumeFrom is where a resumed receive goes on: rec, the record of the
+// point the stream resumes from, and at, the point the partial holds
+// exactly.
 type resumeFrom struct {
 	rec resume.Record
-	at  progressPoint
+	at  resume.Progress
 }
 
 // resumable checks that the resumed stream s goes on with the partial
-// receive at target: the marker's record is the partial's own (own) and
-// names the stream's very point, and the progress page says exactly what
-// is applied, in this boot.
+// receive at target: the marker's record is the partial's own (own), the
+// progress page says exactly what is applied, in this boot, and the
+// stream resumes from that exact point (what bsls reports) or from the
+// record's (the start), whose commands up to the exact point are read
+// without being applied.
 func (rv *receiver) resumable(s *sendstream.Stream, m *marker, rec resume.Record, own bool, target string) (*resumeFrom, error) {
-	if !own || !rec.Resumes(s.Subvol, *s.Resume) {
+	if !own {
 		return nil, fmt.Errorf("%s: %w: the partial receive there is not of this stream at offset %d", target, errNoResume, s.Resume.Offset)
 	}
-	p, ok := readProgress(m.f)
-	boot, err := bootID()
+	p, ok := resume.ReadProgress(m.f)
+	boot, err := resume.BootID()
 	if err != nil {
 		return nil, err
 	}
-	if !ok || p.boot != boot || p.subvol != rec.Subvol || p.offset < rec.Point.Offset {
+	exact, ok := resume.Exact(rec, p, boot)
+	if !ok {
 		return nil, fmt.Errorf("%s: %w: what the partial receive holds is unknown since the system restarted", target, errStale)
 	}
-	return &resumeFrom{rec: rec, at: p}, nil
+	switch {
+	case exact.Resumes(s.Subvol, *s.Resume):
+		return &resumeFrom{rec: exact, at: p}, nil
+	case rec.Resumes(s.Subvol, *s.Resume):
+		return &resumeFrom{rec: rec, at: p}, nil
+	}
+	return nil, fmt.Errorf("%s: %w: the partial receive there is not of this stream at offset %d", target, errNoResume, s.Resume.Offset)
 }
 
 // skip reads (and verifies) a stream whose snapshot is already there, to
@@ -630,10 +640,6 @@ func (rv *receiver) run(ctx context.Context, s *sendstream.Stream, m *marker, di
 		}
 	}
 	defer tree.Close()
-	w, err := resume.NewWriter(m.f)
-	if err != nil {
-		return err
-	}
 	if from == nil {
 		// Every partial has a record naming it: what makes it a leftover
 		// of bsrecv, and resumable from its start. After a crash its
@@ -645,31 +651,34 @@ func (rv *receiver) run(ctx context.Context, s *sendstream.Stream, m *marker, di
 			return err
 		}
 		self = info.UUID
+		w, err := resume.NewWriter(m.f)
+		if err != nil {
+			return err
+		}
 		if err := w.Put(resume.NewRecord(self, h, d, time.Now())); err != nil {
 			return fmt.Errorf("receive marker %s: %w", m.path, err)
 		}
 	}
-	prog, err := mapProgress(m.f, self)
+	prog, err := resume.MapProgress(m.f, self)
 	if err != nil {
 		return err
 	}
-	defer prog.close()
+	defer prog.Close()
 	if rv.meter != nil {
 		rv.meter.Start(rel, 0)
 	}
 	ap := &receive.Applier{Tree: tree, Self: id}
-	ck := &checkpointer{tree: tree, flush: ap.Flush, w: w, subvol: self, head: h, durable: d.Offset(), taken: d.Offset()}
 	// Resuming, the commands up to the exact point are in the subvolume
 	// already; the one after it may be too (bsrecv died before noting it).
 	skipTo, inFlight := int64(-1), false
 	var atDigest [32]byte
 	if from != nil {
-		skipTo, inFlight = from.at.offset, true
-		ad, err := resume.Restore(from.at.state, from.at.offset)
+		skipTo, inFlight = from.at.Offset, true
+		at, err := from.at.Point()
 		if err != nil {
 			return fmt.Errorf("%s: %w: %v", target, errStale, err)
 		}
-		atDigest = ad.Point().Digest
+		atDigest = at.Digest
 	}
 	var applyErr error
 	cmds := s.Commands
@@ -697,33 +706,20 @@ func (rv *receiver) run(ctx context.Context, s *sendstream.Stream, m *marker, di
 			return applyErr
 		}
 		skipTo = -1
-		if c.Type == sendstream.CmdEnd {
-			if err := ck.wait(); err != nil {
-				applyErr = err
-				return err
-			}
-		}
 		ap.Replay = inFlight
 		if err := ap.Command(c); err != nil {
 			applyErr = fmt.Errorf("%s: receive failed: %w", target, err)
 			return applyErr
 		}
 		d.Command(hdr[:])
-		if err := ck.after(d); err != nil {
-			applyErr = err
-			return err
-		}
 		// A command held back is not in the tree yet: the exact point
 		// moves only where the tree is at the commands given.
 		if !ap.Holding() {
-			prog.set(d)
+			prog.Set(d)
 			inFlight = false
 		}
 		return nil
 	})
-	if werr := ck.wait(); werr != nil && err == nil {
-		err = werr
-	}
 	var se *sendstream.Error
 	switch {
 	case ctx.Err() != nil:

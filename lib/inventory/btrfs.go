@@ -68,8 +68,9 @@ func listBtrfs(ctx context.Context, loc location.Location, opts Options) ([]snap
 			Partial:      partial[i],
 		}
 		if !s.ReadOnly {
-			r.Resume = resumePoint(loc.Dir, s)
-			r.Partial = r.Partial || r.Resume != nil
+			var marked bool
+			r.Resume, marked = resumePoint(loc.Dir, s)
+			r.Partial = r.Partial || marked
 		}
 		if q, ok := sizes[s.ID]; quotas && ok {
 			r.Referenced, r.Exclusive = &q.Referenced, &q.Exclusive
@@ -149,18 +150,22 @@ func partialSubvolumes(subs []btrfs.Subvol) []bool {
 	return out
 }
 
-// resumePoint is the resume point that the receive marker beside the
-// writable subvolume s records for s itself, if any (rule 3 of
-// partialSubvolumes). A marker that cannot be read, or whose record is
+// resumePoint is the resume point of the partial receive into the
+// writable subvolume s, if its exact point is known (resume.Load), and
+// whether the receive marker beside s holds a record for s itself (rule 3
+// of partialSubvolumes). A marker that cannot be read, or whose record is
 // for another subvolume (one deleted and received anew at the same path,
 // or a forgery), is ignored: the listing only reports.
-func resumePoint(dir string, s *btrfs.Subvol) *snapshot.Resume {
-	rec, ok, err := resume.Load(filepath.Join(dir, path.Dir(s.Path)), path.Base(s.Path))
+func resumePoint(dir string, s *btrfs.Subvol) (*snapshot.Resume, bool) {
+	rec, exact, ok, err := resume.Load(filepath.Join(dir, path.Dir(s.Path)), path.Base(s.Path))
 	if err != nil || !ok || rec.Subvol != s.UUID {
-		return nil
+		return nil, false
+	}
+	if !exact {
+		return nil, true
 	}
 	return &snapshot.Resume{Offset: rec.Point.Offset, Digest: rec.Point.Digest, UUID: rec.UUID, CTransID: rec.CTransID,
-		ParentUUID: rec.CloneUUID, ParentCTransID: rec.CloneCTransID}
+		ParentUUID: rec.CloneUUID, ParentCTransID: rec.CloneCTransID}, true
 }
 
 // partialAmongSiblings applies rule 2 of partialSubvolumes to one named

@@ -56,7 +56,7 @@ func NewDirTree(rootFD int) (*DirTree, error) {
 		return nil, fmt.Errorf("open receive directory: %w", err)
 	}
 	t := &DirTree{root: fd, wfd: -1}
-	t.dirs.init(dirCacheSize)
+	t.dirs.init(dirCacheLimit())
 	return t, nil
 }
 

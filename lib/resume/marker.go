@@ -21,36 +21,51 @@ func MarkerName(base string) string {
 	return ".bsrecv-" + hex.EncodeToString(sum[:])
 }
 
-// Load reads the resume record of the receive of subvolume base in dir,
-// if its marker holds one. Nothing is locked: a receive writing a slot
-// meanwhile leaves it invalid for this read, and the other slot is taken.
-// The marker is opened without following a symbolic link and read only
-// when it is a regular file (never a FIFO or a device someone made there).
-// ok is false when there is no marker or no valid record.
-func Load(dir, base string) (rec Record, ok bool, err error) {
+// Load reads the record of the receive of subvolume base in dir, ok
+// false when there is no marker or no valid record. exact reports whether
+// rec's point was moved to the progress page's (Exact): the point a
+// resumed stream can start from; without it none is known. Nothing is
+// locked: a receive writing a slot meanwhile leaves it invalid for this
+// read, and the other slot is taken. The marker is opened without
+// following a symbolic link and read only when it is a regular file
+// (never a FIFO or a device someone made there).
+func Load(dir, base string) (rec Record, exact, ok bool, err error) {
 	p := filepath.Join(dir, MarkerName(base))
 	fd, err := unix.Open(p, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC|unix.O_NOCTTY, 0)
 	if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ELOOP) {
-		return Record{}, false, nil
+		return Record{}, false, false, nil
 	}
 	if err != nil {
-		return Record{}, false, &os.PathError{Op: "open", Path: p, Err: err}
+		return Record{}, false, false, &os.PathError{Op: "open", Path: p, Err: err}
 	}
 	f := os.NewFile(uintptr(fd), p)
 	defer f.Close()
 	var st unix.Stat_t
 	if err := unix.Fstat(fd, &st); err != nil {
-		return Record{}, false, &os.PathError{Op: "stat", Path: p, Err: err}
+		return Record{}, false, false, &os.PathError{Op: "stat", Path: p, Err: err}
 	}
 	if st.Mode&unix.S_IFMT != unix.S_IFREG {
-		return Record{}, false, nil
+		return Record{}, false, false, nil
 	}
 	b, err := io.ReadAll(io.NewSectionReader(f, 0, Size))
 	if err != nil {
-		return Record{}, false, err
+		return Record{}, false, false, err
 	}
-	rec, _, ok = Decode(b)
-	return rec, ok, nil
+	if rec, _, ok = Decode(b); !ok {
+		return Record{}, false, false, nil
+	}
+	prog, found := ReadProgress(f)
+	if !found {
+		return rec, false, true, nil
+	}
+	boot, err := BootID()
+	if err != nil {
+		return Record{}, false, false, err
+	}
+	if at, exact := Exact(rec, prog, boot); exact {
+		return at, true, true, nil
+	}
+	return rec, false, true, nil
 }
 
 // Stamp writes the owner line for pid into the marker f, in place: the

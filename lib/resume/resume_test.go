@@ -188,18 +188,41 @@ func TestWriterAndLoad(t *testing.T) {
 	}
 	defer f.Close()
 	Stamp(f, 99)
-	if _, ok, err := Load(dir, "snap"); ok || err != nil {
+	if _, _, ok, err := Load(dir, "snap"); ok || err != nil {
 		t.Fatalf("record in a fresh marker: %v %v", ok, err)
 	}
 	w, _ := NewWriter(f)
 	for _, off := range []int64{100, 1000, 500} {
-		if err := w.Write(testRecord(t, off)); err != nil {
+		rec := testRecord(t, off)
+		if err := w.Write(rec); err != nil {
 			t.Fatal(err)
 		}
-		got, ok, err := Load(dir, "snap")
-		if !ok || err != nil || got.Point != testRecord(t, off).Point {
-			t.Fatalf("after writing %d: %v %v %+v", off, ok, err, got.Point)
+		// A record without a progress page of this boot has no point.
+		if got, exact, ok, err := Load(dir, "snap"); !ok || exact || err != nil || got.Point != rec.Point {
+			t.Fatalf("after writing %d, no page: %v %v %v", off, exact, ok, err)
 		}
+		page, err := MapProgress(f, rec.Subvol)
+		if err != nil {
+			t.Fatal(err)
+		}
+		d, err := rec.Digester()
+		if err != nil {
+			t.Fatal(err)
+		}
+		page.Set(d)
+		got, exact, ok, err := Load(dir, "snap")
+		if !ok || !exact || err != nil || got.Point != rec.Point {
+			t.Fatalf("after writing %d: %v %v %v %+v", off, exact, ok, err, got.Point)
+		}
+		// The page ahead of the record: its point is the one.
+		d.Command(make([]byte, sendstream.CmdHeaderLen))
+		page.Set(d)
+		page.Close()
+		got, exact, ok, err = Load(dir, "snap")
+		if !ok || !exact || err != nil || got.Point != d.Point() || got.UUID != rec.UUID {
+			t.Fatalf("page ahead of %d: %v %v %v %+v", off, exact, ok, err, got.Point)
+		}
+		f.Truncate(OwnerLen + 2*SlotLen)
 	}
 	// Stamping again keeps the record; a new writer goes on numbering.
 	Stamp(f, 100)
@@ -212,7 +235,7 @@ func TestWriterAndLoad(t *testing.T) {
 	if err := w2.Clear(); err != nil {
 		t.Fatal(err)
 	}
-	if _, ok, _ := Load(dir, "snap"); ok {
+	if _, _, ok, _ := Load(dir, "snap"); ok {
 		t.Fatal("record after Clear")
 	}
 }
@@ -225,13 +248,13 @@ func TestLoadHostile(t *testing.T) {
 	s, _ := EncodeSlot(testRecord(t, 100), 1)
 	os.WriteFile(real, append(OwnerLine(1), s...), 0o600)
 	os.Symlink(real, filepath.Join(dir, MarkerName("a")))
-	if _, ok, err := Load(dir, "a"); ok || err != nil {
+	if _, _, ok, err := Load(dir, "a"); ok || err != nil {
 		t.Errorf("symlinked marker: %v %v", ok, err)
 	}
 	if err := syscall.Mkfifo(filepath.Join(dir, MarkerName("b")), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if _, ok, err := Load(dir, "b"); ok || err != nil {
+	if _, _, ok, err := Load(dir, "b"); ok || err != nil {
 		t.Errorf("FIFO marker: %v %v", ok, err)
 	}
 	if n := MarkerName(strings.Repeat("x", 250)); len(n) > 255 || !strings.HasPrefix(n, ".bsrecv-") {
