@@ -603,3 +603,111 @@ func TestApplyReplay(t *testing.T) {
 		}
 	}
 }
+
+// writer is a Tree that records writes and truncates.
+type writer struct {
+	recorder
+}
+
+func (w *writer) Write(path string, off uint64, data []byte) error {
+	w.calls = append(w.calls, fmt.Sprintf("write %s %d %d", path, off, len(data)))
+	return nil
+}
+
+func (w *writer) Truncate(path string, size uint64) error {
+	w.calls = append(w.calls, fmt.Sprintf("truncate %s %d", path, size))
+	return nil
+}
+
+func (w *writer) Chmod(path string, mode uint32) error {
+	w.calls = append(w.calls, "chmod "+path)
+	return nil
+}
+
+// TestApplyTruncatesFirst: a WRITE ending inside a page is held back;
+// the TRUNCATE to its end that follows cuts the file at the write's
+// start first; anything else carries the write out as it is.
+func TestApplyTruncatesFirst(t *testing.T) {
+	tr := &writer{}
+	a := &Applier{Tree: tr}
+	wr := func(p string, off uint64, n int) cmd {
+		return c(sendstream.CmdWrite, aPath(p), aU64(sendstream.AttrFileOffset, off), data(strings.Repeat("x", n)))
+	}
+	trunc := func(p string, size uint64) cmd {
+		return c(sendstream.CmdTruncate, aPath(p), aU64(sendstream.AttrSize, size))
+	}
+	var total, heldLen int64
+	for i, tc := range []struct {
+		cmd   cmd
+		calls string
+		held  bool
+	}{
+		{wr("f", 0, 5000), "", true},
+		{trunc("f", 5000), "truncate f 0|write f 0 5000", false},
+		{wr("g", 0, 8192), "write g 0 8192", false}, // ends on a page: never held
+		{wr("g", 8192, 100), "", true},
+		{trunc("g", 8292), "truncate g 8192|write g 8192 100", false},
+		{wr("h", 0, 100), "", true},
+		{trunc("h", 99), "write h 0 100|truncate h 99", false}, // another size
+		{wr("i", 0, 100), "", true},
+		{trunc("j", 100), "write i 0 100|truncate j 100", false}, // another file
+		{wr("k", 0, 100), "", true},
+		{c(sendstream.CmdChmod, aPath("k"), aU64(sendstream.AttrMode, 0o644)), "write k 0 100|chmod k", false},
+		{wr("l", 0, maxHeldWrite+1), "write l 0 131073", false}, // too large to hold
+		{wr("m", 0, 10), "", true},
+		{c(sendstream.CmdEnd), "write m 0 10|end", false},
+	} {
+		b := sendstream.AppendCommand(nil, 2, tc.cmd.typ, tc.cmd.attrs...)
+		tr.calls = nil
+		if err := a.Command(&sendstream.Command{Type: tc.cmd.typ, Version: 2, Payload: b[sendstream.CmdHeaderLen:]}); err != nil {
+			t.Fatalf("%d: %v", i, err)
+		}
+		if got := strings.Join(tr.calls, "|"); got != tc.calls {
+			t.Errorf("%d: calls %s, want %s", i, got, tc.calls)
+		}
+		// A write held back is not applied, nor the tree at its point.
+		total += int64(len(b))
+		heldLen = 0
+		if tc.held {
+			heldLen = int64(len(b))
+		}
+		if a.Applied() != total-heldLen || a.Holding() != tc.held {
+			t.Errorf("%d: applied %d holding %v, want %d %v", i, a.Applied(), a.Holding(), total-heldLen, tc.held)
+		}
+	}
+}
+
+// TestApplyTruncatesFirstContent: on a real tree, cutting first leaves
+// the bytes the stream's order does, whatever the old file held.
+func TestApplyTruncatesFirstContent(t *testing.T) {
+	s := newSandbox(t)
+	old := strings.Repeat("o", 10000)
+	for _, f := range []string{"a", "b", "c"} {
+		if err := os.WriteFile(filepath.Join(s.root, f), []byte(old), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wr := func(p string, off uint64, d string) cmd {
+		return c(sendstream.CmdWrite, aPath(p), aU64(sendstream.AttrFileOffset, off), data(d))
+	}
+	trunc := func(p string, size uint64) cmd {
+		return c(sendstream.CmdTruncate, aPath(p), aU64(sendstream.AttrSize, size))
+	}
+	newer := strings.Repeat("n", 5000)
+	if _, err := apply(s.tree, stream(2,
+		wr("a", 0, newer), trunc("a", 5000),
+		wr("b", 0, strings.Repeat("n", 4096)), wr("b", 4096, "tail"), trunc("b", 4100),
+		wr("c", 6000, "mid"), trunc("c", 6003),
+	)); err != nil {
+		t.Fatal(err)
+	}
+	for f, want := range map[string]string{
+		"a": newer,
+		"b": strings.Repeat("n", 4096) + "tail",
+		"c": old[:6000] + "mid",
+	} {
+		if got := readFile(t, filepath.Join(s.root, f)); got != want {
+			t.Errorf("%s: %d bytes, want %d (%q...)", f, len(got), len(want), got[:min(len(got), 20)])
+		}
+	}
+}
