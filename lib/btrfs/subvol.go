@@ -200,15 +200,15 @@ func inoPath(fd int, tree, ino uint64) (string, error) {
 	return strings.TrimSuffix(cString(a.Name[:]), "/"), nil
 }
 
-type listEntry struct {
-	sub     Subvol
+// listMeta is what listPrivileged knows of the subvolume at the same
+// index of its list.
+type listMeta struct {
 	hasRoot bool
 	hasRef  bool
-	// resolved is 0 before fromDirTree looked at the entry, 1 when path
-	// holds its path from the listed directory's subvolume, 2 when it is
-	// not inside it.
+	// resolved is 0 before fromDirTree looked at the entry, 1 when the
+	// subvolume's Path holds its path from the listed directory's
+	// subvolume, 2 when it is not inside it.
 	resolved uint8
-	path     string
 }
 
 // joinPath joins non-empty components with "/": path.Join without its
@@ -244,23 +244,28 @@ func listPrivileged(fd int) ([]Subvol, error) {
 	}
 	// The search returns items in key order, so a subvolume's ROOT_ITEM
 	// and ROOT_BACKREF arrive together: keep them in one slice in id
-	// order, indexed by id.
+	// order, indexed by id, and what is known of each beside it.
 	// Capacity for thousands up front: the untouched part of a large
 	// allocation costs no memory, and growing would copy every entry.
-	list := make([]listEntry, 0, 4096)
-	get := func(id uint64) *listEntry {
-		if n := len(list); n > 0 && list[n-1].sub.ID == id {
-			return &list[n-1]
+	// The listing is then ordered in place: on a machine where every
+	// page first touched costs (a virtual machine's page faults), a
+	// second copy of the records is a good part of a listing's time.
+	list := make([]Subvol, 0, 4096)
+	meta := make([]listMeta, 0, 4096)
+	get := func(id uint64) int {
+		if n := len(list); n > 0 && list[n-1].ID == id {
+			return n - 1
 		}
-		list = append(list, listEntry{sub: Subvol{ID: id}})
-		return &list[len(list)-1]
+		list = append(list, Subvol{ID: id})
+		meta = append(meta, listMeta{})
+		return len(list) - 1
 	}
-	find := func(id uint64) *listEntry {
-		i := sort.Search(len(list), func(i int) bool { return list[i].sub.ID >= id })
-		if i == len(list) || list[i].sub.ID != id {
-			return nil
+	find := func(id uint64) int {
+		i := sort.Search(len(list), func(i int) bool { return list[i].ID >= id })
+		if i == len(list) || list[i].ID != id {
+			return -1
 		}
-		return &list[i]
+		return i
 	}
 	key := searchKey{
 		TreeID:      rootTreeObjectID,
@@ -274,22 +279,22 @@ func listPrivileged(fd int) ([]Subvol, error) {
 	err = treeSearch(fd, key, func(it searchItem) error {
 		switch it.Type {
 		case rootItemKey:
-			e := get(it.ObjectID)
-			if err := parseRootItem(it.Data, &e.sub); err != nil {
+			i := get(it.ObjectID)
+			if err := parseRootItem(it.Data, &list[i]); err != nil {
 				return fmt.Errorf("subvolume %d: %w", it.ObjectID, err)
 			}
-			e.hasRoot = true
+			meta[i].hasRoot = true
 		case rootBackrefKey:
-			e := get(it.ObjectID)
-			if e.hasRef {
+			i := get(it.ObjectID)
+			if meta[i].hasRef {
 				return nil // a subvolume has one link; keep the first
 			}
 			ref, err := parseRootBackref(it.Data)
 			if err != nil {
 				return fmt.Errorf("subvolume %d: %w", it.ObjectID, err)
 			}
-			e.hasRef = true
-			e.sub.ParentID, e.sub.DirID, e.sub.Name = it.Offset, ref.DirID, ref.Name
+			meta[i].hasRef = true
+			list[i].ParentID, list[i].DirID, list[i].Name = it.Offset, ref.DirID, ref.Name
 		}
 		return nil
 	})
@@ -327,45 +332,46 @@ func listPrivileged(fd int) ([]Subvol, error) {
 	// ok=false when it is not inside dirTree; memoised in the entries.
 	var fromDirTree func(id uint64, depth int) (string, bool, error)
 	fromDirTree = func(id uint64, depth int) (string, bool, error) {
-		e := find(id)
-		if e == nil {
+		i := find(id)
+		if i < 0 {
 			return "", false, nil
 		}
-		switch e.resolved {
+		e, m := &list[i], &meta[i]
+		switch m.resolved {
 		case 1:
-			return e.path, true, nil
+			return e.Path, true, nil
 		case 2:
 			return "", false, nil
 		}
-		e.resolved = 2
-		if !e.hasRef || !e.hasRoot || e.sub.Flags&rootSubvolDead != 0 || depth > 4096 {
+		m.resolved = 2
+		if !m.hasRef || !m.hasRoot || e.Flags&rootSubvolDead != 0 || depth > 4096 {
 			return "", false, nil
 		}
 		var base string
-		if e.sub.ParentID != dirTree {
-			p, ok, err := fromDirTree(e.sub.ParentID, depth+1)
+		if e.ParentID != dirTree {
+			p, ok, err := fromDirTree(e.ParentID, depth+1)
 			if err != nil || !ok {
 				return "", false, err
 			}
 			base = p
 		}
-		d, ok, err := lookup(e.sub.ParentID, e.sub.DirID)
+		d, ok, err := lookup(e.ParentID, e.DirID)
 		if err != nil || !ok {
 			return "", false, err
 		}
-		e.path, e.resolved = joinPath(base, d, e.sub.Name), 1
-		return e.path, true, nil
+		e.Path, m.resolved = joinPath(base, d, e.Name), 1
+		return e.Path, true, nil
 	}
 
-	// Order by path through small (path, index) pairs, then copy each
-	// large record once, already in order.
+	// Order by path through small (path, index) pairs, then move each
+	// record once into its place.
 	type keyed struct {
 		path string
 		i    int
 	}
 	keys := make([]keyed, 0, len(list))
 	for i := range list {
-		id := list[i].sub.ID
+		id := list[i].ID
 		if id == dirTree {
 			continue
 		}
@@ -385,12 +391,49 @@ func listPrivileged(fd int) ([]Subvol, error) {
 		keys = append(keys, keyed{p, i})
 	}
 	slices.SortFunc(keys, func(a, b keyed) int { return strings.Compare(a.path, b.path) })
-	out := make([]Subvol, len(keys))
-	for j, k := range keys {
-		out[j] = list[k.i].sub
-		out[j].Path = k.path
+	// from[j] is the index of the record that goes to j: the listed
+	// ones in order, then the others, a permutation applied by
+	// following its cycles.
+	from := make([]int, 0, len(list))
+	used := make([]bool, len(list))
+	for _, k := range keys {
+		from = append(from, k.i)
+		used[k.i] = true
 	}
-	return out, nil
+	for i := range list {
+		if !used[i] {
+			from = append(from, i)
+		}
+	}
+	// Paths are set once every path is resolved: fromDirTree reads the
+	// parents' full paths from the records.
+	for _, k := range keys {
+		list[k.i].Path = k.path
+	}
+	permute(list, from)
+	return list[:len(keys):len(keys)], nil
+}
+
+// permute moves s[from[j]] to s[j] for every j, in place; from is a
+// permutation of s's indices, and is used up.
+func permute(s []Subvol, from []int) {
+	for j := range from {
+		if from[j] == j || from[j] < 0 {
+			continue
+		}
+		tmp := s[j]
+		k := j
+		for {
+			next := from[k]
+			from[k] = -1
+			if next == j {
+				s[k] = tmp
+				break
+			}
+			s[k] = s[next]
+			k = next
+		}
+	}
 }
 
 // listUnprivileged walks down from fd: the subvolumes directly inside fd's
