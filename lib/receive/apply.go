@@ -176,16 +176,11 @@ func (a *Applier) flushWrite() error {
 // truncateHeldWrite carries out the held WRITE and the TRUNCATE to its end
 // that follows it: the file is cut at the write's start, then written.
 func (a *Applier) truncateHeldWrite() error {
-	w := &a.wr
-	w.on = false
-	if err := a.Tree.Truncate(w.path, w.off); err != nil {
+	if err := a.Tree.Truncate(a.wr.path, a.wr.off); err != nil {
+		a.wr.on = false
 		return err
 	}
-	if err := a.Tree.Write(w.path, w.off, w.data); err != nil {
-		return &heldError{fmt.Errorf("%s at byte %d: %w", sendstream.CmdName(sendstream.CmdWrite), w.offset, err)}
-	}
-	a.applied += w.len
-	return nil
+	return a.flushWrite()
 }
 
 // make carries out the held command h at path.

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"os"
+	"sync"
 
 	"golang.org/x/sys/unix"
 
@@ -63,8 +64,8 @@ func (p Progress) Point() (Point, error) {
 }
 
 // BootID is this boot's identity: a progress page of another boot is
-// void.
-func BootID() ([16]byte, error) {
+// void. Read once: a listing asks for each partial receive.
+var BootID = sync.OnceValues(func() ([16]byte, error) {
 	var id [16]byte
 	b, err := os.ReadFile("/proc/sys/kernel/random/boot_id")
 	if err != nil {
@@ -76,7 +77,7 @@ func BootID() ([16]byte, error) {
 	}
 	copy(id[:], h)
 	return id, nil
-}
+})
 
 // ReadProgress reads the latest valid progress slot of the marker f.
 func ReadProgress(f *os.File) (Progress, bool) {
